@@ -1,0 +1,342 @@
+"""config.yaml + environment → frozen, validated settings.
+
+Every section and key of SPEC §9 is here with the default that makes the embedded
+set-up work. Unknown keys are errors (a typo must not pass silently). Errors name the
+dotted key, the value given and what was expected. Relative paths are resolved against
+the folder of the config file (the current folder when running on embedded defaults).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from feedsvc.errors import ConfigError
+
+CONFIG_ENV = "FEEDSVC_CONFIG"
+STORAGE_URL_ENV = "FEEDSVC_STORAGE_URL"
+DEFAULT_CONFIG = "config.yaml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
+
+
+def _parse_duration(value: Any) -> Any:
+    """'30s', '5m', '12h', '7d', '1w' or a number of seconds → timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 5m, 12h or 7d")
+    if isinstance(value, int | float):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    raise ValueError("expected a duration such as 30s, 5m, 12h or 7d")
+
+
+Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("expected an IANA time zone name such as Asia/Seoul or UTC") from None
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AuthorSettings(_Section):
+    name: str = "feedsvc"
+    email: str | None = None
+
+
+class SiteSettings(_Section):
+    title: str = "feedsvc"
+    url: str = "http://127.0.0.1:8080/"
+    description: str = ""
+    language: str = "en"
+    timezone: str = "UTC"
+    author: AuthorSettings = AuthorSettings()
+
+    @field_validator("url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an absolute http(s) URL such as https://example.com/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return _check_timezone(value)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$", value):
+            raise ValueError("expected a language tag such as ko, en or ko-KR")
+        return value
+
+
+class ContentSettings(_Section):
+    dir: Path = Path("content")
+    extensions: tuple[str, ...] = (".md", ".markdown", ".html", ".txt")
+    encoding: str = "utf-8"
+    max_bytes: int = Field(default=5_000_000, gt=0)
+    excerpt_separator: str = "<!--more-->"
+    permalink: str = "/{year}/{month}/{day}/{slug}/"
+    # The folder that root-relative asset URLs (/assets/img/x.png) map to; used for
+    # enclosure lengths. Defaults to the site folder (where config.yaml lives).
+    assets_dir: Path = Path(".")
+
+    @field_validator("extensions")
+    @classmethod
+    def _extensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for ext in value:
+            if not re.match(r"^\.[A-Za-z0-9]+$", ext):
+                raise ValueError(f"expected extensions such as .md, got {ext!r}")
+        return tuple(e.lower() for e in value)
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError("expected a Python codec name such as utf-8 or euc-kr") from None
+        return value
+
+    @field_validator("permalink")
+    @classmethod
+    def _permalink(cls, value: str) -> str:
+        allowed = {"year", "month", "day", "slug", "category", "title", "hour", "minute"}
+        names = set(re.findall(r"{(\w+)}", value))
+        if not value.startswith("/") or not names <= allowed or "{slug}" not in value:
+            raise ValueError(
+                "expected a pattern starting with / containing {slug}, using only "
+                + ", ".join("{" + n + "}" for n in sorted(allowed))
+            )
+        return value
+
+
+class FeedSettings(_Section):
+    output_dir: Path = Path("public")
+    limit: int = Field(default=20, gt=0, le=10_000)
+    formats: tuple[Literal["rss", "atom", "json"], ...] = ("rss", "atom", "json")
+    per_category: bool = True
+    per_tag: bool = False
+    websub_hub: str | None = None
+
+
+class StorageSettings(_Section):
+    url: str = "sqlite:///feedsvc.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+            raise ValueError("expected sqlite:///PATH or postgresql://USER@HOST/DB")
+        return value
+
+
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class DigestSettings(_Section):
+    from_: str = Field(default="feedsvc <feedsvc@localhost>", alias="from")
+    subject: str = "{{ site.title }}: {{ posts | length }} new posts"
+    send_time: str = "08:00"
+    weekday: Weekday = "mon"
+    max_posts: int = Field(default=20, gt=0)
+    flood_limit: int = Field(default=50, gt=0)
+    max_lateness: Duration = timedelta(hours=12)
+
+    @field_validator("send_time")
+    @classmethod
+    def _send_time(cls, value: str) -> str:
+        if not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", value):
+            raise ValueError("expected a time of day HH:MM such as 08:00")
+        return value
+
+
+class SmtpSettings(_Section):
+    host: str = "localhost"
+    port: int = Field(default=587, gt=0, lt=65536)
+    tls: Literal["starttls", "implicit", "none"] = "starttls"
+    username: str | None = None
+    password_env: str = "FEEDSVC_SMTP_PASSWORD"
+    timeout: Duration = timedelta(seconds=60)
+
+
+class DkimSettings(_Section):
+    domain: str | None = None
+    selector: str | None = None
+    private_key_path: Path | None = None
+
+
+class DeliverySettings(_Section):
+    backend: Literal["outbox", "smtp"] = "outbox"
+    outbox_dir: Path = Path("outbox")
+    concurrency: int = Field(default=8, gt=0, le=256)
+    rate: float = Field(default=100, gt=0)
+    max_age: Duration = timedelta(days=5)
+    bounce_limit: int = Field(default=1, gt=0)
+    shutdown_grace: Duration = timedelta(seconds=30)
+    smtp: SmtpSettings = SmtpSettings()
+    dkim: DkimSettings = DkimSettings()
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, lt=65536)
+    public_url: str = "http://127.0.0.1:8080/"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an absolute http(s) URL such as https://example.com/")
+        return value if value.endswith("/") else value + "/"
+
+
+class SecuritySettings(_Section):
+    confirm_interval: Duration = timedelta(hours=1)
+    confirm_max_age: Duration = timedelta(days=7)
+
+
+class TemplateSettings(_Section):
+    dir: Path | None = None
+
+
+class Settings(_Section):
+    site: SiteSettings = SiteSettings()
+    content: ContentSettings = ContentSettings()
+    feeds: FeedSettings = FeedSettings()
+    storage: StorageSettings = StorageSettings()
+    digest: DigestSettings = DigestSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    server: ServerSettings = ServerSettings()
+    security: SecuritySettings = SecuritySettings()
+    templates: TemplateSettings = TemplateSettings()
+    # Where the config file lives; relative paths above are resolved against it.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    source: str = Field(default="embedded defaults", exclude=True)
+
+    def path(self, relative: Path) -> Path:
+        """A configured path, absolute (relative ones are below the config's folder)."""
+        return relative if relative.is_absolute() else self.base_dir / relative
+
+    @property
+    def content_dir(self) -> Path:
+        return self.path(self.content.dir)
+
+    @property
+    def output_dir(self) -> Path:
+        return self.path(self.feeds.output_dir)
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.path(self.content.assets_dir)
+
+    @property
+    def storage_url(self) -> str:
+        """The store URL; a relative SQLite path is below the config's folder."""
+        url = self.storage.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+            rest = url[len(prefix) :]
+            if not rest.startswith(":memory:"):
+                return prefix + str((self.base_dir / rest).resolve())
+        return url
+
+
+def _format_error(error: Any, raw: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"]]
+    key = ".".join(loc) if loc else "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check its spelling; see the README's config reference)"
+    value: Any = raw
+    for part in error["loc"]:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            value = None
+            break
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    shown = "(missing)" if value is None and error["type"] == "missing" else repr(value)
+    return f"{key} = {shown}: {message}"
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings from ``path``, ``$FEEDSVC_CONFIG`` or ``./config.yaml``.
+
+    With no path given and no ``./config.yaml``, the embedded defaults are used. A path
+    that was named explicitly and does not exist is an error.
+    """
+    explicit = path if path is not None else os.environ.get(CONFIG_ENV) or None
+    config_path = Path(explicit) if explicit is not None else Path(DEFAULT_CONFIG)
+    raw: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            text = config_path.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(str(config_path), [f"cannot read the file: {exc}"]) from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            raise ConfigError(str(config_path), [f"{where}not valid YAML: {exc}"]) from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(str(config_path), ["expected a mapping of sections (site:, content:, …)"])
+        raw = loaded
+        base_dir = config_path.resolve().parent
+        source = str(config_path)
+    elif explicit is not None:
+        raise ConfigError(str(config_path), ["the file does not exist (check --config or $FEEDSVC_CONFIG)"])
+    else:
+        base_dir = Path.cwd()
+        source = "embedded defaults"
+    return settings_from_mapping(raw, base_dir=base_dir, source=source)
+
+
+def settings_from_mapping(
+    raw: dict[str, Any], *, base_dir: Path = Path("."), source: str = "mapping"
+) -> Settings:
+    """Validate a mapping shaped like config.yaml (used by tests and ``load_settings``)."""
+    data = dict(raw)
+    env_url = os.environ.get(STORAGE_URL_ENV)
+    if env_url:
+        data["storage"] = {**(data.get("storage") or {}), "url": env_url}
+    try:
+        return Settings.model_validate({**data, "base_dir": base_dir, "source": source})
+    except ValidationError as exc:
+        problems = [_format_error(e, data) for e in exc.errors()]
+        raise ConfigError(source, problems) from None

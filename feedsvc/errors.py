@@ -1,0 +1,40 @@
+"""The exceptions feedsvc raises on purpose.
+
+    FeedsvcError                 anything feedsvc reports to a user
+    ├── ConfigError              config.yaml or environment: names the dotted key
+    ├── ContentError             one source file cannot become a post: path, line, reason
+    └── StoreError               the state store cannot be opened or migrated
+
+Each message says what is wrong and what to do about it; the CLI prints it as is.
+"""
+
+from __future__ import annotations
+
+
+class FeedsvcError(Exception):
+    """Base of every error feedsvc reports to a user."""
+
+
+class ConfigError(FeedsvcError):
+    """The configuration is invalid; ``problems`` holds one line per bad key."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid configuration in {source}:\n{lines}")
+
+
+class ContentError(FeedsvcError):
+    """A source file cannot be published; the other posts are unaffected."""
+
+    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.line = line
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {reason}")
+
+
+class StoreError(FeedsvcError):
+    """The state store is unreachable, or its schema cannot be brought up to date."""

@@ -1,0 +1,130 @@
+"""Plain frozen values that flow through the pipeline. No I/O, no imports of ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    name: str
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Image:
+    """A post's picture: an absolute URL, its media type, and its size where the file is local."""
+
+    url: str
+    media_type: str | None = None
+    length: int | None = None
+
+
+DateSource = Literal["front_matter", "file_name", "first_seen"]
+
+
+@dataclass(frozen=True, slots=True)
+class PostMeta:
+    """What a source file says about a post, before its body is rendered.
+
+    ``id`` is stable: the front matter ``id`` if given, else the absolute permalink URL.
+    ``source`` is the path below the content folder, with ``/`` separators.
+    """
+
+    id: str
+    slug: str
+    url: str
+    source: str
+    title: str
+    published: datetime
+    updated: datetime
+    date_source: DateSource
+    categories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    author: Author | None = None
+    lang: str | None = None
+    image: Image | None = None
+    excerpt: str | None = None
+    draft: bool = False
+
+    @property
+    def id_is_url(self) -> bool:
+        """True when the id is the permalink (an RSS ``guid isPermaLink="true"``)."""
+        return self.id == self.url
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A post ready for feeds and email: metadata, sanitised-for-XML HTML, plain summary."""
+
+    meta: PostMeta
+    html: str
+    summary: str
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something wrong with one source file (or the config), for `check`, logs and `status`."""
+
+    path: str
+    reason: str
+    line: int | None = None
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line is not None else self.path
+        return f"{where}: {self.severity}: {self.reason}"
+
+
+def meta_to_dict(meta: PostMeta) -> dict[str, object]:
+    """A JSON-ready mapping of ``meta`` (the store caches parsed metadata this way)."""
+    return {
+        "id": meta.id,
+        "slug": meta.slug,
+        "url": meta.url,
+        "source": meta.source,
+        "title": meta.title,
+        "published": meta.published.isoformat(),
+        "updated": meta.updated.isoformat(),
+        "date_source": meta.date_source,
+        "categories": list(meta.categories),
+        "tags": list(meta.tags),
+        "author": None if meta.author is None else [meta.author.name, meta.author.email],
+        "lang": meta.lang,
+        "image": None
+        if meta.image is None
+        else [meta.image.url, meta.image.media_type, meta.image.length],
+        "excerpt": meta.excerpt,
+        "draft": meta.draft,
+    }
+
+
+def meta_from_dict(data: dict[str, object]) -> PostMeta:
+    """The inverse of :func:`meta_to_dict`."""
+    author = data.get("author")
+    image = data.get("image")
+    return PostMeta(
+        id=str(data["id"]),
+        slug=str(data["slug"]),
+        url=str(data["url"]),
+        source=str(data["source"]),
+        title=str(data["title"]),
+        published=datetime.fromisoformat(str(data["published"])),
+        updated=datetime.fromisoformat(str(data["updated"])),
+        date_source=data["date_source"],  # type: ignore[arg-type]
+        categories=tuple(data.get("categories") or ()),  # type: ignore[arg-type]
+        tags=tuple(data.get("tags") or ()),  # type: ignore[arg-type]
+        author=None if not author else Author(*author),  # type: ignore[misc]
+        lang=data.get("lang"),  # type: ignore[arg-type]
+        image=None if not image else Image(*image),  # type: ignore[misc]
+        excerpt=data.get("excerpt"),  # type: ignore[arg-type]
+        draft=bool(data.get("draft")),
+    )
