@@ -279,9 +279,9 @@ def _format_error(error: Any, raw: dict[str, Any]) -> str:
         return f"{key}: unknown key (check its spelling; see the README's config reference)"
     value: Any = raw
     for part in error["loc"]:
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+        if (isinstance(value, dict) and part in value) or (
+            isinstance(value, list) and isinstance(part, int) and part < len(value)
+        ):
             value = value[part]
         else:
             value = None
@@ -315,12 +315,16 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError(str(config_path), ["expected a mapping of sections (site:, content:, …)"])
+            raise ConfigError(
+                str(config_path), ["expected a mapping of sections (site:, content:, …)"]
+            )
         raw = loaded
         base_dir = config_path.resolve().parent
         source = str(config_path)
     elif explicit is not None:
-        raise ConfigError(str(config_path), ["the file does not exist (check --config or $FEEDSVC_CONFIG)"])
+        raise ConfigError(
+            str(config_path), ["the file does not exist (check --config or $FEEDSVC_CONFIG)"]
+        )
     else:
         base_dir = Path.cwd()
         source = "embedded defaults"

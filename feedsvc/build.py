@@ -1,0 +1,441 @@
+"""One build: content folder → posts → feeds on disk, incrementally, reporting every problem.
+
+    scan (sources) → parse what changed (content, in worker processes when many)
+      → first-seen dates, duplicates, last good versions (store)
+      → choose feed posts (feeds.plan_feeds) → render only those (markup)
+      → feed bytes (feeds.render_feeds) → atomic writes of changed files (output)
+
+A file whose size and mtime match the cache is not read; one whose bytes hash the same is
+not parsed. Only posts that appear in some feed are rendered, and a render is reused while
+the file's hash and the settings fingerprint stay the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import partial
+from multiprocessing import get_context
+from typing import TypeVar
+
+from feedsvc import __version__
+from feedsvc.clock import Clock
+from feedsvc.config import Settings
+from feedsvc.content import ParsedSource, parse_source, to_meta
+from feedsvc.errors import ContentError
+from feedsvc.feeds import plan_feeds, render_feeds
+from feedsvc.markup import render_post
+from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict, meta_to_dict
+from feedsvc.output import write_feed_files
+from feedsvc.sources import SourceFile, asset_size, scan_content
+from feedsvc.storage import Store
+from feedsvc.storage.posts import (
+    BuildRecord,
+    Render,
+    SourceRow,
+    delete_sources,
+    first_seen_dates,
+    load_renders,
+    load_sources,
+    peek_first_seen,
+    record_build,
+    save_renders,
+    save_sources,
+)
+
+log = logging.getLogger("feedsvc.build")
+T = TypeVar("T")
+R = TypeVar("R")
+
+# Below this many files to parse, worker processes cost more than they save.
+PARALLEL_THRESHOLD = 400
+
+
+@dataclass
+class BuildReport:
+    started: datetime
+    finished: datetime | None = None
+    files: int = 0
+    parsed: int = 0
+    published: int = 0
+    rendered: int = 0
+    feeds_written: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    next_publish: datetime | None = None
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for p in self.problems if p.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for p in self.problems if p.severity is Severity.WARNING)
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a parse worker learned about one file."""
+
+    file: SourceFile
+    content_hash: str
+    parsed: ParsedSource | None = None  # None: the bytes hash as cached (nothing to parse)
+    problem: Problem | None = None
+
+
+def settings_fingerprint(settings: Settings) -> str:
+    """Hash of everything a parse or render depends on besides the file's bytes."""
+    relevant = {
+        "version": __version__,
+        "site": settings.site.model_dump(mode="json"),
+        "content": settings.content.model_dump(mode="json"),
+        "assets": str(settings.assets_dir),
+    }
+    blob = json.dumps(relevant, sort_keys=True).encode()
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def _hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _parse_one(settings: Settings, file: SourceFile, known_hash: str | None) -> _Outcome:
+    try:
+        with open(file.abspath, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return _Outcome(file, "", problem=Problem(file.path, f"cannot read: {exc.strerror}"))
+    digest = _hash(data)
+    # The stat may change between scan and read; record what was actually read.
+    file = replace(file, size=len(data))
+    if digest == known_hash:
+        return _Outcome(file, digest)
+    try:
+        parsed = parse_source(file.path, data, settings)
+    except ContentError as exc:
+        return _Outcome(file, digest, problem=Problem(file.path, exc.reason, exc.line))
+    # The body is re-read for the few posts that get rendered; don't ship it between processes.
+    return _Outcome(file, digest, parsed=replace(parsed, body=""))
+
+
+def _parse_batch(
+    settings: Settings, batch: Sequence[tuple[SourceFile, str | None]]
+) -> list[_Outcome]:
+    return [_parse_one(settings, file, known) for file, known in batch]
+
+
+def _render_one(
+    settings: Settings, meta: PostMeta, abspath: str
+) -> tuple[Post | None, list[Problem]]:
+    try:
+        with open(abspath, "rb") as handle:
+            data = handle.read()
+        parsed = parse_source(meta.source, data, settings)
+    except OSError as exc:
+        return None, [Problem(meta.source, f"cannot read: {exc.strerror}")]
+    except ContentError as exc:
+        return None, [Problem(meta.source, exc.reason, exc.line)]
+    return render_post(parsed, meta, settings)
+
+
+def _render_batch(
+    settings: Settings, batch: Sequence[tuple[PostMeta, str]]
+) -> list[tuple[Post | None, list[Problem]]]:
+    return [_render_one(settings, meta, path) for meta, path in batch]
+
+
+def _split(items: Sequence[object], parts: int) -> list[list[object]]:
+    size = max(1, -(-len(items) // parts))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+def _map_batches(
+    func: Callable[[Settings, Sequence[T]], list[R]],
+    settings: Settings,
+    items: Sequence[T],
+    workers: int,
+) -> list[R]:
+    """Run ``func`` over ``items`` in batches, in worker processes when there are many."""
+    if workers <= 1 or len(items) < PARALLEL_THRESHOLD:
+        return func(settings, items)
+    # fork: the workers start in milliseconds with everything already imported.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
+        batches = _split(items, workers * 4)
+        results: list[R] = []
+        for chunk in pool.map(partial(func, settings), batches):
+            results.extend(chunk)
+        return results
+
+
+def default_workers() -> int:
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+class Builder:
+    """Runs builds for one site and store; ``feedsvc build``, ``check`` and the daemon use it."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Clock, workers: int | None = None):
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.workers = default_workers() if workers is None else workers
+        self.fingerprint = settings_fingerprint(settings)
+        self._asset_sizes: dict[str, int | None] = {}
+
+    def _asset_size(self, url: str) -> int | None:
+        if url not in self._asset_sizes:
+            self._asset_sizes[url] = asset_size(
+                self.settings.assets_dir, self.settings.site.url, url
+            )
+        return self._asset_sizes[url]
+
+    def build(self, *, dry_run: bool = False, render_all: bool = False) -> BuildReport:
+        """Publish what is good and report the rest. ``dry_run`` writes nothing (``check``)."""
+        settings = self.settings
+        now = self.clock.now()
+        report = BuildReport(started=now)
+        scan = scan_content(
+            settings.content_dir, settings.content.extensions, settings.content.max_bytes
+        )
+        report.files = len(scan.files)
+        report.problems.extend(scan.problems)
+        broken_paths = {p.path for p in scan.problems}
+
+        with self.store.read() as conn:
+            cached = load_sources(conn)
+
+        # 1. Which files need reading, and which of those need parsing.
+        unchanged: list[SourceRow] = []
+        to_read: list[tuple[SourceFile, str | None]] = []
+        for file in scan.files:
+            row = cached.get(file.path)
+            fresh = row is not None and row.fingerprint == self.fingerprint and not dry_run
+            if fresh and row and row.size == file.size and row.mtime_ns == file.mtime_ns:
+                unchanged.append(row)
+            else:
+                to_read.append((file, row.content_hash if fresh and row else None))
+        outcomes = _map_batches(_parse_batch, settings, to_read, self.workers)
+
+        # 2. New parses become metadata; hashes that match the cache only refresh the stat.
+        new_rows: list[SourceRow] = []
+        parsed_ok: list[_Outcome] = []
+        for outcome in outcomes:
+            row = cached.get(outcome.file.path)
+            if outcome.problem is not None:
+                report.problems.append(outcome.problem)
+                broken_paths.add(outcome.file.path)
+                new_rows.append(self._broken_row(outcome, row, now))
+            elif outcome.parsed is None and row is not None:
+                refreshed = replace(row, size=outcome.file.size, mtime_ns=outcome.file.mtime_ns)
+                new_rows.append(refreshed)
+                unchanged.append(refreshed)
+            else:
+                parsed_ok.append(outcome)
+        report.parsed = len(parsed_ok)
+
+        slugs = [o.parsed.slug for o in parsed_ok if o.parsed is not None]
+        if dry_run:
+            with self.store.read() as conn:
+                seen = peek_first_seen(conn, slugs)
+        else:
+            with self.store.write() as conn:
+                seen = first_seen_dates(conn, slugs, now)
+
+        metas: dict[str, PostMeta] = {}  # by source path: every currently good post
+        for outcome in parsed_ok:
+            assert outcome.parsed is not None
+            parsed = outcome.parsed
+            row = cached.get(outcome.file.path)
+            try:
+                meta = to_meta(
+                    parsed,
+                    settings,
+                    first_seen=seen.get(parsed.slug, now),
+                    asset_size=self._asset_size,
+                )
+            except ContentError as exc:
+                problem = Problem(outcome.file.path, exc.reason, exc.line)
+                report.problems.append(problem)
+                broken_paths.add(outcome.file.path)
+                new_rows.append(self._broken_row(replace(outcome, problem=problem), row, now))
+                continue
+            metas[meta.source] = meta
+            new_rows.append(
+                SourceRow(
+                    source_path=meta.source,
+                    post_id=meta.id,
+                    slug=meta.slug,
+                    size=outcome.file.size,
+                    mtime_ns=outcome.file.mtime_ns,
+                    content_hash=outcome.content_hash,
+                    fingerprint=self.fingerprint,
+                    first_seen=seen.get(parsed.slug, now),
+                    published=meta.published,
+                    meta=json.dumps(meta_to_dict(meta), ensure_ascii=False),
+                    render_key=row.render_key if row else None,
+                    problem=None,
+                    problem_line=None,
+                )
+            )
+        hashes = {row.source_path: row.content_hash for row in new_rows}
+        for row in unchanged:
+            hashes[row.source_path] = row.content_hash
+            if row.problem is not None:
+                report.problems.append(Problem(row.source_path, row.problem, row.problem_line))
+                broken_paths.add(row.source_path)
+            elif row.meta is not None:
+                metas[row.source_path] = meta_from_dict(json.loads(row.meta))
+
+        # 3. Last good versions of files that are broken now.
+        for path in sorted(broken_paths):
+            row = cached.get(path)
+            if row is not None and row.meta is not None and path not in metas:
+                metas[path] = meta_from_dict(json.loads(row.meta))
+
+        # 4. Duplicates: the post that was there first keeps its slug/id.
+        live = self._without_duplicates(metas, cached, report)
+        eligible = [m for m in live if not m.draft]
+        future = [m.published for m in eligible if m.published > now]
+        report.next_publish = min(future) if future else None
+        published = [m for m in eligible if m.published <= now]
+        report.published = len(published)
+
+        # 5. Render only the posts some feed shows (or all, for `check`).
+        plan = plan_feeds(published, settings)
+        by_id = {m.id: m for m in published}
+        needed_ids = {pid for spec in plan for pid in spec.post_ids}
+        if render_all:
+            needed_ids = set(by_id)
+        posts, renders = self._render(
+            [by_id[i] for i in sorted(needed_ids)], hashes, broken_paths, report, reuse=not dry_run
+        )
+        report.rendered = len(renders)
+        plan_ids_ok = [
+            replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
+        ]
+        files = render_feeds(plan_ids_ok, posts, settings)
+
+        # 6. Write: feeds first (atomic, only changed bytes), then the store.
+        if not dry_run:
+            report.feeds_written = write_feed_files(settings.output_dir, files)
+            gone = sorted(set(cached) - {f.path for f in scan.files} - broken_paths)
+            with self.store.write() as conn:
+                save_sources(conn, new_rows)
+                delete_sources(conn, gone)
+                save_renders(conn, renders)
+        report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
+        report.finished = self.clock.now()
+        if not dry_run:
+            with self.store.write() as conn:
+                record_build(conn, _record(report))
+        return report
+
+    def _broken_row(self, outcome: _Outcome, row: SourceRow | None, now: datetime) -> SourceRow:
+        problem = outcome.problem
+        assert problem is not None
+        return SourceRow(
+            source_path=outcome.file.path,
+            post_id=row.post_id if row else None,
+            slug=row.slug if row else None,
+            size=outcome.file.size,
+            mtime_ns=outcome.file.mtime_ns,
+            content_hash=outcome.content_hash,
+            fingerprint=self.fingerprint,
+            first_seen=row.first_seen if row else now,
+            published=row.published if row else None,
+            meta=row.meta if row else None,
+            render_key=row.render_key if row else None,
+            problem=problem.reason,
+            problem_line=problem.line,
+        )
+
+    def _without_duplicates(
+        self, metas: dict[str, PostMeta], cached: dict[str, SourceRow], report: BuildReport
+    ) -> list[PostMeta]:
+        def seniority(meta: PostMeta) -> tuple[int, str]:
+            row = cached.get(meta.source)
+            was_there = row is not None and row.post_id == meta.id and row.meta is not None
+            return (0 if was_there else 1, meta.source)
+
+        taken_slug: dict[str, str] = {}
+        taken_id: dict[str, str] = {}
+        live: list[PostMeta] = []
+        for meta in sorted(metas.values(), key=seniority):
+            if meta.slug in taken_slug:
+                report.problems.append(
+                    Problem(
+                        meta.source,
+                        f"duplicate slug {meta.slug!r}: {taken_slug[meta.slug]} already uses it; "
+                        "give this post its own `slug:` in the front matter",
+                    )
+                )
+                continue
+            if meta.id in taken_id:
+                report.problems.append(
+                    Problem(
+                        meta.source,
+                        f"duplicate id {meta.id!r}: {taken_id[meta.id]} already uses it; "
+                        "give this post its own `id:` (or permalink)",
+                    )
+                )
+                continue
+            taken_slug[meta.slug] = meta.source
+            taken_id[meta.id] = meta.source
+            live.append(meta)
+        return live
+
+    def _render(
+        self,
+        metas: Sequence[PostMeta],
+        hashes: dict[str, str],
+        broken_paths: set[str],
+        report: BuildReport,
+        *,
+        reuse: bool,
+    ) -> tuple[dict[str, Post], list[Render]]:
+        """Posts by id, reusing stored renders whose key still matches; new renders to save."""
+        with self.store.read() as conn:
+            stored = load_renders(conn, [m.source for m in metas])
+        posts: dict[str, Post] = {}
+        todo: list[tuple[PostMeta, str]] = []
+        for meta in metas:
+            render = stored.get(meta.source)
+            key = f"{hashes.get(meta.source, '')}:{self.fingerprint}"
+            if render is not None and (
+                meta.source in broken_paths or (reuse and render.render_key == key)
+            ):
+                posts[meta.id] = Post(meta, render.html, render.summary)
+            elif meta.source not in broken_paths:
+                todo.append((meta, str(self.settings.content_dir / meta.source)))
+        results = _map_batches(_render_batch, self.settings, todo, self.workers)
+        renders: list[Render] = []
+        for (meta, _), (post, problems) in zip(todo, results, strict=True):
+            report.problems.extend(problems)
+            if post is None:
+                continue
+            posts[meta.id] = post
+            key = f"{hashes.get(meta.source, '')}:{self.fingerprint}"
+            renders.append(Render(meta.source, post.html, post.summary, key))
+        return posts, renders
+
+
+def _record(report: BuildReport) -> BuildRecord:
+    assert report.finished is not None
+    return BuildRecord(
+        started_at=report.started,
+        finished_at=report.finished,
+        files=report.files,
+        parsed=report.parsed,
+        published=report.published,
+        rendered=report.rendered,
+        feeds_written=len(report.feeds_written),
+        errors=report.errors,
+        warnings=report.warnings,
+        problems=tuple(report.problems),
+        next_publish=report.next_publish,
+    )

@@ -1,0 +1,152 @@
+"""The ``feedsvc`` command line: argument parsing only; the work is in the modules it calls.
+
+Exit status: 0 all good; 1 content problems (``build`` still publishes every good post);
+2 bad usage or configuration; 3 the store cannot be opened.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from feedsvc import __version__
+from feedsvc.config import Settings, load_settings
+from feedsvc.errors import ConfigError, StoreError
+from feedsvc.models import Problem
+
+EXIT_PROBLEMS = 1
+EXIT_CONFIG = 2
+EXIT_STORE = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+
+    def settings(self) -> Settings:
+        try:
+            return load_settings(self.config_path)
+        except ConfigError as exc:
+            click.echo(f"feedsvc: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+
+
+def _open_store(settings: Settings) -> Any:
+    from feedsvc.storage import open_store
+
+    try:
+        return open_store(settings.storage_url)
+    except StoreError as exc:
+        click.echo(f"feedsvc: {exc}", err=True)
+        sys.exit(EXIT_STORE)
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(str(problem), err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="FEEDSVC_CONFIG",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default ./config.yaml, else built-in defaults). Env: FEEDSVC_CONFIG.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+@click.version_option(__version__, prog_name="feedsvc")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """feedsvc: a folder of blog posts in, RSS/Atom/JSON feeds and newsletters out."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="feedsvc: %(levelname)s: %(message)s",
+    )
+    ctx.obj = Context(config_path)
+
+
+def _builder(settings: Settings) -> Any:
+    from feedsvc.build import Builder
+    from feedsvc.clock import SystemClock
+
+    return Builder(settings, _open_store(settings), SystemClock())
+
+
+@main.command()
+@click.pass_obj
+def build(obj: Context) -> None:
+    """Publish every good post to the feeds; report the files that have problems."""
+    started = time.perf_counter()
+    settings = obj.settings()
+    report = _builder(settings).build()
+    _print_problems(report.problems)
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"{report.files} files, {report.parsed} parsed, {report.published} published, "
+        f"{report.rendered} rendered; {len(report.feeds_written)} feed files changed in "
+        f"{settings.output_dir}; {report.errors} errors, {report.warnings} warnings "
+        f"({elapsed:.2f} s)"
+    )
+    if report.next_publish is not None:
+        click.echo(f"next scheduled post goes live at {report.next_publish.isoformat()}")
+    if report.errors:
+        click.echo(
+            f"feedsvc: {report.errors} file(s) could not be published; see above "
+            "(every other post was published)",
+            err=True,
+        )
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@click.pass_obj
+def check(obj: Context) -> None:
+    """Check config and every content file; exit non-zero when anything is wrong."""
+    settings = obj.settings()
+    report = _builder(settings).build(dry_run=True, render_all=True)
+    _print_problems(report.problems)
+    click.echo(
+        f"{report.files} files checked: {report.published} publishable, "
+        f"{report.errors} errors, {report.warnings} warnings"
+    )
+    if report.errors:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@click.pass_obj
+def status(obj: Context) -> None:
+    """Show the last build and its content problems."""
+    from feedsvc.status import collect_status, format_status
+
+    settings = obj.settings()
+    store = _open_store(settings)
+    click.echo(format_status(collect_status(settings, store)))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+def init(directory: Path) -> None:
+    """Write a working site skeleton (config.yaml, content/ with sample posts) to DIRECTORY."""
+    from feedsvc.skeleton import write_skeleton
+
+    written, skipped = write_skeleton(directory)
+    for path in written:
+        click.echo(f"wrote {path}")
+    for path in skipped:
+        click.echo(f"kept {path} (already exists)")
+    click.echo(f"next: cd {directory} && feedsvc build")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

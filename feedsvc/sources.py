@@ -1,0 +1,114 @@
+"""The content folder on disk → the list of source files to consider (the I/O edge of content).
+
+Rules (SPEC §2): every file below the folder with a configured extension, recursively;
+hidden files and folders and ``_drafts/`` skipped; a symlink whose target leaves the
+folder is refused and reported; a file over ``content.max_bytes`` is reported, not read.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from feedsvc.models import Problem
+
+DRAFTS_DIR = "_drafts"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    path: str  # below the content folder, "/"-separated
+    abspath: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    files: list[SourceFile]
+    problems: list[Problem]
+
+
+def scan_content(root: Path, extensions: tuple[str, ...], max_bytes: int) -> Scan:
+    """Walk ``root`` and list the source files, sorted by path, with what was refused."""
+    files: list[SourceFile] = []
+    problems: list[Problem] = []
+    if not root.is_dir():
+        problems.append(
+            Problem(str(root), "the content folder does not exist (set content.dir in config.yaml)")
+        )
+        return Scan(files, problems)
+    real_root = os.path.realpath(root)
+    wanted = tuple(ext.lower() for ext in extensions)
+    seen_dirs: set[str] = {real_root}
+    pending: list[tuple[str, str]] = [(str(root), "")]
+    while pending:
+        directory, prefix = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            problems.append(Problem(prefix or ".", f"cannot read the folder: {exc.strerror}"))
+            continue
+        for entry in entries:
+            name = entry.name
+            if name.startswith(".") or (name == DRAFTS_DIR):
+                continue
+            relative = f"{prefix}{name}"
+            is_link = entry.is_symlink()
+            if is_link:
+                target = os.path.realpath(entry.path)
+                if target != real_root and not target.startswith(real_root + os.sep):
+                    if entry.is_dir() or name.lower().endswith(wanted):
+                        problems.append(
+                            Problem(
+                                relative,
+                                "symlink points outside the content folder; refused "
+                                "(copy the file into the folder instead)",
+                            )
+                        )
+                    continue
+            try:
+                info = entry.stat()
+            except OSError as exc:
+                problems.append(Problem(relative, f"cannot read: {exc.strerror or exc}"))
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                real = os.path.realpath(entry.path)
+                if real not in seen_dirs:  # a symlink loop inside the folder is walked once
+                    seen_dirs.add(real)
+                    pending.append((entry.path, relative + "/"))
+                continue
+            if not stat.S_ISREG(info.st_mode) or not name.lower().endswith(wanted):
+                continue
+            if info.st_size > max_bytes:
+                problems.append(
+                    Problem(
+                        relative,
+                        f"file is {info.st_size} bytes, over content.max_bytes ({max_bytes}); "
+                        "split it or raise content.max_bytes",
+                    )
+                )
+                continue
+            files.append(SourceFile(relative, entry.path, info.st_size, info.st_mtime_ns))
+    files.sort(key=lambda f: f.path)
+    problems.sort(key=lambda p: p.path)
+    return Scan(files, problems)
+
+
+def asset_size(assets_dir: Path, site_url: str, url: str) -> int | None:
+    """Size of the local file behind an absolute asset URL of this site, if there is one."""
+    if not url.startswith(site_url):
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    relative = unquote(urlsplit(url[len(site_url) :]).path)
+    candidate = (assets_dir / relative).resolve()
+    base = assets_dir.resolve()
+    if base not in candidate.parents:
+        return None
+    try:
+        return candidate.stat().st_size if candidate.is_file() else None
+    except OSError:
+        return None

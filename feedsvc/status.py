@@ -1,0 +1,49 @@
+"""What `feedsvc status` shows, read from the store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from feedsvc.config import Settings
+from feedsvc.storage import Store
+from feedsvc.storage.posts import BuildRecord, last_build
+from feedsvc.storage.schema import posts
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    site: str
+    store: str
+    sources: int
+    broken: int
+    last_build: BuildRecord | None
+
+
+def collect_status(settings: Settings, store: Store) -> Status:
+    with store.read() as conn:
+        sources = conn.execute(select(func.count()).select_from(posts)).scalar_one()
+        broken = conn.execute(
+            select(func.count()).select_from(posts).where(posts.c.problem.is_not(None))
+        ).scalar_one()
+        build = last_build(conn)
+    return Status(settings.site.title, store.engine.url.render_as_string(), sources, broken, build)
+
+
+def format_status(status: Status) -> str:
+    lines = [f"site: {status.site}", f"store: {status.store}", f"source files: {status.sources}"]
+    build = status.last_build
+    if build is None:
+        lines.append("last build: never (run `feedsvc build`)")
+        return "\n".join(lines)
+    seconds = (build.finished_at - build.started_at).total_seconds()
+    lines += [
+        f"last build: {build.finished_at.isoformat()} ({seconds:.2f} s): {build.files} files, "
+        f"{build.published} published, {build.feeds_written} feed files changed",
+        f"content problems: {build.errors} errors, {build.warnings} warnings",
+    ]
+    lines += [f"  {p}" for p in build.problems]
+    if build.next_publish is not None:
+        lines.append(f"next scheduled post: {build.next_publish.isoformat()}")
+    return "\n".join(lines)

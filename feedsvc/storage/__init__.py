@@ -1,0 +1,5 @@
+"""The state store: schema, migrations and queries (SQLite by default, PostgreSQL by URL)."""
+
+from feedsvc.storage.engine import Store, open_store
+
+__all__ = ["Store", "open_store"]

@@ -1,0 +1,199 @@
+"""Queries for the build: the per-file cache, first-seen dates, and the build history."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, delete, insert, select
+
+from feedsvc.models import Problem, Severity
+from feedsvc.storage.schema import builds, first_seen, posts
+
+_CHUNK = 500  # keeps IN (...) lists and multi-row inserts well inside SQLite's limits
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    """One cached source file (everything but the rendered HTML)."""
+
+    source_path: str
+    post_id: str | None
+    slug: str | None
+    size: int
+    mtime_ns: int
+    content_hash: str
+    fingerprint: str
+    first_seen: datetime
+    published: datetime | None
+    meta: str | None
+    render_key: str | None
+    problem: str | None
+    problem_line: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Render:
+    source_path: str
+    html: str
+    summary: str
+    render_key: str
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    started_at: datetime
+    finished_at: datetime
+    files: int
+    parsed: int
+    published: int
+    rendered: int
+    feeds_written: int
+    errors: int
+    warnings: int
+    problems: tuple[Problem, ...]
+    next_publish: datetime | None
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+_ROW_COLUMNS = [posts.c[name] for name in SourceRow.__slots__]  # type: ignore[attr-defined]
+
+
+def load_sources(conn: Connection) -> dict[str, SourceRow]:
+    """Every cached source file, by path."""
+    rows = conn.execute(select(*_ROW_COLUMNS))
+    return {row.source_path: SourceRow(*row) for row in rows}
+
+
+def load_renders(conn: Connection, paths: Iterable[str]) -> dict[str, Render]:
+    """The last good renders of ``paths`` (those that have one)."""
+    wanted = sorted(set(paths))
+    found: dict[str, Render] = {}
+    for chunk in _chunks(wanted):
+        query = select(
+            posts.c.source_path, posts.c.html, posts.c.summary, posts.c.render_key
+        ).where(posts.c.source_path.in_(chunk), posts.c.html.is_not(None))
+        for row in conn.execute(query):
+            found[row.source_path] = Render(
+                row.source_path, row.html, row.summary or "", row.render_key
+            )
+    return found
+
+
+def save_sources(conn: Connection, rows: Sequence[SourceRow], keep_renders: bool = True) -> None:
+    """Insert or replace cached rows; the last good render of a replaced row is kept."""
+    if not rows:
+        return
+    paths = [row.source_path for row in rows]
+    kept = load_renders(conn, paths) if keep_renders else {}
+    delete_sources(conn, paths)
+    values: list[dict[str, Any]] = []
+    for row in rows:
+        value = {name: getattr(row, name) for name in SourceRow.__slots__}  # type: ignore[attr-defined]
+        render = kept.get(row.source_path)
+        value["html"] = render.html if render else None
+        value["summary"] = render.summary if render else None
+        value["render_key"] = render.render_key if render else row.render_key
+        values.append(value)
+    for chunk in _chunks(values):
+        conn.execute(insert(posts), list(chunk))
+
+
+def save_renders(conn: Connection, renders: Iterable[Render]) -> None:
+    for render in renders:
+        conn.execute(
+            posts.update()
+            .where(posts.c.source_path == render.source_path)
+            .values(html=render.html, summary=render.summary, render_key=render.render_key)
+        )
+
+
+def delete_sources(conn: Connection, paths: Sequence[str]) -> None:
+    for chunk in _chunks(list(paths)):
+        conn.execute(delete(posts).where(posts.c.source_path.in_(chunk)))
+
+
+def first_seen_dates(conn: Connection, slugs: Iterable[str], now: datetime) -> dict[str, datetime]:
+    """When each slug was first seen; slugs never seen before are recorded as seen ``now``."""
+    wanted = sorted(set(slugs))
+    known: dict[str, datetime] = {}
+    for chunk in _chunks(wanted):
+        query = select(first_seen.c.slug, first_seen.c.seen_at).where(first_seen.c.slug.in_(chunk))
+        known.update({row.slug: row.seen_at for row in conn.execute(query)})
+    new = [{"slug": slug, "seen_at": now} for slug in wanted if slug not in known]
+    for chunk in _chunks(new):
+        # Another process may record the same slug at the same moment: keep whichever came first.
+        conn.execute(_insert_ignoring_conflicts(conn, first_seen), list(chunk))
+    if new:
+        known.update(peek_first_seen(conn, [row["slug"] for row in new]))
+    return known
+
+
+def _insert_ignoring_conflicts(conn: Connection, table: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def peek_first_seen(conn: Connection, slugs: Iterable[str]) -> dict[str, datetime]:
+    """Like :func:`first_seen_dates` but records nothing (for ``feedsvc check``)."""
+    wanted = sorted(set(slugs))
+    known: dict[str, datetime] = {}
+    for chunk in _chunks(wanted):
+        query = select(first_seen.c.slug, first_seen.c.seen_at).where(first_seen.c.slug.in_(chunk))
+        known.update({row.slug: row.seen_at for row in conn.execute(query)})
+    return known
+
+
+def record_build(conn: Connection, record: BuildRecord) -> None:
+    problems = [[p.path, p.line, str(p.severity), p.reason] for p in record.problems]
+    conn.execute(
+        insert(builds).values(
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            files=record.files,
+            parsed=record.parsed,
+            published=record.published,
+            rendered=record.rendered,
+            feeds_written=record.feeds_written,
+            errors=record.errors,
+            warnings=record.warnings,
+            problems=json.dumps(problems, ensure_ascii=False),
+            next_publish=record.next_publish,
+        )
+    )
+
+
+def last_build(conn: Connection) -> BuildRecord | None:
+    row = conn.execute(select(builds).order_by(builds.c.id.desc()).limit(1)).first()
+    if row is None:
+        return None
+    problems = tuple(
+        Problem(path=path, line=line, severity=Severity(severity), reason=reason)
+        for path, line, severity, reason in json.loads(row.problems)
+    )
+    return BuildRecord(
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        files=row.files,
+        parsed=row.parsed,
+        published=row.published,
+        rendered=row.rendered,
+        feeds_written=row.feeds_written,
+        errors=row.errors,
+        warnings=row.warnings,
+        problems=problems,
+        next_publish=row.next_publish,
+    )

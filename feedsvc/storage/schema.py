@@ -1,0 +1,102 @@
+"""The store's tables (SQLAlchemy Core). Migrations in ``migrations/versions`` build the same.
+
+``HEAD_REVISION`` names the newest migration; a test checks it against Alembic's script
+directory, and that running every migration gives exactly this metadata.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+HEAD_REVISION = "0001"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (no zone support) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} reached the store; attach a zone first")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # pragma: no cover - SQLite returns datetime via the type
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+metadata = MetaData()
+
+# One row per source file below the content folder: the build's cache, and the last good
+# version of each post (kept when the file later breaks).
+posts = Table(
+    "posts",
+    metadata,
+    Column("source_path", String(1024), primary_key=True),
+    Column("post_id", String(2048), nullable=True, index=True),
+    Column("slug", String(512), nullable=True),
+    Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    # Hash of the settings and version the row was parsed with; a change re-parses.
+    Column("fingerprint", String(64), nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("published", UTCDateTime, nullable=True),
+    Column("meta", Text, nullable=True),  # JSON of the last good PostMeta
+    Column("html", Text, nullable=True),  # last good full render
+    Column("summary", Text, nullable=True),
+    Column("render_key", String(64), nullable=True),  # content_hash:fingerprint rendered
+    Column("problem", Text, nullable=True),  # the current error, if the file is broken now
+    Column("problem_line", Integer, nullable=True),
+)
+
+# When each slug was first seen: the date of posts with no date anywhere. It never moves,
+# whatever happens to the file (touches, checkouts, moves within the folder).
+first_seen = Table(
+    "first_seen",
+    metadata,
+    Column("slug", String(512), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False),
+)
+
+# One row per `feedsvc build` (and daemon rebuild): what `feedsvc status` shows.
+builds = Table(
+    "builds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("parsed", Integer, nullable=False),
+    Column("published", Integer, nullable=False),
+    Column("rendered", Integer, nullable=False),
+    Column("feeds_written", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("warnings", Integer, nullable=False),
+    Column("problems", Text, nullable=False),  # JSON list of [path, line, severity, reason]
+    Column("next_publish", UTCDateTime, nullable=True),  # the earliest future-dated post
+)

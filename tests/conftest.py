@@ -1,0 +1,77 @@
+"""Shared fixtures: settings for a site in tmp_path, and stores on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from feedsvc.config import Settings, settings_from_mapping
+from feedsvc.storage import Store, open_store
+from feedsvc.storage.engine import normalise_url
+
+PG_ENV = "FEEDSVC_TEST_DATABASE_URL"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_settings(base: Path, **sections: Any) -> Settings:
+    """Settings for a site rooted at ``base`` (content/, public/, a SQLite store there)."""
+    raw: dict[str, Any] = {
+        "site": {
+            "title": "테스트 사이트",
+            "url": "https://news.example.kr/",
+            "timezone": "Asia/Seoul",
+            "language": "ko",
+            "author": {"name": "편집팀", "email": "editor@example.kr"},
+        },
+        "storage": {"url": f"sqlite:///{base / 'state.db'}"},
+    }
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value}
+    return settings_from_mapping(raw, base_dir=base)
+
+
+@pytest.fixture
+def site_settings(tmp_path: Path) -> Settings:
+    (tmp_path / "content").mkdir()
+    return make_settings(tmp_path)
+
+
+def _pg_schema_url(base_url: str, schema: str) -> str:
+    sep = "&" if "?" in base_url else "?"
+    return f"{base_url}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store URL: a SQLite file, or a private schema in the test PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL tests need {PG_ENV} (e.g. postgresql://postgres@127.0.0.1/test)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(normalise_url(base))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield _pg_schema_url(base, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = open_store(store_url)
+    try:
+        yield opened
+    finally:
+        opened.close()

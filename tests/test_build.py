@@ -1,0 +1,290 @@
+"""The build pipeline end to end on real files in tmp_path and a real SQLite store."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+
+from feedsvc import build as build_module
+from feedsvc.build import Builder
+from feedsvc.clock import FixedClock
+from feedsvc.config import Settings
+from feedsvc.storage import Store, open_store
+from tests.conftest import REPO, make_settings
+
+NOW = datetime(2024, 6, 1, 0, 0, tzinfo=UTC)
+
+
+def post(
+    title: str,
+    *,
+    date: str | None = "2024-01-02",
+    cats: str = "[News]",
+    extra: str = "",
+    body: str = "본문입니다.",
+) -> str:
+    lines = ["---", f'title: "{title}"', f"categories: {cats}"]
+    if date:
+        lines.append(f"date: {date}")
+    if extra:
+        lines.append(extra)
+    return "\n".join([*lines, "---", "", body, ""])
+
+
+class Site:
+    """A site in a temporary folder with a fixed clock."""
+
+    def __init__(self, root: Path, **sections: object) -> None:
+        self.root = root
+        self.content = root / "content"
+        self.content.mkdir(exist_ok=True)
+        self.settings: Settings = make_settings(root, **sections)  # type: ignore[arg-type]
+        self.clock = FixedClock(NOW)
+        self.store: Store = open_store(self.settings.storage_url)
+
+    def write(self, rel: str, text: str | bytes) -> Path:
+        path = self.content / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+        return path
+
+    def build(self, workers: int = 1, **kwargs: bool) -> build_module.BuildReport:
+        return Builder(self.settings, self.store, self.clock, workers=workers).build(**kwargs)
+
+    def feed(self, name: str = "feed.xml") -> feedparser.FeedParserDict:
+        parsed = feedparser.parse((self.root / "public" / name).read_bytes())
+        assert parsed.bozo == 0, parsed.get("bozo_exception")
+        return parsed
+
+    def titles(self, name: str = "feed.xml") -> list[str]:
+        return [entry.title for entry in self.feed(name).entries]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path)
+
+
+def test_sample_content_builds_valid_feeds(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "content", tmp_path / "content")
+    site = Site(tmp_path)
+    report = site.build()
+    assert report.errors == 0, report.problems
+    titles = site.titles()
+    assert "부산시 디지털 트윈 시범구역 조성  최종 선정 밝혀" in titles
+    assert "아직 쓰는 중인 글" not in titles  # draft
+    assert site.feed("atom.xml").entries
+    assert (tmp_path / "public" / "feed.json").exists()
+    assert (tmp_path / "public" / "categories" / "news" / "feed.xml").exists()
+
+
+def test_seed_post_in_feed_has_absolute_images_and_excerpt_summary(tmp_path: Path) -> None:
+    (tmp_path / "content").mkdir()
+    shutil.copy(REPO / "content" / "000_efb257d3228fd9cc.txt", tmp_path / "content")
+    site = Site(tmp_path)
+    site.build()
+    entry = site.feed().entries[0]
+    assert entry.title == "부산시 디지털 트윈 시범구역 조성  최종 선정 밝혀"
+    assert [t.term for t in entry.tags] == ["News"]
+    assert entry.summary.startswith("부산시가 디지털 트윈 시범구역 조성사업에 선정됐다.")
+    content = entry.content[0].value
+    assert 'src="https://news.example.kr/assets/img/news.png"' in content
+    assert entry.enclosures[0].href == "https://news.example.kr/assets/img/newspaper.png"
+    raw = (tmp_path / "public" / "feed.xml").read_text(encoding="utf-8")
+    assert 'src="/assets' not in raw and "src=&quot;/assets" not in raw
+
+
+def test_first_seen_date_is_stable_across_builds_touches_and_moves(site: Site) -> None:
+    path = site.write("undated.md", "---\ntitle: 날짜 없는 글\n---\n본문\n")
+    site.build()
+    first = site.feed().entries[0].published_parsed
+    site.clock.advance(timedelta(days=3))
+    os.utime(path, (1, 1))
+    site.build()
+    (site.content / "moved").mkdir()
+    path.rename(site.content / "moved" / "undated.md")
+    site.clock.advance(timedelta(days=3))
+    site.build()
+    assert site.feed().entries[0].published_parsed == first
+
+
+def test_second_build_parses_and_writes_nothing(site: Site) -> None:
+    for i in range(5):
+        site.write(f"2024-01-0{i + 1}-글-{i}.md", post(f"글 {i}", date=None))
+    first = site.build()
+    before = (site.root / "public" / "feed.xml").read_bytes()
+    second = site.build()
+    assert first.parsed == 5 and first.feeds_written
+    assert second.parsed == 0
+    assert second.rendered == 0
+    assert second.feeds_written == []
+    assert (site.root / "public" / "feed.xml").read_bytes() == before
+
+
+def test_touched_file_with_same_bytes_is_not_reparsed(site: Site) -> None:
+    path = site.write("a.md", post("가"))
+    site.build()
+    os.utime(path, (2_000_000_000, 2_000_000_000))
+    assert site.build().parsed == 0
+
+
+def test_editing_one_file_reparses_and_renders_only_it(site: Site) -> None:
+    for i in range(4):
+        site.write(f"p{i}.md", post(f"글 {i}", date=f"2024-01-0{i + 1}"))
+    site.build()
+    site.write("p2.md", post("고친 제목", date="2024-01-03"))
+    report = site.build()
+    assert (report.parsed, report.rendered) == (1, 1)
+    assert "고친 제목" in site.titles()
+
+
+def test_broken_yaml_is_reported_and_others_published(site: Site) -> None:
+    site.write("good.md", post("좋은 글"))
+    site.write("bad.md", "---\ntitle: [깨진\n---\n본문\n")
+    report = site.build()
+    assert site.titles() == ["좋은 글"]
+    [problem] = [p for p in report.problems if p.path == "bad.md"]
+    assert problem.line is not None
+
+
+def test_published_post_that_breaks_keeps_its_last_good_version(site: Site) -> None:
+    site.write("a.md", post("처음 제목", body="좋은 본문"))
+    site.build()
+    site.write("a.md", "---\ntitle: [깨짐\n---\n")
+    report = site.build()
+    assert report.errors == 1
+    assert site.titles() == ["처음 제목"]
+    assert "좋은 본문" in site.feed().entries[0].content[0].value
+    # and it stays while it is broken, also on a warm build
+    assert site.build().errors == 1
+    assert site.titles() == ["처음 제목"]
+
+
+def test_future_post_appears_when_its_time_comes(site: Site) -> None:
+    site.write("now.md", post("지금", date="2024-05-01"))
+    site.write("later.md", post("나중", date="2024-06-10 09:00"))
+    report = site.build()
+    assert site.titles() == ["지금"]
+    assert report.next_publish == datetime(2024, 6, 10, 0, 0, tzinfo=UTC)  # 09:00 KST
+    site.clock.advance(timedelta(days=10))
+    site.build()
+    assert site.titles() == ["나중", "지금"]
+
+
+def test_duplicate_slug_keeps_the_first_post(site: Site) -> None:
+    site.write("a/같은.md", post("첫째", date="2024-01-01"))
+    site.build()
+    site.write("b/같은.md", post("둘째", date="2024-02-01"))
+    report = site.build()
+    assert site.titles() == ["첫째"]
+    assert any(p.path == "b/같은.md" and "duplicate slug" in p.reason for p in report.problems)
+
+
+def test_duplicate_id_is_reported(site: Site) -> None:
+    site.write("a.md", post("하나", extra="id: same"))
+    site.write("b.md", post("둘", extra="id: same"))
+    report = site.build()
+    assert len(site.titles()) == 1
+    assert any("duplicate id" in p.reason for p in report.problems)
+
+
+def test_symlink_leaving_the_folder_is_refused(site: Site, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.md"
+    outside.write_text(post("비밀"), encoding="utf-8")
+    (site.content / "link.md").symlink_to(outside)
+    site.write("ok.md", post("보임"))
+    report = site.build()
+    assert site.titles() == ["보임"]
+    assert any(p.path == "link.md" and "outside" in p.reason for p in report.problems)
+
+
+def test_symlink_inside_the_folder_is_followed(site: Site) -> None:
+    target = site.write("real/글.md", post("진짜"))
+    (site.content / "alias").symlink_to(target.parent)
+    report = site.build()
+    assert report.errors == 0  # the folder is walked once, whichever name reaches it first
+    assert site.titles() == ["진짜"]
+
+
+def test_oversized_binary_undecodable_and_empty_files_are_reported(tmp_path: Path) -> None:
+    site = Site(tmp_path, content={"max_bytes": 1000})
+    site.write("big.md", post("큰 글", body="가" * 2000))
+    site.write("binary.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00")
+    site.write("latin1.md", "---\ntitle: caf\xe9\n---\n".encode("latin-1"))
+    site.write("empty.md", "")
+    site.write("fine.md", post("괜찮은 글"))
+    report = site.build()
+    assert site.titles() == ["괜찮은 글"]
+    assert {p.path for p in report.problems} == {"big.md", "binary.md", "latin1.md", "empty.md"}
+    assert report.errors == 4
+
+
+def test_hidden_files_and_drafts_folder_are_skipped(site: Site) -> None:
+    site.write(".hidden.md", post("숨김"))
+    site.write(".git/x.md", post("깃"))
+    site.write("_drafts/초안.md", post("초안"))
+    site.write("notes.txt.bak", post("백업"))
+    site.write("visible.md", post("보임"))
+    report = site.build()
+    assert report.files == 1
+    assert site.titles() == ["보임"]
+
+
+def test_deleted_post_leaves_the_feeds_and_its_category_feed_goes(site: Site) -> None:
+    site.write("a.md", post("가", cats="[News]"))
+    doomed = site.write("b.md", post("나", cats="[Sports]"))
+    site.build()
+    assert (site.root / "public" / "categories" / "sports" / "feed.xml").exists()
+    doomed.unlink()
+    site.build()
+    assert site.titles() == ["가"]
+    assert not (site.root / "public" / "categories" / "sports").exists()
+
+
+def test_dry_run_writes_nothing(site: Site) -> None:
+    site.write("a.md", post("가"))
+    report = site.build(dry_run=True, render_all=True)
+    assert report.published == 1
+    assert not (site.root / "public").exists()
+    assert site.build().parsed == 1  # nothing was cached by the dry run
+
+
+def test_unsupported_liquid_is_a_warning_not_an_error(site: Site) -> None:
+    site.write("a.md", post("리퀴드", body="앞\n\n{% include note.html %}\n"))
+    report = site.build()
+    assert report.errors == 0
+    assert report.warnings == 1
+    assert report.problems[0].line is not None
+
+
+def test_worker_processes_give_the_same_feeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(build_module, "PARALLEL_THRESHOLD", 2)
+    outputs = []
+    for workers in (1, 2):
+        site = Site(tmp_path / f"w{workers}")
+        for i in range(30):
+            site.write(f"2024-02-{i % 28 + 1:02d}-글-{i}.md", post(f"글 {i}", date=None))
+        report = site.build(workers=workers)
+        assert report.parsed == 30
+        outputs.append((site.root / "public" / "feed.xml").read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_changing_settings_reparses_everything(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    site.write("a.md", post("가"))
+    site.build()
+    site.settings = make_settings(tmp_path, site={"url": "https://other.example.kr/"})
+    report = site.build()
+    assert report.parsed == 1
+    assert site.feed().entries[0].link.startswith("https://other.example.kr/")

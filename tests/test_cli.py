@@ -1,0 +1,122 @@
+"""The command line: exit statuses, messages, init, status (click runner and a subprocess)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from feedsvc import __version__
+from feedsvc.cli import main
+from tests.conftest import REPO
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _site(tmp_path: Path) -> Path:
+    shutil.copytree(REPO / "content", tmp_path / "content")
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    return tmp_path / "config.yaml"
+
+
+def test_version(runner: CliRunner) -> None:
+    result = runner.invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_build_publishes_the_sample_site(runner: CliRunner, tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    result = runner.invoke(main, ["--config", str(config), "build"])
+    assert result.exit_code == 0, result.output
+    assert "0 errors" in result.output
+    assert (tmp_path / "public" / "feed.xml").exists()
+    assert (tmp_path / "feedsvc.db").exists()
+
+
+def test_build_with_a_broken_file_publishes_the_rest_and_exits_1(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    config = _site(tmp_path)
+    (tmp_path / "content" / "깨진-글.md").write_text("---\ntitle: [x\n---\n", encoding="utf-8")
+    result = runner.invoke(main, ["--config", str(config), "build"])
+    assert result.exit_code == 1
+    assert "깨진-글.md:" in result.output
+    assert "every other post was published" in result.output
+    assert "부산시" in (tmp_path / "public" / "feed.xml").read_text(encoding="utf-8")
+
+
+def test_check_lists_problems_and_exits_nonzero(runner: CliRunner, tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    (tmp_path / "content" / "bad.md").write_bytes(b"---\ntitle: a\n---\n\x00\x01")
+    result = runner.invoke(main, ["--config", str(config), "check"])
+    assert result.exit_code == 1
+    assert "bad.md" in result.output
+    assert not (tmp_path / "public").exists()
+
+
+def test_check_passes_on_the_sample_site(runner: CliRunner, tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    result = runner.invoke(main, ["--config", str(config), "check"])
+    assert result.exit_code == 0, result.output
+
+
+def test_bad_config_exits_2_naming_the_key(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("feeds:\n  limit: many\n", encoding="utf-8")
+    result = runner.invoke(main, ["--config", str(config), "build"])
+    assert result.exit_code == 2
+    assert "feeds.limit = 'many'" in result.output
+
+
+def test_unreachable_store_exits_3(runner: CliRunner, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("storage:\n  url: postgresql://x@127.0.0.1:1/none\n", encoding="utf-8")
+    result = runner.invoke(main, ["--config", str(config), "build"])
+    assert result.exit_code == 3
+    assert "cannot open the store" in result.output
+
+
+def test_status_shows_last_build_and_problems(runner: CliRunner, tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    (tmp_path / "content" / "bad.md").write_text("---\ntitle: [x\n---\n", encoding="utf-8")
+    before = runner.invoke(main, ["--config", str(config), "status"])
+    assert "last build: never" in before.output
+    runner.invoke(main, ["--config", str(config), "build"])
+    result = runner.invoke(main, ["--config", str(config), "status"])
+    assert result.exit_code == 0
+    assert "last build:" in result.output
+    assert "1 errors" in result.output
+    assert "bad.md" in result.output
+
+
+def test_init_writes_a_site_that_builds(runner: CliRunner, tmp_path: Path) -> None:
+    target = tmp_path / "새 사이트"
+    result = runner.invoke(main, ["init", str(target)])
+    assert result.exit_code == 0
+    assert (target / "config.yaml").exists()
+    again = runner.invoke(main, ["init", str(target)])
+    assert "kept" in again.output
+    built = runner.invoke(main, ["--config", str(target / "config.yaml"), "build"])
+    assert built.exit_code == 0, built.output
+    assert (target / "public" / "feed.xml").exists()
+
+
+def test_python_m_feedsvc_runs_in_a_fresh_process(tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "feedsvc", "--config", str(config), "build"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "public" / "atom.xml").exists()

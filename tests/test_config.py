@@ -1,0 +1,127 @@
+"""config.yaml → settings: defaults, validation messages naming the dotted key, env overrides."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from feedsvc.config import load_settings, settings_from_mapping
+from feedsvc.errors import ConfigError
+
+
+def test_embedded_defaults_work_without_a_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FEEDSVC_CONFIG", raising=False)
+    settings = load_settings()
+    assert settings.source == "embedded defaults"
+    assert settings.content_dir == tmp_path / "content"
+    assert settings.storage_url == f"sqlite:///{tmp_path / 'feedsvc.db'}"
+    assert settings.delivery.backend == "outbox"
+    assert settings.server.host == "127.0.0.1"
+    assert settings.feeds.limit == 20
+
+
+def test_repository_sample_config_is_valid() -> None:
+    settings = load_settings(Path(__file__).resolve().parents[1] / "config.yaml")
+    assert settings.site.language == "ko"
+    assert settings.site.timezone == "Asia/Seoul"
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    config = tmp_path / "site" / "config.yaml"
+    config.parent.mkdir()
+    config.write_text("content: {dir: 글}\nfeeds: {output_dir: out}\n", encoding="utf-8")
+    settings = load_settings(config)
+    assert settings.content_dir == config.parent / "글"
+    assert settings.output_dir == config.parent / "out"
+    assert settings.storage_url == f"sqlite:///{config.parent / 'feedsvc.db'}"
+
+
+def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "other.yaml"
+    config.write_text("site: {title: 환경 변수}\n", encoding="utf-8")
+    monkeypatch.setenv("FEEDSVC_CONFIG", str(config))
+    assert load_settings().site.title == "환경 변수"
+
+
+def test_named_config_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.yaml")
+
+
+def test_unknown_key_is_an_error_naming_the_dotted_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({"feeds": {"limt": 5}})
+    assert "feeds.limt: unknown key" in str(caught.value)
+
+
+def test_invalid_value_names_key_value_and_expectation() -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({"site": {"timezone": "Seoul/Busan"}, "feeds": {"limit": -1}})
+    message = str(caught.value)
+    assert "site.timezone = 'Seoul/Busan': expected an IANA time zone name" in message
+    assert "feeds.limit = -1: Input should be greater than 0" in message
+
+
+def test_durations_accept_units() -> None:
+    settings = settings_from_mapping(
+        {"digest": {"max_lateness": "90m"}, "delivery": {"max_age": "2d", "shutdown_grace": 5}}
+    )
+    assert settings.digest.max_lateness == timedelta(minutes=90)
+    assert settings.delivery.max_age == timedelta(days=2)
+    assert settings.delivery.shutdown_grace == timedelta(seconds=5)
+
+
+def test_bad_duration_is_explained() -> None:
+    with pytest.raises(ConfigError, match=r"delivery.max_age = 'soon': expected a duration"):
+        settings_from_mapping({"delivery": {"max_age": "soon"}})
+
+
+def test_digest_from_key_is_spelled_from() -> None:
+    settings = settings_from_mapping({"digest": {"from": "부산 소식 <news@example.kr>"}})
+    assert settings.digest.from_ == "부산 소식 <news@example.kr>"
+
+
+def test_site_url_gets_a_trailing_slash() -> None:
+    assert settings_from_mapping({"site": {"url": "https://x.kr/blog"}}).site.url == (
+        "https://x.kr/blog/"
+    )
+
+
+def test_relative_site_url_is_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"site\.url = '/blog': expected an absolute"):
+        settings_from_mapping({"site": {"url": "/blog"}})
+
+
+def test_permalink_must_contain_slug() -> None:
+    with pytest.raises(ConfigError, match=r"content\.permalink"):
+        settings_from_mapping({"content": {"permalink": "/{year}/{nope}/"}})
+
+
+def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("site:\n  title: [oops\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="line 3: not valid YAML"):
+        load_settings(config)
+
+
+def test_config_that_is_not_a_mapping_is_rejected(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("- a\n- b\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_settings(config)
+
+
+def test_storage_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEEDSVC_STORAGE_URL", "postgresql://postgres@127.0.0.1/test")
+    assert settings_from_mapping({}).storage_url == "postgresql://postgres@127.0.0.1/test"
+
+
+def test_settings_are_frozen() -> None:
+    settings = settings_from_mapping({})
+    with pytest.raises(ValueError):
+        settings.site.title = "x"  # type: ignore[misc]
