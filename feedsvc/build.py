@@ -80,11 +80,19 @@ class BuildReport:
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    """What a parse worker learned about one file."""
+    """What a parse worker learned about one file.
 
-    file: SourceFile
+    ``meta`` when the file parsed and its date is known; ``parsed`` when it parsed but waits
+    for its first-seen date (only the store knows it); ``problem`` when it cannot be a post;
+    none of them when its bytes hash as cached.
+    """
+
+    path: str
+    size: int
+    mtime_ns: int
     content_hash: str
-    parsed: ParsedSource | None = None  # None: the bytes hash as cached (nothing to parse)
+    meta: PostMeta | None = None
+    parsed: ParsedSource | None = None
     problem: Problem | None = None
 
 
@@ -104,29 +112,51 @@ def _hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def _parse_one(settings: Settings, file: SourceFile, known_hash: str | None) -> _Outcome:
+class _AssetSizes:
+    """Sizes of local files behind asset URLs, looked up once per URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.sizes: dict[str, int | None] = {}
+
+    def __call__(self, url: str) -> int | None:
+        if url not in self.sizes:
+            self.sizes[url] = asset_size(self.settings.assets_dir, self.settings.site.url, url)
+        return self.sizes[url]
+
+
+def _parse_one(
+    settings: Settings, sizes: _AssetSizes, file: SourceFile, known_hash: str | None
+) -> _Outcome:
     try:
         with open(file.abspath, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        return _Outcome(file, "", problem=Problem(file.path, f"cannot read: {exc.strerror}"))
+        problem = Problem(file.path, f"cannot read: {exc.strerror}")
+        return _Outcome(file.path, file.size, file.mtime_ns, "", problem=problem)
     digest = _hash(data)
-    # The stat may change between scan and read; record what was actually read.
-    file = replace(file, size=len(data))
+    # The file may change between scan and read: record the size actually read.
+    size = len(data)
     if digest == known_hash:
-        return _Outcome(file, digest)
+        return _Outcome(file.path, size, file.mtime_ns, digest)
     try:
         parsed = parse_source(file.path, data, settings)
+        if parsed.date is None:
+            # The body is re-read for the few posts that get rendered; don't ship it back.
+            bare = replace(parsed, body="")
+            return _Outcome(file.path, size, file.mtime_ns, digest, parsed=bare)
+        meta = to_meta(parsed, settings, first_seen=None, asset_size=sizes)
     except ContentError as exc:
-        return _Outcome(file, digest, problem=Problem(file.path, exc.reason, exc.line))
-    # The body is re-read for the few posts that get rendered; don't ship it between processes.
-    return _Outcome(file, digest, parsed=replace(parsed, body=""))
+        problem = Problem(file.path, exc.reason, exc.line)
+        return _Outcome(file.path, size, file.mtime_ns, digest, problem=problem)
+    return _Outcome(file.path, size, file.mtime_ns, digest, meta=meta)
 
 
 def _parse_batch(
     settings: Settings, batch: Sequence[tuple[SourceFile, str | None]]
 ) -> list[_Outcome]:
-    return [_parse_one(settings, file, known) for file, known in batch]
+    sizes = _AssetSizes(settings)
+    return [_parse_one(settings, sizes, file, known) for file, known in batch]
 
 
 def _render_one(
@@ -185,14 +215,6 @@ class Builder:
         self.clock = clock
         self.workers = default_workers() if workers is None else workers
         self.fingerprint = settings_fingerprint(settings)
-        self._asset_sizes: dict[str, int | None] = {}
-
-    def _asset_size(self, url: str) -> int | None:
-        if url not in self._asset_sizes:
-            self._asset_sizes[url] = asset_size(
-                self.settings.assets_dir, self.settings.site.url, url
-            )
-        return self._asset_sizes[url]
 
     def build(self, *, dry_run: bool = False, render_all: bool = False) -> BuildReport:
         """Publish what is good and report the rest. ``dry_run`` writes nothing (``check``)."""
@@ -221,75 +243,9 @@ class Builder:
                 to_read.append((file, row.content_hash if fresh and row else None))
         outcomes = _map_batches(_parse_batch, settings, to_read, self.workers)
 
-        # 2. New parses become metadata; hashes that match the cache only refresh the stat.
-        new_rows: list[SourceRow] = []
-        parsed_ok: list[_Outcome] = []
-        for outcome in outcomes:
-            row = cached.get(outcome.file.path)
-            if outcome.problem is not None:
-                report.problems.append(outcome.problem)
-                broken_paths.add(outcome.file.path)
-                new_rows.append(self._broken_row(outcome, row, now))
-            elif outcome.parsed is None and row is not None:
-                refreshed = replace(row, size=outcome.file.size, mtime_ns=outcome.file.mtime_ns)
-                new_rows.append(refreshed)
-                unchanged.append(refreshed)
-            else:
-                parsed_ok.append(outcome)
-        report.parsed = len(parsed_ok)
-
-        slugs = [o.parsed.slug for o in parsed_ok if o.parsed is not None]
-        if dry_run:
-            with self.store.read() as conn:
-                seen = peek_first_seen(conn, slugs)
-        else:
-            with self.store.write() as conn:
-                seen = first_seen_dates(conn, slugs, now)
-
-        metas: dict[str, PostMeta] = {}  # by source path: every currently good post
-        for outcome in parsed_ok:
-            assert outcome.parsed is not None
-            parsed = outcome.parsed
-            row = cached.get(outcome.file.path)
-            try:
-                meta = to_meta(
-                    parsed,
-                    settings,
-                    first_seen=seen.get(parsed.slug, now),
-                    asset_size=self._asset_size,
-                )
-            except ContentError as exc:
-                problem = Problem(outcome.file.path, exc.reason, exc.line)
-                report.problems.append(problem)
-                broken_paths.add(outcome.file.path)
-                new_rows.append(self._broken_row(replace(outcome, problem=problem), row, now))
-                continue
-            metas[meta.source] = meta
-            new_rows.append(
-                SourceRow(
-                    source_path=meta.source,
-                    post_id=meta.id,
-                    slug=meta.slug,
-                    size=outcome.file.size,
-                    mtime_ns=outcome.file.mtime_ns,
-                    content_hash=outcome.content_hash,
-                    fingerprint=self.fingerprint,
-                    first_seen=seen.get(parsed.slug, now),
-                    published=meta.published,
-                    meta=json.dumps(meta_to_dict(meta), ensure_ascii=False),
-                    render_key=row.render_key if row else None,
-                    problem=None,
-                    problem_line=None,
-                )
-            )
-        hashes = {row.source_path: row.content_hash for row in new_rows}
-        for row in unchanged:
-            hashes[row.source_path] = row.content_hash
-            if row.problem is not None:
-                report.problems.append(Problem(row.source_path, row.problem, row.problem_line))
-                broken_paths.add(row.source_path)
-            elif row.meta is not None:
-                metas[row.source_path] = meta_from_dict(json.loads(row.meta))
+        # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
+        metas, rows, hashes = self._settle(outcomes, unchanged, cached, report, now, dry_run)
+        broken_paths |= {p.path for p in report.problems}
 
         # 3. Last good versions of files that are broken now.
         for path in sorted(broken_paths):
@@ -325,7 +281,7 @@ class Builder:
             report.feeds_written = write_feed_files(settings.output_dir, files)
             gone = sorted(set(cached) - {f.path for f in scan.files} - broken_paths)
             with self.store.write() as conn:
-                save_sources(conn, new_rows)
+                save_sources(conn, rows)
                 delete_sources(conn, gone)
                 save_renders(conn, renders)
         report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
@@ -335,15 +291,96 @@ class Builder:
                 record_build(conn, _record(report))
         return report
 
-    def _broken_row(self, outcome: _Outcome, row: SourceRow | None, now: datetime) -> SourceRow:
-        problem = outcome.problem
-        assert problem is not None
+    def _settle(
+        self,
+        outcomes: list[_Outcome],
+        unchanged: list[SourceRow],
+        cached: dict[str, SourceRow],
+        report: BuildReport,
+        now: datetime,
+        dry_run: bool,
+    ) -> tuple[dict[str, PostMeta], list[SourceRow], dict[str, str]]:
+        """Metadata of every good post by path, the rows to save, and every file's hash."""
+        rows: list[SourceRow] = []
+        fresh: list[_Outcome] = []
+        for outcome in outcomes:
+            row = cached.get(outcome.path)
+            if outcome.problem is not None:
+                report.problems.append(outcome.problem)
+                rows.append(self._broken_row(outcome, outcome.problem, row, now))
+            elif outcome.meta is None and outcome.parsed is None and row is not None:
+                # Same bytes as cached: only the stat moved (a touch, a checkout).
+                refreshed = replace(row, size=outcome.size, mtime_ns=outcome.mtime_ns)
+                rows.append(refreshed)
+                unchanged.append(refreshed)
+            else:
+                fresh.append(outcome)
+        report.parsed = len(fresh)
+
+        # Every slug's first sighting is recorded, so removing a date later keeps it put.
+        slugs = [o.meta.slug for o in fresh if o.meta] + [o.parsed.slug for o in fresh if o.parsed]
+        if dry_run:
+            with self.store.read() as conn:
+                seen = peek_first_seen(conn, slugs)
+        else:
+            with self.store.write() as conn:
+                seen = first_seen_dates(conn, slugs, now)
+
+        metas: dict[str, PostMeta] = {}
+        for outcome in fresh:
+            row = cached.get(outcome.path)
+            meta = outcome.meta
+            if meta is None:
+                assert outcome.parsed is not None
+                try:
+                    meta = to_meta(
+                        outcome.parsed,
+                        self.settings,
+                        first_seen=seen.get(outcome.parsed.slug, now),
+                        asset_size=_AssetSizes(self.settings),
+                    )
+                except ContentError as exc:
+                    problem = Problem(outcome.path, exc.reason, exc.line)
+                    report.problems.append(problem)
+                    rows.append(self._broken_row(outcome, problem, row, now))
+                    continue
+            metas[meta.source] = meta
+            rows.append(
+                SourceRow(
+                    source_path=meta.source,
+                    post_id=meta.id,
+                    slug=meta.slug,
+                    size=outcome.size,
+                    mtime_ns=outcome.mtime_ns,
+                    content_hash=outcome.content_hash,
+                    fingerprint=self.fingerprint,
+                    first_seen=seen.get(meta.slug, now),
+                    published=meta.published,
+                    meta=json.dumps(meta_to_dict(meta), ensure_ascii=False),
+                    render_key=row.render_key if row else None,
+                    problem=None,
+                    problem_line=None,
+                )
+            )
+        hashes = {row.source_path: row.content_hash for row in rows}
+        for row in unchanged:
+            hashes[row.source_path] = row.content_hash
+            if row.problem is not None:
+                report.problems.append(Problem(row.source_path, row.problem, row.problem_line))
+            elif row.meta is not None:
+                metas[row.source_path] = meta_from_dict(json.loads(row.meta))
+        return metas, rows, hashes
+
+    def _broken_row(
+        self, outcome: _Outcome, problem: Problem, row: SourceRow | None, now: datetime
+    ) -> SourceRow:
+        """The row of a file that cannot be a post now; its last good version stays."""
         return SourceRow(
-            source_path=outcome.file.path,
+            source_path=outcome.path,
             post_id=row.post_id if row else None,
             slug=row.slug if row else None,
-            size=outcome.file.size,
-            mtime_ns=outcome.file.mtime_ns,
+            size=outcome.size,
+            mtime_ns=outcome.mtime_ns,
             content_hash=outcome.content_hash,
             fingerprint=self.fingerprint,
             first_seen=row.first_seen if row else now,

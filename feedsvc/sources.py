@@ -11,6 +11,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 from feedsvc.models import Problem
 
@@ -101,14 +102,13 @@ def asset_size(assets_dir: Path, site_url: str, url: str) -> int | None:
     """Size of the local file behind an absolute asset URL of this site, if there is one."""
     if not url.startswith(site_url):
         return None
-    from urllib.parse import unquote, urlsplit
-
     relative = unquote(urlsplit(url[len(site_url) :]).path)
-    candidate = (assets_dir / relative).resolve()
-    base = assets_dir.resolve()
-    if base not in candidate.parents:
+    base = os.path.normpath(assets_dir)
+    candidate = os.path.normpath(os.path.join(base, relative))
+    if not candidate.startswith(base + os.sep):  # '..' must not climb out of the folder
         return None
     try:
-        return candidate.stat().st_size if candidate.is_file() else None
+        info = os.stat(candidate)
     except OSError:
         return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None

@@ -42,7 +42,7 @@ class Site:
     def __init__(self, root: Path, **sections: object) -> None:
         self.root = root
         self.content = root / "content"
-        self.content.mkdir(exist_ok=True)
+        self.content.mkdir(parents=True, exist_ok=True)
         self.settings: Settings = make_settings(root, **sections)  # type: ignore[arg-type]
         self.clock = FixedClock(NOW)
         self.store: Store = open_store(self.settings.storage_url)

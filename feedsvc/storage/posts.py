@@ -64,7 +64,8 @@ def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
         yield items[start : start + _CHUNK]
 
 
-_ROW_COLUMNS = [posts.c[name] for name in SourceRow.__slots__]  # type: ignore[attr-defined]
+_ROW_NAMES: tuple[str, ...] = SourceRow.__slots__
+_ROW_COLUMNS = [posts.c[name] for name in _ROW_NAMES]
 
 
 def load_sources(conn: Connection) -> dict[str, SourceRow]:
@@ -88,23 +89,16 @@ def load_renders(conn: Connection, paths: Iterable[str]) -> dict[str, Render]:
     return found
 
 
-def save_sources(conn: Connection, rows: Sequence[SourceRow], keep_renders: bool = True) -> None:
-    """Insert or replace cached rows; the last good render of a replaced row is kept."""
-    if not rows:
-        return
-    paths = [row.source_path for row in rows]
-    kept = load_renders(conn, paths) if keep_renders else {}
-    delete_sources(conn, paths)
-    values: list[dict[str, Any]] = []
-    for row in rows:
-        value = {name: getattr(row, name) for name in SourceRow.__slots__}  # type: ignore[attr-defined]
-        render = kept.get(row.source_path)
-        value["html"] = render.html if render else None
-        value["summary"] = render.summary if render else None
-        value["render_key"] = render.render_key if render else row.render_key
-        values.append(value)
+def save_sources(conn: Connection, rows: Sequence[SourceRow]) -> None:
+    """Insert or update cached rows; an updated row keeps its last good render."""
+    values = [{name: getattr(row, name) for name in _ROW_NAMES} for row in rows]
+    statement = _upsert(conn, posts)
+    statement = statement.on_conflict_do_update(
+        index_elements=[posts.c.source_path],
+        set_={name: statement.excluded[name] for name in _ROW_NAMES if name != "source_path"},
+    )
     for chunk in _chunks(values):
-        conn.execute(insert(posts), list(chunk))
+        conn.execute(statement, list(chunk))
 
 
 def save_renders(conn: Connection, renders: Iterable[Render]) -> None:
@@ -128,23 +122,25 @@ def first_seen_dates(conn: Connection, slugs: Iterable[str], now: datetime) -> d
     for chunk in _chunks(wanted):
         query = select(first_seen.c.slug, first_seen.c.seen_at).where(first_seen.c.slug.in_(chunk))
         known.update({row.slug: row.seen_at for row in conn.execute(query)})
-    new = [{"slug": slug, "seen_at": now} for slug in wanted if slug not in known]
+    new = [slug for slug in wanted if slug not in known]
+    # Another process may record the same slug at the same moment: the first one stays.
+    statement = _upsert(conn, first_seen).on_conflict_do_nothing()
     for chunk in _chunks(new):
-        # Another process may record the same slug at the same moment: keep whichever came first.
-        conn.execute(_insert_ignoring_conflicts(conn, first_seen), list(chunk))
+        conn.execute(statement, [{"slug": slug, "seen_at": now} for slug in chunk])
     if new:
-        known.update(peek_first_seen(conn, [row["slug"] for row in new]))
+        known.update(peek_first_seen(conn, new))
     return known
 
 
-def _insert_ignoring_conflicts(conn: Connection, table: Any) -> Any:
+def _upsert(conn: Connection, table: Any) -> Any:
+    """The dialect's INSERT that supports ON CONFLICT (SQLite and PostgreSQL both do)."""
     if conn.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        return pg_insert(table).on_conflict_do_nothing()
+        return pg_insert(table)
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-    return sqlite_insert(table).on_conflict_do_nothing()
+    return sqlite_insert(table)
 
 
 def peek_first_seen(conn: Connection, slugs: Iterable[str]) -> dict[str, datetime]:
