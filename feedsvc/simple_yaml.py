@@ -44,7 +44,7 @@ class _NotSimple(Exception):
 
 def _plain(text: str) -> Any:
     """A plain scalar, typed as PyYAML types it (str, int, float, bool, null, timestamp)."""
-    tag = _resolver.resolve(ScalarNode, text, (True, False))
+    tag = _resolver.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     construct = _CONSTRUCT.get(tag)
     if construct is None:
         raise _NotSimple
