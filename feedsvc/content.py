@@ -7,27 +7,63 @@ Every string leaving here is free of XML-illegal characters.
 
 from __future__ import annotations
 
-import codecs
 import functools
 import html
 import mimetypes
 import re
-import tomllib
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
-
-import yaml
-from frontmatter.default_handlers import BaseHandler, YAMLHandler
 
 from feedsvc.config import Settings
 from feedsvc.errors import ContentError
+from feedsvc.front_matter import DATE_HELP, decode_source, split_front_matter
 from feedsvc.models import Author, DateSource, Image, PostMeta
+from feedsvc.urls import absolute_url, permalink_for, quote_url, slugify
+
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+_LINE_BREAK = re.compile(r"\r\n?|\n")
+_NOT_ONE_LINE = re.compile("[\x00-\x08\x0a-\x1f\ufffe\uffff\ud800-\udfff]")
+_TERM_SPLIT = re.compile(r"[,\s]+")
+_SCALAR = (str, int, float)
+_DATE_PREFIX = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:-|$)")
+_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-(\d\d)-(\d\d)(?!\d)")
+_DATE_TEXT = re.compile(
+    r"(\d{4})[-/](\d\d?)[-/](\d\d?)"
+    r"(?:[T ](\d\d?):(\d\d)(?::(\d\d)(?:[.,](\d{1,6})\d*)?)?)?"
+    r"\s*(Z|UTC|GMT|[+-]\d\d(?::?\d\d)?)?",
+    re.IGNORECASE,
+)
+_UNSAFE_PERMALINK = re.compile(r"\.\.|\\|^//|^[A-Za-z][A-Za-z0-9+.-]*:|[\x00-\x20\x7f]")
+_HTML_START = re.compile(
+    r"\s*<(?:!--|(?:p|div|h[1-6]|img|table|ul|ol|figure|article|section|blockquote|pre)"
+    r"(?=[\s/>]))",
+    re.IGNORECASE,
+)
+_MD_H1 = re.compile(
+    r"^ {0,3}#[ \t]+([^\n]+?)(?:[ \t]+#+)?[ \t]*$"  # ATX: # Title
+    r"|^ {0,3}(\S[^\n]*)\n {0,3}=+[ \t]*$"  # setext: Title / ===
+    r"|(?s:<h1\b[^>]*>(.*?)</h1\s*>)",
+    re.MULTILINE | re.IGNORECASE,
+)
+_HTML_H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1\s*>", re.IGNORECASE | re.DOTALL)
+_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)
+_MD_INLINE = re.compile(r"\[([^\]]*)\]\([^)]*\)|\*\*|\*|`")
+_TAG_DROP = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_TAG_BLOCK = re.compile(
+    r"</?(?:p|div|h[1-6]|li|ul|ol|dl|dt|dd|table|thead|tbody|tr|td|th|blockquote|pre|"
+    r"section|article|aside|header|footer|nav|figure|figcaption|br|hr)\b[^>]*>",
+    re.IGNORECASE,
+)
+_TAG_ANY = re.compile(r"</?[A-Za-z][^>]*>|<![^>]*>|<\?[^>]*>")
+_DATE_KEYS = ("date", "pubDate", "published", "created")
+_UPDATED_KEYS = ("updated", "lastmod", "modified")
+_EXCERPT_KEYS = ("excerpt", "description", "summary")
+_IMAGE_KEYS = ("image", "feature_image", "cover")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,68 +90,6 @@ class ParsedSource:
     body_format: Literal["markdown", "html"]
 
 
-class TOMLHandler(BaseHandler):
-    """Hugo's ``+++`` TOML front matter via stdlib tomllib (the bundled handler needs ``toml``)."""
-
-    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
-    START_DELIMITER = END_DELIMITER = "+++"
-
-    def load(self, fm: str) -> dict[str, Any]:
-        return tomllib.loads(fm)
-
-
-# YAMLHandler loads with yaml.CSafeLoader when libyaml is present: most of parse time.
-_HANDLERS: tuple[BaseHandler, ...] = (YAMLHandler(), TOMLHandler())
-
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
-_LINE_BREAK = re.compile(r"\r\n?|\n")
-_NOT_ONE_LINE = re.compile("[\x00-\x08\x0a-\x1f\ufffe\uffff\ud800-\udfff]")
-_TERM_SPLIT = re.compile(r"[,\s]+")
-_SCALAR = (str, int, float)
-_SLUG_JUNK = re.compile(r"[\W_]+")
-_DATE_PREFIX = re.compile(r"(\d{4})-(\d\d)-(\d\d)(?:-|$)")
-_DATE_IN_NAME = re.compile(r"(?<!\d)(\d{4})-(\d\d)-(\d\d)(?!\d)")
-_DATE_TEXT = re.compile(
-    r"(\d{4})[-/](\d\d?)[-/](\d\d?)"
-    r"(?:[T ](\d\d?):(\d\d)(?::(\d\d)(?:[.,](\d{1,6})\d*)?)?)?"
-    r"\s*(Z|UTC|GMT|[+-]\d\d(?::?\d\d)?)?",
-    re.IGNORECASE,
-)
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
-_UNSAFE_PERMALINK = re.compile(r"\.\.|\\|^//|^[A-Za-z][A-Za-z0-9+.-]*:|[\x00-\x20\x7f]")
-_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
-_HTML_START = re.compile(
-    r"\s*<(?:!--|(?:p|div|h[1-6]|img|table|ul|ol|figure|article|section|blockquote|pre)"
-    r"(?=[\s/>]))",
-    re.IGNORECASE,
-)
-_MD_H1 = re.compile(
-    r"^ {0,3}#[ \t]+([^\n]+?)(?:[ \t]+#+)?[ \t]*$"  # ATX: # Title
-    r"|^ {0,3}(\S[^\n]*)\n {0,3}=+[ \t]*$"  # setext: Title / ===
-    r"|(?s:<h1\b[^>]*>(.*?)</h1\s*>)",
-    re.MULTILINE | re.IGNORECASE,
-)
-_HTML_H1 = re.compile(r"<h1\b[^>]*>(.*?)</h1\s*>", re.IGNORECASE | re.DOTALL)
-_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)
-_MD_INLINE = re.compile(r"\[([^\]]*)\]\([^)]*\)|\*\*|\*|`")
-_TAG_DROP = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
-_TAG_BLOCK = re.compile(
-    r"</?(?:p|div|h[1-6]|li|ul|ol|dl|dt|dd|table|thead|tbody|tr|td|th|blockquote|pre|"
-    r"section|article|aside|header|footer|nav|figure|figcaption|br|hr)\b[^>]*>",
-    re.IGNORECASE,
-)
-_TAG_ANY = re.compile(r"</?[A-Za-z][^>]*>|<![^>]*>|<\?[^>]*>")
-_TOML_LINE = re.compile(r"at line (\d+)")
-_BAD_TIMESTAMP = re.compile(r"^[^:#\n]+:\s*['\"]?(\d{4})-(\d\d?)-(\d\d?)", re.MULTILINE)
-
-_DATE_KEYS = ("date", "pubDate", "published", "created")
-_UPDATED_KEYS = ("updated", "lastmod", "modified")
-_EXCERPT_KEYS = ("excerpt", "description", "summary")
-_IMAGE_KEYS = ("image", "feature_image", "cover")
-_DATE_HELP = "write it as 2024-01-02, 2024-01-02 10:00 or 2024-01-02T10:00:00+09:00"
-
-
 def strip_xml_illegal(text: str) -> str:
     """``text`` without C0 controls (except tab, LF, CR), U+FFFE, U+FFFF and surrogates."""
     return _XML_ILLEGAL.sub("", text)
@@ -128,24 +102,6 @@ def _one_line(text: str) -> str:
     return _XML_ILLEGAL.sub("", _LINE_BREAK.sub(" ", text)).strip()
 
 
-def _keep_marks(match: re.Match[str]) -> str:
-    run = match.group()
-    if run.isascii():
-        return "-"
-    # Combining marks are not \w, but Indic or Thai words fall apart without them.
-    return "".join(c if unicodedata.category(c)[0] == "M" else "-" for c in run)
-
-
-def slugify(text: str) -> str:
-    """Lowercased letters and digits of any script; other runs become '-'.
-
-    '부산 여행!' → '부산-여행', so Korean slugs and category folders stay Korean.
-    """
-    if text.isascii():  # most file names: no normalising, no per-run callback
-        return _SLUG_JUNK.sub("-", text.lower()).strip("-")
-    return _SLUG_JUNK.sub(_keep_marks, unicodedata.normalize("NFC", text).lower()).strip("-")
-
-
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
     if "<" not in fragment and "&" not in fragment:  # already plain (most excerpts)
@@ -156,8 +112,8 @@ def html_to_text(fragment: str) -> str:
 
 def parse_source(path: str, data: bytes, settings: Settings) -> ParsedSource:
     """Read one source file; raises ContentError saying what is wrong and what to do."""
-    text = _decode(path, data, settings)
-    fields, fm, fm_line, body, body_line = _split(path, text)
+    text = decode_source(path, data, settings)
+    fields, fm, fm_line, body, body_line = split_front_matter(path, text)
     field = _Fields(path, fields, fm, fm_line)
     name = path.rpartition("/")[2]
     stem, dot, ext = name.rpartition(".")
@@ -205,138 +161,6 @@ def parse_source(path: str, data: bytes, settings: Settings) -> ParsedSource:
         body_line=body_line,
         body_format=body_format,
     )
-
-
-def _decode(path: str, data: bytes, settings: Settings) -> str:
-    limit = settings.content.max_bytes
-    if len(data) > limit:
-        raise ContentError(
-            path,
-            f"the file is {len(data):,} bytes, over content.max_bytes ({limit:,}); "
-            "split the post or raise content.max_bytes",
-        )
-    skipped = 0
-    encoding = settings.content.encoding
-    if data.startswith(codecs.BOM_UTF8):  # a UTF-8 BOM wins over the configured encoding
-        data, skipped, encoding = data[3:], 3, "utf-8"
-    utf8 = codecs.lookup(encoding).name == "utf-8"
-    # NUL is only a binary marker for ASCII-compatible codecs (UTF-16 text is full of it).
-    nul = data.find(b"\x00") if utf8 else -1
-    if nul >= 0:
-        raise ContentError(
-            path,
-            f"binary content (a NUL byte at byte offset {nul + skipped}); only text posts "
-            "belong in the content folder: move the file out or change its extension",
-            data.count(b"\n", 0, nul) + 1,
-        )
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ContentError(
-            path,
-            f"cannot decode byte 0x{data[exc.start]:02x} at byte offset {exc.start + skipped} "
-            f"(line {line}) as {encoding}; save the file as UTF-8, or set content.encoding "
-            "to the encoding it uses (for example euc-kr)",
-            line,
-        ) from None
-    if not utf8 and "\x00" in text:
-        raise ContentError(path, "binary content (a NUL character); move the file out")
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    if not text or text.isspace():
-        raise ContentError(path, "the file is empty; write the post or delete the file")
-    if b"\r" in data:  # memchr on bytes: cheaper than scanning the decoded text
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return text
-
-
-def _split(path: str, text: str) -> tuple[dict[str, Any], str, int, str, int]:
-    """(front matter mapping, its text, its first line, body, body's first line)."""
-    for handler in _HANDLERS:
-        assert handler.FM_BOUNDARY is not None
-        opening = handler.FM_BOUNDARY.match(text)
-        if opening is not None:
-            break
-    else:
-        return {}, "", 1, text, 1
-    delimiter = text[:3]
-    closing = None
-    candidate = text.find("\n" + delimiter, opening.end())
-    while candidate >= 0 and closing is None:  # str.find, then the regex: 5x a regex search
-        closing = handler.FM_BOUNDARY.match(text, candidate + 1)
-        candidate = text.find("\n" + delimiter, candidate + 1)
-    if closing is None:
-        raise ContentError(
-            path,
-            f"the front matter opened by '{delimiter}' is never closed; "
-            f"add a line with '{delimiter}' after it",
-            1,
-        )
-    fm = text[opening.end() : closing.start()]
-    fm_line = text.count("\n", 0, opening.end()) + 1
-    body_start = closing.end() + (text.startswith("\n", closing.end()))
-    body_line = text.count("\n", 0, body_start) + 1
-    kind = "TOML" if delimiter == "+++" else "YAML"
-    try:
-        loaded: object = handler.load(fm)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = fm_line + mark.line if mark is not None else None
-        problem = " ".join(p for p in (exc.context, exc.problem) if p)
-        raise ContentError(path, _yaml_help(problem), line) from None
-    except yaml.reader.ReaderError as exc:
-        line = fm_line + fm.count("\n", 0, exc.position)
-        reason = f"character #x{exc.character:04x} is not allowed in YAML; delete it"
-        raise ContentError(path, reason, line) from None
-    except tomllib.TOMLDecodeError as exc:
-        found = _TOML_LINE.search(str(exc))
-        line = fm_line + int(found.group(1)) - 1 if found else None
-        reason = f"front matter is not valid TOML: {exc}; fix this line"
-        raise ContentError(path, reason, line) from None
-    except ValueError as exc:  # PyYAML builds dates like 2024-13-45 and fails outside its errors
-        line = _bad_date_line(fm, fm_line)
-        reason = f"front matter has an impossible date ({exc}); {_DATE_HELP}"
-        raise ContentError(path, reason, line) from None
-    except (
-        yaml.YAMLError,
-        RecursionError,
-        TypeError,
-        AttributeError,
-        LookupError,
-        OverflowError,
-    ) as exc:
-        # PyYAML's constructors fail with plain Python errors on bad explicit tags
-        # (e.g. "!!timestamp 'soon'" raises AttributeError): still the author's YAML.
-        reason = f"front matter cannot be read as {kind} ({exc}); fix it"
-        raise ContentError(path, reason, 1) from None
-    if loaded is None:
-        loaded = {}
-    if not isinstance(loaded, dict):
-        raise ContentError(
-            path,
-            f"the front matter is a {type(loaded).__name__}, not key/value pairs; "
-            "write one 'key: value' per line",
-            fm_line,
-        )
-    return loaded, fm, fm_line, text[body_start:], body_line
-
-
-def _yaml_help(problem: str) -> str:
-    return (
-        f"front matter is not valid YAML ({problem}); fix this line: quote values that "
-        "contain ': ' or ' #' or start with [ { * & ! | > @ or a quote"
-    )
-
-
-def _bad_date_line(fm: str, fm_line: int) -> int | None:
-    for match in _BAD_TIMESTAMP.finditer(fm):
-        year, month, day = (int(g) for g in match.groups())
-        try:
-            date(year, month, day)
-        except ValueError:
-            return fm_line + fm.count("\n", 0, match.start())
-    return None
 
 
 class _Fields:
@@ -412,7 +236,7 @@ class _Fields:
                 continue
             moment = _to_datetime(value, tz)
             if moment is None:
-                raise self.fail(key, f"value {_shown(value)} is not a date; {_DATE_HELP}")
+                raise self.fail(key, f"value {_shown(value)} is not a date; {DATE_HELP}")
             if not 1 < moment.year < 9999:  # keeps time zone arithmetic from overflowing
                 raise self.fail(key, f"value {_shown(value)} is out of range; use a real date")
             return moment
@@ -608,10 +432,10 @@ def to_meta(
         categories=parsed.categories,
         tz=ZoneInfo(settings.site.timezone),
     )
-    url = site_url + _quote_url(permalink[1:])
+    url = site_url + quote_url(permalink[1:])
     image = None
     if parsed.image:
-        image_url = _quote_url(absolute_url(parsed.image, url, site_url))
+        image_url = quote_url(absolute_url(parsed.image, url, site_url))
         media_type = mimetypes.guess_type(urlsplit(image_url).path)[0]
         image = Image(image_url, media_type, asset_size(image_url))
     return PostMeta(
@@ -631,59 +455,3 @@ def to_meta(
         excerpt=parsed.excerpt,
         draft=parsed.draft,
     )
-
-
-def permalink_for(
-    pattern: str,
-    *,
-    published: datetime,
-    slug: str,
-    title: str,
-    categories: Sequence[str],
-    tz: tzinfo,
-) -> str:
-    """``content.permalink`` filled in; dates in the site's time zone."""
-    local = published.astimezone(tz)
-    category = slugify(categories[0]) if categories else ""
-    values = {
-        "year": f"{local.year:04d}",
-        "month": f"{local.month:02d}",
-        "day": f"{local.day:02d}",
-        "hour": f"{local.hour:02d}",
-        "minute": f"{local.minute:02d}",
-        "slug": slug,
-        "category": category or "uncategorized",
-        "title": slugify(title) or slug,
-    }
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group()), pattern)
-
-
-def absolute_url(ref: str, base_url: str, site_url: str) -> str:
-    """``ref`` resolved: '/x' against ``site_url``, '//h/x' with its scheme, else ``base_url``.
-
-    A root path that already carries the site's own path ('/blog/x' for a site at
-    https://h/blog/, as Jekyll's ``{{ site.baseurl }}/x`` produces) is not prefixed twice.
-    """
-    ref = ref.strip()
-    if ref.startswith("//"):
-        return site_url[: site_url.index(":") + 1] + ref
-    if _SCHEME.match(ref):
-        return ref
-    if ref.startswith("/"):
-        origin, path = _origin_and_path(site_url)
-        if path != "/" and ref.startswith(path):
-            return origin + ref
-        return site_url + ref[1:]
-    return urljoin(base_url, ref)
-
-
-@functools.lru_cache(maxsize=8)
-def _origin_and_path(site_url: str) -> tuple[str, str]:
-    """'https://x.kr/blog/' → ('https://x.kr', '/blog/'); cached: one site, many links."""
-    parts = urlsplit(site_url)
-    return f"{parts.scheme}://{parts.netloc}", parts.path
-
-
-def _quote_url(url: str) -> str:
-    """Percent-encode what may not stand in a URL (non-ASCII, spaces), keep existing %XX."""
-    return quote(_LONE_PERCENT.sub("%25", url), safe=":/?#[]@!$&'()*+,;=%~")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,7 +34,9 @@ from lxml import etree
 
 from feedsvc import __version__
 from feedsvc.config import Settings
+from feedsvc.content import strip_xml_illegal
 from feedsvc.models import Author, Post, PostMeta
+from feedsvc.urls import slugify
 
 FeedKind = Literal["site", "category", "tag"]
 
@@ -47,7 +48,6 @@ EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 # lxml refuses these (XML 1.0 Char production); lone surrogates cannot even be encoded.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 # Characters kept as they are when an IRI becomes a URI: reserved ones and "%" (so an
 # already-encoded URL is left alone).
 _URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
@@ -77,13 +77,6 @@ class FeedSpec:
     kind: FeedKind
     term: str | None  # the category or tag as written
     post_ids: tuple[str, ...]  # newest first, at most settings.feeds.limit
-
-
-def _slugify(text: str) -> str:
-    # Stand-in for content.slugify (Unicode-aware, keeps Korean letters); to be replaced.
-    text = unicodedata.normalize("NFKC", text).lower()
-    text = re.sub(r"[^\w\s-]", "", text)
-    return re.sub(r"[-\s]+", "-", text).strip("-_")
 
 
 def feed_base_url(settings: Settings) -> str:
@@ -132,7 +125,7 @@ def _term_feeds(
     spellings: dict[str, Counter[str]] = {}
     for meta in ordered:
         for term in terms_of(meta):
-            slug = _slugify(term)
+            slug = slugify(term)
             if not slug:  # nothing left to name a folder with
                 continue
             spellings.setdefault(slug, Counter())[term] += 1
@@ -210,13 +203,9 @@ def render_feeds(
     return files
 
 
-def _xml(text: str) -> str:
-    return _XML_ILLEGAL.sub("", text)
-
-
 def _uri(iri: str) -> str:
     """``iri`` as a URI: non-ASCII and unsafe characters percent-encoded (idempotent)."""
-    return quote(_xml(iri), safe=_URI_SAFE)
+    return quote(strip_xml_illegal(iri), safe=_URI_SAFE)
 
 
 def _author(author: Author | None, settings: Settings) -> Author:
@@ -224,7 +213,9 @@ def _author(author: Author | None, settings: Settings) -> Author:
     if author is None or not author.name.strip():
         site = settings.site.author
         author = Author(site.name.strip() or settings.site.title, site.email)
-    return Author(_xml(author.name), _xml(author.email) if author.email else None)
+    return Author(
+        strip_xml_illegal(author.name), strip_xml_illegal(author.email) if author.email else None
+    )
 
 
 def _utc(moment: datetime, post_id: str) -> datetime:
@@ -236,7 +227,7 @@ def _utc(moment: datetime, post_id: str) -> datetime:
 def _item(post: Post, settings: Settings) -> _Item:
     meta = post.meta
     base = feed_base_url(settings)
-    guid = _uri(meta.id) if meta.id_is_url else _xml(meta.id)
+    guid = _uri(meta.id) if meta.id_is_url else strip_xml_illegal(meta.id)
     if _ABSOLUTE_ID.match(guid):
         atom_id = _uri(guid)
     else:  # Atom ids must be absolute IRIs; derive a stable one from site and id.
@@ -244,14 +235,14 @@ def _item(post: Post, settings: Settings) -> _Item:
     published = _utc(meta.published, meta.id)
     # An edit cannot predate the post; readers sort on updated.
     updated = max(published, _utc(meta.updated, meta.id))
-    categories = tuple((_xml(c), _uri(base + "categories/")) for c in meta.categories)
-    tags = tuple((_xml(t), _uri(base + "tags/")) for t in meta.tags)
+    categories = tuple((strip_xml_illegal(c), _uri(base + "categories/")) for c in meta.categories)
+    tags = tuple((strip_xml_illegal(t), _uri(base + "tags/")) for t in meta.tags)
     image = meta.image
     image_type = "application/octet-stream"
     if image is not None:
         extension = image.url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
         image_type = image.media_type or _IMAGE_TYPES.get(extension, image_type)
-    title = _xml(meta.title) or meta.slug or meta.url  # Atom entries must have a title
+    title = strip_xml_illegal(meta.title) or meta.slug or meta.url  # Atom entries must have a title
     return _Item(
         guid=guid,
         guid_is_permalink=meta.id_is_url,
@@ -259,8 +250,8 @@ def _item(post: Post, settings: Settings) -> _Item:
         url=_uri(meta.url),
         title=title,
         # RSS needs a description before content:encoded; an empty one would swap them.
-        summary=_xml(post.summary) or title,
-        html=_xml(post.html),
+        summary=strip_xml_illegal(post.summary) or title,
+        html=strip_xml_illegal(post.html),
         published=published,
         updated=updated,
         categories=tuple(c for c in categories + tags if c[0]),
@@ -315,7 +306,7 @@ class _EntryFixups(BaseEntryExtension):  # type: ignore[misc]
 
 def _feedgen(spec: FeedSpec, items: list[_Item], updated: datetime, settings: Settings) -> Any:
     site = settings.site
-    title = _xml(spec.title)
+    title = strip_xml_illegal(spec.title)
     base = feed_base_url(settings) + spec.path
     fg = FeedGenerator()
     fg.load_extension("dc", atom=False, rss=True)
@@ -323,7 +314,7 @@ def _feedgen(spec: FeedSpec, items: list[_Item], updated: datetime, settings: Se
     fg.register_extension("feedsvc", _FeedFixups, _EntryFixups, atom=True, rss=True)
     fg.id(_uri(base + FILE_NAMES["atom"]))
     fg.title(title)
-    fg.description(_xml(spec.description) or title)
+    fg.description(strip_xml_illegal(spec.description) or title)
     fg.language(site.language)
     fg.generator("feedsvc", version=__version__)
     fg.updated(updated)  # also lastBuildDate; feedgen's default is "now"
@@ -373,13 +364,13 @@ def _add_entry(fg: Any, item: _Item) -> None:
 
 def _json_feed(spec: FeedSpec, items: list[_Item], settings: Settings) -> bytes:
     site = settings.site
-    title = _xml(spec.title)
+    title = strip_xml_illegal(spec.title)
     feed: dict[str, Any] = {
         "version": JSON_FEED_VERSION,
         "title": title,
         "home_page_url": _uri(site.url),
         "feed_url": _uri(feed_base_url(settings) + spec.path + FILE_NAMES["json"]),
-        "description": _xml(spec.description) or title,
+        "description": strip_xml_illegal(spec.description) or title,
         "language": site.language,
         "authors": [_json_author(_author(None, settings))],
     }

@@ -18,8 +18,9 @@ from cmarkgfm import cmark
 from lxml import etree
 
 from feedsvc.config import Settings
-from feedsvc.content import ParsedSource, absolute_url, html_to_text, strip_xml_illegal
+from feedsvc.content import ParsedSource, html_to_text, strip_xml_illegal
 from feedsvc.models import Post, PostMeta, Problem, Severity
+from feedsvc.urls import absolute_url
 
 _EXTENSIONS = (b"table", b"strikethrough", b"autolink", b"tasklist")
 _OPTIONS = cmark.Options.CMARK_OPT_UNSAFE  # raw HTML is kept: posts are trusted input

@@ -43,7 +43,7 @@ class Site:
         self.root = root
         self.content = root / "content"
         self.content.mkdir(parents=True, exist_ok=True)
-        self.settings: Settings = make_settings(root, **sections)  # type: ignore[arg-type]
+        self.settings: Settings = make_settings(root, **sections)
         self.clock = FixedClock(NOW)
         self.store: Store = open_store(self.settings.storage_url)
 

@@ -124,4 +124,4 @@ def test_storage_url_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_settings_are_frozen() -> None:
     settings = settings_from_mapping({})
     with pytest.raises(ValueError):
-        settings.site.title = "x"  # type: ignore[misc]
+        settings.site.title = "x"

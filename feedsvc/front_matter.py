@@ -1,0 +1,178 @@
+"""A source file's bytes → decoded text → front matter mapping + body, with clear errors.
+
+YAML between ``---`` lines or TOML between ``+++`` lines (python-frontmatter's handlers
+find them), or none at all. Simple YAML takes the fast path in ``simple_yaml``; anything
+else goes to PyYAML (libyaml). Every failure is a ContentError with the file's line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import tomllib
+from datetime import date
+from typing import Any
+
+import yaml
+from frontmatter.default_handlers import BaseHandler, YAMLHandler
+
+from feedsvc import simple_yaml
+from feedsvc.config import Settings
+from feedsvc.errors import ContentError
+
+DATE_HELP = "write it as 2024-01-02, 2024-01-02 10:00 or 2024-01-02T10:00:00+09:00"
+_TOML_LINE = re.compile(r"at line (\d+)")
+_BAD_TIMESTAMP = re.compile(r"^[^:#\n]+:\s*['\"]?(\d{4})-(\d\d?)-(\d\d?)", re.MULTILINE)
+
+
+class TOMLHandler(BaseHandler):
+    """Hugo's ``+++`` TOML front matter via stdlib tomllib (the bundled handler needs ``toml``)."""
+
+    FM_BOUNDARY = re.compile(r"^\+{3,}\s*$", re.MULTILINE)
+    START_DELIMITER = END_DELIMITER = "+++"
+
+    def load(self, fm: str) -> dict[str, Any]:
+        return tomllib.loads(fm)
+
+
+class FastYAMLHandler(YAMLHandler):
+    """python-frontmatter's YAML handler, trying the simple-YAML fast path first."""
+
+    def load(self, fm: str, **kwargs: Any) -> Any:
+        fast = simple_yaml.load(fm)
+        return fast if fast is not None else super().load(fm, **kwargs)
+
+
+_HANDLERS: tuple[BaseHandler, ...] = (FastYAMLHandler(), TOMLHandler())
+
+
+def decode_source(path: str, data: bytes, settings: Settings) -> str:
+    limit = settings.content.max_bytes
+    if len(data) > limit:
+        raise ContentError(
+            path,
+            f"the file is {len(data):,} bytes, over content.max_bytes ({limit:,}); "
+            "split the post or raise content.max_bytes",
+        )
+    skipped = 0
+    encoding = settings.content.encoding
+    if data.startswith(codecs.BOM_UTF8):  # a UTF-8 BOM wins over the configured encoding
+        data, skipped, encoding = data[3:], 3, "utf-8"
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    # NUL is only a binary marker for ASCII-compatible codecs (UTF-16 text is full of it).
+    nul = data.find(b"\x00") if utf8 else -1
+    if nul >= 0:
+        raise ContentError(
+            path,
+            f"binary content (a NUL byte at byte offset {nul + skipped}); only text posts "
+            "belong in the content folder: move the file out or change its extension",
+            data.count(b"\n", 0, nul) + 1,
+        )
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ContentError(
+            path,
+            f"cannot decode byte 0x{data[exc.start]:02x} at byte offset {exc.start + skipped} "
+            f"(line {line}) as {encoding}; save the file as UTF-8, or set content.encoding "
+            "to the encoding it uses (for example euc-kr)",
+            line,
+        ) from None
+    if not utf8 and "\x00" in text:
+        raise ContentError(path, "binary content (a NUL character); move the file out")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if not text or text.isspace():
+        raise ContentError(path, "the file is empty; write the post or delete the file")
+    if b"\r" in data:  # memchr on bytes: cheaper than scanning the decoded text
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text
+
+
+def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str, int, str, int]:
+    """(front matter mapping, its text, its first line, body, body's first line)."""
+    for handler in _HANDLERS:
+        assert handler.FM_BOUNDARY is not None
+        opening = handler.FM_BOUNDARY.match(text)
+        if opening is not None:
+            break
+    else:
+        return {}, "", 1, text, 1
+    delimiter = text[:3]
+    closing = None
+    candidate = text.find("\n" + delimiter, opening.end())
+    while candidate >= 0 and closing is None:  # str.find, then the regex: 5x a regex search
+        closing = handler.FM_BOUNDARY.match(text, candidate + 1)
+        candidate = text.find("\n" + delimiter, candidate + 1)
+    if closing is None:
+        raise ContentError(
+            path,
+            f"the front matter opened by '{delimiter}' is never closed; "
+            f"add a line with '{delimiter}' after it",
+            1,
+        )
+    fm = text[opening.end() : closing.start()]
+    fm_line = text.count("\n", 0, opening.end()) + 1
+    body_start = closing.end() + (text.startswith("\n", closing.end()))
+    body_line = text.count("\n", 0, body_start) + 1
+    kind = "TOML" if delimiter == "+++" else "YAML"
+    try:
+        loaded: object = handler.load(fm)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = fm_line + mark.line if mark is not None else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ContentError(path, _yaml_help(problem), line) from None
+    except yaml.reader.ReaderError as exc:
+        line = fm_line + fm.count("\n", 0, exc.position)
+        reason = f"character #x{exc.character:04x} is not allowed in YAML; delete it"
+        raise ContentError(path, reason, line) from None
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_LINE.search(str(exc))
+        line = fm_line + int(found.group(1)) - 1 if found else None
+        reason = f"front matter is not valid TOML: {exc}; fix this line"
+        raise ContentError(path, reason, line) from None
+    except ValueError as exc:  # PyYAML builds dates like 2024-13-45 and fails outside its errors
+        line = _bad_date_line(fm, fm_line)
+        reason = f"front matter has an impossible date ({exc}); {DATE_HELP}"
+        raise ContentError(path, reason, line) from None
+    except (
+        yaml.YAMLError,
+        RecursionError,
+        TypeError,
+        AttributeError,
+        LookupError,
+        OverflowError,
+    ) as exc:
+        # PyYAML's constructors fail with plain Python errors on bad explicit tags
+        # (e.g. "!!timestamp 'soon'" raises AttributeError): still the author's YAML.
+        reason = f"front matter cannot be read as {kind} ({exc}); fix it"
+        raise ContentError(path, reason, 1) from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ContentError(
+            path,
+            f"the front matter is a {type(loaded).__name__}, not key/value pairs; "
+            "write one 'key: value' per line",
+            fm_line,
+        )
+    return loaded, fm, fm_line, text[body_start:], body_line
+
+
+def _yaml_help(problem: str) -> str:
+    return (
+        f"front matter is not valid YAML ({problem}); fix this line: quote values that "
+        "contain ': ' or ' #' or start with [ { * & ! | > @ or a quote"
+    )
+
+
+def _bad_date_line(fm: str, fm_line: int) -> int | None:
+    for match in _BAD_TIMESTAMP.finditer(fm):
+        year, month, day = (int(g) for g in match.groups())
+        try:
+            date(year, month, day)
+        except ValueError:
+            return fm_line + fm.count("\n", 0, match.start())
+    return None

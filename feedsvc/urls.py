@@ -1,0 +1,89 @@
+"""Slugs and URLs: Unicode slugs, permalinks from the pattern, absolute and quoted URLs."""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Sequence
+from datetime import datetime, tzinfo
+from urllib.parse import quote, urljoin, urlsplit
+
+_SLUG_JUNK = re.compile(r"[\W_]+")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def _keep_marks(match: re.Match[str]) -> str:
+    run = match.group()
+    if run.isascii():
+        return "-"
+    # Combining marks are not \w, but Indic or Thai words fall apart without them.
+    return "".join(c if unicodedata.category(c)[0] == "M" else "-" for c in run)
+
+
+def slugify(text: str) -> str:
+    """Lowercased letters and digits of any script; other runs become '-'.
+
+    '부산 여행!' → '부산-여행', so Korean slugs and category folders stay Korean.
+    """
+    if text.isascii():  # most file names: no normalising, no per-run callback
+        return _SLUG_JUNK.sub("-", text.lower()).strip("-")
+    return _SLUG_JUNK.sub(_keep_marks, unicodedata.normalize("NFC", text).lower()).strip("-")
+
+
+def permalink_for(
+    pattern: str,
+    *,
+    published: datetime,
+    slug: str,
+    title: str,
+    categories: Sequence[str],
+    tz: tzinfo,
+) -> str:
+    """``content.permalink`` filled in; dates in the site's time zone."""
+    local = published.astimezone(tz)
+    category = slugify(categories[0]) if categories else ""
+    values = {
+        "year": f"{local.year:04d}",
+        "month": f"{local.month:02d}",
+        "day": f"{local.day:02d}",
+        "hour": f"{local.hour:02d}",
+        "minute": f"{local.minute:02d}",
+        "slug": slug,
+        "category": category or "uncategorized",
+        "title": slugify(title) or slug,
+    }
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group()), pattern)
+
+
+def absolute_url(ref: str, base_url: str, site_url: str) -> str:
+    """``ref`` resolved: '/x' against ``site_url``, '//h/x' with its scheme, else ``base_url``.
+
+    A root path that already carries the site's own path ('/blog/x' for a site at
+    https://h/blog/, as Jekyll's ``{{ site.baseurl }}/x`` produces) is not prefixed twice.
+    """
+    ref = ref.strip()
+    if ref.startswith("//"):
+        return site_url[: site_url.index(":") + 1] + ref
+    if _SCHEME.match(ref):
+        return ref
+    if ref.startswith("/"):
+        origin, path = _origin_and_path(site_url)
+        if path != "/" and ref.startswith(path):
+            return origin + ref
+        return site_url + ref[1:]
+    return urljoin(base_url, ref)
+
+
+@functools.lru_cache(maxsize=8)
+def _origin_and_path(site_url: str) -> tuple[str, str]:
+    """'https://x.kr/blog/' → ('https://x.kr', '/blog/'); cached: one site, many links."""
+    parts = urlsplit(site_url)
+    return f"{parts.scheme}://{parts.netloc}", parts.path
+
+
+def quote_url(url: str) -> str:
+    """Percent-encode what may not stand in a URL (non-ASCII, spaces), keep existing %XX."""
+    return quote(_LONE_PERCENT.sub("%25", url), safe=":/?#[]@!$&'()*+,;=%~")
