@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from feedsvc import __version__
+from feedsvc.commands.subscribers import subscribers
 from feedsvc.config import Settings, load_settings
 from feedsvc.errors import ConfigError, StoreError
 from feedsvc.models import Problem
@@ -43,10 +44,17 @@ def _open_store(settings: Settings) -> Any:
     from feedsvc.storage import open_store
 
     try:
-        return open_store(settings.storage_url)
+        store = open_store(settings.storage_url)
     except StoreError as exc:
         click.echo(f"feedsvc: {exc}", err=True)
         sys.exit(EXIT_STORE)
+    if store.migration:
+        click.echo(f"feedsvc: {store.migration} ({_safe_url(store)})", err=True)
+    return store
+
+
+def _safe_url(store: Any) -> str:
+    return str(store.engine.url.render_as_string(hide_password=True))
 
 
 def _print_problems(problems: list[Problem]) -> None:
@@ -147,6 +155,8 @@ def init(directory: Path) -> None:
         click.echo(f"kept {path} (already exists)")
     click.echo(f"next: cd {directory} && feedsvc build")
 
+
+main.add_command(subscribers)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -128,3 +128,66 @@ def meta_from_dict(data: dict[str, object]) -> PostMeta:
         excerpt=data.get("excerpt"),  # type: ignore[arg-type]
         draft=bool(data.get("draft")),
     )
+
+
+class SubscriberStatus(StrEnum):
+    """Where a subscriber stands. The last three are "stopped": nothing is sent to them."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+    @property
+    def stopped(self) -> bool:
+        """True for an address that left or cannot receive mail; imports never revive it."""
+        return self in _STOPPED
+
+
+_STOPPED = frozenset(
+    {SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED}
+)
+
+
+class Frequency(StrEnum):
+    IMMEDIATE = "immediate"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class SubscriberEventKind(StrEnum):
+    """What happened to a subscriber (the ``subscriber_events`` table)."""
+
+    SUBSCRIBED = "subscribed"
+    CONFIRMED = "confirmed"
+    UPDATED = "updated"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+    IMPORTED = "imported"
+    FORGOTTEN = "forgotten"
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """A stored subscriber.
+
+    ``email`` is normalised (see ``feedsvc.subscribers.normalise_address``) and lower case,
+    so it is unique case-insensitively. ``categories`` empty means every category;
+    ``timezone`` None means the site's. ``confirmed`` is when the subscriber confirmed by
+    email (None for addresses added by the site owner or imported without that date).
+    """
+
+    id: int
+    email: str
+    name: str | None
+    status: SubscriberStatus
+    frequency: Frequency
+    categories: tuple[str, ...]
+    timezone: str | None
+    created: datetime
+    confirmed: datetime | None
+    unsubscribed: datetime | None
+    consent_source: str | None
+    consent_ip: str | None

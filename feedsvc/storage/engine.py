@@ -75,6 +75,9 @@ class Store:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # What opening did to the schema ("created a new store at revision 0002",
+        # "migrated the store from revision 0001 to 0002"), or None: for the CLI to say.
+        self.migration: str | None = None
 
     @property
     def dialect(self) -> str:
@@ -103,7 +106,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     try:
         store = Store(make_engine(url))
         if migrate:
-            migrate_store(store)
+            store.migration = migrate_store(store)
     except (OperationalError, ProgrammingError, DBAPIError) as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise StoreError(
@@ -130,14 +133,14 @@ def current_revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def migrate_store(store: Store) -> bool:
-    """Bring the schema to ``HEAD_REVISION``; True when anything changed."""
+def migrate_store(store: Store) -> str | None:
+    """Bring the schema to ``HEAD_REVISION``; what was done (for a message), or None."""
     with store.write() as conn:
         if store.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         revision = current_revision(conn)
         if revision == HEAD_REVISION:
-            return False
+            return None
         if revision is None and not inspect(conn).get_table_names():
             metadata.create_all(conn)
             conn.execute(
@@ -149,11 +152,13 @@ def migrate_store(store: Store) -> bool:
             conn.execute(
                 text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
             )
-            log.info("created a new store at schema revision %s", HEAD_REVISION)
-            return True
+            note = f"created a new store at revision {HEAD_REVISION}"
+            log.info("%s", note)
+            return note
         run_alembic_upgrade(conn)
-        log.info("migrated the store from revision %s to %s", revision, HEAD_REVISION)
-        return True
+        note = f"migrated the store from revision {revision or 'none'} to {HEAD_REVISION}"
+        log.info("%s", note)
+        return note
 
 
 def alembic_config(conn: Connection | None = None) -> Any:
