@@ -16,13 +16,13 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import partial
 from multiprocessing import get_context
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 from feedsvc import __version__
 from feedsvc.clock import Clock
@@ -53,8 +53,10 @@ log = logging.getLogger("feedsvc.build")
 T = TypeVar("T")
 R = TypeVar("R")
 
-# Below this many files to parse, worker processes cost more than they save.
-PARALLEL_THRESHOLD = 400
+# Below this many items, worker processes cost more than they save (a parse is ~0.1 ms,
+# a render ~0.5 ms; forking the pool costs ~20 ms).
+PARSE_THRESHOLD = 400
+RENDER_THRESHOLD = 64
 
 
 @dataclass
@@ -68,6 +70,14 @@ class BuildReport:
     feeds_written: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     next_publish: datetime | None = None
+    # Wall time of each phase in seconds, for `feedsvc build -v` and benchmarks.
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, phase: str, since: float) -> float:
+        """Record the time since ``since`` as ``phase``; returns now for the next lap."""
+        now = time.perf_counter()
+        self.timings[phase] = now - since
+        return now
 
     @property
     def errors(self) -> int:
@@ -82,16 +92,18 @@ class BuildReport:
 class _Outcome:
     """What a parse worker learned about one file.
 
-    ``meta`` when the file parsed and its date is known; ``parsed`` when it parsed but waits
-    for its first-seen date (only the store knows it); ``problem`` when it cannot be a post;
-    none of them when its bytes hash as cached.
+    ``meta_json`` (the store's cached form of the metadata) when the file parsed and its
+    date is known; ``parsed`` when it parsed but waits for its first-seen date (only the
+    store knows it); ``problem`` when it cannot be a post; none of them when its bytes
+    hash as cached. Plain strings cross the process boundary: pickling 10,000 PostMeta
+    objects costs more than rebuilding them from JSON.
     """
 
     path: str
     size: int
     mtime_ns: int
     content_hash: str
-    meta: PostMeta | None = None
+    meta_json: str = ""
     parsed: ParsedSource | None = None
     problem: Problem | None = None
 
@@ -149,7 +161,11 @@ def _parse_one(
     except ContentError as exc:
         problem = Problem(file.path, exc.reason, exc.line)
         return _Outcome(file.path, size, file.mtime_ns, digest, problem=problem)
-    return _Outcome(file.path, size, file.mtime_ns, digest, meta=meta)
+    return _Outcome(file.path, size, file.mtime_ns, digest, meta_json=_meta_json(meta))
+
+
+def _meta_json(meta: PostMeta) -> str:
+    return json.dumps(meta_to_dict(meta), ensure_ascii=False)
 
 
 def _parse_batch(
@@ -179,27 +195,54 @@ def _render_batch(
     return [_render_one(settings, meta, path) for meta, path in batch]
 
 
-def _split(items: Sequence[object], parts: int) -> list[list[object]]:
-    size = max(1, -(-len(items) // parts))
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+class _Batches(Generic[T, R]):
+    """``func`` over ``items``, in worker processes when there are many, collected later.
 
+    Work starts at construction; the main process is free until :meth:`collect`, and
+    with ``main_share`` it takes its own share of the items there (on 2 cores, one
+    worker plus the main process beats two workers and an idle main process, since
+    half the results then never cross a process boundary).
+    """
 
-def _map_batches(
-    func: Callable[[Settings, Sequence[T]], list[R]],
-    settings: Settings,
-    items: Sequence[T],
-    workers: int,
-) -> list[R]:
-    """Run ``func`` over ``items`` in batches, in worker processes when there are many."""
-    if workers <= 1 or len(items) < PARALLEL_THRESHOLD:
-        return func(settings, items)
-    # fork: the workers start in milliseconds with everything already imported.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("fork")) as pool:
-        batches = _split(items, workers * 4)
+    def __init__(
+        self,
+        func: Callable[[Settings, Sequence[T]], list[R]],
+        settings: Settings,
+        items: Sequence[T],
+        *,
+        workers: int,
+        threshold: int,
+        main_share: bool,
+    ) -> None:
+        self.func = func
+        self.settings = settings
+        self.pool: ProcessPoolExecutor | None = None
+        self.futures: list[Future[list[R]]] = []
+        self.local: Sequence[T] = items
+        processes = workers - 1 if main_share else workers
+        if len(items) < threshold or processes < 1:
+            return
+        pooled = len(items) * processes // (processes + 1) if main_share else len(items)
+        self.local = items[pooled:]
+        # fork: the workers start in milliseconds with everything already imported.
+        self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=get_context("fork"))
+        size = max(1, -(-pooled // (processes * 4)))
+        self.futures = [
+            self.pool.submit(func, settings, items[i : min(i + size, pooled)])
+            for i in range(0, pooled, size)
+        ]
+
+    def collect(self) -> list[R]:
+        """All results, in the order of the items."""
+        local = self.func(self.settings, self.local) if self.local else []
         results: list[R] = []
-        for chunk in pool.map(partial(func, settings), batches):
-            results.extend(chunk)
-        return results
+        try:
+            for future in self.futures:
+                results.extend(future.result())
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+        return results + local
 
 
 def default_workers() -> int:
@@ -221,6 +264,7 @@ class Builder:
         settings = self.settings
         now = self.clock.now()
         report = BuildReport(started=now)
+        lap = time.perf_counter()
         scan = scan_content(
             settings.content_dir, settings.content.extensions, settings.content.max_bytes
         )
@@ -230,6 +274,8 @@ class Builder:
 
         with self.store.read() as conn:
             cached = load_sources(conn)
+
+        lap = report.lap("scan+cache", lap)
 
         # 1. Which files need reading, and which of those need parsing.
         unchanged: list[SourceRow] = []
@@ -241,7 +287,16 @@ class Builder:
                 unchanged.append(row)
             else:
                 to_read.append((file, row.content_hash if fresh and row else None))
-        outcomes = _map_batches(_parse_batch, settings, to_read, self.workers)
+        outcomes = _Batches(
+            _parse_batch,
+            settings,
+            to_read,
+            workers=self.workers,
+            threshold=PARSE_THRESHOLD,
+            main_share=True,
+        ).collect()
+
+        lap = report.lap("parse", lap)
 
         # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
         metas, rows, hashes = self._settle(outcomes, unchanged, cached, report, now, dry_run)
@@ -261,29 +316,38 @@ class Builder:
         published = [m for m in eligible if m.published <= now]
         report.published = len(published)
 
+        lap = report.lap("settle", lap)
+
         # 5. Render only the posts some feed shows (or all, for `check`).
         plan = plan_feeds(published, settings)
         by_id = {m.id: m for m in published}
         needed_ids = {pid for spec in plan for pid in spec.post_ids}
         if render_all:
             needed_ids = set(by_id)
-        posts, renders = self._render(
-            [by_id[i] for i in sorted(needed_ids)], hashes, broken_paths, report, reuse=not dry_run
+        posts, todo, rendering = self._start_render(
+            [by_id[i] for i in sorted(needed_ids)], hashes, broken_paths, reuse=not dry_run
         )
-        report.rendered = len(renders)
-        plan_ids_ok = [
-            replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
-        ]
-        files = render_feeds(plan_ids_ok, posts, settings)
-
-        # 6. Write: feeds first (atomic, only changed bytes), then the store.
         if not dry_run:
-            report.feeds_written = write_feed_files(settings.output_dir, files)
+            # The store's rows are written while the worker processes render.
             gone = sorted(set(cached) - {f.path for f in scan.files} - broken_paths)
             with self.store.write() as conn:
                 save_sources(conn, rows)
                 delete_sources(conn, gone)
+        renders = self._finish_render(todo, rendering, posts, hashes, report)
+        report.rendered = len(renders)
+        plan_ids_ok = [
+            replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
+        ]
+        lap = report.lap("render posts", lap)
+        files = render_feeds(plan_ids_ok, posts, settings)
+        lap = report.lap("render feeds", lap)
+
+        # 6. Write the feeds (atomic, only changed bytes), then the renders.
+        if not dry_run:
+            report.feeds_written = write_feed_files(settings.output_dir, files)
+            with self.store.write() as conn:
                 save_renders(conn, renders)
+        lap = report.lap("write store", lap)
         report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
         report.finished = self.clock.now()
         if not dry_run:
@@ -308,7 +372,7 @@ class Builder:
             if outcome.problem is not None:
                 report.problems.append(outcome.problem)
                 rows.append(self._broken_row(outcome, outcome.problem, row, now))
-            elif outcome.meta is None and outcome.parsed is None and row is not None:
+            elif not outcome.meta_json and outcome.parsed is None and row is not None:
                 # Same bytes as cached: only the stat moved (a touch, a checkout).
                 refreshed = replace(row, size=outcome.size, mtime_ns=outcome.mtime_ns)
                 rows.append(refreshed)
@@ -318,7 +382,11 @@ class Builder:
         report.parsed = len(fresh)
 
         # Every slug's first sighting is recorded, so removing a date later keeps it put.
-        slugs = [o.meta.slug for o in fresh if o.meta] + [o.parsed.slug for o in fresh if o.parsed]
+        parsed_metas = {
+            o.path: meta_from_dict(json.loads(o.meta_json)) for o in fresh if o.meta_json
+        }
+        slugs = [m.slug for m in parsed_metas.values()]
+        slugs += [o.parsed.slug for o in fresh if o.parsed]
         if dry_run:
             with self.store.read() as conn:
                 seen = peek_first_seen(conn, slugs)
@@ -329,7 +397,7 @@ class Builder:
         metas: dict[str, PostMeta] = {}
         for outcome in fresh:
             row = cached.get(outcome.path)
-            meta = outcome.meta
+            meta = parsed_metas.get(outcome.path)
             if meta is None:
                 assert outcome.parsed is not None
                 try:
@@ -356,7 +424,7 @@ class Builder:
                     fingerprint=self.fingerprint,
                     first_seen=seen.get(meta.slug, now),
                     published=meta.published,
-                    meta=json.dumps(meta_to_dict(meta), ensure_ascii=False),
+                    meta=outcome.meta_json or _meta_json(meta),
                     render_key=row.render_key if row else None,
                     problem=None,
                     problem_line=None,
@@ -426,16 +494,15 @@ class Builder:
             live.append(meta)
         return live
 
-    def _render(
+    def _start_render(
         self,
         metas: Sequence[PostMeta],
         hashes: dict[str, str],
         broken_paths: set[str],
-        report: BuildReport,
         *,
         reuse: bool,
-    ) -> tuple[dict[str, Post], list[Render]]:
-        """Posts by id, reusing stored renders whose key still matches; new renders to save."""
+    ) -> tuple[dict[str, Post], list[tuple[PostMeta, str]], _Batches[Any, Any]]:
+        """Posts whose stored render still fits (by id), and the renders started for the rest."""
         with self.store.read() as conn:
             stored = load_renders(conn, [m.source for m in metas])
         posts: dict[str, Post] = {}
@@ -449,16 +516,34 @@ class Builder:
                 posts[meta.id] = Post(meta, render.html, render.summary)
             elif meta.source not in broken_paths:
                 todo.append((meta, str(self.settings.content_dir / meta.source)))
-        results = _map_batches(_render_batch, self.settings, todo, self.workers)
+        rendering = _Batches(
+            _render_batch,
+            self.settings,
+            todo,
+            workers=self.workers,
+            threshold=RENDER_THRESHOLD,
+            main_share=False,
+        )
+        return posts, todo, rendering
+
+    def _finish_render(
+        self,
+        todo: list[tuple[PostMeta, str]],
+        rendering: _Batches[Any, Any],
+        posts: dict[str, Post],
+        hashes: dict[str, str],
+        report: BuildReport,
+    ) -> list[Render]:
+        """Collect the renders into ``posts``; the new ones, for the store."""
         renders: list[Render] = []
-        for (meta, _), (post, problems) in zip(todo, results, strict=True):
+        for (meta, _), (post, problems) in zip(todo, rendering.collect(), strict=True):
             report.problems.extend(problems)
             if post is None:
                 continue
             posts[meta.id] = post
             key = f"{hashes.get(meta.source, '')}:{self.fingerprint}"
             renders.append(Render(meta.source, post.html, post.summary, key))
-        return posts, renders
+        return renders
 
 
 def _record(report: BuildReport) -> BuildRecord:

@@ -98,6 +98,8 @@ def build(obj: Context) -> None:
     settings = obj.settings()
     report = _builder(settings).build()
     _print_problems(report.problems)
+    for phase, seconds in report.timings.items():
+        logging.getLogger("feedsvc.build").debug("%s: %.3f s", phase, seconds)
     elapsed = time.perf_counter() - started
     click.echo(
         f"{report.files} files, {report.parsed} parsed, {report.published} published, "

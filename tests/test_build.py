@@ -268,7 +268,8 @@ def test_unsupported_liquid_is_a_warning_not_an_error(site: Site) -> None:
 def test_worker_processes_give_the_same_feeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(build_module, "PARALLEL_THRESHOLD", 2)
+    monkeypatch.setattr(build_module, "PARSE_THRESHOLD", 2)
+    monkeypatch.setattr(build_module, "RENDER_THRESHOLD", 2)
     outputs = []
     for workers in (1, 2):
         site = Site(tmp_path / f"w{workers}")

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, delete, insert, select
 
 from feedsvc.models import Problem, Severity
+from feedsvc.storage.bulk import execute_many
 from feedsvc.storage.schema import builds, first_seen, posts
 
 _CHUNK = 500  # keeps IN (...) lists and multi-row inserts well inside SQLite's limits
@@ -97,8 +98,7 @@ def save_sources(conn: Connection, rows: Sequence[SourceRow]) -> None:
         index_elements=[posts.c.source_path],
         set_={name: statement.excluded[name] for name in _ROW_NAMES if name != "source_path"},
     )
-    for chunk in _chunks(values):
-        conn.execute(statement, list(chunk))
+    execute_many(conn, statement, posts, values)
 
 
 def save_renders(conn: Connection, renders: Iterable[Render]) -> None:
@@ -125,8 +125,7 @@ def first_seen_dates(conn: Connection, slugs: Iterable[str], now: datetime) -> d
     new = [slug for slug in wanted if slug not in known]
     # Another process may record the same slug at the same moment: the first one stays.
     statement = _upsert(conn, first_seen).on_conflict_do_nothing()
-    for chunk in _chunks(new):
-        conn.execute(statement, [{"slug": slug, "seen_at": now} for slug in chunk])
+    execute_many(conn, statement, first_seen, [{"slug": slug, "seen_at": now} for slug in new])
     if new:
         known.update(peek_first_seen(conn, new))
     return known
