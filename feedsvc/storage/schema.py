@@ -25,7 +25,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -102,6 +102,9 @@ builds = Table(
     Column("warnings", Integer, nullable=False),
     Column("problems", Text, nullable=False),  # JSON list of [path, line, severity, reason]
     Column("next_publish", UTCDateTime, nullable=True),  # the earliest future-dated post
+    # JSON: the outputs key and each feed file's size and mtime after this build, so that
+    # a build of an unchanged site can see there is nothing to do (revision 0003).
+    Column("outputs", Text, nullable=True),
 )
 
 # One row per email address that ever subscribed (or was added or imported). Rows are never
