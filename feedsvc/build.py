@@ -24,6 +24,8 @@ from datetime import datetime
 from multiprocessing import get_context
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import Connection
+
 from feedsvc import __version__
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
@@ -33,7 +35,7 @@ from feedsvc.feeds import plan_feeds, render_feeds
 from feedsvc.markup import render_post
 from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict, meta_to_dict
 from feedsvc.output import write_feed_files
-from feedsvc.sources import SourceFile, asset_size, scan_content
+from feedsvc.sources import Scan, SourceFile, asset_size, scan_content
 from feedsvc.storage import Store
 from feedsvc.storage.posts import (
     BuildRecord,
@@ -41,8 +43,10 @@ from feedsvc.storage.posts import (
     SourceRow,
     delete_sources,
     first_seen_dates,
+    last_build,
     load_renders,
     load_sources,
+    load_stats,
     peek_first_seen,
     record_build,
     save_renders,
@@ -70,6 +74,7 @@ class BuildReport:
     feeds_written: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     next_publish: datetime | None = None
+    outputs: str | None = None  # JSON record of the feed files written (see Builder._outputs)
     # Wall time of each phase in seconds, for `feedsvc build -v` and benchmarks.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -269,12 +274,13 @@ class Builder:
             settings.content_dir, settings.content.extensions, settings.content.max_bytes
         )
         report.files = len(scan.files)
+        with self.store.read() as conn:
+            last = last_build(conn)
+            if not (dry_run or render_all) and self._nothing_changed(scan, conn, last, now):
+                return self._repeat(report, last, lap)
+            cached = load_sources(conn)
         report.problems.extend(scan.problems)
         broken_paths = {p.path for p in scan.problems}
-
-        with self.store.read() as conn:
-            cached = load_sources(conn)
-
         lap = report.lap("scan+cache", lap)
 
         # 1. Which files need reading, and which of those need parsing.
@@ -345,6 +351,7 @@ class Builder:
         # 6. Write the feeds (atomic, only changed bytes), then the renders.
         if not dry_run:
             report.feeds_written = write_feed_files(settings.output_dir, files)
+            report.outputs = self._outputs(files)
             with self.store.write() as conn:
                 save_renders(conn, renders)
         lap = report.lap("write store", lap)
@@ -353,6 +360,65 @@ class Builder:
         if not dry_run:
             with self.store.write() as conn:
                 record_build(conn, _record(report))
+        return report
+
+    def _outputs_key(self) -> str:
+        """What the feed files depend on besides the posts: content and feed settings."""
+        feeds = self.settings.feeds.model_dump(mode="json")
+        blob = json.dumps([self.fingerprint, feeds, str(self.settings.output_dir)], sort_keys=True)
+        return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+    def _outputs(self, files: dict[str, bytes]) -> str:
+        """The outputs record of this build: its key and each feed file's size and mtime."""
+        stats = {}
+        for rel in sorted(files):
+            info = (self.settings.output_dir / rel).stat()
+            stats[rel] = [info.st_size, info.st_mtime_ns]
+        return json.dumps({"key": self._outputs_key(), "files": stats})
+
+    def _nothing_changed(
+        self, scan: Scan, conn: Connection, last: BuildRecord | None, now: datetime
+    ) -> bool:
+        """True when the last build's feeds are still exactly right, without reading posts.
+
+        Same settings, the same files with the same size and mtime, no scheduled post
+        come due, and every feed file still as that build left it.
+        """
+        if last is None or last.outputs is None:
+            return False
+        if last.next_publish is not None and last.next_publish <= now:
+            return False
+        outputs = json.loads(last.outputs)
+        if outputs.get("key") != self._outputs_key():
+            return False
+        if not {p.path for p in scan.problems} <= {p.path for p in last.problems}:
+            return False
+        stats = load_stats(conn)
+        if len(stats) != len(scan.files):
+            return False
+        for file in scan.files:
+            if stats.get(file.path) != (file.size, file.mtime_ns, self.fingerprint):
+                return False
+        for rel, (size, mtime_ns) in outputs["files"].items():
+            try:
+                info = (self.settings.output_dir / rel).stat()
+            except OSError:
+                return False
+            if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
+                return False
+        return True
+
+    def _repeat(self, report: BuildReport, last: BuildRecord | None, lap: float) -> BuildReport:
+        """The report of a build that had nothing to do: the last build's findings."""
+        assert last is not None
+        report.published = last.published
+        report.problems = list(last.problems)
+        report.next_publish = last.next_publish
+        report.outputs = last.outputs
+        report.lap("unchanged check", lap)
+        report.finished = self.clock.now()
+        with self.store.write() as conn:
+            record_build(conn, _record(report))
         return report
 
     def _settle(
@@ -560,4 +626,5 @@ def _record(report: BuildReport) -> BuildRecord:
         warnings=report.warnings,
         problems=tuple(report.problems),
         next_publish=report.next_publish,
+        outputs=report.outputs,
     )

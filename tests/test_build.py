@@ -289,3 +289,52 @@ def test_changing_settings_reparses_everything(tmp_path: Path) -> None:
     report = site.build()
     assert report.parsed == 1
     assert site.feed().entries[0].link.startswith("https://other.example.kr/")
+
+
+def test_unchanged_site_is_recognised_without_reading_posts(site: Site) -> None:
+    site.write("a.md", post("가"))
+    site.write("bad.md", "---\ntitle: [x\n---\n")
+    first = site.build()
+    second = site.build()
+    assert "unchanged check" in second.timings and "parse" not in second.timings
+    assert (second.published, second.errors, second.feeds_written) == (1, 1, [])
+    assert second.problems == first.problems
+
+
+def test_deleted_feed_file_is_written_again(site: Site) -> None:
+    site.write("a.md", post("가"))
+    site.build()
+    (site.root / "public" / "atom.xml").unlink()
+    report = site.build()
+    assert report.feeds_written == ["atom.xml"]
+    assert (site.root / "public" / "atom.xml").exists()
+
+
+def test_hand_edited_feed_file_is_restored(site: Site) -> None:
+    site.write("a.md", post("가"))
+    site.build()
+    target = site.root / "public" / "feed.json"
+    original = target.read_bytes()
+    target.write_bytes(b"{}")
+    site.build()
+    assert target.read_bytes() == original
+
+
+def test_changed_feed_settings_rebuild_the_feeds(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    for i in range(3):
+        site.write(f"p{i}.md", post(f"글 {i}", date=f"2024-01-0{i + 1}"))
+    site.build()
+    site.settings = make_settings(tmp_path, feeds={"limit": 2})
+    report = site.build()
+    assert "unchanged check" not in report.timings
+    assert len(site.titles()) == 2
+
+
+def test_new_file_is_not_missed_by_the_unchanged_check(site: Site) -> None:
+    site.write("a.md", post("가", date="2024-01-01"))
+    site.build()
+    site.write("b.md", post("나", date="2024-01-02"))
+    report = site.build()
+    assert report.parsed == 1
+    assert site.titles() == ["나", "가"]

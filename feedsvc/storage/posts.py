@@ -58,6 +58,7 @@ class BuildRecord:
     warnings: int
     problems: tuple[Problem, ...]
     next_publish: datetime | None
+    outputs: str | None = None  # JSON: outputs key and feed files' size/mtime
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
@@ -73,6 +74,12 @@ def load_sources(conn: Connection) -> dict[str, SourceRow]:
     """Every cached source file, by path."""
     rows = conn.execute(select(*_ROW_COLUMNS))
     return {row.source_path: SourceRow(*row) for row in rows}
+
+
+def load_stats(conn: Connection) -> dict[str, tuple[int, int, str]]:
+    """Every cached source file's (size, mtime_ns, fingerprint), by path: the cheap check."""
+    query = select(posts.c.source_path, posts.c.size, posts.c.mtime_ns, posts.c.fingerprint)
+    return {row[0]: (row[1], row[2], row[3]) for row in conn.execute(query)}
 
 
 def load_renders(conn: Connection, paths: Iterable[str]) -> dict[str, Render]:
@@ -167,6 +174,7 @@ def record_build(conn: Connection, record: BuildRecord) -> None:
             warnings=record.warnings,
             problems=json.dumps(problems, ensure_ascii=False),
             next_publish=record.next_publish,
+            outputs=record.outputs,
         )
     )
 
@@ -191,4 +199,5 @@ def last_build(conn: Connection) -> BuildRecord | None:
         warnings=row.warnings,
         problems=problems,
         next_publish=row.next_publish,
+        outputs=row.outputs,
     )
