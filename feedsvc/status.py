@@ -8,8 +8,10 @@ from sqlalchemy import func, select
 
 from feedsvc.config import Settings
 from feedsvc.storage import Store
+from feedsvc.models import SubscriberStatus
 from feedsvc.storage.posts import BuildRecord, last_build
 from feedsvc.storage.schema import posts
+from feedsvc.storage.subscribers import count_by_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +21,7 @@ class Status:
     sources: int
     broken: int
     last_build: BuildRecord | None
+    subscribers: dict[SubscriberStatus, int]
 
 
 def collect_status(settings: Settings, store: Store) -> Status:
@@ -28,11 +31,15 @@ def collect_status(settings: Settings, store: Store) -> Status:
             select(func.count()).select_from(posts).where(posts.c.problem.is_not(None))
         ).scalar_one()
         build = last_build(conn)
-    return Status(settings.site.title, store.engine.url.render_as_string(), sources, broken, build)
+        subscribers = count_by_status(conn)
+    url = store.engine.url.render_as_string(hide_password=True)
+    return Status(settings.site.title, url, sources, broken, build, subscribers)
 
 
 def format_status(status: Status) -> str:
     lines = [f"site: {status.site}", f"store: {status.store}", f"source files: {status.sources}"]
+    counts = ", ".join(f"{n} {s}" for s, n in status.subscribers.items() if n) or "none"
+    lines.append(f"subscribers: {counts}")
     build = status.last_build
     if build is None:
         lines.append("last build: never (run `feedsvc build`)")

@@ -59,6 +59,7 @@ def test_check_lists_problems_and_exits_nonzero(runner: CliRunner, tmp_path: Pat
     result = runner.invoke(main, ["--config", str(config), "check"])
     assert result.exit_code == 1
     assert "bad.md" in result.output
+    assert "subscribers: 1 active" in result.output
     assert not (tmp_path / "public").exists()
 
 
@@ -89,6 +90,8 @@ def test_status_shows_last_build_and_problems(runner: CliRunner, tmp_path: Path)
     (tmp_path / "content" / "bad.md").write_text("---\ntitle: [x\n---\n", encoding="utf-8")
     before = runner.invoke(main, ["--config", str(config), "status"])
     assert "last build: never" in before.output
+    assert "subscribers: none" in before.output
+    runner.invoke(main, ["--config", str(config), "subscribers", "add", "민지@example.com"])
     runner.invoke(main, ["--config", str(config), "build"])
     result = runner.invoke(main, ["--config", str(config), "status"])
     assert result.exit_code == 0
