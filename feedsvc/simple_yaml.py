@@ -27,6 +27,10 @@ _DOUBLE = re.compile(r'"([^"\\]*)"')
 _SINGLE = re.compile(r"'((?:[^']|'')*)'")
 
 _resolver = yaml.resolver.Resolver()
+# PyYAML picks implicit resolvers by a scalar's first character (there are no wildcard
+# ones in the safe resolver); any other first character means a plain string.
+assert None not in _resolver.yaml_implicit_resolvers
+_TYPED_STARTS = frozenset(_resolver.yaml_implicit_resolvers)
 _constructor = yaml.constructor.SafeConstructor()
 _CONSTRUCT = {
     "tag:yaml.org,2002:str": lambda node: node.value,
@@ -44,6 +48,8 @@ class _NotSimple(Exception):
 
 def _plain(text: str) -> Any:
     """A plain scalar, typed as PyYAML types it (str, int, float, bool, null, timestamp)."""
+    if text[0] not in _TYPED_STARTS:
+        return text  # no implicit type starts with this character: a string, as PyYAML says
     tag = _resolver.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
     construct = _CONSTRUCT.get(tag)
     if construct is None:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from feedsvc.config import Settings
-from feedsvc.storage import Store
 from feedsvc.models import SubscriberStatus
+from feedsvc.storage import Store
 from feedsvc.storage.posts import BuildRecord, last_build
 from feedsvc.storage.schema import posts
 from feedsvc.storage.subscribers import count_by_status

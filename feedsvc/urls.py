@@ -44,18 +44,37 @@ def permalink_for(
 ) -> str:
     """``content.permalink`` filled in; dates in the site's time zone."""
     local = published.astimezone(tz)
-    category = slugify(categories[0]) if categories else ""
-    values = {
-        "year": f"{local.year:04d}",
-        "month": f"{local.month:02d}",
-        "day": f"{local.day:02d}",
-        "hour": f"{local.hour:02d}",
-        "minute": f"{local.minute:02d}",
-        "slug": slug,
-        "category": category or "uncategorized",
-        "title": slugify(title) or slug,
-    }
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group()), pattern)
+    parts = _pattern_parts(pattern)
+    out = []
+    for literal, name in parts:
+        out.append(literal)
+        if name is None:
+            continue
+        if name == "slug":
+            out.append(slug)
+        elif name == "year":
+            out.append(f"{local.year:04d}")
+        elif name in ("month", "day", "hour", "minute"):
+            out.append(f"{getattr(local, name):02d}")
+        elif name == "category":
+            out.append((slugify(categories[0]) if categories else "") or "uncategorized")
+        elif name == "title":
+            out.append(slugify(title) or slug)
+        else:
+            out.append("{" + name + "}")
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=16)
+def _pattern_parts(pattern: str) -> tuple[tuple[str, str | None], ...]:
+    """'/{year}/{slug}/' → (('/', 'year'), ('/', 'slug'), ('/', None)): parsed once."""
+    parts: list[tuple[str, str | None]] = []
+    position = 0
+    for match in _PLACEHOLDER.finditer(pattern):
+        parts.append((pattern[position : match.start()], match.group(1)))
+        position = match.end()
+    parts.append((pattern[position:], None))
+    return tuple(parts)
 
 
 def absolute_url(ref: str, base_url: str, site_url: str) -> str:

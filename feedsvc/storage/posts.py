@@ -125,16 +125,30 @@ def delete_sources(conn: Connection, paths: Sequence[str]) -> None:
 def first_seen_dates(conn: Connection, slugs: Iterable[str], now: datetime) -> dict[str, datetime]:
     """When each slug was first seen; slugs never seen before are recorded as seen ``now``."""
     wanted = sorted(set(slugs))
-    known: dict[str, datetime] = {}
-    for chunk in _chunks(wanted):
-        query = select(first_seen.c.slug, first_seen.c.seen_at).where(first_seen.c.slug.in_(chunk))
-        known.update({row.slug: row.seen_at for row in conn.execute(query)})
+    known = peek_first_seen(conn, wanted)
     new = [slug for slug in wanted if slug not in known]
     # Another process may record the same slug at the same moment: the first one stays.
     statement = _upsert(conn, first_seen).on_conflict_do_nothing()
     execute_many(conn, statement, first_seen, [{"slug": slug, "seen_at": now} for slug in new])
-    if new:
+    if conn.dialect.name == "sqlite":
+        # BEGIN IMMEDIATE held the write lock since the read: nobody else inserted.
+        known.update(dict.fromkeys(new, now))
+    elif new:
         known.update(peek_first_seen(conn, new))
+    return known
+
+
+def peek_first_seen(conn: Connection, slugs: Iterable[str]) -> dict[str, datetime]:
+    """Like :func:`first_seen_dates` but records nothing (for ``feedsvc check``)."""
+    wanted = set(slugs)
+    query = select(first_seen.c.slug, first_seen.c.seen_at)
+    if len(wanted) > _CHUNK * 4:
+        # Many slugs (a cold build): one scan of the table beats many IN (...) queries.
+        return {row.slug: row.seen_at for row in conn.execute(query) if row.slug in wanted}
+    known: dict[str, datetime] = {}
+    for chunk in _chunks(sorted(wanted)):
+        rows = conn.execute(query.where(first_seen.c.slug.in_(chunk)))
+        known.update({row.slug: row.seen_at for row in rows})
     return known
 
 
@@ -147,16 +161,6 @@ def _upsert(conn: Connection, table: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table)
-
-
-def peek_first_seen(conn: Connection, slugs: Iterable[str]) -> dict[str, datetime]:
-    """Like :func:`first_seen_dates` but records nothing (for ``feedsvc check``)."""
-    wanted = sorted(set(slugs))
-    known: dict[str, datetime] = {}
-    for chunk in _chunks(wanted):
-        query = select(first_seen.c.slug, first_seen.c.seen_at).where(first_seen.c.slug.in_(chunk))
-        known.update({row.slug: row.seen_at for row in conn.execute(query)})
-    return known
 
 
 def record_build(conn: Connection, record: BuildRecord) -> None:
