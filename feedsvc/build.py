@@ -15,25 +15,32 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from multiprocessing import get_context
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import Connection
 
 from feedsvc import __version__
+from feedsvc.batches import Batches, default_workers
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
-from feedsvc.content import ParsedSource, parse_source, to_meta
+from feedsvc.content import to_meta
 from feedsvc.errors import ContentError
-from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict, meta_to_dict
+from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict
 from feedsvc.output import write_feed_files
-from feedsvc.sources import Scan, SourceFile, asset_size, scan_content
+from feedsvc.reading import (
+    AssetSizes,
+    Outcome,
+    decoded_meta,
+    import_renderers,
+    meta_json_of,
+    parse_batch,
+    render_batch,
+)
+from feedsvc.sources import Scan, SourceFile, scan_content
 from feedsvc.storage import Store
 from feedsvc.storage.posts import (
     BuildRecord,
@@ -52,8 +59,6 @@ from feedsvc.storage.posts import (
 )
 
 log = logging.getLogger("feedsvc.build")
-T = TypeVar("T")
-R = TypeVar("R")
 
 # Below this many items, worker processes cost more than they save (a parse is ~0.1 ms,
 # a render ~0.5 ms; forking the pool costs ~20 ms).
@@ -91,26 +96,6 @@ class BuildReport:
         return sum(1 for p in self.problems if p.severity is Severity.WARNING)
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What a parse worker learned about one file.
-
-    ``meta_json`` (the store's cached form of the metadata) when the file parsed and its
-    date is known; ``parsed`` when it parsed but waits for its first-seen date (only the
-    store knows it); ``problem`` when it cannot be a post; none of them when its bytes
-    hash as cached. Plain strings cross the process boundary: pickling 10,000 PostMeta
-    objects costs more than rebuilding them from JSON.
-    """
-
-    path: str
-    size: int
-    mtime_ns: int
-    content_hash: str
-    meta_json: str = ""
-    parsed: ParsedSource | None = None
-    problem: Problem | None = None
-
-
 def settings_fingerprint(settings: Settings) -> str:
     """Hash of everything a parse or render depends on besides the file's bytes."""
     relevant = {
@@ -122,151 +107,6 @@ def settings_fingerprint(settings: Settings) -> str:
     }
     blob = json.dumps(relevant, sort_keys=True).encode()
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
-
-
-def _hash(data: bytes) -> str:
-    # SHA-256 runs on the CPU's SHA extensions here: twice as fast as BLAKE2 on posts.
-    return hashlib.sha256(data).hexdigest()[:32]
-
-
-class _AssetSizes:
-    """Sizes of local files behind asset URLs, looked up once per URL."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.sizes: dict[str, int | None] = {}
-
-    def __call__(self, url: str) -> int | None:
-        if url not in self.sizes:
-            self.sizes[url] = asset_size(self.settings.assets_dir, self.settings.site.url, url)
-        return self.sizes[url]
-
-
-def _parse_one(
-    settings: Settings, sizes: _AssetSizes, file: SourceFile, known_hash: str | None
-) -> _Outcome:
-    try:
-        with open(file.abspath, "rb") as handle:
-            data = handle.read()
-    except OSError as exc:
-        problem = Problem(file.path, f"cannot read: {exc.strerror}")
-        return _Outcome(file.path, file.size, file.mtime_ns, "", problem=problem)
-    digest = _hash(data)
-    # The file may change between scan and read: record the size actually read.
-    size = len(data)
-    if digest == known_hash:
-        return _Outcome(file.path, size, file.mtime_ns, digest)
-    try:
-        parsed = parse_source(file.path, data, settings)
-        if parsed.date is None:
-            # The body is re-read for the few posts that get rendered; don't ship it back.
-            bare = replace(parsed, body="")
-            return _Outcome(file.path, size, file.mtime_ns, digest, parsed=bare)
-        meta = to_meta(parsed, settings, first_seen=None, asset_size=sizes)
-    except ContentError as exc:
-        problem = Problem(file.path, exc.reason, exc.line)
-        return _Outcome(file.path, size, file.mtime_ns, digest, problem=problem)
-    return _Outcome(file.path, size, file.mtime_ns, digest, meta_json=_meta_json(meta))
-
-
-def _import_renderers() -> None:
-    """Import what renders posts and feeds (lxml, cmark, feedgen: ~0.1 s)."""
-    import feedsvc.feeds
-    import feedsvc.markup  # noqa: F401
-
-
-def _decoded(outcome: _Outcome) -> PostMeta | None:
-    return meta_from_dict(json.loads(outcome.meta_json)) if outcome.meta_json else None
-
-
-def _meta_json(meta: PostMeta) -> str:
-    return json.dumps(meta_to_dict(meta), ensure_ascii=False)
-
-
-def _parse_batch(
-    settings: Settings, batch: Sequence[tuple[SourceFile, str | None]]
-) -> list[_Outcome]:
-    sizes = _AssetSizes(settings)
-    return [_parse_one(settings, sizes, file, known) for file, known in batch]
-
-
-def _render_one(
-    settings: Settings, meta: PostMeta, abspath: str
-) -> tuple[Post | None, list[Problem]]:
-    try:
-        with open(abspath, "rb") as handle:
-            data = handle.read()
-        parsed = parse_source(meta.source, data, settings)
-    except OSError as exc:
-        return None, [Problem(meta.source, f"cannot read: {exc.strerror}")]
-    except ContentError as exc:
-        return None, [Problem(meta.source, exc.reason, exc.line)]
-    from feedsvc.markup import render_post
-
-    return render_post(parsed, meta, settings)
-
-
-def _render_batch(
-    settings: Settings, batch: Sequence[tuple[PostMeta, str]]
-) -> list[tuple[Post | None, list[Problem]]]:
-    return [_render_one(settings, meta, path) for meta, path in batch]
-
-
-class _Batches(Generic[T, R]):
-    """``func`` over ``items``, in worker processes when there are many.
-
-    Work starts at construction; the main process is free until it asks for results.
-    With ``main_share`` it also takes that fraction of the items itself (on 2 cores one
-    worker plus the main process beats two workers and an idle main process: those
-    results never cross a process boundary, and the main process can digest the
-    workers' results while they still come in).
-    """
-
-    def __init__(
-        self,
-        func: Callable[[Settings, Sequence[T]], list[R]],
-        settings: Settings,
-        items: Sequence[T],
-        *,
-        workers: int,
-        threshold: int,
-        main_share: float = 0.0,
-    ) -> None:
-        self.func = func
-        self.settings = settings
-        self.pool: ProcessPoolExecutor | None = None
-        self.futures: list[Future[list[R]]] = []
-        self.local: Sequence[T] = items
-        processes = workers - 1 if main_share else workers
-        if len(items) < threshold or processes < 1:
-            return
-        pooled = len(items) - int(len(items) * main_share)
-        self.local = items[pooled:]
-        # fork: the workers start in milliseconds with everything already imported.
-        self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=get_context("fork"))
-        size = max(1, -(-pooled // (processes * 4)))
-        self.futures = [
-            self.pool.submit(func, settings, items[i : min(i + size, pooled)])
-            for i in range(0, pooled, size)
-        ]
-
-    def chunks(self) -> Iterator[list[R]]:
-        """Results a chunk at a time: the main process's share first, then the workers'."""
-        try:
-            if self.local:
-                yield self.func(self.settings, self.local)
-            for future in self.futures:
-                yield future.result()
-        finally:
-            if self.pool is not None:
-                self.pool.shutdown(cancel_futures=True)
-
-    def collect(self) -> list[R]:
-        return [result for chunk in self.chunks() for result in chunk]
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
 
 
 class Builder:
@@ -308,8 +148,8 @@ class Builder:
                 unchanged.append(row)
             else:
                 to_read.append((file, row.content_hash if fresh and row else None))
-        parsing = _Batches(
-            _parse_batch,
+        parsing = Batches(
+            parse_batch,
             settings,
             to_read,
             workers=self.workers,
@@ -317,10 +157,10 @@ class Builder:
             # A little under a fair share: the main process also decodes every result.
             main_share=0.8 / self.workers,
         )
-        _import_renderers()  # while the workers parse, not on the unchanged-site path
-        outcomes: list[tuple[_Outcome, PostMeta | None]] = []
+        import_renderers()  # while the workers parse, not on the unchanged-site path
+        outcomes: list[tuple[Outcome, PostMeta | None]] = []
         for chunk in parsing.chunks():
-            outcomes.extend((o, _decoded(o)) for o in chunk)
+            outcomes.extend((o, decoded_meta(o)) for o in chunk)
         lap = report.lap("parse", lap)
 
         # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
@@ -444,7 +284,7 @@ class Builder:
 
     def _settle(
         self,
-        outcomes: list[tuple[_Outcome, PostMeta | None]],
+        outcomes: list[tuple[Outcome, PostMeta | None]],
         unchanged: list[SourceRow],
         cached: dict[str, SourceRow],
         report: BuildReport,
@@ -453,7 +293,7 @@ class Builder:
     ) -> tuple[dict[str, PostMeta], list[SourceRow], dict[str, str]]:
         """Metadata of every good post by path, the rows to save, and every file's hash."""
         rows: list[SourceRow] = []
-        fresh: list[_Outcome] = []
+        fresh: list[Outcome] = []
         parsed_metas: dict[str, PostMeta] = {}
         for outcome, decoded in outcomes:
             if decoded is not None:
@@ -492,7 +332,7 @@ class Builder:
                         outcome.parsed,
                         self.settings,
                         first_seen=seen.get(outcome.parsed.slug, now),
-                        asset_size=_AssetSizes(self.settings),
+                        asset_size=AssetSizes(self.settings),
                     )
                 except ContentError as exc:
                     problem = Problem(outcome.path, exc.reason, exc.line)
@@ -511,7 +351,7 @@ class Builder:
                     fingerprint=self.fingerprint,
                     first_seen=seen.get(meta.slug, now),
                     published=meta.published,
-                    meta=outcome.meta_json or _meta_json(meta),
+                    meta=outcome.meta_json or meta_json_of(meta),
                     render_key=row.render_key if row else None,
                     problem=None,
                     problem_line=None,
@@ -527,7 +367,7 @@ class Builder:
         return metas, rows, hashes
 
     def _broken_row(
-        self, outcome: _Outcome, problem: Problem, row: SourceRow | None, now: datetime
+        self, outcome: Outcome, problem: Problem, row: SourceRow | None, now: datetime
     ) -> SourceRow:
         """The row of a file that cannot be a post now; its last good version stays."""
         return SourceRow(
@@ -588,7 +428,7 @@ class Builder:
         broken_paths: set[str],
         *,
         reuse: bool,
-    ) -> tuple[dict[str, Post], list[tuple[PostMeta, str]], _Batches[Any, Any]]:
+    ) -> tuple[dict[str, Post], list[tuple[PostMeta, str]], Batches[Any, Any]]:
         """Posts whose stored render still fits (by id), and the renders started for the rest."""
         with self.store.read() as conn:
             stored = load_renders(conn, [m.source for m in metas])
@@ -603,8 +443,8 @@ class Builder:
                 posts[meta.id] = Post(meta, render.html, render.summary)
             elif meta.source not in broken_paths:
                 todo.append((meta, str(self.settings.content_dir / meta.source)))
-        rendering = _Batches(
-            _render_batch,
+        rendering = Batches(
+            render_batch,
             self.settings,
             todo,
             workers=self.workers,
@@ -616,7 +456,7 @@ class Builder:
     def _finish_render(
         self,
         todo: list[tuple[PostMeta, str]],
-        rendering: _Batches[Any, Any],
+        rendering: Batches[Any, Any],
         posts: dict[str, Post],
         hashes: dict[str, str],
         report: BuildReport,
