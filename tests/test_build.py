@@ -338,3 +338,36 @@ def test_new_file_is_not_missed_by_the_unchanged_check(site: Site) -> None:
     report = site.build()
     assert report.parsed == 1
     assert site.titles() == ["나", "가"]
+
+
+SAMPLE_GOLDEN = Path(__file__).with_name("golden") / "sample"
+
+
+def test_sample_site_feeds_match_the_golden_files(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The repository's sample content/ and config.yaml, built at a fixed moment, byte for
+    byte. After a deliberate change: ``pytest tests/test_build.py --regen-golden``."""
+    from feedsvc import __version__
+    from feedsvc.config import load_settings
+
+    shutil.copytree(REPO / "content", tmp_path / "content")
+    shutil.copytree(REPO / "assets", tmp_path / "assets")
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    settings = load_settings(tmp_path / "config.yaml")
+    store = open_store(settings.storage_url)
+    Builder(settings, store, FixedClock(NOW), workers=1).build()
+    names = ["feed.xml", "atom.xml", "feed.json"]
+    built = {
+        name: (tmp_path / "public" / name).read_bytes().replace(__version__.encode(), b"VERSION")
+        for name in names
+    }
+    if request.config.getoption("--regen-golden"):
+        SAMPLE_GOLDEN.mkdir(parents=True, exist_ok=True)
+        for name, data in built.items():
+            (SAMPLE_GOLDEN / name).write_bytes(data)
+    for name, data in built.items():
+        assert (SAMPLE_GOLDEN / name).read_bytes() == data, (
+            f"{name} differs from tests/golden/sample/{name}; if intended, run "
+            "pytest tests/test_build.py --regen-golden"
+        )
