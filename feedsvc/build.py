@@ -212,6 +212,12 @@ class Builder:
         # 6. Write the feeds (atomic, only changed bytes), then the renders.
         if not dry_run:
             report.feeds_written = write_feed_files(settings.output_dir, files)
+            if settings.feeds.websub_hub and report.feeds_written:
+                from feedsvc.feeds import feed_base_url
+                from feedsvc.websub import announce, feed_urls
+
+                urls = feed_urls(feed_base_url(settings), report.feeds_written)
+                report.problems.extend(announce(settings.feeds.websub_hub, urls))
             report.outputs = self._outputs(files)
             with self.store.write() as conn:
                 save_renders(conn, renders)

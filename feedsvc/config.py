@@ -149,6 +149,13 @@ class FeedSettings(_Section):
     per_tag: bool = False
     websub_hub: str | None = None
 
+    @field_validator("websub_hub")
+    @classmethod
+    def _hub(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected the hub's absolute http(s) URL, or null")
+        return value
+
 
 class StorageSettings(_Section):
     url: str = "sqlite:///feedsvc.db"

@@ -125,3 +125,8 @@ def test_settings_are_frozen() -> None:
     settings = settings_from_mapping({})
     with pytest.raises(ValueError):
         settings.site.title = "x"
+
+
+def test_websub_hub_must_be_an_absolute_url() -> None:
+    with pytest.raises(ConfigError, match=r"feeds\.websub_hub = 'hub': expected the hub's"):
+        settings_from_mapping({"feeds": {"websub_hub": "hub"}})
