@@ -3,7 +3,9 @@
     FeedsvcError                 anything feedsvc reports to a user
     ├── ConfigError              config.yaml or environment: names the dotted key
     ├── ContentError             one source file cannot become a post: path, line, reason
-    └── StoreError               the state store cannot be opened or migrated
+    ├── StoreError               the state store cannot be opened or migrated
+    ├── AddressError             an email address that cannot be used: the address, why
+    └── CsvFormatError           a subscriber CSV that cannot be read at all: file, line
 
 Each message says what is wrong and what to do about it; the CLI prints it as is.
 """
@@ -38,3 +40,22 @@ class ContentError(FeedsvcError):
 
 class StoreError(FeedsvcError):
     """The state store is unreachable, or its schema cannot be brought up to date."""
+
+
+class AddressError(FeedsvcError):
+    """An email address that cannot be used; the message names it and says why."""
+
+    def __init__(self, address: str, reason: str) -> None:
+        self.address = address
+        self.reason = reason
+        super().__init__(f"{address!r} is not a usable email address: {reason}")
+
+
+class CsvFormatError(FeedsvcError):
+    """A subscriber CSV that cannot be read at all (header, encoding): nothing is imported."""
+
+    def __init__(self, source: str, line: int, reason: str) -> None:
+        self.source = source
+        self.line = line
+        self.reason = reason
+        super().__init__(f"{source}:{line}: {reason}")

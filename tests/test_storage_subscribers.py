@@ -14,19 +14,17 @@ from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import current_revision, make_engine, run_alembic_upgrade
 from feedsvc.storage.posts import SourceRow, load_sources, save_sources
 from feedsvc.storage.schema import HEAD_REVISION, subscriber_events, subscribers, suppressions
+from feedsvc.storage.subscriber_import import BatchWriter, write_batch
+from feedsvc.storage.subscriber_merge import UPDATABLE
+from feedsvc.storage.subscriber_upserts import Outcome, save_subscribers
 from feedsvc.storage.subscribers import (
-    UPDATABLE,
-    BatchWriter,
-    Outcome,
     count_by_status,
     events_of,
     forget,
     get_subscriber,
     is_suppressed,
     iter_subscribers,
-    save_subscribers,
     unsubscribe,
-    write_batch,
 )
 from feedsvc.subscribers import SubscriberInput
 

@@ -11,19 +11,20 @@ from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feedsvc.errors import AddressError, CsvFormatError
 from feedsvc.models import Frequency, Subscriber, SubscriberStatus
-from feedsvc.subscribers import (
+from feedsvc.subscriber_csv import (
     EXPORT_COLUMNS,
-    AddressError,
     BadRow,
-    CsvFormatError,
     SubscriberCsv,
-    SubscriberInput,
     check_encoding,
-    clean_name,
     csv_lines,
     decoded_lines,
     export_row,
+)
+from feedsvc.subscribers import (
+    SubscriberInput,
+    clean_name,
     format_time,
     normalise_address,
     parse_categories,

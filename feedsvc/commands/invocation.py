@@ -1,0 +1,56 @@
+"""What a ``subscribers`` command needs from its invocation: exit status, store, time, actor.
+
+Exit statuses as for the rest of the CLI: 0 done; 1 something was refused or some rows
+were bad (the rest was done); 2 bad usage or an unreadable file; 3 the store cannot be
+opened.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from datetime import datetime
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+if TYPE_CHECKING:
+    from feedsvc.cli import Context
+    from feedsvc.storage import Store
+
+# As in feedsvc.cli (imported from there lazily: cli.py imports the commands).
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+
+TEST_DOMAINS_HELP = "Accept addresses at the reserved .test domain (for trials and benchmarks)."
+
+
+def fail(message: str, code: int) -> NoReturn:
+    click.echo(f"feedsvc: {message}", err=True)
+    sys.exit(code)
+
+
+def command_store(obj: Context) -> Store:
+    """The store, opened (and migrated); closed when the command ends, however it ends."""
+    from feedsvc.cli import _open_store
+
+    store: Store = _open_store(obj.settings())
+    click.get_current_context().call_on_close(store.close)
+    return store
+
+
+def now() -> datetime:
+    from feedsvc.clock import SystemClock
+
+    return SystemClock().now()
+
+
+def actor() -> str:
+    """Who is acting, for the events table: the command line and the OS user."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment or passwd database
+        user = f"uid {os.getuid()}"
+    return f"cli:{user}"
