@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from feedsvc import __version__
+from feedsvc.commands.digest import digest
 from feedsvc.commands.subscribers import subscribers
 from feedsvc.config import Settings, load_settings
 from feedsvc.errors import ConfigError, StoreError
@@ -159,6 +160,7 @@ def init(directory: Path) -> None:
 
 
 main.add_command(subscribers)
+main.add_command(digest)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

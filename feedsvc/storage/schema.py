@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -18,14 +19,16 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -169,4 +172,94 @@ suppressions = Table(
     Column("email_hash", String(64), primary_key=True),
     Column("reason", String(32), nullable=False),
     Column("created", UTCDateTime, nullable=False),
+)
+
+# Digests (revision 0004). A post becomes "new" once: its row here is written the first time
+# a build publishes it and never again, whatever later edits do. ``eligible_at`` is when it
+# may go out: when it was announced, or when a held flood was released; NULL while held, or
+# for ever when the owner discarded the flood (`feedsvc digest release --discard`).
+announcements = Table(
+    "announcements",
+    metadata,
+    Column("post_id", String(2048), primary_key=True),
+    Column("source_path", String(1024), nullable=False),
+    Column("became_new_at", UTCDateTime, nullable=False),
+    Column("held", Boolean, nullable=False),
+    Column("released_at", UTCDateTime, nullable=True),
+    Column("eligible_at", UTCDateTime, nullable=True),
+    Index("ix_announcements_eligible_at", "eligible_at"),
+)
+
+# One row per distinct content of one period: the posts some subscribers get, e.g. period
+# "daily:2024-06-01@Asia/Seoul" and the posts of the category 부산. Rendered once.
+digests = Table(
+    "digests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("frequency", String(16), nullable=False),
+    Column("period_key", String(160), nullable=False),
+    Column("content_key", String(64), nullable=False),  # hash of the post ids
+    Column("period_start", UTCDateTime, nullable=True),  # NULL for immediate
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("post_ids", Text, nullable=False),  # JSON list, newest first
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "frequency = 'immediate' OR frequency = 'daily' OR frequency = 'weekly'",
+        name="ck_digests_frequency",
+    ),
+    UniqueConstraint("period_key", "content_key", name="uq_digests_period_content"),
+)
+
+# The per-recipient outbox: one row per digest × subscriber, created with its digest in one
+# transaction. ``message`` holds the rendered bytes (set once, then reused by every retry,
+# so a retry sends the same bytes and the same Message-ID). Senders claim rows by moving
+# them to "sending" with a lease; status is re-checked against the subscriber at claim time.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "digest_id",
+        Integer,
+        ForeignKey("digests.id", ondelete="CASCADE", name="fk_deliveries_digest"),
+        nullable=False,
+    ),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE", name="fk_deliveries_subscriber"),
+        nullable=False,
+    ),
+    Column("status", String(16), nullable=False),
+    Column("message_id", String(255), nullable=True),  # set with ``message``
+    Column("message", LargeBinary, nullable=True),  # the rendered bytes; NULL until rendered
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(
+        "status = 'pending' OR status = 'sending' OR status = 'sent' OR status = 'retry' "
+        "OR status = 'failed' OR status = 'cancelled'",
+        name="ck_deliveries_status",
+    ),
+    UniqueConstraint("digest_id", "subscriber_id", name="uq_deliveries_digest_subscriber"),
+    Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
+    Index("ix_deliveries_subscriber_id", "subscriber_id"),
+)
+
+# How far each subscriber's announcements were considered for digests: every post that
+# became new up to ``covered_until`` was either sent to them or not theirs (categories,
+# cap). The next digest looks only after it, so nothing goes out twice.
+digest_cursors = Table(
+    "digest_cursors",
+    metadata,
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE", name="fk_digest_cursors_subscriber"),
+        primary_key=True,
+    ),
+    Column("covered_until", UTCDateTime, nullable=False),
 )

@@ -1,0 +1,310 @@
+"""``feedsvc digest preview|send|release``: argument parsing and output.
+
+The rules live in ``feedsvc.digests`` (who gets what, when), ``feedsvc.messages`` (the
+bytes) and ``feedsvc.mailer`` (the jobs). Exit status as for the rest of the CLI: 0 done;
+1 some messages failed; 2 bad usage or configuration; 3 the store cannot be opened.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from feedsvc.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from feedsvc.cli import Context
+    from feedsvc.config import Settings
+    from feedsvc.mailer import DueDigests
+    from feedsvc.models import Post, Subscriber
+    from feedsvc.storage import Store
+
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_STORE = 3
+PREVIEW_FILE = "digest-preview.html"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"feedsvc: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings(obj: Context) -> Settings:
+    return obj.settings()
+
+
+def _store(settings: Settings) -> Store:
+    from feedsvc.cli import _open_store
+
+    store: Store = _open_store(settings)
+    click.get_current_context().call_on_close(store.close)
+    return store
+
+
+def _now() -> datetime:
+    from feedsvc.clock import SystemClock
+
+    return SystemClock().now()
+
+
+@click.group()
+def digest() -> None:
+    """Email digests: preview, send, release held posts."""
+
+
+@digest.command()
+@click.option("--to", "to", default=None, help="Preview what this subscriber's next digest holds.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Where to write the HTML (default ./{PREVIEW_FILE}).",
+)
+@click.pass_obj
+def preview(obj: Context, to: str | None, out: Path | None) -> None:
+    """Write the HTML of a digest to a file, to open in a browser.
+
+    With --to, the posts that subscriber's next digest would hold (or, when none is
+    waiting, their newest matching posts); otherwise the site's newest posts.
+    """
+    from feedsvc.digests import Schedule, upcoming_period
+    from feedsvc.mailer import renderer_for
+    from feedsvc.messages import DigestContent, render_digest
+    from feedsvc.mime import html_part
+    from feedsvc.models import Frequency
+
+    settings = _settings(obj)
+    now = _now()
+    target = out if out is not None else Path(PREVIEW_FILE)
+    try:
+        renderer = renderer_for(settings)
+        store = _store(settings)
+        subscriber = None if to is None else _subscriber(store, to)
+        posts, note = _preview_posts(store, settings, subscriber, now)
+        if not posts:
+            _fail("no published posts in the store; run `feedsvc build` first", EXIT_PROBLEMS)
+        period = upcoming_period(
+            subscriber.frequency if subscriber else Frequency.DAILY,
+            subscriber.timezone if subscriber else None,
+            now,
+            Schedule.from_settings(settings),
+        )
+        template = render_digest(
+            renderer.sender, DigestContent(0, period, tuple(posts), now), renderer.env
+        )
+        if subscriber is None:
+            person = renderer.personal(0, "subscriber@example.com", None)
+        else:
+            person = renderer.personal(subscriber.id, subscriber.email, subscriber.name)
+        _, data = renderer.message(template, person)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html_part(data), encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {target}: {exc.strerror}", EXIT_USAGE)
+    who = subscriber.email if subscriber else "a sample subscriber"
+    click.echo(f"subject: {template.subject}")
+    if note:
+        click.echo(note)
+    click.echo(f"wrote the preview ({len(posts)} posts for {who}) to {target.resolve()}")
+
+
+def _subscriber(store: Store, raw: str) -> Subscriber:
+    from feedsvc.storage.subscribers import get_subscriber
+    from feedsvc.subscribers import AddressError, normalise_address
+
+    try:
+        address = normalise_address(raw, allow_test_domains=True)
+    except AddressError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    with store.read() as conn:
+        found = get_subscriber(conn, address)
+    if found is None:
+        _fail(
+            f"{address} is not a subscriber; add it with `feedsvc subscribers add` "
+            "or preview without --to",
+            EXIT_USAGE,
+        )
+    return found
+
+
+def _preview_posts(
+    store: Store, settings: Settings, subscriber: Subscriber | None, now: datetime
+) -> tuple[list[Post], str]:
+    """The posts to preview, and a note when they are a sample, not the next digest."""
+    from feedsvc.digests import (
+        Recipient,
+        Schedule,
+        category_keys,
+        joined_at,
+        matches,
+        plan_digests,
+    )
+    from feedsvc.models import Frequency
+    from feedsvc.storage.digests import live_metas, load_announced, load_posts, oldest_cursor
+
+    limit = settings.digest.max_posts
+    with store.read() as conn:
+        metas = live_metas(conn, now)
+        if subscriber is None:
+            ids = [m.id for m in metas[:limit]]
+            note = ""
+        else:
+            # What their next digest would hold: plan as if their period ended now.
+            as_if_now = replace(subscriber, frequency=Frequency.IMMEDIATE)
+            plan = plan_digests(
+                [Recipient(as_if_now, _cursor_of(conn, subscriber.id))],
+                load_announced(conn, after=oldest_cursor(conn), until=now),
+                now=now,
+                schedule=Schedule.from_settings(settings),
+                max_posts=limit,
+            )
+            ids = list(plan.digests[0].post_ids) if plan.digests else []
+            note = ""
+            if not ids:
+                wanted = category_keys(subscriber.categories)
+                ids = [m.id for m in metas if matches(m.categories, wanted)][:limit]
+                note = (
+                    f"no new posts are waiting for {subscriber.email} (joined "
+                    f"{joined_at(subscriber):%Y-%m-%d}); showing their newest posts instead"
+                )
+        found = load_posts(conn, ids, now)
+    return [found[i] for i in ids if i in found], note
+
+
+def _cursor_of(conn: Connection, subscriber_id: int) -> datetime | None:
+    from feedsvc.storage.digests import covered_until
+
+    return covered_until(conn, subscriber_id)
+
+
+@digest.command()
+@click.option("--dry-run", is_flag=True, help="Print who would get which posts; send nothing.")
+@click.pass_obj
+def send(obj: Context, dry_run: bool) -> None:
+    """Create the digests that are due, render them, and deliver them.
+
+    Due: daily and weekly digests whose send time has passed (at most digest.max_lateness
+    ago), immediate ones for every post not sent yet. With the outbox backend each
+    message becomes a .eml file in delivery.outbox_dir.
+    """
+    from feedsvc.clock import SystemClock
+    from feedsvc.mailer import (
+        backend_for,
+        create_due_digests,
+        plan_due_digests,
+        render_pending,
+        renderer_for,
+        send_pending,
+    )
+
+    settings = _settings(obj)
+    now = _now()
+    try:
+        store = _store(settings)
+        if dry_run:
+            _print_plan(plan_due_digests(store, settings, now))
+            return
+        renderer = renderer_for(settings)
+        due = create_due_digests(store, settings, now)
+        rendered = render_pending(store, renderer, now)
+        backend = backend_for(settings)
+        sent = None if backend is None else send_pending(store, backend, SystemClock())
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    created = due.created
+    assert created is not None
+    if due.announced:
+        click.echo(f"{len(due.announced)} new posts announced")
+    click.echo(
+        f"{created.digests} digests created for {created.deliveries} subscribers; "
+        f"{rendered.rendered} messages rendered"
+        + (
+            f", {rendered.cancelled} cancelled (subscriber left or posts removed)"
+            if rendered.cancelled
+            else ""
+        )
+    )
+    if sent is None:
+        click.echo(
+            "delivery.backend is smtp: the messages wait in the store; SMTP sending comes "
+            "with the next release (use delivery.backend: outbox meanwhile)"
+        )
+        return
+    folder = settings.path(settings.delivery.outbox_dir)
+    click.echo(
+        f"{sent.sent} messages written to {folder}"
+        + (
+            f"; {sent.retried} to retry, {sent.failed} failed"
+            if sent.retried or sent.failed
+            else ""
+        )
+    )
+    for error in sorted(set(sent.errors)):
+        click.echo(f"feedsvc: {error}", err=True)
+    if sent.failed or sent.retried:
+        sys.exit(EXIT_PROBLEMS)
+
+
+def _print_plan(due: DueDigests) -> None:
+    plan = due.plan
+    if due.announced:
+        click.echo(f"{len(due.announced)} published posts would be announced as new")
+    if not plan.digests:
+        click.echo("dry run: no digest is due; nothing would be sent")
+        return
+    for item in plan.digests:
+        titles = " · ".join(due.titles.get(i, i) for i in item.post_ids)
+        for subscriber_id in item.subscriber_ids:
+            subscriber = due.recipients[subscriber_id].subscriber
+            name = f" ({subscriber.name})" if subscriber.name else ""
+            click.echo(
+                f"{subscriber.email}{name} ← {len(item.post_ids)} posts "
+                f"[{item.period.key}]: {titles}"
+            )
+    by_period = Counter(item.period.key for item in plan.digests)
+    click.echo(
+        f"dry run: {plan.messages} messages in {len(plan.digests)} digests "
+        f"({len(by_period)} periods) would be sent; nothing was sent"
+    )
+
+
+@digest.command()
+@click.option("--discard", is_flag=True, help="Never email the held posts (they stop being held).")
+@click.pass_obj
+def release(obj: Context, discard: bool) -> None:
+    """Release the posts the flood guard holds: they go out with the next digests."""
+    from feedsvc.storage.digests import release_held
+
+    settings = _settings(obj)
+    store = _store(settings)
+    try:
+        with store.write() as conn:
+            released = release_held(conn, _now(), discard=discard)
+    except StoreError as exc:
+        _fail(str(exc), EXIT_STORE)
+    if not released:
+        click.echo("no posts are held")
+        return
+    for post in released:
+        click.echo(f"{'discarded' if discard else 'released'}: {post.source_path}")
+    if discard:
+        click.echo(f"{len(released)} held posts discarded: they will never be emailed")
+    else:
+        click.echo(f"{len(released)} held posts released: the next digests include them")

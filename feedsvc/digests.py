@@ -1,0 +1,359 @@
+"""Posts × subscribers × time → who gets which posts, in which period (pure: no I/O).
+
+    announcements ─┐                      due period per (frequency, zone)
+    subscribers ───┼─▶ plan_digests ─▶    window per subscriber: (max(cursor, joined), end]
+    cursors ───────┘                      posts: categories, published after joining, cap
+
+Rules (SPEC §5):
+
+- A post becomes "new" once: the store records when (``eligible_at``: when it was first
+  announced, or when a held flood was released). Editing it later changes nothing here.
+- Each subscriber has a cursor, "every announcement up to here was considered for me". A
+  period looks at announcements in ``(max(cursor, joined), period end]``; afterwards the
+  cursor moves to the period's end, so a post is never sent twice, running the same period
+  again finds nothing, and posts of a period that was skipped (too late, see
+  ``max_lateness``) roll into the next one.
+- A new subscriber does not get the back catalogue: only posts published at or after they
+  joined (confirmed, else created) are theirs.
+- Posts match when one of their categories matches one of the subscriber's (compared as
+  slugs, so ``Smart City`` = ``smart-city``); no categories means every post. Newest first,
+  at most ``digest.max_posts``; the rest of that window are not sent later either.
+- Daily and weekly periods end at ``digest.send_time`` in the subscriber's zone (else
+  ``site.timezone``), weekly ones on ``digest.weekday``. Wall-clock times that do not exist
+  (DST gap) move forward with the clock; ambiguous ones (DST fold) take the first.
+- Immediate: one period per run, ending at the run's time.
+- Flood guard: more than ``digest.flood_limit`` posts new at once are held.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from feedsvc.config import Settings
+from feedsvc.models import Frequency, Subscriber
+from feedsvc.urls import slugify
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class DeliveryStatus(StrEnum):
+    """Where one recipient's message stands (the ``deliveries`` table)."""
+
+    PENDING = "pending"  # created; message bytes may not be rendered yet
+    SENDING = "sending"  # claimed by a sender (``lease_until`` says until when)
+    SENT = "sent"
+    RETRY = "retry"  # a temporary failure; tried again at ``next_attempt_at``
+    FAILED = "failed"  # a permanent failure
+    CANCELLED = "cancelled"  # the subscriber left before it went out
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When daily and weekly digests go out (``digest.*``)."""
+
+    send_time: time
+    weekday: int  # Monday = 0
+    site_timezone: str
+    max_lateness: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Schedule:
+        hour, minute = (int(part) for part in settings.digest.send_time.split(":"))
+        return cls(
+            send_time=time(hour, minute),
+            weekday=WEEKDAYS.index(settings.digest.weekday),
+            site_timezone=settings.site.timezone,
+            max_lateness=settings.digest.max_lateness,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The stretch of time one digest covers; ``end`` is when it goes out.
+
+    ``key`` names it in the store, e.g. ``daily:2024-06-01@Asia/Seoul`` (the local date
+    it goes out) or ``immediate:2024-06-01T08:00:05Z@Asia/Seoul``; the zone names the
+    local dates shown in it. ``start`` is None for immediate.
+    """
+
+    frequency: Frequency
+    key: str
+    start: datetime | None
+    end: datetime
+    timezone: str
+
+
+@lru_cache(maxsize=256)
+def zone(name: str | None, fallback: str) -> ZoneInfo:
+    """The subscriber's zone, else the site's (also for a name this system does not know)."""
+    if name:
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass  # tzdata changed under a stored name: the site's zone is the sane choice
+    return ZoneInfo(fallback)
+
+
+def send_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """``at`` on local ``day`` in ``tz``, in UTC.
+
+    In a DST gap the wall-clock time does not exist; ``fold=0`` reads it with the offset
+    before the change, which lands it that much later (02:30 → 03:30). In a fold the
+    first of the two moments is taken.
+    """
+    return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
+
+
+def _latest_send(now: datetime, schedule: Schedule, tz: ZoneInfo, weekly: bool) -> date:
+    """The local date of the latest scheduled send at or before ``now``."""
+    day = now.astimezone(tz).date()
+    for _ in range(9):  # at most a week back, plus DST slack
+        if (not weekly or day.weekday() == schedule.weekday) and send_moment(
+            day, schedule.send_time, tz
+        ) <= now:
+            return day
+        day -= timedelta(days=1)
+    raise AssertionError("a scheduled send exists within any nine days")
+
+
+def latest_period(
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+) -> Period:
+    """The latest period of ``frequency`` that has ended by ``now`` (immediate: ends now)."""
+    tz_name = zone_name or schedule.site_timezone
+    tz = zone(zone_name, schedule.site_timezone)
+    if frequency is Frequency.IMMEDIATE:
+        stamp = now.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        return Period(frequency, f"immediate:{stamp}@{tz_name}", None, now, tz_name)
+    weekly = frequency is Frequency.WEEKLY
+    day = _latest_send(now, schedule, tz, weekly)
+    end = send_moment(day, schedule.send_time, tz)
+    start = send_moment(day - timedelta(days=7 if weekly else 1), schedule.send_time, tz)
+    return Period(frequency, f"{frequency.value}:{day.isoformat()}@{tz_name}", start, end, tz_name)
+
+
+def is_late(period: Period, now: datetime, schedule: Schedule) -> bool:
+    """Ended more than ``max_lateness`` ago (the daemon was down at send time): a morning
+    digest is not sent in the evening; its posts go into the next one."""
+    return now - period.end > schedule.max_lateness
+
+
+def due_period(
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+) -> Period | None:
+    """The latest period of ``frequency`` that has ended by ``now``, unless it is late."""
+    period = latest_period(frequency, zone_name, now, schedule)
+    return None if is_late(period, now, schedule) else period
+
+
+def next_send(
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+) -> datetime:
+    """When the next digest of ``frequency`` goes out after ``now`` (immediate: now)."""
+    if frequency is Frequency.IMMEDIATE:
+        return now
+    tz = zone(zone_name, schedule.site_timezone)
+    day = now.astimezone(tz).date()
+    while True:
+        moment = send_moment(day, schedule.send_time, tz)
+        weekly_ok = frequency is Frequency.DAILY or day.weekday() == schedule.weekday
+        if weekly_ok and moment > now:
+            return moment
+        day += timedelta(days=1)
+
+
+def upcoming_period(
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+) -> Period:
+    """The period in progress at ``now``: the one whose digest goes out next."""
+    tz_name = zone_name or schedule.site_timezone
+    end = next_send(frequency, zone_name, now, schedule)
+    if frequency is Frequency.IMMEDIATE:
+        return due_period(frequency, zone_name, now, schedule) or Period(
+            frequency, "immediate", None, now, tz_name
+        )
+    tz = zone(zone_name, schedule.site_timezone)
+    day = end.astimezone(tz).date()
+    back = timedelta(days=7 if frequency is Frequency.WEEKLY else 1)
+    start = send_moment(day - back, schedule.send_time, tz)
+    return Period(frequency, f"{frequency.value}:{day.isoformat()}@{tz_name}", start, end, tz_name)
+
+
+# --- selection ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Announced:
+    """A live post that became new at ``eligible_at`` (announced, or released from hold)."""
+
+    post_id: str
+    eligible_at: datetime
+    published: datetime
+    categories: tuple[str, ...]
+    title: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """An active subscriber and how far their announcements were considered."""
+
+    subscriber: Subscriber
+    covered_until: datetime | None = None
+
+
+def joined_at(subscriber: Subscriber) -> datetime:
+    """When the subscriber joined: confirmed, else created (added or imported)."""
+    return subscriber.confirmed or subscriber.created
+
+
+@lru_cache(maxsize=4096)
+def category_keys(names: tuple[str, ...]) -> frozenset[str]:
+    """Categories as slugs, for matching (a memo: a few hundred combinations repeat)."""
+    return frozenset(key for key in (slugify(name) for name in names) if key)
+
+
+def matches(post_categories: tuple[str, ...], wanted: frozenset[str]) -> bool:
+    """True when the subscriber wants every post, or one of this post's categories."""
+    return not wanted or not wanted.isdisjoint(category_keys(post_categories))
+
+
+def newest_first(announced: Iterable[Announced]) -> list[Announced]:
+    """Newest publication first; ties by id, so the order never depends on the store's."""
+    return sorted(announced, key=lambda a: (a.published, a.post_id), reverse=True)
+
+
+def choose_posts(
+    ordered: Sequence[Announced],
+    *,
+    wanted: frozenset[str],
+    after: datetime,
+    until: datetime,
+    joined: datetime,
+    max_posts: int,
+) -> tuple[str, ...]:
+    """Ids of the posts one subscriber gets: newest first, at most ``max_posts``.
+
+    ``ordered`` is newest first (:func:`newest_first`); a post counts when it became new in
+    ``(after, until]``, was published at or after ``joined`` and matches ``wanted``.
+    """
+    chosen: list[str] = []
+    for post in ordered:
+        if (
+            after < post.eligible_at <= until
+            and post.published >= joined
+            and matches(post.categories, wanted)
+        ):
+            chosen.append(post.post_id)
+            if len(chosen) == max_posts:
+                break
+    return tuple(chosen)
+
+
+def content_key(post_ids: Sequence[str]) -> str:
+    """A short, stable name for a list of posts (one digest's content within a period)."""
+    blob = "\n".join(post_ids).encode("utf-8")
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPlan:
+    """One digest to create: a period, its posts, and who gets it."""
+
+    period: Period
+    post_ids: tuple[str, ...]
+    subscriber_ids: tuple[int, ...]
+
+    @property
+    def content_key(self) -> str:
+        return content_key(self.post_ids)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one run creates: digests, and how far each considered subscriber is covered."""
+
+    digests: tuple[DigestPlan, ...]
+    covered: dict[int, datetime] = field(default_factory=dict)
+    late: int = 0  # subscribers whose digest was missed by over max_lateness (rolled over)
+
+    @property
+    def messages(self) -> int:
+        return sum(len(d.subscriber_ids) for d in self.digests)
+
+
+def plan_digests(
+    recipients: Iterable[Recipient],
+    announced: Sequence[Announced],
+    *,
+    now: datetime,
+    schedule: Schedule,
+    max_posts: int,
+) -> Plan:
+    """The digests due at ``now``: per subscriber their due period and chosen posts.
+
+    Subscribers with the same period and the same posts share one digest (one content,
+    rendered once). A subscriber whose window held any announcement is covered up to the
+    period's end, whether or not a post matched their categories.
+    """
+    ordered = newest_first(announced)
+    times = sorted(a.eligible_at for a in ordered)
+    oldest_published = min((a.published for a in ordered), default=now)
+    periods: dict[tuple[Frequency, str | None], Period] = {}
+    choices: dict[tuple[str, datetime, frozenset[str], datetime | None], tuple[str, ...]] = {}
+    groups: dict[tuple[str, tuple[str, ...]], tuple[Period, list[int]]] = {}
+    covered: dict[int, datetime] = {}
+    late = 0
+    for recipient in recipients:
+        subscriber = recipient.subscriber
+        slot = (subscriber.frequency, subscriber.timezone)
+        if slot not in periods:
+            periods[slot] = latest_period(subscriber.frequency, subscriber.timezone, now, schedule)
+        period = periods[slot]
+        joined = joined_at(subscriber)
+        after = max(joined, recipient.covered_until) if recipient.covered_until else joined
+        if after >= period.end or not _any_between(times, after, period.end):
+            continue
+        if is_late(period, now, schedule):
+            late += 1  # posts that should have gone out then wait for the next period
+            continue
+        covered[subscriber.id] = period.end
+        wanted = category_keys(subscriber.categories)
+        # Joining before every candidate was published cannot exclude one: share the memo.
+        key = (period.key, after, wanted, joined if joined > oldest_published else None)
+        chosen = choices.get(key)
+        if chosen is None:
+            chosen = choose_posts(
+                ordered,
+                wanted=wanted,
+                after=after,
+                until=period.end,
+                joined=joined,
+                max_posts=max_posts,
+            )
+            choices[key] = chosen
+        if chosen:
+            group = groups.setdefault((period.key, chosen), (period, []))
+            group[1].append(subscriber.id)
+    digests = tuple(
+        DigestPlan(period, post_ids, tuple(ids))
+        for (_, post_ids), (period, ids) in sorted(groups.items(), key=lambda item: item[0])
+    )
+    return Plan(digests=digests, covered=covered, late=late)
+
+
+def _any_between(times: Sequence[datetime], after: datetime, until: datetime) -> bool:
+    """True when a sorted ``times`` holds a value in ``(after, until]``."""
+    index = bisect_right(times, after)
+    return index < len(times) and times[index] <= until
+
+
+def is_flood(new_posts: int, flood_limit: int) -> bool:
+    """More than ``flood_limit`` posts new at once (a permalink change, a bulk import)."""
+    return new_posts > flood_limit

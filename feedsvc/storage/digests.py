@@ -1,0 +1,580 @@
+"""Queries for digests: announcements, digests and deliveries, cursors, claims.
+
+The build calls :func:`note_published` after it publishes. Digest creation reads the
+announcements, the active subscribers and their cursors, and writes digests, deliveries
+and cursors in one write transaction (``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL a
+transaction-level advisory lock, :func:`lock_digest_creation`), so two runs never create
+a digest twice, and running the same period again creates nothing. Message bytes are
+written later, once per row (:func:`save_rendered` never overwrites them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
+
+from feedsvc.digests import (
+    Announced,
+    DeliveryStatus,
+    Period,
+    Plan,
+    Recipient,
+    is_flood,
+)
+from feedsvc.models import (
+    Frequency,
+    Post,
+    PostMeta,
+    Subscriber,
+    SubscriberStatus,
+    meta_from_dict,
+)
+from feedsvc.storage.bulk import execute_many
+from feedsvc.storage.schema import (
+    announcements,
+    deliveries,
+    digest_cursors,
+    digests,
+    posts,
+    subscribers,
+)
+
+log = logging.getLogger("feedsvc.digests")
+
+_CHUNK = 500
+DEFAULT_FLOOD_LIMIT = 50
+# A fixed advisory-lock key: one digest creation at a time on one PostgreSQL database.
+_CREATION_LOCK = 0x6665_6564_6469_67
+
+
+def _upsert(conn: Connection, table: Any) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
+# --- announcements ------------------------------------------------------------------------
+
+
+def note_published(
+    conn: Connection,
+    metas: Sequence[PostMeta],
+    now: datetime,
+    *,
+    flood_limit: int = DEFAULT_FLOOD_LIMIT,
+) -> list[str]:
+    """Record the live posts never seen before as new; the ids that may now go out.
+
+    Call after every build with the posts it published (drafts and future posts are
+    ignored here anyway). A post already recorded is never new again, whatever its edits.
+    More than ``flood_limit`` (``digest.flood_limit``) new posts at once are held instead,
+    with a warning, until ``feedsvc digest release``; then nothing is returned.
+    """
+    live = {m.id: m for m in metas if not m.draft and m.published <= now}
+    if not live:
+        return []
+    known: set[str] = set()
+    ids = sorted(live)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        query = select(announcements.c.post_id).where(announcements.c.post_id.in_(chunk))
+        known.update(conn.execute(query).scalars())
+    new = [post_id for post_id in ids if post_id not in known]
+    if not new:
+        return []
+    held = is_flood(len(new), flood_limit)
+    rows = [
+        {
+            "post_id": post_id,
+            "source_path": live[post_id].source,
+            "became_new_at": now,
+            "held": held,
+            "released_at": None,
+            "eligible_at": None if held else now,
+        }
+        for post_id in new
+    ]
+    # Another process may record the same post at the same moment: the first one stays.
+    statement = _upsert(conn, announcements).on_conflict_do_nothing()
+    for start in range(0, len(rows), _CHUNK):
+        conn.execute(statement, rows[start : start + _CHUNK])
+    if held:
+        log.warning(
+            "flood guard: %d posts became new at once (more than digest.flood_limit = %d; "
+            "a permalink change or a bulk import?), e.g. %s; they are held and not emailed "
+            "until `feedsvc digest release` (or `feedsvc digest release --discard` to never "
+            "email them)",
+            len(new),
+            flood_limit,
+            live[new[0]].source,
+        )
+        return []
+    return new
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPost:
+    post_id: str
+    source_path: str
+    became_new_at: datetime
+
+
+def held_posts(conn: Connection) -> list[HeldPost]:
+    """Posts the flood guard holds, oldest first."""
+    query = (
+        select(announcements.c.post_id, announcements.c.source_path, announcements.c.became_new_at)
+        .where(announcements.c.held.is_(True))
+        .order_by(announcements.c.became_new_at, announcements.c.source_path)
+    )
+    return [HeldPost(*row) for row in conn.execute(query)]
+
+
+def release_held(conn: Connection, now: datetime, *, discard: bool = False) -> list[HeldPost]:
+    """Release every held post: new as of ``now`` (or, with ``discard``, never emailed)."""
+    held = held_posts(conn)
+    if held:
+        conn.execute(
+            update(announcements)
+            .where(announcements.c.held.is_(True))
+            .values(held=False, released_at=now, eligible_at=None if discard else now)
+        )
+    return held
+
+
+# --- posts as the build left them ---------------------------------------------------------
+
+
+def _live_rows(conn: Connection, now: datetime, ids: Sequence[str] | None) -> Iterator[Any]:
+    query = select(
+        posts.c.post_id,
+        posts.c.meta,
+        posts.c.html,
+        posts.c.summary,
+        posts.c.first_seen,
+        posts.c.source_path,
+    ).where(
+        posts.c.post_id.is_not(None),
+        posts.c.meta.is_not(None),
+        posts.c.published.is_not(None),
+        posts.c.published <= now,
+    )
+    if ids is None:
+        yield from conn.execute(query)
+        return
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), _CHUNK):
+        yield from conn.execute(query.where(posts.c.post_id.in_(wanted[start : start + _CHUNK])))
+
+
+def _first_per_id(rows: Iterator[Any]) -> dict[str, Any]:
+    """One row per post id: the file that has had it longest (duplicates lose, as in
+    the build)."""
+    chosen: dict[str, Any] = {}
+    for row in rows:
+        old = chosen.get(row.post_id)
+        if old is None or (row.first_seen, row.source_path) < (old.first_seen, old.source_path):
+            chosen[row.post_id] = row
+    return chosen
+
+
+def live_metas(conn: Connection, now: datetime) -> list[PostMeta]:
+    """Every published, non-draft post's last good metadata, newest first."""
+    rows = _first_per_id(_live_rows(conn, now, None))
+    metas = [meta_from_dict(json.loads(row.meta)) for row in rows.values()]
+    live = [m for m in metas if not m.draft and m.published <= now]
+    return sorted(live, key=lambda m: (m.published, m.id), reverse=True)
+
+
+def load_posts(conn: Connection, ids: Sequence[str], now: datetime) -> dict[str, Post]:
+    """The last good render of the posts ``ids`` that are still live (others are missing)."""
+    found: dict[str, Post] = {}
+    for post_id, row in _first_per_id(_live_rows(conn, now, ids)).items():
+        meta = meta_from_dict(json.loads(row.meta))
+        if not meta.draft:
+            found[post_id] = Post(meta, row.html or "", row.summary or meta.excerpt or "")
+    return found
+
+
+def load_announced(conn: Connection, *, after: datetime | None, until: datetime) -> list[Announced]:
+    """Live posts that became new in ``(after, until]`` (held and discarded ones never)."""
+    query = select(announcements.c.post_id, announcements.c.eligible_at).where(
+        announcements.c.eligible_at.is_not(None), announcements.c.eligible_at <= until
+    )
+    if after is not None:
+        query = query.where(announcements.c.eligible_at > after)
+    eligible = {post_id: at for post_id, at in conn.execute(query)}
+    rows = _first_per_id(_live_rows(conn, until, sorted(eligible)))
+    found: list[Announced] = []
+    for post_id, row in rows.items():
+        meta = meta_from_dict(json.loads(row.meta))
+        if meta.draft:
+            continue
+        found.append(
+            Announced(
+                post_id=post_id,
+                eligible_at=eligible[post_id],
+                published=meta.published,
+                categories=meta.categories,
+                title=meta.title,
+            )
+        )
+    return found
+
+
+# --- subscribers and cursors ------------------------------------------------------------------
+
+
+def load_recipients(conn: Connection) -> Iterator[Recipient]:
+    """Every active subscriber with their cursor, in id order (streamed)."""
+    query = (
+        select(subscribers, digest_cursors.c.covered_until)
+        .outerjoin(digest_cursors, digest_cursors.c.subscriber_id == subscribers.c.id)
+        .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
+        .order_by(subscribers.c.id)
+    )
+    # yield_per on the statement: on the connection it would make every later statement
+    # in this transaction a server-side cursor (an INSERT cannot be one).
+    for row in conn.execute(query.execution_options(yield_per=1000)):
+        yield Recipient(_subscriber_of(row), row.covered_until)
+
+
+def _subscriber_of(row: Any) -> Subscriber:
+    return Subscriber(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        status=SubscriberStatus(row.status),
+        frequency=Frequency(row.frequency),
+        categories=tuple(json.loads(row.categories)),
+        timezone=row.timezone,
+        created=row.created,
+        confirmed=row.confirmed,
+        unsubscribed=row.unsubscribed,
+        consent_source=row.consent_source,
+        consent_ip=row.consent_ip,
+    )
+
+
+def covered_until(conn: Connection, subscriber_id: int) -> datetime | None:
+    """How far one subscriber's announcements were considered (None: not yet)."""
+    query = select(digest_cursors.c.covered_until).where(
+        digest_cursors.c.subscriber_id == subscriber_id
+    )
+    value: datetime | None = conn.execute(query).scalar()
+    return value
+
+
+def oldest_cursor(conn: Connection) -> datetime | None:
+    """The earliest point any active subscriber's window can start from (for loading)."""
+    joined = func.coalesce(subscribers.c.confirmed, subscribers.c.created)
+    start = func.coalesce(digest_cursors.c.covered_until, joined)
+    query = (
+        select(func.min(start))
+        .select_from(subscribers)
+        .outerjoin(digest_cursors, digest_cursors.c.subscriber_id == subscribers.c.id)
+        .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
+    )
+    value = conn.execute(query).scalar()
+    if isinstance(value, str):  # SQLite: min() of a coalesce loses the column type
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+# --- creating digests -----------------------------------------------------------------------
+
+
+def lock_digest_creation(conn: Connection) -> None:
+    """Serialise digest creation: PostgreSQL advisory lock (SQLite: BEGIN IMMEDIATE did)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATION_LOCK})
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    digests: int
+    deliveries: int
+
+
+def create_digests(conn: Connection, plan: Plan, now: datetime) -> Created:
+    """Write ``plan``'s digests, one pending delivery per recipient, and the cursors.
+
+    Idempotent: a digest that exists (same period and posts) is reused, a delivery that
+    exists (same digest and subscriber) is left as it is.
+    """
+    new_digests = 0
+    delivery_rows: list[dict[str, Any]] = []
+    for item in plan.digests:
+        digest_id, created = _digest_id(conn, item.period, item.post_ids, item.content_key, now)
+        new_digests += created
+        delivery_rows.extend(
+            {
+                "digest_id": digest_id,
+                "subscriber_id": subscriber_id,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for subscriber_id in item.subscriber_ids
+        )
+    before = _count_deliveries(conn)
+    statement = _upsert(conn, deliveries).on_conflict_do_nothing(
+        index_elements=["digest_id", "subscriber_id"]
+    )
+    for start in range(0, len(delivery_rows), 5000):
+        execute_many(conn, statement, deliveries, delivery_rows[start : start + 5000])
+    cursor_rows = [
+        {"subscriber_id": subscriber_id, "covered_until": until}
+        for subscriber_id, until in sorted(plan.covered.items())
+    ]
+    cursor_upsert = _upsert(conn, digest_cursors)
+    cursor_upsert = cursor_upsert.on_conflict_do_update(
+        index_elements=["subscriber_id"],
+        set_={"covered_until": cursor_upsert.excluded.covered_until},
+    )
+    for start in range(0, len(cursor_rows), 5000):
+        execute_many(conn, cursor_upsert, digest_cursors, cursor_rows[start : start + 5000])
+    return Created(new_digests, _count_deliveries(conn) - before)
+
+
+def _count_deliveries(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(deliveries)).scalar() or 0)
+
+
+def _digest_id(
+    conn: Connection, period: Period, post_ids: Sequence[str], key: str, now: datetime
+) -> tuple[int, bool]:
+    """The id of the digest (period, content), inserted if new; and whether it was."""
+    where = and_(digests.c.period_key == period.key, digests.c.content_key == key)
+    found = conn.execute(select(digests.c.id).where(where)).scalar()
+    if found is not None:
+        return int(found), False
+    statement = _upsert(conn, digests).on_conflict_do_nothing(
+        index_elements=["period_key", "content_key"]
+    )
+    conn.execute(
+        statement.values(
+            frequency=period.frequency.value,
+            period_key=period.key,
+            content_key=key,
+            period_start=period.start,
+            period_end=period.end,
+            post_ids=json.dumps(list(post_ids), ensure_ascii=False),
+            created_at=now,
+        )
+    )
+    return int(conn.execute(select(digests.c.id).where(where)).scalar_one()), True
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDigest:
+    id: int
+    period: Period
+    post_ids: tuple[str, ...]
+    created_at: datetime
+
+
+def load_digest(conn: Connection, digest_id: int) -> StoredDigest:
+    row = conn.execute(select(digests).where(digests.c.id == digest_id)).one()
+    key: str = row.period_key
+    zone = key.rpartition("@")[2]
+    period = Period(Frequency(row.frequency), key, row.period_start, row.period_end, zone)
+    return StoredDigest(row.id, period, tuple(json.loads(row.post_ids)), row.created_at)
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RenderJob:
+    """A delivery whose message is not rendered yet, with its recipient as they are now."""
+
+    delivery_id: int
+    digest_id: int
+    subscriber_id: int
+    email: str
+    name: str | None
+    status: SubscriberStatus
+
+
+def render_jobs(conn: Connection, *, limit: int, after_id: int = 0) -> list[RenderJob]:
+    """Up to ``limit`` pending deliveries without message bytes, by digest, after ``after_id``."""
+    query = (
+        select(
+            deliveries.c.id,
+            deliveries.c.digest_id,
+            subscribers.c.id,
+            subscribers.c.email,
+            subscribers.c.name,
+            subscribers.c.status,
+        )
+        .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+        .where(
+            deliveries.c.message.is_(None),
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.id > after_id,
+        )
+        .order_by(deliveries.c.id)
+        .limit(limit)
+    )
+    return [
+        RenderJob(row[0], row[1], row[2], row[3], row[4], SubscriberStatus(row[5]))
+        for row in conn.execute(query)
+    ]
+
+
+_SAVE_MESSAGE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("delivery_id"), deliveries.c.message.is_(None))
+    .values(message=bindparam("message_bytes"), message_id=bindparam("mid"))
+)
+
+
+def save_rendered(conn: Connection, rendered: Sequence[tuple[int, str, bytes]]) -> None:
+    """Store (delivery id, Message-ID, bytes); a row rendered before keeps its bytes."""
+    if rendered:
+        conn.execute(
+            _SAVE_MESSAGE,
+            [{"delivery_id": i, "mid": mid, "message_bytes": data} for i, mid, data in rendered],
+        )
+
+
+def cancel_deliveries(conn: Connection, ids: Sequence[int], reason: str, now: datetime) -> None:
+    """Mark rows cancelled (the subscriber left): they are never sent."""
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id.in_(ids[start : start + _CHUNK]),
+                deliveries.c.status.in_(_OPEN),
+            )
+            .values(status=DeliveryStatus.CANCELLED.value, last_error=reason, lease_until=None)
+        )
+
+
+# --- sending --------------------------------------------------------------------------------
+
+_OPEN = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRY.value, DeliveryStatus.SENDING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A delivery claimed for sending: its bytes and its recipient."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    message_id: str
+    message: bytes
+    attempts: int
+
+
+def claim_deliveries(
+    conn: Connection, now: datetime, *, limit: int, lease: timedelta
+) -> list[Claimed]:
+    """Claim up to ``limit`` rendered rows that are due (pending, retry, or sending with
+    an expired lease after a crash): they become ``sending`` until ``now + lease``.
+
+    The subscriber's status is checked here: rows of subscribers who are no longer active
+    are cancelled, not claimed. PostgreSQL skips rows other senders hold (``FOR UPDATE
+    SKIP LOCKED``); on SQLite the write transaction is exclusive.
+    """
+    due = or_(
+        and_(
+            deliveries.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.RETRY.value]),
+            deliveries.c.next_attempt_at <= now,
+        ),
+        and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.lease_until < now),
+    )
+    query = (
+        select(
+            deliveries.c.id,
+            deliveries.c.subscriber_id,
+            deliveries.c.message_id,
+            deliveries.c.message,
+            deliveries.c.attempts,
+            subscribers.c.email,
+            subscribers.c.status,
+        )
+        .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+        .where(due, deliveries.c.message.is_not(None))
+        .order_by(deliveries.c.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(of=deliveries, skip_locked=True)
+    claimed: list[Claimed] = []
+    stopped: list[int] = []
+    for row in conn.execute(query):
+        if row.status != SubscriberStatus.ACTIVE.value:
+            stopped.append(row.id)
+            continue
+        claimed.append(
+            Claimed(
+                row.id, row.subscriber_id, row.email, row.message_id, row.message, row.attempts + 1
+            )
+        )
+    if stopped:
+        cancel_deliveries(conn, stopped, "the subscriber is no longer active", now)
+    ids = [c.delivery_id for c in claimed]
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids[start : start + _CHUNK]))
+            .values(
+                status=DeliveryStatus.SENDING.value,
+                lease_until=now + lease,
+                attempts=deliveries.c.attempts + 1,
+            )
+        )
+    return claimed
+
+
+def mark_sent(conn: Connection, delivery_id: int, now: datetime) -> None:
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(status=DeliveryStatus.SENT.value, sent_at=now, lease_until=None, last_error=None)
+    )
+
+
+def mark_retry(conn: Connection, delivery_id: int, error: str, next_attempt: datetime) -> None:
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(
+            status=DeliveryStatus.RETRY.value,
+            next_attempt_at=next_attempt,
+            lease_until=None,
+            last_error=error,
+        )
+    )
+
+
+def mark_failed(conn: Connection, delivery_id: int, error: str) -> None:
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id == delivery_id)
+        .values(status=DeliveryStatus.FAILED.value, lease_until=None, last_error=error)
+    )
+
+
+def delivery_counts(conn: Connection) -> dict[DeliveryStatus, int]:
+    """How many deliveries have each status (every status present)."""
+    counts = dict.fromkeys(DeliveryStatus, 0)
+    query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+    for status, count in conn.execute(query):
+        counts[DeliveryStatus(status)] = count
+    return counts
