@@ -42,6 +42,7 @@ from feedsvc.reading import (
 )
 from feedsvc.sources import Scan, SourceFile, scan_content
 from feedsvc.storage import Store
+from feedsvc.storage.digests import any_announced, note_published
 from feedsvc.storage.posts import (
     BuildRecord,
     Render,
@@ -78,6 +79,7 @@ class BuildReport:
     problems: list[Problem] = field(default_factory=list)
     next_publish: datetime | None = None
     outputs: str | None = None  # JSON record of the feed files written (see Builder._outputs)
+    announced: list[str] = field(default_factory=list)  # post ids new for the digests
     # Wall time of each phase in seconds, for `feedsvc build -v` and benchmarks.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -200,6 +202,14 @@ class Builder:
             with self.store.write() as conn:
                 save_sources(conn, rows)
                 delete_sources(conn, gone)
+                # Posts live for the first time become "new" for the digests, once. The
+                # first build on a store announces the back catalogue without the flood
+                # guard: digests only carry posts published after a subscriber joined, so
+                # nobody is owed those, and holding a whole site's history is only noise.
+                flood_limit = settings.digest.flood_limit
+                if not any_announced(conn):
+                    flood_limit = max(flood_limit, len(published))
+                report.announced = note_published(conn, published, now, flood_limit=flood_limit)
         renders = self._finish_render(todo, rendering, posts, hashes, report)
         report.rendered = len(renders)
         plan_ids_ok = [

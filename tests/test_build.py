@@ -371,3 +371,32 @@ def test_sample_site_feeds_match_the_golden_files(
             f"{name} differs from tests/golden/sample/{name}; if intended, run "
             "pytest tests/test_build.py --regen-golden"
         )
+
+
+def test_build_announces_new_posts_once_and_edits_never_again(site: Site) -> None:
+    site.write("a.md", post("가", date="2024-01-01"))
+    assert len(site.build().announced) == 1
+    site.write("a.md", post("가 (고침)", date="2024-01-01"))
+    assert site.build().announced == []
+    site.write("b.md", post("나", date="2024-01-02"))
+    assert len(site.build().announced) == 1
+
+
+def test_first_build_announces_the_back_catalogue_without_the_flood_guard(
+    tmp_path: Path,
+) -> None:
+    site = Site(tmp_path, digest={"flood_limit": 2})
+    for i in range(5):
+        site.write(f"p{i}.md", post(f"글 {i}", date=f"2024-01-0{i + 1}"))
+    assert len(site.build().announced) == 5
+
+
+def test_a_permalink_change_is_held_by_the_flood_guard(tmp_path: Path) -> None:
+    site = Site(tmp_path, digest={"flood_limit": 2})
+    for i in range(3):
+        site.write(f"p{i}.md", post(f"글 {i}", date=f"2024-01-0{i + 1}"))
+    site.build()
+    site.settings = make_settings(
+        tmp_path, digest={"flood_limit": 2}, content={"permalink": "/posts/{slug}/"}
+    )
+    assert site.build().announced == []  # three new ids at once: held, not emailed

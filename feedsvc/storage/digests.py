@@ -83,12 +83,8 @@ def note_published(
     live = {m.id: m for m in metas if not m.draft and m.published <= now}
     if not live:
         return []
-    known: set[str] = set()
     ids = sorted(live)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        query = select(announcements.c.post_id).where(announcements.c.post_id.in_(chunk))
-        known.update(conn.execute(query).scalars())
+    known = _announced_among(conn, ids)
     new = [post_id for post_id in ids if post_id not in known]
     if not new:
         return []
@@ -106,8 +102,7 @@ def note_published(
     ]
     # Another process may record the same post at the same moment: the first one stays.
     statement = _upsert(conn, announcements).on_conflict_do_nothing()
-    for start in range(0, len(rows), _CHUNK):
-        conn.execute(statement, rows[start : start + _CHUNK])
+    execute_many(conn, statement, announcements, rows)
     if held:
         log.warning(
             "flood guard: %d posts became new at once (more than digest.flood_limit = %d; "
@@ -120,6 +115,24 @@ def note_published(
         )
         return []
     return new
+
+
+def any_announced(conn: Connection) -> bool:
+    """Whether any post was ever announced (false before a store's first build)."""
+    return conn.execute(select(announcements.c.post_id).limit(1)).first() is not None
+
+
+def _announced_among(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` were announced before (one table scan when there are many)."""
+    query = select(announcements.c.post_id)
+    if len(ids) > _CHUNK * 4:
+        wanted = set(ids)
+        return {post_id for post_id in conn.execute(query).scalars() if post_id in wanted}
+    known: set[str] = set()
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        known.update(conn.execute(query.where(announcements.c.post_id.in_(chunk))).scalars())
+    return known
 
 
 @dataclass(frozen=True, slots=True)
