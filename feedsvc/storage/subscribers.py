@@ -164,8 +164,9 @@ def iter_subscribers(
     query = select(subscribers).order_by(subscribers.c.id)
     if statuses:
         query = query.where(subscribers.c.status.in_([s.value for s in statuses]))
-    result = conn.execution_options(yield_per=_FETCH).execute(query)
-    for row in result:
+    # yield_per on the statement: set on the connection it would turn every later statement
+    # in the transaction into a server-side cursor on PostgreSQL.
+    for row in conn.execute(query.execution_options(yield_per=_FETCH)):
         yield _subscriber(row)
 
 
