@@ -437,6 +437,11 @@ class Builder:
             live.append(meta)
         return live
 
+    def _render_key(self, content_hash: str) -> str:
+        """What a stored render was made from: the file's bytes and the settings."""
+        blob = f"{content_hash}:{self.fingerprint}".encode()
+        return hashlib.sha256(blob).hexdigest()[:32]  # fits posts.render_key (64)
+
     def _start_render(
         self,
         metas: Sequence[PostMeta],
@@ -452,7 +457,7 @@ class Builder:
         todo: list[tuple[PostMeta, str]] = []
         for meta in metas:
             render = stored.get(meta.source)
-            key = f"{hashes.get(meta.source, '')}:{self.fingerprint}"
+            key = self._render_key(hashes.get(meta.source, ""))
             if render is not None and (
                 meta.source in broken_paths or (reuse and render.render_key == key)
             ):
@@ -484,7 +489,7 @@ class Builder:
             if post is None:
                 continue
             posts[meta.id] = post
-            key = f"{hashes.get(meta.source, '')}:{self.fingerprint}"
+            key = self._render_key(hashes.get(meta.source, ""))
             renders.append(Render(meta.source, post.html, post.summary, key))
         return renders
 

@@ -16,7 +16,9 @@ from typing import Any, TypeVar
 import click
 
 from feedsvc import __version__
+from feedsvc.commands.deliveries import deliveries
 from feedsvc.commands.digest import digest
+from feedsvc.commands.run import run
 from feedsvc.commands.subscribers import subscribers
 from feedsvc.config import Settings, load_settings
 from feedsvc.errors import ConfigError, StoreError
@@ -161,6 +163,8 @@ def init(directory: Path) -> None:
 
 main.add_command(subscribers)
 main.add_command(digest)
+main.add_command(deliveries)
+main.add_command(run)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -261,7 +261,8 @@ def send_pending(store: Store, backend: Backend, clock: Clock, *, batch: int = S
 
 
 def backend_for(settings: Settings) -> Backend | None:
-    """The configured backend, or None for SMTP (which comes with the next release)."""
+    """The configured file backend, or None for SMTP: that is sent in bulk by
+    :func:`feedsvc.delivery.send_due` over a pool of connections."""
     if settings.delivery.backend == "outbox":
         return OutboxBackend(settings.path(settings.delivery.outbox_dir))
     return None

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from feedsvc.config import Settings
 from feedsvc.models import SubscriberStatus
 from feedsvc.storage import Store
+from feedsvc.storage.deliveries import DeliveryCounts, delivery_summary
 from feedsvc.storage.posts import BuildRecord, last_build
 from feedsvc.storage.schema import posts
 from feedsvc.storage.subscribers import count_by_status
@@ -22,6 +23,7 @@ class Status:
     broken: int
     last_build: BuildRecord | None
     subscribers: dict[SubscriberStatus, int]
+    deliveries: DeliveryCounts | None = None
 
 
 def collect_status(settings: Settings, store: Store) -> Status:
@@ -32,14 +34,16 @@ def collect_status(settings: Settings, store: Store) -> Status:
         ).scalar_one()
         build = last_build(conn)
         subscribers = count_by_status(conn)
+        sending = delivery_summary(conn)
     url = store.engine.url.render_as_string(hide_password=True)
-    return Status(settings.site.title, url, sources, broken, build, subscribers)
+    return Status(settings.site.title, url, sources, broken, build, subscribers, sending)
 
 
 def format_status(status: Status) -> str:
     lines = [f"site: {status.site}", f"store: {status.store}", f"source files: {status.sources}"]
     counts = ", ".join(f"{n} {s}" for s, n in status.subscribers.items() if n) or "none"
     lines.append(f"subscribers: {counts}")
+    lines += _delivery_lines(status.deliveries)
     build = status.last_build
     if build is None:
         lines.append("last build: never (run `feedsvc build`)")
@@ -54,3 +58,20 @@ def format_status(status: Status) -> str:
     if build.next_publish is not None:
         lines.append(f"next scheduled post: {build.next_publish.isoformat()}")
     return "\n".join(lines)
+
+
+def _delivery_lines(counts: DeliveryCounts | None) -> list[str]:
+    if counts is None:
+        return []
+    lines = [
+        f"deliveries: {counts.pending} pending, {counts.retrying} retrying, "
+        f"{counts.failed} failed, {counts.sent} sent"
+    ]
+    if counts.last_error:
+        lines.append(f"last delivery error: {counts.last_error}")
+    if counts.failed:
+        lines.append(
+            "  see `feedsvc deliveries list --status failed`; after fixing the cause, "
+            "`feedsvc deliveries retry`"
+        )
+    return lines

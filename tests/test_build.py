@@ -400,3 +400,21 @@ def test_a_permalink_change_is_held_by_the_flood_guard(tmp_path: Path) -> None:
         tmp_path, digest={"flood_limit": 2}, content={"permalink": "/posts/{slug}/"}
     )
     assert site.build().announced == []  # three new ids at once: held, not emailed
+
+
+def test_builds_on_sqlite_and_postgresql(tmp_path: Path, store_url: str) -> None:
+    """The same site builds, rebuilds and keeps its last good version on either store."""
+    site = Site(tmp_path)
+    site.store.close()
+    site.store = open_store(store_url)
+    try:
+        site.write("a.md", post("처음 제목", date="2024-01-01"))
+        site.write("b.md", post("둘째", date="2024-01-02"))
+        assert site.build().errors == 0
+        site.write("a.md", "---\ntitle: [깨짐\n---\n")
+        report = site.build()
+        assert report.errors == 1
+        assert site.titles() == ["둘째", "처음 제목"]
+        assert site.build().errors == 1
+    finally:
+        site.store.close()

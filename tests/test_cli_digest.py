@@ -221,13 +221,22 @@ def test_a_bad_sender_names_the_key(tmp_path: Path, store_url: str) -> None:
     assert "digest.from = '편집팀': expected a sender" in result.stderr
 
 
-def test_with_smtp_configured_the_messages_wait(tmp_path: Path, store_url: str) -> None:
-    site = Site(tmp_path / "site", store_url, delivery={"backend": "smtp"})
-    seed(site)
-    result = site.run("send")
-    assert result.exit_code == 0, result.output
-    assert "3 messages rendered" in result.stdout
-    assert "delivery.backend is smtp: the messages wait in the store" in result.stdout
+def test_with_smtp_configured_the_messages_go_to_the_server(tmp_path: Path, store_url: str) -> None:
+    from tests.smtp_server import serving
+
+    for server in serving():
+        smtp = {"host": server.host, "port": server.port, "tls": "none"}
+        site = Site(tmp_path / "site", store_url, delivery={"backend": "smtp", "smtp": smtp})
+        seed(site)
+        result = site.run("send")
+        assert result.exit_code == 0, result.output
+        assert "3 messages rendered" in result.stdout
+        assert f"3 sent, 0 retrying, 0 failed (SMTP 127.0.0.1:{server.port})" in result.stdout
+        assert sorted(server.recorder.by_recipient()) == [
+            "jisu@example.kr",
+            "minji@example.kr",
+            "seojun@example.kr",
+        ]
     assert site.outbox() == []
 
 

@@ -200,7 +200,8 @@ def send(obj: Context, dry_run: bool) -> None:
 
     Due: daily and weekly digests whose send time has passed (at most digest.max_lateness
     ago), immediate ones for every post not sent yet. With the outbox backend each
-    message becomes a .eml file in delivery.outbox_dir.
+    message becomes a .eml file in delivery.outbox_dir; with smtp they go to
+    delivery.smtp.host over pooled connections (a progress bar on a terminal).
     """
     from feedsvc.clock import SystemClock
     from feedsvc.mailer import (
@@ -222,31 +223,28 @@ def send(obj: Context, dry_run: bool) -> None:
         renderer = renderer_for(settings)
         due = create_due_digests(store, settings, now)
         rendered = render_pending(store, renderer, now)
+        created = due.created
+        assert created is not None
+        if due.announced:
+            click.echo(f"{len(due.announced)} new posts announced")
+        click.echo(
+            f"{created.digests} digests created for {created.deliveries} subscribers; "
+            f"{rendered.rendered} messages rendered"
+            + (
+                f", {rendered.cancelled} cancelled (subscriber left or posts removed)"
+                if rendered.cancelled
+                else ""
+            )
+        )
         backend = backend_for(settings)
-        sent = None if backend is None else send_pending(store, backend, SystemClock())
+        if backend is None:
+            _send_smtp(store, settings)
+            return
+        sent = send_pending(store, backend, SystemClock())
     except ConfigError as exc:
         _fail(str(exc), EXIT_USAGE)
     except StoreError as exc:
         _fail(str(exc), EXIT_STORE)
-    created = due.created
-    assert created is not None
-    if due.announced:
-        click.echo(f"{len(due.announced)} new posts announced")
-    click.echo(
-        f"{created.digests} digests created for {created.deliveries} subscribers; "
-        f"{rendered.rendered} messages rendered"
-        + (
-            f", {rendered.cancelled} cancelled (subscriber left or posts removed)"
-            if rendered.cancelled
-            else ""
-        )
-    )
-    if sent is None:
-        click.echo(
-            "delivery.backend is smtp: the messages wait in the store; SMTP sending comes "
-            "with the next release (use delivery.backend: outbox meanwhile)"
-        )
-        return
     folder = settings.path(settings.delivery.outbox_dir)
     click.echo(
         f"{sent.sent} messages written to {folder}"
@@ -259,6 +257,47 @@ def send(obj: Context, dry_run: bool) -> None:
     for error in sorted(set(sent.errors)):
         click.echo(f"feedsvc: {error}", err=True)
     if sent.failed or sent.retried:
+        sys.exit(EXIT_PROBLEMS)
+
+
+def _send_smtp(store: Store, settings: Settings) -> None:
+    """Send over SMTP with a progress bar on a terminal; end with the counts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from feedsvc.clock import SystemClock
+    from feedsvc.delivery import SendReport, send_due
+    from feedsvc.storage.deliveries import due_count
+
+    clock = SystemClock()
+    smtp = settings.delivery.smtp
+    with store.read() as conn:
+        total = due_count(conn, clock.now())
+    bar = Progress(
+        "sending", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    )
+    task = bar.add_task("send", total=total)
+
+    def progress(report: SendReport) -> None:
+        bar.update(task, completed=report.done)
+
+    show = sys.stdout.isatty() and total > 0
+    if show:
+        bar.start()
+    try:
+        report = send_due(store, settings, clock, on_progress=progress if show else None)
+    finally:
+        if show:
+            bar.stop()
+    click.echo(
+        f"{report.sent} sent, {report.retried} retrying, {report.failed} failed "
+        f"(SMTP {smtp.host}:{smtp.port})"
+        + (f"; {report.bounced} subscribers bounced" if report.bounced else "")
+    )
+    for error, count in report.errors.most_common(5):
+        click.echo(f"feedsvc: {count} × {error}", err=True)
+    if report.paused is not None:
+        _fail(f"sending paused: {report.paused}", EXIT_PROBLEMS)
+    if report.failed or report.retried:
         sys.exit(EXIT_PROBLEMS)
 
 

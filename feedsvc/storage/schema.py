@@ -28,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0006"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -239,6 +239,14 @@ deliveries = Table(
     Column("last_error", Text, nullable=True),
     Column("sent_at", UTCDateTime, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Revision 0005 (delivery): the server's last reply (code and text: the 250 of a sent
+    # row, the 4xx/5xx of a retried or failed one), when it was last tried, and when it was
+    # (re)queued: ``delivery.max_age`` counts from there (NULL: from ``created_at``), so
+    # that `feedsvc deliveries retry` gives a failed row a fresh allowance.
+    Column("reply_code", Integer, nullable=True),
+    Column("reply", Text, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("queued_at", UTCDateTime, nullable=True),
     CheckConstraint(
         "status = 'pending' OR status = 'sending' OR status = 'sent' OR status = 'retry' "
         "OR status = 'failed' OR status = 'cancelled'",
@@ -247,6 +255,7 @@ deliveries = Table(
     UniqueConstraint("digest_id", "subscriber_id", name="uq_deliveries_digest_subscriber"),
     Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
     Index("ix_deliveries_subscriber_id", "subscriber_id"),
+    Index("ix_deliveries_status_lease_until", "status", "lease_until"),
 )
 
 # How far each subscriber's announcements were considered for digests: every post that
@@ -262,4 +271,37 @@ digest_cursors = Table(
         primary_key=True,
     ),
     Column("covered_until", UTCDateTime, nullable=False),
+)
+
+
+# Double opt-in emails (revision 0006): one row per confirmation asked for on the web,
+# the rendered bytes stored with it so that a retry sends the same message. Kept small on
+# purpose: the web queues a row and hands it to the delivery backend itself. The newest
+# row per subscriber is also what ``security.confirm_interval`` is measured against.
+confirmations = Table(
+    "confirmations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="CASCADE", name="fk_confirmations_subscriber"),
+        nullable=False,
+    ),
+    Column("status", String(16), nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("message", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    CheckConstraint(
+        "status = 'pending' OR status = 'sending' OR status = 'sent' OR status = 'retry' "
+        "OR status = 'failed'",
+        name="ck_confirmations_status",
+    ),
+    Index("ix_confirmations_subscriber_created", "subscriber_id", "created_at"),
+    Index("ix_confirmations_status_next_attempt", "status", "next_attempt_at"),
 )

@@ -1,0 +1,261 @@
+"""The ``smtp`` backend: one aiosmtplib connection, reused, and what each reply means.
+
+``delivery.smtp``: ``host``, ``port``, ``tls`` (``starttls``: upgrade or stop — never a
+silent fall back to plain text; ``implicit``: TLS from the first byte; ``none``), server
+certificates always checked against the system's CAs, ``username`` with the password from
+the environment variable ``password_env`` names, and ``timeout`` for connecting and for
+every command (including the wait for the reply after the final dot).
+
+Replies: 250 after the final dot → sent (the reply is kept). 4xx, timeouts and dropped
+connections → temporary (a timeout after the dot is "unknown": retried with the same
+bytes and Message-ID). 5xx → permanent. An authentication or TLS failure is not the
+message's fault: :class:`SendingPaused` stops all sending and says what to fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from dataclasses import dataclass
+from enum import Enum
+
+import aiosmtplib
+
+from feedsvc.config import Settings
+from feedsvc.errors import ConfigError
+from feedsvc.messages import Sender
+from feedsvc.outbox import DeliveryError
+from feedsvc.storage.digests import Claimed
+
+# Postfix reuses a connection without limit by default; many providers cut it off after a
+# few hundred messages, so start afresh before they do.
+MESSAGES_PER_CONNECTION = 500
+
+
+class SendingPaused(DeliveryError):
+    """The server refused our credentials or TLS: every message would fail the same way,
+    so sending stops (rows stay pending) until the cause is fixed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, temporary=True)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpOptions:
+    host: str
+    port: int
+    tls: str  # starttls | implicit | none
+    username: str | None
+    password: str | None
+    timeout: float
+    envelope_from: str
+    local_hostname: str
+    max_per_connection: int = MESSAGES_PER_CONNECTION
+    password_env: str = "FEEDSVC_SMTP_PASSWORD"
+    cert_bundle: str | None = None  # extra CAs (tests); the system's are used besides
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpOptions:
+        """Options from ``delivery.smtp``; ConfigError when the password is missing."""
+        smtp = settings.delivery.smtp
+        password = None
+        if smtp.username:
+            password = os.environ.get(smtp.password_env)
+            if not password:
+                raise ConfigError(
+                    settings.source,
+                    [
+                        f"delivery.smtp.password_env = {smtp.password_env!r}: the environment "
+                        f"variable is not set; export {smtp.password_env}=… with the password of "
+                        f"{smtp.username!r} on {smtp.host}:{smtp.port}"
+                    ],
+                )
+        sender = Sender.from_settings(settings)
+        return cls(
+            host=smtp.host,
+            port=smtp.port,
+            tls=smtp.tls,
+            username=smtp.username,
+            password=password,
+            timeout=smtp.timeout.total_seconds(),
+            envelope_from=sender.from_address,
+            local_hostname=sender.from_address.rpartition("@")[2] or "localhost",
+            password_env=smtp.password_env,
+        )
+
+
+class Verdict(Enum):
+    SENT = "sent"
+    TEMPORARY = "temporary"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What the server made of one message."""
+
+    verdict: Verdict
+    code: int | None
+    reply: str
+
+    @property
+    def summary(self) -> str:
+        return f"{self.code} {self.reply}" if self.code is not None else self.reply
+
+
+def _tls_cause(exc: BaseException) -> ssl.SSLError | None:
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+class SmtpConnection:
+    """One SMTP session, opened on first use, reused for many messages, opened again
+    after a 421, a dropped connection, a timeout, or ``max_per_connection`` messages."""
+
+    def __init__(self, options: SmtpOptions) -> None:
+        self.options = options
+        self._client: aiosmtplib.SMTP | None = None
+        self._sent_here = 0
+
+    async def _open(self) -> aiosmtplib.SMTP:
+        o = self.options
+        client = aiosmtplib.SMTP(
+            hostname=o.host,
+            port=o.port,
+            use_tls=o.tls == "implicit",
+            start_tls=False,
+            validate_certs=True,
+            cert_bundle=o.cert_bundle,
+            timeout=o.timeout,
+            local_hostname=o.local_hostname,
+        )
+        try:
+            await client.connect()
+            if o.tls == "starttls":
+                if not client.supports_extension("starttls"):
+                    client.close()
+                    raise SendingPaused(
+                        f"the SMTP server {o.where} does not offer STARTTLS, and "
+                        "delivery.smtp.tls is starttls: sending is paused rather than sending "
+                        "in plain text. Fix the server, or set delivery.smtp.tls to implicit "
+                        "(port 465) or, on a trusted network only, none"
+                    )
+                await client.starttls()
+            if o.username:
+                await client.login(o.username, o.password or "")
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            client.close()
+            raise SendingPaused(
+                f"the SMTP server {o.where} refused the login of {o.username!r}: "
+                f"{exc.code} {exc.message}. Sending is paused; check delivery.smtp.username "
+                f"and the password in ${o.password_env}, then run "
+                "`feedsvc digest send` again"
+            ) from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            client.close()
+            cause = _tls_cause(exc)
+            if cause is not None:
+                raise SendingPaused(
+                    f"TLS with the SMTP server {o.where} failed ({cause}). Sending is paused; "
+                    "check delivery.smtp.host (it must match the certificate), port and tls"
+                ) from None
+            raise
+        self._sent_here = 0
+        return client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def quit(self) -> None:
+        """Say goodbye politely (bounded); close in any case."""
+        client, self._client = self._client, None
+        if client is not None and client.is_connected:
+            try:
+                await asyncio.wait_for(client.quit(), timeout=min(5.0, self.options.timeout))
+            except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                client.close()
+
+    async def send(self, message: Claimed) -> Attempt:
+        """Hand one message over; raises SendingPaused on an authentication or TLS
+        failure, otherwise reports the verdict (nothing else escapes)."""
+        where = self.options.where
+        try:
+            if (
+                self._client is None
+                or not self._client.is_connected
+                or self._sent_here >= self.options.max_per_connection
+            ):
+                await self.quit()
+                self._client = await self._open()
+            _, reply = await self._client.sendmail(
+                self.options.envelope_from, [message.email], message.message
+            )
+        except SendingPaused:
+            raise
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return self._reply_attempt(refused.code, refused.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            return self._reply_attempt(exc.code, exc.message)
+        except aiosmtplib.SMTPTimeoutError:
+            self.close()
+            return Attempt(
+                Verdict.TEMPORARY,
+                None,
+                f"no reply from {where} within {self.options.timeout:g} s (the outcome is "
+                "unknown if the message had been sent; it is retried with the same Message-ID)",
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self.close()
+            return Attempt(Verdict.TEMPORARY, None, f"connection to {where} failed: {exc}")
+        self._sent_here += 1
+        return Attempt(Verdict.SENT, 250, reply)
+
+    def _reply_attempt(self, code: int, text: str) -> Attempt:
+        if code == 421 or code < 400:
+            # 421: the server is closing the session; anything else odd: start afresh.
+            self.close()
+        if 500 <= code < 600:
+            return Attempt(Verdict.PERMANENT, code, text)
+        return Attempt(Verdict.TEMPORARY, code, text)
+
+
+class SmtpBackend:
+    """The ``smtp`` backend for one message at a time (confirmations): ``send`` blocks,
+    ``send_async`` is for callers already in an event loop. Bulk sending goes through
+    :func:`feedsvc.delivery.deliver_pending` with a pool instead."""
+
+    name = "smtp"
+
+    def __init__(self, options: SmtpOptions) -> None:
+        self.options = options
+
+    async def send_async(self, message: Claimed) -> Attempt:
+        connection = SmtpConnection(self.options)
+        try:
+            attempt = await connection.send(message)
+        finally:
+            await connection.quit()
+        if attempt.verdict is not Verdict.SENT:
+            raise DeliveryError(
+                f"the SMTP server {self.options.where} did not take the message to "
+                f"{message.email}: {attempt.summary}",
+                temporary=attempt.verdict is Verdict.TEMPORARY,
+            )
+        return attempt
+
+    def send(self, message: Claimed) -> None:
+        asyncio.run(self.send_async(message))

@@ -1,0 +1,5 @@
+"""The web surface (SPEC §7): :func:`create_app` builds the Starlette app."""
+
+from feedsvc.web.app import create_app
+
+__all__ = ["create_app"]
