@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from feedsvc.clock import Clock
 from feedsvc.storage import Store
 from feedsvc.storage.confirmations import confirmation_counts
+from feedsvc.storage.deliveries import recent_send_timings
 from feedsvc.storage.digests import delivery_counts, live_metas
 from feedsvc.storage.posts import last_build
 from feedsvc.storage.schema import posts
@@ -42,6 +43,7 @@ class StoreCollector(Collector):
             deliveries = delivery_counts(conn)
             confirmations = confirmation_counts(conn)
             build = last_build(conn)
+            timings = recent_send_timings(conn)
         yield GaugeMetricFamily("feedsvc_posts", "Published posts (live now).", value=live)
         yield GaugeMetricFamily("feedsvc_source_files", "Source files known.", value=sources)
         family = GaugeMetricFamily(
@@ -60,6 +62,7 @@ class StoreCollector(Collector):
         for name, count in confirmations.items():
             family.add_metric([name], count)
         yield family
+        yield from _send_timing_families(timings)
         if build is not None:
             seconds = (build.finished_at - build.started_at).total_seconds()
             yield GaugeMetricFamily(
@@ -70,6 +73,31 @@ class StoreCollector(Collector):
                 "When the last build finished (Unix time).",
                 build.finished_at.timestamp(),
             )
+
+
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _send_timing_families(timings: list[tuple[float, float]]) -> Iterator[GaugeMetricFamily]:
+    """Quantiles of the latest sent deliveries' timings (the sender may be another process,
+    so they come from the store rather than from an in-process histogram)."""
+    if not timings:
+        return
+    described = (
+        ("feedsvc_delivery_send_seconds", "Claim to the server's 250, latest sent messages."),
+        ("feedsvc_delivery_wait_seconds", "Digest created to the server's 250, latest sent."),
+    )
+    for index, (name, doc) in enumerate(described):
+        values = [pair[index] for pair in timings]
+        family = GaugeMetricFamily(name, doc, labels=["quantile"])
+        for q in QUANTILES:
+            family.add_metric([str(q)], _quantile(values, q))
+        yield family
 
 
 class Metrics:

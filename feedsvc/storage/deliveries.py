@@ -423,3 +423,28 @@ def requeue_failed(conn: Connection, now: datetime, ids: Sequence[int] | None = 
         )
     )
     return int(result.rowcount)
+
+
+def recent_send_timings(conn: Connection, limit: int = 1000) -> list[tuple[float, float]]:
+    """(claim → accepted, queued → accepted) in seconds for the ``limit`` latest sent rows.
+
+    The first is how long the SMTP side took for a message; the second how long a
+    subscriber waited from the digest's creation. For `/metrics`.
+    """
+    query = (
+        select(
+            deliveries.c.last_attempt_at,
+            deliveries.c.queued_at,
+            deliveries.c.created_at,
+            deliveries.c.sent_at,
+        )
+        .where(deliveries.c.status == DeliveryStatus.SENT.value, deliveries.c.sent_at.is_not(None))
+        .order_by(deliveries.c.sent_at.desc())
+        .limit(limit)
+    )
+    timings = []
+    for attempted, queued, created, sent in conn.execute(query):
+        waited = (sent - (queued or created)).total_seconds()
+        took = (sent - attempted).total_seconds() if attempted is not None else waited
+        timings.append((max(took, 0.0), max(waited, 0.0)))
+    return timings
