@@ -16,10 +16,6 @@ from typing import Any, TypeVar
 import click
 
 from feedsvc import __version__
-from feedsvc.commands.deliveries import deliveries
-from feedsvc.commands.digest import digest
-from feedsvc.commands.run import run
-from feedsvc.commands.subscribers import subscribers
 from feedsvc.config import Settings, load_settings
 from feedsvc.errors import ConfigError, StoreError
 from feedsvc.models import Problem
@@ -29,6 +25,33 @@ EXIT_CONFIG = 2
 EXIT_STORE = 3
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Command groups in their own modules, imported only when used: `feedsvc build` must not
+# pay for the mail, delivery and web stacks at start-up.
+LAZY_COMMANDS = {
+    "subscribers": "feedsvc.commands.subscribers:subscribers",
+    "digest": "feedsvc.commands.digest:digest",
+    "deliveries": "feedsvc.commands.deliveries:deliveries",
+    "run": "feedsvc.commands.run:run",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose listed subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module, _, attribute = LAZY_COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
 
 
 class Context:
@@ -65,7 +88,7 @@ def _print_problems(problems: list[Problem]) -> None:
         click.echo(str(problem), err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     "config_path",
@@ -160,11 +183,6 @@ def init(directory: Path) -> None:
         click.echo(f"kept {path} (already exists)")
     click.echo(f"next: cd {directory} && feedsvc build")
 
-
-main.add_command(subscribers)
-main.add_command(digest)
-main.add_command(deliveries)
-main.add_command(run)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
