@@ -31,7 +31,6 @@ from feedsvc.models import (
     Frequency,
     Post,
     PostMeta,
-    Subscriber,
     SubscriberStatus,
     meta_from_dict,
 )
@@ -44,6 +43,7 @@ from feedsvc.storage.schema import (
     posts,
     subscribers,
 )
+from feedsvc.storage.subscribers import subscriber_from_row
 
 log = logging.getLogger("feedsvc.digests")
 
@@ -258,24 +258,7 @@ def load_recipients(conn: Connection) -> Iterator[Recipient]:
     # yield_per on the statement: on the connection it would make every later statement
     # in this transaction a server-side cursor (an INSERT cannot be one).
     for row in conn.execute(query.execution_options(yield_per=1000)):
-        yield Recipient(_subscriber_of(row), row.covered_until)
-
-
-def _subscriber_of(row: Any) -> Subscriber:
-    return Subscriber(
-        id=row.id,
-        email=row.email,
-        name=row.name,
-        status=SubscriberStatus(row.status),
-        frequency=Frequency(row.frequency),
-        categories=tuple(json.loads(row.categories)),
-        timezone=row.timezone,
-        created=row.created,
-        confirmed=row.confirmed,
-        unsubscribed=row.unsubscribed,
-        consent_source=row.consent_source,
-        consent_ip=row.consent_ip,
-    )
+        yield Recipient(subscriber_from_row(row), row.covered_until)
 
 
 def covered_until(conn: Connection, subscriber_id: int) -> datetime | None:

@@ -46,7 +46,7 @@ def unsubscribe(conn: Connection, email: str, *, now: datetime, actor: str) -> S
     row = conn.execute(
         select(subscribers).where(subscribers.c.email == email).with_for_update()
     ).first()
-    before = None if row is None else _subscriber(row)
+    before = None if row is None else subscriber_from_row(row)
     if before is None or before.status.stopped:
         return before
     conn.execute(
@@ -151,7 +151,7 @@ def events_of(conn: Connection, subscriber_id: int | None) -> list[SubscriberEve
 def get_subscriber(conn: Connection, email: str) -> Subscriber | None:
     """The subscriber with the normalised address ``email``, if any."""
     row = conn.execute(select(subscribers).where(subscribers.c.email == email)).first()
-    return None if row is None else _subscriber(row)
+    return None if row is None else subscriber_from_row(row)
 
 
 def iter_subscribers(
@@ -167,7 +167,7 @@ def iter_subscribers(
     # yield_per on the statement: set on the connection it would turn every later statement
     # in the transaction into a server-side cursor on PostgreSQL.
     for row in conn.execute(query.execution_options(yield_per=_FETCH)):
-        yield _subscriber(row)
+        yield subscriber_from_row(row)
 
 
 def count_by_status(conn: Connection) -> dict[SubscriberStatus, int]:
@@ -179,7 +179,8 @@ def count_by_status(conn: Connection) -> dict[SubscriberStatus, int]:
     return counts
 
 
-def _subscriber(row: Any) -> Subscriber:
+def subscriber_from_row(row: Any) -> Subscriber:
+    """A ``subscribers`` row (or a row with its columns) as a Subscriber."""
     return Subscriber(
         id=row.id,
         email=row.email,

@@ -13,10 +13,10 @@ from sqlalchemy import Connection, select, update
 from feedsvc.models import Frequency, Subscriber, SubscriberEventKind, SubscriberStatus
 from feedsvc.storage.schema import subscribers
 from feedsvc.storage.subscribers import (
-    _subscriber,
     get_subscriber,
     is_suppressed,
     record_event,
+    subscriber_from_row,
 )
 
 ACTOR = "web"
@@ -24,7 +24,7 @@ ACTOR = "web"
 
 def subscriber_by_id(conn: Connection, subscriber_id: int) -> Subscriber | None:
     row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
-    return None if row is None else _subscriber(row)
+    return None if row is None else subscriber_from_row(row)
 
 
 def sign_up(
