@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +20,11 @@ import pytest
 from feedsvc.models import SubscriberStatus
 from feedsvc.storage.subscribers import get_subscriber
 from feedsvc.tokens import Purpose
-from tests.test_browser_preview import ARGS, CHROMIUM
 from tests.test_web_uvicorn import served
 from tests.web_helpers import WebSite, confirm_link
 
 pytestmark = pytest.mark.browser
 __all__ = ["served"]  # the fixture, imported for this module's tests
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="the playwright package is not installed (test extra)"
-    )
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _shoot(page: Any, tmp_path: Path, name: str) -> None:
