@@ -12,10 +12,12 @@ from collections import Counter
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
+from feedsvc.commands.invocation import EXIT_PROBLEMS, EXIT_STORE, EXIT_USAGE, fail, store_for
+from feedsvc.commands.invocation import now as clock_now
 from feedsvc.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -27,33 +29,7 @@ if TYPE_CHECKING:
     from feedsvc.models import Post, Subscriber
     from feedsvc.storage import Store
 
-EXIT_PROBLEMS = 1
-EXIT_USAGE = 2
-EXIT_STORE = 3
 PREVIEW_FILE = "digest-preview.html"
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"feedsvc: {message}", err=True)
-    sys.exit(code)
-
-
-def _settings(obj: Context) -> Settings:
-    return obj.settings()
-
-
-def _store(settings: Settings) -> Store:
-    from feedsvc.cli import _open_store
-
-    store: Store = _open_store(settings)
-    click.get_current_context().call_on_close(store.close)
-    return store
-
-
-def _now() -> datetime:
-    from feedsvc.clock import SystemClock
-
-    return SystemClock().now()
 
 
 @click.group()
@@ -83,16 +59,16 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
     from feedsvc.mime import html_part
     from feedsvc.models import Frequency
 
-    settings = _settings(obj)
-    now = _now()
+    settings = obj.settings()
+    now = clock_now()
     target = out if out is not None else Path(PREVIEW_FILE)
     try:
         renderer = renderer_for(settings)
-        store = _store(settings)
+        store = store_for(settings)
         subscriber = None if to is None else _subscriber(store, to)
         posts, note = _preview_posts(store, settings, subscriber, now)
         if not posts:
-            _fail("no published posts in the store; run `feedsvc build` first", EXIT_PROBLEMS)
+            fail("no published posts in the store; run `feedsvc build` first", EXIT_PROBLEMS)
         period = upcoming_period(
             subscriber.frequency if subscriber else Frequency.DAILY,
             subscriber.timezone if subscriber else None,
@@ -108,14 +84,14 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
             person = renderer.personal(subscriber.id, subscriber.email, subscriber.name)
         _, data = renderer.message(template, person)
     except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
+        fail(str(exc), EXIT_STORE)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(html_part(data), encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot write {target}: {exc.strerror}", EXIT_USAGE)
+        fail(f"cannot write {target}: {exc.strerror}", EXIT_USAGE)
     who = subscriber.email if subscriber else "a sample subscriber"
     click.echo(f"subject: {template.subject}")
     if note:
@@ -130,11 +106,11 @@ def _subscriber(store: Store, raw: str) -> Subscriber:
     try:
         address = normalise_address(raw, allow_test_domains=True)
     except AddressError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     with store.read() as conn:
         found = get_subscriber(conn, address)
     if found is None:
-        _fail(
+        fail(
             f"{address} is not a subscriber; add it with `feedsvc subscribers add` "
             "or preview without --to",
             EXIT_USAGE,
@@ -213,10 +189,10 @@ def send(obj: Context, dry_run: bool) -> None:
         send_pending,
     )
 
-    settings = _settings(obj)
-    now = _now()
+    settings = obj.settings()
+    now = clock_now()
     try:
-        store = _store(settings)
+        store = store_for(settings)
         if dry_run:
             _print_plan(plan_due_digests(store, settings, now))
             return
@@ -242,9 +218,9 @@ def send(obj: Context, dry_run: bool) -> None:
             return
         sent = send_pending(store, backend, SystemClock())
     except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
+        fail(str(exc), EXIT_STORE)
     folder = settings.path(settings.delivery.outbox_dir)
     click.echo(
         f"{sent.sent} messages written to {folder}"
@@ -296,7 +272,7 @@ def _send_smtp(store: Store, settings: Settings) -> None:
     for error, count in report.errors.most_common(5):
         click.echo(f"feedsvc: {count} × {error}", err=True)
     if report.paused is not None:
-        _fail(f"sending paused: {report.paused}", EXIT_PROBLEMS)
+        fail(f"sending paused: {report.paused}", EXIT_PROBLEMS)
     if report.failed or report.retried:
         sys.exit(EXIT_PROBLEMS)
 
@@ -331,13 +307,13 @@ def release(obj: Context, discard: bool) -> None:
     """Release the posts the flood guard holds: they go out with the next digests."""
     from feedsvc.storage.digests import release_held
 
-    settings = _settings(obj)
-    store = _store(settings)
+    settings = obj.settings()
+    store = store_for(settings)
     try:
         with store.write() as conn:
-            released = release_held(conn, _now(), discard=discard)
+            released = release_held(conn, clock_now(), discard=discard)
     except StoreError as exc:
-        _fail(str(exc), EXIT_STORE)
+        fail(str(exc), EXIT_STORE)
     if not released:
         click.echo("no posts are held")
         return

@@ -1,4 +1,4 @@
-"""What a ``subscribers`` command needs from its invocation: exit status, store, time, actor.
+"""What a command needs from its invocation: exit status, store, time, actor.
 
 Exit statuses as for the rest of the CLI: 0 done; 1 something was refused or some rows
 were bad (the rest was done); 2 bad usage or an unreadable file; 3 the store cannot be
@@ -17,6 +17,7 @@ import click
 
 if TYPE_CHECKING:
     from feedsvc.cli import Context
+    from feedsvc.config import Settings
     from feedsvc.storage import Store
 
 # As in feedsvc.cli (imported from there lazily: cli.py imports the commands).
@@ -34,9 +35,14 @@ def fail(message: str, code: int) -> NoReturn:
 
 def command_store(obj: Context) -> Store:
     """The store, opened (and migrated); closed when the command ends, however it ends."""
+    return store_for(obj.settings())
+
+
+def store_for(settings: Settings) -> Store:
+    """The store of ``settings``, opened (and migrated); closed when the command ends."""
     from feedsvc.cli import _open_store
 
-    store: Store = _open_store(obj.settings())
+    store: Store = _open_store(settings)
     click.get_current_context().call_on_close(store.close)
     return store
 
