@@ -111,8 +111,23 @@ def settings_fingerprint(settings: Settings) -> str:
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
+@dataclass
+class _Memo:
+    """What the last build of this Builder left in the store, kept between builds (the
+    daemon builds again and again): the source rows and their decoded metadata. Valid only
+    while the store's last build record is the one this Builder wrote."""
+
+    record: BuildRecord
+    sources: dict[str, SourceRow]
+    metas: dict[str, tuple[str, PostMeta]] = field(default_factory=dict)  # path → (json, meta)
+
+
 class Builder:
-    """Runs builds for one site and store; ``feedsvc build``, ``check`` and the daemon use it."""
+    """Runs builds for one site and store; ``feedsvc build``, ``check`` and the daemon use it.
+
+    A Builder that builds again reuses what it read the last time (see :class:`_Memo`)
+    unless another process has built on the store in the meantime.
+    """
 
     def __init__(self, settings: Settings, store: Store, clock: Clock, workers: int | None = None):
         self.settings = settings
@@ -120,6 +135,11 @@ class Builder:
         self.clock = clock
         self.workers = default_workers() if workers is None else workers
         self.fingerprint = settings_fingerprint(settings)
+        self._memo: _Memo | None = None
+
+    def _remembered(self, last: BuildRecord | None) -> _Memo | None:
+        memo = self._memo
+        return memo if memo is not None and last == memo.record else None
 
     def build(self, *, dry_run: bool = False, render_all: bool = False) -> BuildReport:
         """Publish what is good and report the rest. ``dry_run`` writes nothing (``check``)."""
@@ -135,7 +155,9 @@ class Builder:
             last = last_build(conn)
             if not (dry_run or render_all) and self._nothing_changed(scan, conn, last, now):
                 return self._repeat(report, last, lap)
-            cached = load_sources(conn)
+            memo = self._remembered(last)
+            cached = dict(memo.sources) if memo is not None else load_sources(conn)
+        self._memo = None  # rebuilt below once this build is recorded
         report.problems.extend(scan.problems)
         broken_paths = {p.path for p in scan.problems}
         lap = report.lap("scan+cache", lap)
@@ -166,7 +188,10 @@ class Builder:
         lap = report.lap("parse", lap)
 
         # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
-        metas, rows, hashes = self._settle(outcomes, unchanged, cached, report, now, dry_run)
+        memo_metas = memo.metas if memo is not None else {}
+        metas, rows, hashes = self._settle(
+            outcomes, unchanged, cached, report, now, dry_run, memo_metas
+        )
         broken_paths |= {p.path for p in report.problems}
 
         # 3. Last good versions of files that are broken now.
@@ -235,9 +260,32 @@ class Builder:
         report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
         report.finished = self.clock.now()
         if not dry_run:
+            record = _record(report)
             with self.store.write() as conn:
-                record_build(conn, _record(report))
+                record_build(conn, record)
+            self._remember(record, cached, rows, gone, renders, memo_metas)
         return report
+
+    def _remember(
+        self,
+        record: BuildRecord,
+        cached: dict[str, SourceRow],
+        rows: list[SourceRow],
+        gone: list[str],
+        renders: list[Render],
+        metas: dict[str, tuple[str, PostMeta]],
+    ) -> None:
+        """Keep the store's source rows as this build left them, for the next build."""
+        sources = cached
+        for row in rows:
+            sources[row.source_path] = row
+        for path in gone:
+            sources.pop(path, None)
+        for render in renders:
+            rendered = sources.get(render.source_path)
+            if rendered is not None:
+                sources[render.source_path] = replace(rendered, render_key=render.render_key)
+        self._memo = _Memo(record, sources, {p: metas[p] for p in sources if p in metas})
 
     def _outputs_key(self) -> str:
         """What the feed files depend on besides the posts: content and feed settings."""
@@ -294,8 +342,11 @@ class Builder:
         report.outputs = last.outputs
         report.lap("unchanged check", lap)
         report.finished = self.clock.now()
+        record = _record(report)
         with self.store.write() as conn:
-            record_build(conn, _record(report))
+            record_build(conn, record)
+        if self._memo is not None and last == self._memo.record:
+            self._memo.record = record  # nothing changed: the rows are still the store's
         return report
 
     def _settle(
@@ -306,6 +357,7 @@ class Builder:
         report: BuildReport,
         now: datetime,
         dry_run: bool,
+        known_metas: dict[str, tuple[str, PostMeta]],
     ) -> tuple[dict[str, PostMeta], list[SourceRow], dict[str, str]]:
         """Metadata of every good post by path, the rows to save, and every file's hash."""
         rows: list[SourceRow] = []
@@ -379,7 +431,13 @@ class Builder:
             if row.problem is not None:
                 report.problems.append(Problem(row.source_path, row.problem, row.problem_line))
             elif row.meta is not None:
-                metas[row.source_path] = meta_from_dict(json.loads(row.meta))
+                known = known_metas.get(row.source_path)
+                if known is not None and known[0] == row.meta:
+                    metas[row.source_path] = known[1]
+                else:
+                    meta = meta_from_dict(json.loads(row.meta))
+                    known_metas[row.source_path] = (row.meta, meta)
+                    metas[row.source_path] = meta
         return metas, rows, hashes
 
     def _broken_row(

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
+from feedsvc.clock import Clock, SystemClock
 from feedsvc.config import Settings
-from feedsvc.models import SubscriberStatus
+from feedsvc.digests import Schedule, next_send
+from feedsvc.models import Frequency, SubscriberStatus
 from feedsvc.storage import Store
 from feedsvc.storage.deliveries import DeliveryCounts, delivery_summary
 from feedsvc.storage.posts import BuildRecord, last_build
 from feedsvc.storage.schema import posts
+from feedsvc.storage.schema import subscribers as subscriber_rows
 from feedsvc.storage.subscribers import count_by_status
 
 
@@ -24,9 +28,31 @@ class Status:
     last_build: BuildRecord | None
     subscribers: dict[SubscriberStatus, int]
     deliveries: DeliveryCounts | None = None
+    # The daemon's next digest runs: (what, when), soonest first.
+    next_runs: tuple[tuple[str, datetime], ...] = ()
 
 
-def collect_status(settings: Settings, store: Store) -> Status:
+def next_digest_runs(
+    conn: Connection, settings: Settings, now: datetime
+) -> tuple[tuple[str, datetime], ...]:
+    """When the next daily and weekly digests go out, per time zone of active subscribers."""
+    schedule = Schedule.from_settings(settings)
+    pairs = conn.execute(
+        select(subscriber_rows.c.frequency, subscriber_rows.c.timezone)
+        .where(subscriber_rows.c.status == SubscriberStatus.ACTIVE.value)
+        .distinct()
+    ).all()
+    runs: set[tuple[str, datetime]] = set()
+    for frequency, zone_name in pairs:
+        kind = Frequency(frequency)
+        if kind is Frequency.IMMEDIATE:
+            continue  # sent within a minute of each new post
+        zone_shown = zone_name or settings.site.timezone
+        runs.add((f"{kind.value} digest ({zone_shown})", next_send(kind, zone_name, now, schedule)))
+    return tuple(sorted(runs, key=lambda run: (run[1], run[0])))
+
+
+def collect_status(settings: Settings, store: Store, clock: Clock | None = None) -> Status:
     with store.read() as conn:
         sources = conn.execute(select(func.count()).select_from(posts)).scalar_one()
         broken = conn.execute(
@@ -35,8 +61,9 @@ def collect_status(settings: Settings, store: Store) -> Status:
         build = last_build(conn)
         subscribers = count_by_status(conn)
         sending = delivery_summary(conn)
+        runs = next_digest_runs(conn, settings, (clock or SystemClock()).now())
     url = store.engine.url.render_as_string(hide_password=True)
-    return Status(settings.site.title, url, sources, broken, build, subscribers, sending)
+    return Status(settings.site.title, url, sources, broken, build, subscribers, sending, runs)
 
 
 def format_status(status: Status) -> str:
@@ -44,6 +71,7 @@ def format_status(status: Status) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in status.subscribers.items() if n) or "none"
     lines.append(f"subscribers: {counts}")
     lines += _delivery_lines(status.deliveries)
+    lines += [f"next run: {what} at {when.isoformat()}" for what, when in status.next_runs]
     build = status.last_build
     if build is None:
         lines.append("last build: never (run `feedsvc build`)")

@@ -1,12 +1,16 @@
-"""``feedsvc run [--host] [--port]``: serve the web app (SPEC §7) with uvicorn.
+"""``feedsvc run [--host] [--port] [--log-format human|json]``: the daemon (SPEC §8).
 
-For now the process serves HTTP only; the daemon adds the scheduler, the content watcher
-and the delivery workers to the same process. Confirmation emails asked for on the web
-are sent right after each sign-up through the configured backend.
+One process serves the web app, rebuilds the feeds when content changes, publishes
+future-dated posts at their time, creates and sends digests and retries; see
+:mod:`feedsvc.service`. Exit status: 0 after a SIGTERM/SIGINT shutdown; 1 after a second
+signal or when another daemon holds the store; 2 bad configuration or templates; 3 the
+store cannot be opened.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sys
 from typing import TYPE_CHECKING
 
@@ -17,6 +21,7 @@ from feedsvc.errors import ConfigError, StoreError
 if TYPE_CHECKING:
     from feedsvc.cli import Context
 
+EXIT_LOCKED = 1
 EXIT_USAGE = 2
 EXIT_STORE = 3
 
@@ -26,35 +31,57 @@ EXIT_STORE = 3
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=None, help="Port (default server.port)."
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["human", "json"]),
+    default="human",
+    show_default=True,
+    help="Log lines for people, or one JSON object per line.",
+)
 @click.pass_obj
-def run(obj: Context, host: str | None, port: int | None) -> None:
-    """Serve feeds, the subscribe form and the email links over HTTP."""
-    import uvicorn
-
+def run(obj: Context, host: str | None, port: int | None, log_format: str) -> None:
+    """Serve feeds and email links, keep the feeds current, send the digests."""
     from feedsvc.clock import SystemClock
-    from feedsvc.mailer import backend_for
+    from feedsvc.service import (
+        DaemonLock,
+        DaemonLocked,
+        Listen,
+        Service,
+        configure_logging,
+        lock_path,
+    )
     from feedsvc.storage import open_store
-    from feedsvc.web import create_app
 
     settings = obj.settings()
+    configure_logging(log_format, verbose=logging.getLogger().level <= logging.DEBUG)
     try:
-        store = open_store(settings.storage_url)
-    except StoreError as exc:
+        lock = DaemonLock(lock_path(settings))
+        lock.acquire()
+    except DaemonLocked as exc:
         click.echo(f"feedsvc: {exc}", err=True)
-        sys.exit(EXIT_STORE)
+        sys.exit(EXIT_LOCKED)
     try:
-        app = create_app(settings, store, SystemClock(), backend_for(settings))
-    except ConfigError as exc:
-        click.echo(f"feedsvc: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    try:
-        uvicorn.run(
-            app,
-            host=host or settings.server.host,
-            port=settings.server.port if port is None else port,
-            log_level="info",
-            server_header=False,
-            proxy_headers=True,
-        )
+        try:
+            store = open_store(settings.storage_url)
+        except StoreError as exc:
+            click.echo(f"feedsvc: {exc}", err=True)
+            sys.exit(EXIT_STORE)
+        try:
+            listen = Listen(
+                host or settings.server.host, settings.server.port if port is None else port
+            )
+            try:
+
+                async def main() -> int:
+                    # The service makes its events on the running loop.
+                    return await Service(settings, store, SystemClock(), listen).run()
+
+                code = asyncio.run(main())
+            except ConfigError as exc:
+                click.echo(f"feedsvc: {exc}", err=True)
+                sys.exit(EXIT_USAGE)
+        finally:
+            store.close()
     finally:
-        store.close()
+        lock.release()
+    sys.exit(code)
