@@ -29,11 +29,12 @@ from feedsvc.messages import DigestContent, MessageTemplate, Personal, Sender, r
 from feedsvc.mime import DkimKey, dkim_sign
 from feedsvc.models import SubscriberStatus
 from feedsvc.outbox import Backend, DeliveryError, OutboxBackend
+from feedsvc.pacing import RetryPolicy
 from feedsvc.storage import Store
+from feedsvc.storage.deliveries import Outcome, Result, claim_due, record_outcomes
 from feedsvc.storage.digests import (
     Created,
     cancel_deliveries,
-    claim_deliveries,
     create_digests,
     live_metas,
     load_announced,
@@ -41,9 +42,6 @@ from feedsvc.storage.digests import (
     load_posts,
     load_recipients,
     lock_digest_creation,
-    mark_failed,
-    mark_retry,
-    mark_sent,
     note_published,
     oldest_cursor,
     render_jobs,
@@ -57,7 +55,6 @@ log = logging.getLogger("feedsvc.digests")
 RENDER_BATCH = 1000
 SEND_BATCH = 100
 LEASE = timedelta(minutes=5)
-RETRY_DELAY = timedelta(minutes=5)
 _TEMPLATE_CACHE = 64
 
 
@@ -232,32 +229,64 @@ class Sent:
     errors: list[str] = field(default_factory=list)
 
 
-def send_pending(store: Store, backend: Backend, clock: Clock, *, batch: int = SEND_BATCH) -> Sent:
-    """Hand every due, rendered delivery to ``backend``; each is marked as it goes."""
+def send_pending(
+    store: Store,
+    backend: Backend,
+    clock: Clock,
+    *,
+    batch: int = SEND_BATCH,
+    policy: RetryPolicy | None = None,
+    bounce_limit: int = 1,
+) -> Sent:
+    """Hand every due, rendered delivery to ``backend`` (the outbox), one at a time.
+
+    The same claims, outcomes and backoff as the SMTP sender (``feedsvc.delivery``): a
+    row is claimed with a lease and committed before the backend sees it, then marked.
+    """
+    policy = policy or RetryPolicy()
     report = Sent()
     while True:
         with store.write() as conn:
-            claimed = claim_deliveries(conn, clock.now(), limit=batch, lease=LEASE)
+            claimed = claim_due(conn, clock.now(), limit=batch, lease=LEASE)
         if not claimed:
             return report
-        for message in claimed:
+        outcomes: list[Outcome] = []
+        stop = False
+        for claim in claimed:
+            message = claim.message
+            row = (message.delivery_id, message.subscriber_id)
+            if stop:  # the backend is unwell: the rest stay due, untouched
+                outcomes.append(Outcome(*row, Result.RELEASED))
+                continue
             try:
                 backend.send(message)
             except DeliveryError as exc:
-                with store.write() as conn:
-                    if exc.temporary:
-                        mark_retry(conn, message.delivery_id, str(exc), clock.now() + RETRY_DELAY)
-                        report.retried += 1
-                    else:
-                        mark_failed(conn, message.delivery_id, str(exc))
-                        report.failed += 1
                 report.errors.append(str(exc))
-                if exc.temporary:
-                    return report  # the backend is unwell: stop, the rows stay due
+                retry_at = policy.next_attempt(message.attempts, claim.queued_at, clock.now())
+                if exc.temporary and retry_at is not None:
+                    outcomes.append(
+                        Outcome(*row, Result.RETRY, error=str(exc), next_attempt=retry_at)
+                    )
+                    report.retried += 1
+                    stop = True
+                else:
+                    outcomes.append(Outcome(*row, Result.FAILED, error=str(exc)))
+                    report.failed += 1
                 continue
-            with store.write() as conn:
-                mark_sent(conn, message.delivery_id, clock.now())
+            outcomes.append(Outcome(*row, Result.SENT))
             report.sent += 1
+        with store.write() as conn:
+            record_outcomes(conn, outcomes, clock.now(), bounce_limit=bounce_limit)
+        if stop:
+            return report
+
+
+def send_outbox(store: Store, backend: Backend, clock: Clock, settings: Settings) -> Sent:
+    """:func:`send_pending` with the configured retry age and bounce limit."""
+    policy = RetryPolicy(max_age=settings.delivery.max_age)
+    return send_pending(
+        store, backend, clock, policy=policy, bounce_limit=settings.delivery.bounce_limit
+    )
 
 
 def backend_for(settings: Settings) -> Backend | None:

@@ -36,7 +36,7 @@ from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.confirmations import send_pending_confirmations
 from feedsvc.delivery import Pace, SendReport, deliver_pending
-from feedsvc.mailer import DueDigests, Renderer, create_due_digests, render_pending, send_pending
+from feedsvc.mailer import DueDigests, Renderer, create_due_digests, render_pending, send_outbox
 from feedsvc.outbox import Backend
 from feedsvc.smtp import SmtpOptions
 from feedsvc.storage import Store
@@ -138,7 +138,9 @@ class Jobs:
         )
         report.confirmations = confirmations.sent
         if self.backend is not None:
-            sent = await asyncio.to_thread(send_pending, self.store, self.backend, self.clock)
+            sent = await asyncio.to_thread(
+                send_outbox, self.store, self.backend, self.clock, self.settings
+            )
             report.sent, report.retried, report.failed = sent.sent, sent.retried, sent.failed
         else:
             smtp = await deliver_pending(

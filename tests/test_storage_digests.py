@@ -25,12 +25,11 @@ from feedsvc.mime import html_part, parse_message
 from feedsvc.models import Post
 from feedsvc.outbox import OutboxBackend
 from feedsvc.storage import Store
+from feedsvc.storage.deliveries import Outcome, Result, claim_due, record_outcomes
 from feedsvc.storage.digests import (
-    claim_deliveries,
     delivery_counts,
     held_posts,
     load_announced,
-    mark_sent,
     note_published,
     release_held,
     save_rendered,
@@ -318,7 +317,7 @@ def test_a_subscriber_who_leaves_before_sending_is_cancelled_at_claim(
     with store.write() as conn:
         unsubscribe(conn, "jisu@example.kr", now=MORNING, actor="test")
     with store.write() as conn:
-        claimed = claim_deliveries(conn, MORNING, limit=10, lease=LEASE)
+        claimed = [c.message for c in claim_due(conn, MORNING, limit=10, lease=LEASE)]
     assert sorted(c.email for c in claimed) == ["minji@example.kr", "seojun@example.kr"]
     with store.read() as conn:
         counts = delivery_counts(conn)
@@ -333,17 +332,18 @@ def test_an_expired_lease_is_claimed_again_with_the_same_bytes(
     create_due_digests(store, settings, MORNING)
     render_pending(store, renderer(settings), MORNING)
     with store.write() as conn:
-        first = claim_deliveries(conn, MORNING, limit=10, lease=LEASE)
+        first = [c.message for c in claim_due(conn, MORNING, limit=10, lease=LEASE)]
     with store.write() as conn:
-        assert claim_deliveries(conn, MORNING + LEASE / 2, limit=10, lease=LEASE) == []
+        assert claim_due(conn, MORNING + LEASE / 2, limit=10, lease=LEASE) == []
     with store.write() as conn:
-        again = claim_deliveries(conn, MORNING + LEASE * 2, limit=10, lease=LEASE)
+        again = [c.message for c in claim_due(conn, MORNING + LEASE * 2, limit=10, lease=LEASE)]
     assert [(c.delivery_id, c.message_id, c.message) for c in again] == [
         (c.delivery_id, c.message_id, c.message) for c in first
     ]
     assert {c.attempts for c in again} == {2}
     with store.write() as conn:
-        mark_sent(conn, again[0].delivery_id, MORNING)
+        sent = Outcome(again[0].delivery_id, again[0].subscriber_id, Result.SENT)
+        record_outcomes(conn, [sent], MORNING, bounce_limit=1)
         counts = delivery_counts(conn)
     assert counts[DeliveryStatus.SENT] == 1
 
@@ -370,8 +370,8 @@ def test_postgresql_senders_skip_rows_another_sender_holds(
     create_due_digests(store, settings, MORNING)
     render_pending(store, renderer(settings), MORNING)
     with store.engine.connect() as first, first.begin():
-        mine = claim_deliveries(first, MORNING, limit=2, lease=LEASE)
+        mine = [c.message for c in claim_due(first, MORNING, limit=2, lease=LEASE)]
         with store.write() as second:
-            theirs = claim_deliveries(second, MORNING, limit=10, lease=LEASE)
+            theirs = [c.message for c in claim_due(second, MORNING, limit=10, lease=LEASE)]
     assert len(mine) == 2 and len(theirs) == 1
     assert not {c.delivery_id for c in mine} & {c.delivery_id for c in theirs}

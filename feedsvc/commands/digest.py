@@ -186,7 +186,7 @@ def send(obj: Context, dry_run: bool) -> None:
         plan_due_digests,
         render_pending,
         renderer_for,
-        send_pending,
+        send_outbox,
     )
 
     settings = obj.settings()
@@ -216,7 +216,7 @@ def send(obj: Context, dry_run: bool) -> None:
         if backend is None:
             _send_smtp(store, settings)
             return
-        sent = send_pending(store, backend, SystemClock())
+        sent = send_outbox(store, backend, SystemClock(), settings)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     except StoreError as exc:

@@ -14,10 +14,10 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, func, select, text, update
 
 from feedsvc.digests import (
     Announced,
@@ -475,96 +475,6 @@ class Claimed:
     message_id: str
     message: bytes
     attempts: int
-
-
-def claim_deliveries(
-    conn: Connection, now: datetime, *, limit: int, lease: timedelta
-) -> list[Claimed]:
-    """Claim up to ``limit`` rendered rows that are due (pending, retry, or sending with
-    an expired lease after a crash): they become ``sending`` until ``now + lease``.
-
-    The subscriber's status is checked here: rows of subscribers who are no longer active
-    are cancelled, not claimed. PostgreSQL skips rows other senders hold (``FOR UPDATE
-    SKIP LOCKED``); on SQLite the write transaction is exclusive.
-    """
-    due = or_(
-        and_(
-            deliveries.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.RETRY.value]),
-            deliveries.c.next_attempt_at <= now,
-        ),
-        and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.lease_until < now),
-    )
-    query = (
-        select(
-            deliveries.c.id,
-            deliveries.c.subscriber_id,
-            deliveries.c.message_id,
-            deliveries.c.message,
-            deliveries.c.attempts,
-            subscribers.c.email,
-            subscribers.c.status,
-        )
-        .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-        .where(due, deliveries.c.message.is_not(None))
-        .order_by(deliveries.c.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(of=deliveries, skip_locked=True)
-    claimed: list[Claimed] = []
-    stopped: list[int] = []
-    for row in conn.execute(query):
-        if row.status != SubscriberStatus.ACTIVE.value:
-            stopped.append(row.id)
-            continue
-        claimed.append(
-            Claimed(
-                row.id, row.subscriber_id, row.email, row.message_id, row.message, row.attempts + 1
-            )
-        )
-    if stopped:
-        cancel_deliveries(conn, stopped, "the subscriber is no longer active", now)
-    ids = [c.delivery_id for c in claimed]
-    for start in range(0, len(ids), _CHUNK):
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(ids[start : start + _CHUNK]))
-            .values(
-                status=DeliveryStatus.SENDING.value,
-                lease_until=now + lease,
-                attempts=deliveries.c.attempts + 1,
-            )
-        )
-    return claimed
-
-
-def mark_sent(conn: Connection, delivery_id: int, now: datetime) -> None:
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .values(status=DeliveryStatus.SENT.value, sent_at=now, lease_until=None, last_error=None)
-    )
-
-
-def mark_retry(conn: Connection, delivery_id: int, error: str, next_attempt: datetime) -> None:
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .values(
-            status=DeliveryStatus.RETRY.value,
-            next_attempt_at=next_attempt,
-            lease_until=None,
-            last_error=error,
-        )
-    )
-
-
-def mark_failed(conn: Connection, delivery_id: int, error: str) -> None:
-    conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id == delivery_id)
-        .values(status=DeliveryStatus.FAILED.value, lease_until=None, last_error=error)
-    )
 
 
 def delivery_counts(conn: Connection) -> dict[DeliveryStatus, int]:
