@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
@@ -59,6 +59,9 @@ from feedsvc.storage.posts import (
     save_sources,
 )
 
+if TYPE_CHECKING:  # feeds (feedgen, lxml) is imported only when feeds are rendered
+    from feedsvc.feeds import FeedSpec
+
 log = logging.getLogger("feedsvc.build")
 
 # Below this many items, worker processes cost more than they save (a parse is ~0.1 ms,
@@ -80,6 +83,7 @@ class BuildReport:
     next_publish: datetime | None = None
     outputs: str | None = None  # JSON record of the feed files written (see Builder._outputs)
     announced: list[str] = field(default_factory=list)  # post ids new for the digests
+    feeds_rendered: int = 0  # feeds (site, category, tag) rendered, not reused
     # Wall time of each phase in seconds, for `feedsvc build -v` and benchmarks.
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -136,6 +140,9 @@ class Builder:
         self.workers = default_workers() if workers is None else workers
         self.fingerprint = settings_fingerprint(settings)
         self._memo: _Memo | None = None
+        # Each feed's bytes by folder, with the key of what they were made from: a builder
+        # that builds again (the daemon) re-renders only the feeds whose posts changed.
+        self._feed_files: dict[str, tuple[str, dict[str, bytes]]] = {}
 
     def _remembered(self, last: BuildRecord | None) -> _Memo | None:
         memo = self._memo
@@ -211,7 +218,7 @@ class Builder:
         lap = report.lap("settle", lap)
 
         # 5. Render only the posts some feed shows (or all, for `check`).
-        from feedsvc.feeds import plan_feeds, render_feeds
+        from feedsvc.feeds import plan_feeds
 
         plan = plan_feeds(published, settings)
         by_id = {m.id: m for m in published}
@@ -241,7 +248,7 @@ class Builder:
             replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
         ]
         lap = report.lap("render posts", lap)
-        files = render_feeds(plan_ids_ok, posts, settings)
+        files = self._render_feeds(plan_ids_ok, posts, report)
         lap = report.lap("render feeds", lap)
 
         # 6. Write the feeds (atomic, only changed bytes), then the renders.
@@ -495,6 +502,32 @@ class Builder:
             live.append(meta)
         return live
 
+    def _render_feeds(
+        self, plan: Sequence[FeedSpec], posts: dict[str, Post], report: BuildReport
+    ) -> dict[str, bytes]:
+        """Every feed file's bytes; a feed whose spec and posts are unchanged since this
+        builder's last build is not rendered again."""
+        from feedsvc.feeds import render_feeds
+
+        keys = {spec.path: _feed_key(spec, posts) for spec in plan}
+        stale = [s for s in plan if self._feed_files.get(s.path, ("", {}))[0] != keys[s.path]]
+        stale_paths = {s.path for s in stale}
+        rendered = render_feeds(stale, posts, self.settings) if stale else {}
+        report.feeds_rendered = len(stale)
+        by_folder: dict[str, dict[str, bytes]] = {}
+        for name, data in rendered.items():
+            folder = name.rpartition("/")[0]
+            by_folder.setdefault(folder + "/" if folder else "", {})[name] = data
+        files: dict[str, bytes] = {}
+        cache: dict[str, tuple[str, dict[str, bytes]]] = {}
+        for spec in plan:
+            reused = spec.path not in stale_paths
+            own = self._feed_files[spec.path][1] if reused else by_folder.get(spec.path, {})
+            cache[spec.path] = (keys[spec.path], own)
+            files.update(own)
+        self._feed_files = cache
+        return files
+
     def _render_key(self, content_hash: str) -> str:
         """What a stored render was made from: the file's bytes and the settings."""
         blob = f"{content_hash}:{self.fingerprint}".encode()
@@ -550,6 +583,17 @@ class Builder:
             key = self._render_key(hashes.get(meta.source, ""))
             renders.append(Render(meta.source, post.html, post.summary, key))
         return renders
+
+
+def _feed_key(spec: FeedSpec, posts: dict[str, Post]) -> str:
+    """What one feed's bytes are made of: its spec and its posts, whole."""
+    digest = hashlib.sha256(repr(spec).encode())
+    for post_id in spec.post_ids:
+        post = posts[post_id]
+        digest.update(repr(post.meta).encode())
+        digest.update(post.summary.encode("utf-8", "surrogatepass"))
+        digest.update(post.html.encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
 
 
 def _record(report: BuildReport) -> BuildRecord:

@@ -418,3 +418,21 @@ def test_builds_on_sqlite_and_postgresql(tmp_path: Path, store_url: str) -> None
         assert site.build().errors == 1
     finally:
         site.store.close()
+
+
+def test_a_builder_building_again_renders_only_the_feeds_that_changed(site: Site) -> None:
+    """The daemon's case: one Builder, many builds; unchanged feeds keep their bytes."""
+    builder = Builder(site.settings, site.store, site.clock, workers=1)
+    site.write("a.md", post("가", date="2024-01-01", cats="[News]"))
+    site.write("b.md", post("나", date="2024-01-02", cats="[Sports]"))
+    first = builder.build()
+    sports = (site.root / "public" / "categories" / "sports" / "feed.xml").read_bytes()
+    site.write("a.md", post("가 (고침)", date="2024-01-01", cats="[News]"))
+    second = builder.build()
+    assert first.feeds_rendered == 3  # the site, News and Sports
+    assert second.feeds_rendered == 2  # the site and News; Sports is reused
+    assert "가 (고침)" in site.titles()
+    assert (site.root / "public" / "categories" / "sports" / "feed.xml").read_bytes() == sports
+    fresh = Builder(site.settings, site.store, site.clock, workers=1)
+    site.write("a.md", post("가 (다시)", date="2024-01-01", cats="[News]"))
+    assert fresh.build().feeds_rendered == 3  # a new builder knows nothing yet
