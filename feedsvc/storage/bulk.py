@@ -1,4 +1,4 @@
-"""Bulk writes without SQLAlchemy's per-row overhead, where it matters (cold builds).
+"""Bulk reads and writes without SQLAlchemy's per-statement and per-row overhead (cold builds).
 
 SQLAlchemy Core processes each row's parameters in Python; for 10,000 rows that costs
 several times what SQLite itself needs. On SQLite the statement is compiled once, each
@@ -9,10 +9,10 @@ Core's path, which batches well through psycopg.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Row, Table
 
 
 def execute_many(
@@ -33,3 +33,22 @@ def execute_many(
         for row in rows
     ]
     conn.exec_driver_sql(str(compiled), values)
+
+
+# Past this many values, one scan of the table beats many ``IN (...)`` queries (SQLAlchemy
+# compiles each expanding IN anew; a cold build asks about 10,000 keys at once).
+SCAN_ABOVE = 2000
+IN_CHUNK = 500
+
+
+def rows_among(
+    conn: Connection, query: Any, column: Any, values: Collection[str]
+) -> Iterator[Row[Any]]:
+    """The rows of ``query`` whose ``column`` (its first selected column) is in ``values``."""
+    wanted = set(values)
+    if len(wanted) > SCAN_ABOVE:
+        yield from (row for row in conn.execute(query) if row[0] in wanted)
+        return
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), IN_CHUNK):
+        yield from conn.execute(query.where(column.in_(ordered[start : start + IN_CHUNK])))

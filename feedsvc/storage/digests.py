@@ -34,7 +34,7 @@ from feedsvc.models import (
     SubscriberStatus,
     meta_from_dict,
 )
-from feedsvc.storage.bulk import execute_many
+from feedsvc.storage.bulk import execute_many, rows_among
 from feedsvc.storage.schema import (
     announcements,
     deliveries,
@@ -123,16 +123,9 @@ def any_announced(conn: Connection) -> bool:
 
 
 def _announced_among(conn: Connection, ids: Sequence[str]) -> set[str]:
-    """Which of ``ids`` were announced before (one table scan when there are many)."""
+    """Which of ``ids`` were announced before."""
     query = select(announcements.c.post_id)
-    if len(ids) > _CHUNK * 4:
-        wanted = set(ids)
-        return {post_id for post_id in conn.execute(query).scalars() if post_id in wanted}
-    known: set[str] = set()
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        known.update(conn.execute(query.where(announcements.c.post_id.in_(chunk))).scalars())
-    return known
+    return {row[0] for row in rows_among(conn, query, announcements.c.post_id, ids)}
 
 
 @dataclass(frozen=True, slots=True)

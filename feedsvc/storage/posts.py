@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, delete, insert, select
 
 from feedsvc.models import Problem, Severity
-from feedsvc.storage.bulk import execute_many
+from feedsvc.storage.bulk import execute_many, rows_among
 from feedsvc.storage.schema import builds, first_seen, posts
 
 _CHUNK = 500  # keeps IN (...) lists and multi-row inserts well inside SQLite's limits
@@ -140,16 +140,8 @@ def first_seen_dates(conn: Connection, slugs: Iterable[str], now: datetime) -> d
 
 def peek_first_seen(conn: Connection, slugs: Iterable[str]) -> dict[str, datetime]:
     """Like :func:`first_seen_dates` but records nothing (for ``feedsvc check``)."""
-    wanted = set(slugs)
     query = select(first_seen.c.slug, first_seen.c.seen_at)
-    if len(wanted) > _CHUNK * 4:
-        # Many slugs (a cold build): one scan of the table beats many IN (...) queries.
-        return {row.slug: row.seen_at for row in conn.execute(query) if row.slug in wanted}
-    known: dict[str, datetime] = {}
-    for chunk in _chunks(sorted(wanted)):
-        rows = conn.execute(query.where(first_seen.c.slug.in_(chunk)))
-        known.update({row.slug: row.seen_at for row in rows})
-    return known
+    return {row.slug: row.seen_at for row in rows_among(conn, query, first_seen.c.slug, set(slugs))}
 
 
 def _upsert(conn: Connection, table: Any) -> Any:
