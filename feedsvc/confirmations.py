@@ -22,9 +22,10 @@ from jinja2 import Environment
 
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
-from feedsvc.messages import Sender, render_confirmation
+from feedsvc.messages import render_confirmation
 from feedsvc.models import Frequency, SubscriberStatus
 from feedsvc.outbox import Backend, DeliveryError
+from feedsvc.sender import Sender
 from feedsvc.storage import Store
 from feedsvc.storage.confirmations import (
     FAILED,

@@ -21,17 +21,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from feedsvc.digest_views import period_view, post_view, preheader
 from feedsvc.errors import ConfigError
+from feedsvc.labels import labels_for
 from feedsvc.messages import (
     DigestContent,
     MessageTemplate,
     Personal,
     Sender,
     inline_css,
-    labels_for,
-    period_view,
-    post_view,
-    preheader,
     render_confirmation,
     render_digest,
 )

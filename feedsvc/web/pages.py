@@ -1,0 +1,68 @@
+"""What the subscriber's pages show besides their own content: the site's recent posts
+and categories beside a form (with its CSRF cookie), and one-message notices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from feedsvc.labels import date_label
+from feedsvc.storage.digests import live_metas
+from feedsvc.web.app import WebState
+from feedsvc.web.csrf import csrf_pair, with_csrf
+from feedsvc.web.forms import MAX_CATEGORIES
+
+RECENT_POSTS = 10
+FREQUENCY_LABELS = {
+    "immediate": "새 글이 올라올 때마다",
+    "daily": "하루에 한 번",
+    "weekly": "일주일에 한 번",
+}
+
+
+def site_context(web: WebState) -> dict[str, Any]:
+    """The recent posts, the categories to choose from and the frequencies (reads the store)."""
+    with web.store.read() as conn:
+        metas = live_metas(conn, web.clock.now())
+    categories: list[str] = []
+    for meta in metas:
+        categories.extend(c for c in meta.categories if c not in categories)
+    zone = ZoneInfo(web.settings.site.timezone)
+    language = web.settings.site.language
+    posts = [
+        {
+            "title": meta.title,
+            "url": meta.url,
+            "date": date_label(meta.published.astimezone(zone), language),
+            "iso": meta.published.isoformat(),
+            "excerpt": meta.excerpt or "",
+            "categories": meta.categories,
+        }
+        for meta in metas[:RECENT_POSTS]
+    ]
+    return {
+        "posts": posts,
+        "categories": categories[:MAX_CATEGORIES],
+        "frequencies": FREQUENCY_LABELS,
+    }
+
+
+async def form_page(
+    web: WebState, request: Request, name: str, context: Mapping[str, Any], status: int = 200
+) -> Response:
+    """A page with a form: :func:`site_context`, ``context`` and a CSRF field and cookie."""
+    full = await run_in_threadpool(site_context, web)
+    nonce, field = csrf_pair(web, request)
+    full.update({"csrf": field, **context})
+    return with_csrf(web, web.page(name, full, status), nonce)
+
+
+def notice(web: WebState, title: str, message: str, note: str) -> HTMLResponse:
+    """A page that says one thing: what happened, and what the subscriber may do next."""
+    return web.page("notice.html.j2", {"title": title, "message": message, "note": note})
