@@ -21,10 +21,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -108,11 +108,16 @@ def plan_feeds(metas: Iterable[PostMeta], settings: Settings) -> list[FeedSpec]:
 
 def _newest_first(metas: Iterable[PostMeta]) -> list[PostMeta]:
     # Two stable sorts: published descending, ties by id ascending.
-    by_id = sorted(metas, key=lambda m: m.id)
+    ordered = sorted(metas, key=_ID)
+    ordered.sort(key=_PUBLISHED, reverse=True)
     unique: dict[str, PostMeta] = {}  # a repeated id would be one item twice to a reader
-    for meta in sorted(by_id, key=lambda m: m.published, reverse=True):
+    for meta in ordered:
         unique.setdefault(meta.id, meta)
-    return list(unique.values())
+    return list(unique.values()) if len(unique) < len(ordered) else ordered
+
+
+_ID = attrgetter("id")
+_PUBLISHED = attrgetter("published")
 
 
 def _term_feeds(
@@ -122,13 +127,17 @@ def _term_feeds(
     terms_of: Callable[[PostMeta], tuple[str, ...]],
 ) -> list[FeedSpec]:
     posts: dict[str, list[str]] = {}
-    spellings: dict[str, Counter[str]] = {}
+    spellings: dict[str, dict[str, int]] = {}
+    slugs: dict[str, str] = {}  # term → slug: a site has few terms and many posts
     for meta in ordered:
         for term in terms_of(meta):
-            slug = slugify(term)
+            slug = slugs.get(term)
+            if slug is None:
+                slug = slugs[term] = slugify(term)
             if not slug:  # nothing left to name a folder with
                 continue
-            spellings.setdefault(slug, Counter())[term] += 1
+            counts = spellings.setdefault(slug, {})
+            counts[term] = counts.get(term, 0) + 1
             ids = posts.setdefault(slug, [])
             if not ids or ids[-1] != meta.id:  # "News" and "news" on one post count once
                 ids.append(meta.id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 
 FEED_NAMES = ("feed.xml", "atom.xml", "feed.json")
@@ -32,14 +33,24 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def write_feed_files(output_dir: Path, files: dict[str, bytes]) -> list[str]:
+def write_feed_files(
+    output_dir: Path, files: dict[str, bytes], *, only: Collection[str] | None = None
+) -> list[str]:
     """Write every feed file that changed; remove category/tag feeds no longer produced.
 
+    ``only``: the files that may differ from the disk, when the caller knows the others
+    are as it wrote them and no feed went away (the daemon after a watcher's report).
     Returns the relative paths written or removed, sorted.
     """
+    # The site's own feeds first: they are the ones most readers poll.
+    names = sorted(files, key=lambda rel: ("/" in rel, rel))
     changed = [
-        rel for rel, data in sorted(files.items()) if write_if_changed(output_dir / rel, data)
+        rel
+        for rel in names
+        if (only is None or rel in only) and write_if_changed(output_dir / rel, files[rel])
     ]
+    if only is not None:
+        return sorted(changed)
     for folder in GENERATED_DIRS:
         root = output_dir / folder
         if not root.is_dir():

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,10 +84,20 @@ class Jobs:
     def __post_init__(self) -> None:
         self._rebuild_wanted = asyncio.Event()
         self._cycle_wanted = asyncio.Event()
+        # What the next requested build must look at: the paths a watcher reported, or
+        # the whole folder (at start, on the periodic rescan, after a failed build).
+        self._changed: set[str] = set()
+        self._walk = True
 
     # --- requests (cheap, from anywhere on the loop) ---------------------------------
 
-    def request_rebuild(self) -> None:
+    def request_rebuild(self, paths: Iterable[str] | None = None) -> None:
+        """Ask for a build; ``paths`` are the files a watcher saw change (None: look at
+        the whole folder)."""
+        if paths is None:
+            self._walk = True
+        else:
+            self._changed.update(paths)
         self._rebuild_wanted.set()
 
     def request_cycle(self) -> None:
@@ -95,9 +105,12 @@ class Jobs:
 
     # --- the work --------------------------------------------------------------------
 
-    async def rebuild(self) -> BuildReport:
-        """One incremental build (in a thread), then what follows from it."""
-        report = await asyncio.to_thread(self.builder.build)
+    async def rebuild(self, changed: Collection[str] | None = None) -> BuildReport:
+        """One incremental build (in a thread), then what follows from it. ``changed``:
+        the only paths that may have changed since the last build (None: walk the folder)."""
+        if changed is None:  # the walk sees whatever was reported until now
+            self._changed, self._walk = set(), False
+        report = await asyncio.to_thread(self.builder.build, changed=changed)
         self.last_build = report
         seconds = sum(report.timings.values())
         if report.feeds_written or report.announced or report.problems:
@@ -159,7 +172,16 @@ class Jobs:
     # --- the loops (one task each; requests coalesce) --------------------------------
 
     async def build_loop(self) -> None:
-        await self._loop(self._rebuild_wanted, self.rebuild, "build")
+        await self._loop(self._rebuild_wanted, self._requested_rebuild, "build")
+
+    async def _requested_rebuild(self) -> BuildReport:
+        changed = None if self._walk else frozenset(self._changed)
+        self._changed = set()
+        try:
+            return await self.rebuild(changed)
+        except BaseException:
+            self._walk = True  # the paths of this build were not all looked at
+            raise
 
     async def cycle_loop(self) -> None:
         await self._loop(self._cycle_wanted, self.cycle, "digest cycle")
@@ -197,10 +219,10 @@ async def watch_content(folder: Path, jobs: Jobs, *, debounce_ms: int = WATCH_DE
     from watchfiles import awatch
 
     folder.mkdir(parents=True, exist_ok=True)
-    async for _changes in awatch(
+    async for changes in awatch(
         folder, debounce=debounce_ms, step=10, stop_event=jobs.stop, recursive=True
     ):
-        jobs.request_rebuild()
+        jobs.request_rebuild(path for _change, path in changes)
 
 
 class Schedule:

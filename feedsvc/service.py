@@ -224,7 +224,10 @@ class Service:
             settings=settings,
             store=store,
             clock=clock,
-            builder=Builder(settings, store, clock),
+            # One process parses (forked workers would each count the daemon's whole
+            # resident set again: a slower first build, a lower peak). Renders of a big
+            # change still get a worker.
+            builder=Builder(settings, store, clock, workers=1),
             renderer=renderer_for(settings),
             backend=file_backend,
             confirmations=confirmations,

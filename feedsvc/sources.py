@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -84,18 +85,68 @@ def scan_content(root: Path, extensions: tuple[str, ...], max_bytes: int) -> Sca
             if not stat.S_ISREG(info.st_mode) or not name.lower().endswith(wanted):
                 continue
             if info.st_size > max_bytes:
-                problems.append(
-                    Problem(
-                        relative,
-                        f"file is {info.st_size} bytes, over content.max_bytes ({max_bytes}); "
-                        "split it or raise content.max_bytes",
-                    )
-                )
+                problems.append(_too_big(relative, info.st_size, max_bytes))
                 continue
             files.append(SourceFile(relative, entry.path, info.st_size, info.st_mtime_ns))
     files.sort(key=lambda f: f.path)
     problems.sort(key=lambda p: p.path)
     return Scan(files, problems)
+
+
+def rescan(
+    previous: Scan,
+    root: Path,
+    changed: Iterable[str],
+    extensions: tuple[str, ...],
+    max_bytes: int,
+) -> Scan | None:
+    """``previous`` brought up to date for the ``changed`` paths (absolute, as a watcher
+    reports them), looking only at those; None when only a full walk can tell: a folder
+    came, went or changed, a path is outside ``root``, or a symlink is involved.
+    """
+    base = os.path.abspath(root)
+    real_root = os.path.realpath(root)
+    wanted = tuple(ext.lower() for ext in extensions)
+    files = {f.path: f for f in previous.files}
+    problems = list(previous.problems)
+    for abspath in changed:
+        relative = os.path.relpath(os.path.abspath(abspath), base)
+        if relative == "." or relative.startswith(".." + os.sep) or relative == "..":
+            return None
+        parts = relative.split(os.sep)
+        if any(part.startswith(".") or part == DRAFTS_DIR for part in parts):
+            continue  # never a source file, whatever happened to it
+        path = "/".join(parts)
+        files.pop(path, None)
+        problems = [p for p in problems if p.path != path]
+        try:
+            info = os.lstat(abspath)
+        except FileNotFoundError:
+            if any(p.startswith(path + "/") for p in files):
+                return None  # a folder went away
+            continue
+        except OSError:
+            return None
+        if stat.S_ISDIR(info.st_mode) or stat.S_ISLNK(info.st_mode):
+            return None
+        if os.path.realpath(abspath) != os.path.join(real_root, *parts):
+            return None  # reached through a symlinked folder
+        if not stat.S_ISREG(info.st_mode) or not parts[-1].lower().endswith(wanted):
+            continue
+        if info.st_size > max_bytes:
+            problems.append(_too_big(path, info.st_size, max_bytes))
+            continue
+        files[path] = SourceFile(path, os.path.join(root, *parts), info.st_size, info.st_mtime_ns)
+    problems.sort(key=lambda p: p.path)
+    return Scan(sorted(files.values(), key=lambda f: f.path), problems)
+
+
+def _too_big(path: str, size: int, max_bytes: int) -> Problem:
+    return Problem(
+        path,
+        f"file is {size} bytes, over content.max_bytes ({max_bytes}); "
+        "split it or raise content.max_bytes",
+    )
 
 
 def asset_size(assets_dir: Path, site_url: str, url: str) -> int | None:

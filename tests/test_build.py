@@ -6,6 +6,7 @@ import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -56,7 +57,7 @@ class Site:
             path.write_text(text, encoding="utf-8")
         return path
 
-    def build(self, workers: int = 1, **kwargs: bool) -> build_module.BuildReport:
+    def build(self, workers: int = 1, **kwargs: Any) -> build_module.BuildReport:
         return Builder(self.settings, self.store, self.clock, workers=workers).build(**kwargs)
 
     def feed(self, name: str = "feed.xml") -> feedparser.FeedParserDict:
@@ -436,3 +437,61 @@ def test_a_builder_building_again_renders_only_the_feeds_that_changed(site: Site
     fresh = Builder(site.settings, site.store, site.clock, workers=1)
     site.write("a.md", post("가 (다시)", date="2024-01-01", cats="[News]"))
     assert fresh.build().feeds_rendered == 3  # a new builder knows nothing yet
+
+
+def _feed_bytes(root: Path) -> dict[str, bytes]:
+    public = root / "public"
+    return {p.relative_to(public).as_posix(): p.read_bytes() for p in public.rglob("*.*")}
+
+
+def test_builds_from_a_watchers_paths_match_full_builds(site: Site, tmp_path: Path) -> None:
+    """Each step rebuilt from only the changed paths gives the feeds a fresh full build of
+    the same folder gives (in another output folder and store)."""
+    builder = Builder(site.settings, site.store, site.clock, workers=1)
+    site.write("a.md", post("가", date="2024-01-01", cats="[News]"))
+    site.write("b.md", post("나", date="2024-01-02", cats="[Sports]"))
+    builder.build()
+    steps: list[tuple[str, str | None]] = [
+        ("a.md", post("가 (고침)", date="2024-01-01", cats="[News, 부산]")),
+        ("c.md", post("다", date="2024-01-03", cats="[부산]")),
+        ("b.md", None),  # deleted: the Sports feed goes
+        (".c.md.swp", "editor junk"),
+        ("d.md", "---\ntitle: [broken\n---\n"),  # a problem, reported
+        ("c.md", post("다 (미래)", date="2024-07-01", cats="[부산]")),  # future again
+        ("c.md", post("다", date="2024-01-03", cats="[부산]")),
+    ]
+    for number, (rel, text) in enumerate(steps):
+        path = site.content / rel
+        if text is None:
+            path.unlink()
+        else:
+            site.write(rel, text)
+        report = builder.build(changed=[str(path)])
+        twin = Site(tmp_path / f"twin{number}")
+        twin.settings = make_settings(twin.root, content={"dir": str(site.content)})
+        expected = twin.build()
+        assert _feed_bytes(site.root) == _feed_bytes(twin.root), rel
+        assert [str(p) for p in report.problems] == [str(p) for p in expected.problems]
+        assert report.next_publish == expected.next_publish
+
+
+def test_paths_from_a_watcher_are_not_trusted_after_another_process_built(site: Site) -> None:
+    daemon = Builder(site.settings, site.store, site.clock, workers=1)
+    site.write("a.md", post("가"))
+    daemon.build()
+    site.write("b.md", post("나", date="2024-01-03"))
+    site.build()  # `feedsvc build` from a terminal: the daemon's memory is stale now
+    site.write("c.md", post("다", date="2024-01-04"))
+    daemon.build(changed=[str(site.content / "c.md")])
+    assert site.titles() == ["다", "나", "가"]
+
+
+def test_a_deleted_feed_file_comes_back_on_the_next_full_build(site: Site) -> None:
+    builder = Builder(site.settings, site.store, site.clock, workers=1)
+    site.write("a.md", post("가"))
+    builder.build()
+    (site.root / "public" / "atom.xml").unlink()
+    site.write("a.md", post("가 (고침)"))
+    builder.build(changed=[str(site.content / "a.md")])  # writes only what it re-rendered
+    builder.build()  # the periodic rescan
+    assert (site.root / "public" / "atom.xml").exists()

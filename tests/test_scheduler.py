@@ -262,7 +262,10 @@ def test_a_saved_file_reaches_the_feed_through_the_watcher(tmp_path: Path) -> No
         while "광안리 드론쇼 일정" not in feed.read_text(encoding="utf-8"):
             assert time.monotonic() < deadline, "the watcher did not rebuild"
             await asyncio.sleep(0.02)
-        assert written and "feed.xml" in written[-1]
+        while not written:  # the file lands before the build reports it
+            assert time.monotonic() < deadline, "the build did not report its feeds"
+            await asyncio.sleep(0.02)
+        assert "feed.xml" in written[-1]
         jobs.stop.set()
         await asyncio.gather(*tasks)
 
@@ -336,3 +339,43 @@ def other_last(store: Store) -> Any:
 
     with store.read() as conn:
         return last_build(conn)
+
+
+def test_a_file_reported_to_a_failed_build_is_in_the_next_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The paths a failed build was given are not forgotten: the next build sees them,
+    not only the paths reported since."""
+    write_post(tmp_path / "content", "now.md", "오늘의 소식", "2024-05-31")
+    settings = site_settings(tmp_path)
+    store = open_store(settings.storage_url)
+    jobs = make_jobs(settings, store, FixedClock(BUILT))
+    public = settings.output_dir
+    content = settings.content_dir
+
+    async def scenario() -> None:
+        await jobs.rebuild()
+        loop = asyncio.create_task(jobs.build_loop())
+        public.rename(tmp_path / "moved")
+        public.write_text("not a folder")  # the next build cannot write its feeds
+        write_post(content, "first.md", "첫 번째 새 글", "2024-05-31")
+        jobs.request_rebuild([str(content / "first.md")])
+        deadline = time.monotonic() + 10
+        while "build failed" not in caplog.text:  # logged; the loop goes on
+            assert time.monotonic() < deadline, "the build did not fail"
+            await asyncio.sleep(0.02)
+        public.unlink()
+        write_post(content, "second.md", "두 번째 새 글", "2024-05-31")
+        jobs.request_rebuild([str(content / "second.md")])
+        feed = public / "feed.xml"
+        while not feed.exists() or "두 번째" not in feed.read_text(encoding="utf-8"):
+            assert time.monotonic() < deadline, "no build after the failure"
+            await asyncio.sleep(0.02)
+        assert "첫 번째 새 글" in feed.read_text(encoding="utf-8")
+        jobs.stop.set()
+        await loop
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
