@@ -44,7 +44,10 @@ def test_new_and_deleted_files(root: Path) -> None:
     (root / "about.html").unlink()
     after = again(before, root, root / "2024" / "해운대.md", root / "about.html")
     assert after == full(root)
-    assert after is not None and [f.path for f in after.files] == ["2024/부산-소식.md", "2024/해운대.md"]
+    assert after is not None and [f.path for f in after.files] == [
+        "2024/부산-소식.md",
+        "2024/해운대.md",
+    ]
 
 
 def test_editor_temp_files_hidden_files_and_other_extensions_are_ignored(root: Path) -> None:
@@ -53,7 +56,11 @@ def test_editor_temp_files_hidden_files_and_other_extensions_are_ignored(root: P
     (root / "_drafts").mkdir()
     (root / "_drafts" / "초안.md").write_text("x")
     (root / "notes.docx").write_text("x")
-    changed = [root / "2024" / ".부산-소식.md.swp", root / "_drafts" / "초안.md", root / "notes.docx"]
+    changed = [
+        root / "2024" / ".부산-소식.md.swp",
+        root / "_drafts" / "초안.md",
+        root / "notes.docx",
+    ]
     assert again(before, root, *changed) == full(root) == before
 
 
