@@ -123,7 +123,25 @@ class _Memo:
     sources: dict[str, SourceRow]
     metas: dict[str, tuple[str, PostMeta]] = field(default_factory=dict)  # path → (json, meta)
     scan: Scan | None = None  # the content folder as that build saw it
+    settled: _Settled | None = None  # what that build made of each file
     announced: frozenset[str] = frozenset()  # post ids the store knows as announced
+
+
+@dataclass(frozen=True)
+class _Settled:
+    """Each file's outcome in a build: good posts' metadata, every hash, the problems."""
+
+    metas: dict[str, PostMeta]
+    hashes: dict[str, str]
+    problems: dict[str, list[Problem]]
+
+    def without(self, paths: Collection[str]) -> _Settled:
+        metas, hashes, problems = dict(self.metas), dict(self.hashes), dict(self.problems)
+        for path in paths:
+            metas.pop(path, None)
+            hashes.pop(path, None)
+            problems.pop(path, None)
+        return _Settled(metas, hashes, problems)
 
 
 class Builder:
@@ -179,10 +197,17 @@ class Builder:
         broken_paths = {p.path for p in scan.problems}
         lap = report.lap("scan+cache", lap)
 
-        # 1. Which files need reading, and which of those need parsing.
+        # 1. Which files need reading, and which of those need parsing. After a watcher's
+        # report, only the paths it named: the others are as the last build settled them.
+        base = memo.settled if memo is not None and scan.touched is not None else None
+        if base is not None and scan.touched is not None:
+            base = base.without(scan.touched)
+            candidates = [f for p in sorted(scan.touched) if (f := scan.find(p)) is not None]
+        else:
+            candidates = scan.files
         unchanged: list[SourceRow] = []
         to_read: list[tuple[SourceFile, str | None]] = []
-        for file in scan.files:
+        for file in candidates:
             row = cached.get(file.path)
             fresh = row is not None and row.fingerprint == self.fingerprint and not dry_run
             if fresh and row and row.size == file.size and row.mtime_ns == file.mtime_ns:
@@ -206,9 +231,12 @@ class Builder:
 
         # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
         memo_metas = memo.metas if memo is not None else {}
-        metas, rows, hashes = self._settle(
-            outcomes, unchanged, cached, report, now, dry_run, memo_metas
+        settled, rows, report.parsed = self._settle(
+            outcomes, unchanged, cached, now, dry_run, memo_metas, base or _Settled({}, {}, {})
         )
+        for found in settled.problems.values():
+            report.problems.extend(found)
+        metas, hashes = dict(settled.metas), settled.hashes
         broken_paths |= {p.path for p in report.problems}
 
         # 3. Last good versions of files that are broken now.
@@ -243,7 +271,15 @@ class Builder:
         )
         if not dry_run:
             # The store's rows are written while the worker processes render.
-            gone = sorted(set(cached) - {f.path for f in scan.files} - broken_paths)
+            if scan.touched is not None and memo is not None:
+                maybe_gone: Collection[str] = scan.touched  # the rest are as memo knows
+            else:
+                maybe_gone = set(cached) - {f.path for f in scan.files}
+            gone = sorted(
+                p
+                for p in maybe_gone
+                if p in cached and p not in broken_paths and scan.find(p) is None
+            )
             with self.store.write() as conn:
                 save_sources(conn, rows)
                 delete_sources(conn, gone)
@@ -257,7 +293,7 @@ class Builder:
                     flood_limit = max(flood_limit, len(published))
                 unknown = [m for m in published if m.id not in known]
                 report.announced = note_published(conn, unknown, now, flood_limit=flood_limit)
-                announced = known.union(m.id for m in published)
+                announced = known.union(m.id for m in unknown) if unknown else known
         renders = self._finish_render(todo, rendering, posts, hashes, report)
         report.rendered = len(renders)
         if not (dry_run or render_all):
@@ -301,6 +337,7 @@ class Builder:
             self._memo = _remember(record, cached, rows, gone, renders, memo_metas)
             self._memo.scan = scan
             self._memo.announced = announced
+            self._memo.settled = settled
         return report
 
     def _scan(self, memo: _Memo | None, changed: Collection[str] | None) -> Scan:
@@ -348,6 +385,16 @@ class Builder:
         """
         if last is None or last.outputs is None:
             return False
+        if memo is not None and scan.touched:  # a watcher's paths: one changed file says no
+            for path in scan.touched:
+                row, file = memo.sources.get(path), scan.find(path)
+                if (row is None) != (file is None) or (
+                    row is not None
+                    and file is not None
+                    and (row.size, row.mtime_ns, row.fingerprint)
+                    != (file.size, file.mtime_ns, self.fingerprint)
+                ):
+                    return False
         if last.next_publish is not None and last.next_publish <= now:
             return False
         outputs = json.loads(last.outputs)
@@ -397,21 +444,24 @@ class Builder:
         outcomes: list[tuple[Outcome, PostMeta | None]],
         unchanged: list[SourceRow],
         cached: dict[str, SourceRow],
-        report: BuildReport,
         now: datetime,
         dry_run: bool,
         known_metas: dict[str, tuple[str, PostMeta]],
-    ) -> tuple[dict[str, PostMeta], list[SourceRow], dict[str, str]]:
-        """Metadata of every good post by path, the rows to save, and every file's hash."""
+        base: _Settled,
+    ) -> tuple[_Settled, list[SourceRow], int]:
+        """What each file is now (``base``, the files not looked at, plus the outcomes and
+        the unchanged rows), the rows to save, and how many files were parsed."""
         rows: list[SourceRow] = []
         fresh: list[Outcome] = []
         parsed_metas: dict[str, PostMeta] = {}
+        settled = base
+        problems = settled.problems
         for outcome, decoded in outcomes:
             if decoded is not None:
                 parsed_metas[outcome.path] = decoded
             row = cached.get(outcome.path)
             if outcome.problem is not None:
-                report.problems.append(outcome.problem)
+                problems[outcome.path] = [outcome.problem]
                 rows.append(self._broken_row(outcome, outcome.problem, row, now))
             elif not outcome.meta_json and outcome.parsed is None and row is not None:
                 # Same bytes as cached: only the stat moved (a touch, a checkout).
@@ -420,7 +470,6 @@ class Builder:
                 unchanged.append(refreshed)
             else:
                 fresh.append(outcome)
-        report.parsed = len(fresh)
 
         # Every slug's first sighting is recorded, so removing a date later keeps it put.
         slugs = [m.slug for m in parsed_metas.values()]
@@ -432,7 +481,7 @@ class Builder:
             with self.store.write() as conn:
                 seen = first_seen_dates(conn, slugs, now)
 
-        metas: dict[str, PostMeta] = {}
+        metas = settled.metas
         for outcome in fresh:
             row = cached.get(outcome.path)
             meta = parsed_metas.get(outcome.path)
@@ -447,7 +496,7 @@ class Builder:
                     )
                 except ContentError as exc:
                     problem = Problem(outcome.path, exc.reason, exc.line)
-                    report.problems.append(problem)
+                    problems[outcome.path] = [problem]
                     rows.append(self._broken_row(outcome, problem, row, now))
                     continue
             metas[meta.source] = meta
@@ -468,11 +517,15 @@ class Builder:
                     problem_line=None,
                 )
             )
-        hashes = {row.source_path: row.content_hash for row in rows}
+        hashes = settled.hashes
+        for row in rows:
+            hashes[row.source_path] = row.content_hash
         for row in unchanged:
             hashes[row.source_path] = row.content_hash
             if row.problem is not None:
-                report.problems.append(Problem(row.source_path, row.problem, row.problem_line))
+                problems[row.source_path] = [
+                    Problem(row.source_path, row.problem, row.problem_line)
+                ]
             elif row.meta is not None:
                 known = known_metas.get(row.source_path)
                 if known is not None and known[0] == row.meta:
@@ -481,7 +534,7 @@ class Builder:
                     meta = meta_from_dict(json.loads(row.meta))
                     known_metas[row.source_path] = (row.meta, meta)
                     metas[row.source_path] = meta
-        return metas, rows, hashes
+        return settled, rows, len(fresh)
 
     def _broken_row(
         self, outcome: Outcome, problem: Problem, row: SourceRow | None, now: datetime
@@ -506,6 +559,9 @@ class Builder:
     def _without_duplicates(
         self, metas: dict[str, PostMeta], cached: dict[str, SourceRow], report: BuildReport
     ) -> list[PostMeta]:
+        values = metas.values()
+        if len({m.slug for m in values}) == len({m.id for m in values}) == len(metas):
+            return list(values)  # the usual case: nothing to choose between
         # Seniority: posts that were there with this id before the others, then by path.
         was_there: list[str] = []
         newcomers: list[str] = []
@@ -646,4 +702,6 @@ def _remember(
         rendered = sources.get(render.source_path)
         if rendered is not None:
             sources[render.source_path] = replace(rendered, render_key=render.render_key)
-    return _Memo(record, sources, {p: metas[p] for p in sources if p in metas})
+    for path in gone:
+        metas.pop(path, None)
+    return _Memo(record, sources, metas)

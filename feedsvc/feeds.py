@@ -18,6 +18,7 @@ JSON Feed ``tags``. Every date is written in UTC, to the second.
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 import uuid
@@ -100,9 +101,9 @@ def plan_feeds(metas: Iterable[PostMeta], settings: Settings) -> list[FeedSpec]:
         )
     ]
     if settings.feeds.per_category:
-        plan += _term_feeds(ordered, settings, "category", lambda m: m.categories)
+        plan += _term_feeds(ordered, settings, "category", attrgetter("categories"))
     if settings.feeds.per_tag:
-        plan += _term_feeds(ordered, settings, "tag", lambda m: m.tags)
+        plan += _term_feeds(ordered, settings, "tag", attrgetter("tags"))
     return plan
 
 
@@ -126,27 +127,35 @@ def _term_feeds(
     kind: Literal["category", "tag"],
     terms_of: Callable[[PostMeta], tuple[str, ...]],
 ) -> list[FeedSpec]:
-    posts: dict[str, list[str]] = {}
-    spellings: dict[str, dict[str, int]] = {}
-    slugs: dict[str, str] = {}  # term → slug: a site has few terms and many posts
-    for meta in ordered:
+    # Each spelling's posts (as places in ``ordered``), then the spellings of each slug:
+    # a site has few terms and many posts, so the loop over posts does as little as it can.
+    places: dict[str, list[int]] = {}
+    for place, meta in enumerate(ordered):
         for term in terms_of(meta):
-            slug = slugs.get(term)
-            if slug is None:
-                slug = slugs[term] = slugify(term)
-            if not slug:  # nothing left to name a folder with
-                continue
-            counts = spellings.setdefault(slug, {})
-            counts[term] = counts.get(term, 0) + 1
-            ids = posts.setdefault(slug, [])
-            if not ids or ids[-1] != meta.id:  # "News" and "news" on one post count once
-                ids.append(meta.id)
+            found = places.get(term)
+            if found is None:
+                places[term] = [place]
+            else:
+                found.append(place)
+    spellings: dict[str, list[str]] = {}
+    for term in places:
+        slug = slugify(term)
+        if slug:  # else nothing is left to name a folder with
+            spellings.setdefault(slug, []).append(term)
     site = settings.site
     folder = "categories" if kind == "category" else "tags"
     specs = []
-    for slug in sorted(posts):
-        # "News" and "news" share a feed; it is named after the most used spelling.
-        term = min(spellings[slug].items(), key=lambda item: (-item[1], item[0]))[0]
+    for slug in sorted(spellings):
+        terms = spellings[slug]
+        # "News" and "news" share a feed, named after the most used spelling; a post
+        # that has both (or one twice) is in it once.
+        term = min(terms, key=lambda t: (-len(places[t]), t))
+        merged: list[int] = []
+        for place in heapq.merge(*(places[t] for t in terms)):
+            if not merged or merged[-1] != place:
+                merged.append(place)
+                if len(merged) == settings.feeds.limit:
+                    break
         title = f"{site.title} – {term}" if kind == "category" else f"{site.title} – #{term}"
         specs.append(
             FeedSpec(
@@ -155,7 +164,7 @@ def _term_feeds(
                 description=site.description or title,
                 kind=kind,
                 term=term,
-                post_ids=tuple(posts[slug][: settings.feeds.limit]),
+                post_ids=tuple(ordered[p].id for p in merged),
             )
         )
     return specs

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import stat
+from bisect import bisect_left
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -29,8 +31,15 @@ class SourceFile:
 
 @dataclass(frozen=True, slots=True)
 class Scan:
-    files: list[SourceFile]
+    files: list[SourceFile]  # sorted by path
     problems: list[Problem]
+    # The paths a rescan looked at (None: the whole folder was walked).
+    touched: frozenset[str] | None = field(default=None, compare=False)
+
+    def find(self, path: str) -> SourceFile | None:
+        at = bisect_left(self.files, path, key=_PATH)
+        found = self.files[at] if at < len(self.files) else None
+        return found if found is not None and found.path == path else None
 
 
 def scan_content(root: Path, extensions: tuple[str, ...], max_bytes: int) -> Scan:
@@ -107,8 +116,9 @@ def rescan(
     base = os.path.abspath(root)
     real_root = os.path.realpath(root)
     wanted = tuple(ext.lower() for ext in extensions)
-    files = {f.path: f for f in previous.files}
+    files = list(previous.files)  # sorted by path: edited in place, a path at a time
     problems = list(previous.problems)
+    touched: set[str] = set()
     for abspath in changed:
         relative = os.path.relpath(os.path.abspath(abspath), base)
         if relative == "." or relative.startswith(".." + os.sep) or relative == "..":
@@ -117,12 +127,16 @@ def rescan(
         if any(part.startswith(".") or part == DRAFTS_DIR for part in parts):
             continue  # never a source file, whatever happened to it
         path = "/".join(parts)
-        files.pop(path, None)
+        touched.add(path)
+        at = bisect_left(files, path, key=_PATH)
+        if at < len(files) and files[at].path == path:
+            del files[at]
         problems = [p for p in problems if p.path != path]
         try:
             info = os.lstat(abspath)
         except FileNotFoundError:
-            if any(p.startswith(path + "/") for p in files):
+            below = bisect_left(files, path + "/", key=_PATH)
+            if below < len(files) and files[below].path.startswith(path + "/"):
                 return None  # a folder went away
             continue
         except OSError:
@@ -136,9 +150,13 @@ def rescan(
         if info.st_size > max_bytes:
             problems.append(_too_big(path, info.st_size, max_bytes))
             continue
-        files[path] = SourceFile(path, os.path.join(root, *parts), info.st_size, info.st_mtime_ns)
+        file = SourceFile(path, os.path.join(root, *parts), info.st_size, info.st_mtime_ns)
+        files.insert(bisect_left(files, path, key=_PATH), file)
     problems.sort(key=lambda p: p.path)
-    return Scan(sorted(files.values(), key=lambda f: f.path), problems)
+    return Scan(files, problems, frozenset(touched))
+
+
+_PATH = attrgetter("path")
 
 
 def _too_big(path: str, size: int, max_bytes: int) -> Problem:
