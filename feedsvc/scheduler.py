@@ -80,6 +80,9 @@ class Jobs:
     on_feeds: Callable[[list[str]], None] | None = None
     on_next_publish: Callable[[datetime | None], None] | None = None
     last_build: BuildReport | None = None
+    # Whether this instance leads (builds, creates and renders digests); every instance
+    # sends. Only one leads when several share a PostgreSQL store (feedsvc.leadership).
+    leading: bool = True
 
     def __post_init__(self) -> None:
         self._rebuild_wanted = asyncio.Event()
@@ -138,12 +141,13 @@ class Jobs:
         delivery (new ones and retries)."""
         report = CycleReport()
         now = self.clock.now()
-        report.due = await asyncio.to_thread(create_due_digests, self.store, self.settings, now)
-        created = report.due.created
-        if created is not None and created.deliveries:
-            log.info("digests: %d deliveries created", created.deliveries)
-        rendered = await asyncio.to_thread(render_pending, self.store, self.renderer, now)
-        report.rendered = rendered.rendered
+        if self.leading:
+            report.due = await asyncio.to_thread(create_due_digests, self.store, self.settings, now)
+            created = report.due.created
+            if created is not None and created.deliveries:
+                log.info("digests: %d deliveries created", created.deliveries)
+            rendered = await asyncio.to_thread(render_pending, self.store, self.renderer, now)
+            report.rendered = rendered.rendered
         if self.stop.is_set():
             return report
         confirmations = await asyncio.to_thread(
@@ -174,7 +178,10 @@ class Jobs:
     async def build_loop(self) -> None:
         await self._loop(self._rebuild_wanted, self._requested_rebuild, "build")
 
-    async def _requested_rebuild(self) -> BuildReport:
+    async def _requested_rebuild(self) -> BuildReport | None:
+        if not self.leading:  # the leader builds; this one walks the folder if it leads
+            self._changed, self._walk = set(), True
+            return None
         changed = None if self._walk else frozenset(self._changed)
         self._changed = set()
         try:

@@ -33,6 +33,7 @@ from feedsvc.build import Builder
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.errors import FeedsvcError
+from feedsvc.leadership import leadership_for
 from feedsvc.mailer import backend_for, renderer_for
 from feedsvc.outbox import Backend
 from feedsvc.scheduler import Jobs, Schedule, watch_content
@@ -43,6 +44,7 @@ log = logging.getLogger("feedsvc.service")
 
 EXIT_FORCED = 1  # the second signal: no grace
 SMTP_PROBE_TIMEOUT = 3.0
+LEAD_EVERY_S = 5.0  # how often a follower asks for the lead (and the leader checks it)
 
 
 class DaemonLocked(FeedsvcError):
@@ -88,12 +90,15 @@ def configure_logging(log_format: str, *, verbose: bool = False) -> None:
 # --- the lock --------------------------------------------------------------------------
 
 
-def lock_path(settings: Settings) -> Path:
-    """Next to a SQLite store's file; else in the config's folder."""
+def lock_path(settings: Settings) -> Path | None:
+    """Next to a SQLite store's file. None for PostgreSQL: several daemons may share it,
+    and agree on who leads through the database (feedsvc.leadership)."""
     url = settings.storage_url
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         return Path(url.removeprefix("sqlite:///") + ".run-lock")
-    return settings.path(Path(".feedsvc-run.lock"))
+    if url.startswith("sqlite"):
+        return settings.path(Path(".feedsvc-run.lock"))
+    return None
 
 
 class DaemonLock:
@@ -207,9 +212,11 @@ class Service:
         listen: Listen,
         *,
         schedule_options: dict[str, Any] | None = None,
+        lead_every: float = LEAD_EVERY_S,
     ) -> None:
         from feedsvc.web import create_app
 
+        self.lead_every = lead_every
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -235,6 +242,7 @@ class Service:
             on_feeds=self._feeds_changed,
         )
         self.schedule = Schedule(self.jobs, **(schedule_options or {}))
+        self.leadership = leadership_for(store)
         self.jobs.on_next_publish = self.schedule.schedule_publish
         config = uvicorn.Config(
             self.app,
@@ -246,6 +254,23 @@ class Service:
             proxy_headers=True,
         )
         self.server = _Server(config)
+
+    async def _follow_the_lead(self) -> None:
+        """Take the lead when it is free (its holder stopped or died); notice losing it."""
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=self.lead_every)
+            if self.stop.is_set():
+                return
+            leading = await asyncio.to_thread(self.leadership.try_lead)
+            if leading and not self.jobs.leading:
+                log.info("this instance leads now: it builds the feeds and creates digests")
+                self.jobs.leading = True
+                self.jobs.request_rebuild()  # the whole folder: it was not watching for us
+                self.jobs.request_cycle()
+            elif not leading and self.jobs.leading:
+                log.error("lost the lead (the store connection dropped); serving and sending")
+                self.jobs.leading = False
 
     def _feeds_changed(self, paths: list[str]) -> None:
         # The web app rereads the files at once instead of at its next check.
@@ -302,15 +327,20 @@ class Service:
             loop.add_signal_handler(signum, self.on_signal, signum)
         for warning in self.checks():
             log.warning("%s", warning)
+        self.jobs.leading = await asyncio.to_thread(self.leadership.try_lead)
+        if not self.jobs.leading:
+            log.info("another instance leads (builds, digests); this one serves and sends")
         tasks = [
             asyncio.create_task(self.jobs.build_loop(), name="build"),
             asyncio.create_task(self.jobs.cycle_loop(), name="cycle"),
             asyncio.create_task(watch_content(self.settings.content_dir, self.jobs), name="watch"),
+            asyncio.create_task(self._follow_the_lead(), name="leadership"),
         ]
         serving = asyncio.create_task(self.server.serve(), name="http")
         try:
             # The first build, then the catch-up cycle (it follows the build: new posts).
-            await self.jobs.rebuild()
+            if self.jobs.leading:
+                await self.jobs.rebuild()
             self.jobs.request_cycle()
             self.schedule.start()
             while not self.server.started and not serving.done():
@@ -332,6 +362,7 @@ class Service:
                 task.cancel()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+            self.leadership.release()
         for task in done:
             if not task.cancelled() and task.exception() is not None:
                 log.error("%s ended with an error", task.get_name(), exc_info=task.exception())

@@ -54,9 +54,12 @@ def run(obj: Context, host: str | None, port: int | None, log_format: str) -> No
 
     settings = obj.settings()
     configure_logging(log_format, verbose=logging.getLogger().level <= logging.DEBUG)
+    # SQLite: one daemon per store (a lock file). PostgreSQL: several, one leading.
+    path = lock_path(settings)
+    lock = DaemonLock(path) if path is not None else None
     try:
-        lock = DaemonLock(lock_path(settings))
-        lock.acquire()
+        if lock is not None:
+            lock.acquire()
     except DaemonLocked as exc:
         click.echo(f"feedsvc: {exc}", err=True)
         sys.exit(EXIT_LOCKED)
@@ -83,5 +86,6 @@ def run(obj: Context, host: str | None, port: int | None, log_format: str) -> No
         finally:
             store.close()
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
     sys.exit(code)
