@@ -21,26 +21,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection
-
-from feedsvc import __version__
 from feedsvc.batches import Batches, default_workers
+from feedsvc.build_memo import Memo, nothing_changed, outputs_key, remember, settings_fingerprint
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
-from feedsvc.content import to_meta
-from feedsvc.errors import ContentError
 from feedsvc.feed_cache import FeedCache, RenderCache
 from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict
 from feedsvc.output import write_feed_files
 from feedsvc.reading import (
-    AssetSizes,
     Outcome,
     decoded_meta,
     import_renderers,
-    meta_json_of,
     parse_batch,
     render_batch,
 )
+from feedsvc.settle import Settled, Settling
 from feedsvc.sources import Scan, SourceFile, rescan, scan_content
 from feedsvc.storage import Store
 from feedsvc.storage.digests import any_announced, note_published
@@ -49,12 +44,9 @@ from feedsvc.storage.posts import (
     Render,
     SourceRow,
     delete_sources,
-    first_seen_dates,
     last_build,
     load_renders,
     load_sources,
-    load_stats,
-    peek_first_seen,
     record_build,
     save_renders,
     save_sources,
@@ -100,55 +92,11 @@ class BuildReport:
         return sum(1 for p in self.problems if p.severity is Severity.WARNING)
 
 
-def settings_fingerprint(settings: Settings) -> str:
-    """Hash of everything a parse or render depends on besides the file's bytes."""
-    relevant = {
-        "version": __version__,
-        "hash": "sha256",
-        "site": settings.site.model_dump(mode="json"),
-        "content": settings.content.model_dump(mode="json"),
-        "assets": str(settings.assets_dir),
-    }
-    blob = json.dumps(relevant, sort_keys=True).encode()
-    return hashlib.blake2b(blob, digest_size=16).hexdigest()
-
-
-@dataclass
-class _Memo:
-    """What the last build of this Builder left in the store, kept between builds (the
-    daemon builds again and again): the source rows and their decoded metadata. Valid only
-    while the store's last build record is the one this Builder wrote."""
-
-    record: BuildRecord
-    sources: dict[str, SourceRow]
-    metas: dict[str, tuple[str, PostMeta]] = field(default_factory=dict)  # path → (json, meta)
-    scan: Scan | None = None  # the content folder as that build saw it
-    settled: _Settled | None = None  # what that build made of each file
-    announced: frozenset[str] = frozenset()  # post ids the store knows as announced
-
-
-@dataclass(frozen=True)
-class _Settled:
-    """Each file's outcome in a build: good posts' metadata, every hash, the problems."""
-
-    metas: dict[str, PostMeta]
-    hashes: dict[str, str]
-    problems: dict[str, list[Problem]]
-
-    def without(self, paths: Collection[str]) -> _Settled:
-        metas, hashes, problems = dict(self.metas), dict(self.hashes), dict(self.problems)
-        for path in paths:
-            metas.pop(path, None)
-            hashes.pop(path, None)
-            problems.pop(path, None)
-        return _Settled(metas, hashes, problems)
-
-
 class Builder:
     """Runs builds for one site and store; ``feedsvc build``, ``check`` and the daemon use it.
 
-    A Builder that builds again reuses what it read the last time (see :class:`_Memo`)
-    unless another process has built on the store in the meantime.
+    A Builder that builds again reuses what it read the last time (see
+    :class:`~feedsvc.build_memo.Memo`) unless another process has built on the store since.
     """
 
     def __init__(self, settings: Settings, store: Store, clock: Clock, workers: int | None = None):
@@ -157,14 +105,15 @@ class Builder:
         self.clock = clock
         self.workers = default_workers() if workers is None else workers
         self.fingerprint = settings_fingerprint(settings)
-        self._memo: _Memo | None = None
+        self._memo: Memo | None = None
+        self._settling = Settling(settings, store, self.fingerprint)
         # A builder that builds again (the daemon) re-renders only the feeds whose posts
         # changed, and keeps the rendered posts those feeds show.
         self._feeds = FeedCache()
         self._renders = RenderCache()
         self._output_stats: dict[str, list[int]] = {}  # feed file → [size, mtime_ns]
 
-    def _remembered(self, last: BuildRecord | None) -> _Memo | None:
+    def _remembered(self, last: BuildRecord | None) -> Memo | None:
         memo = self._memo
         return memo if memo is not None and last == memo.record else None
 
@@ -189,7 +138,9 @@ class Builder:
             memo = self._remembered(last)
             scan = self._scan(memo, None if dry_run else changed)
             report.files = len(scan.files)
-            if not (dry_run or render_all) and self._nothing_changed(scan, conn, last, now, memo):
+            if not (dry_run or render_all) and nothing_changed(
+                settings, self.fingerprint, scan, conn, last, now, memo
+            ):
                 return self._repeat(report, last, lap, scan)
             cached = dict(memo.sources) if memo is not None else load_sources(conn)
         self._memo = None  # rebuilt below once this build is recorded
@@ -231,8 +182,8 @@ class Builder:
 
         # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
         memo_metas = memo.metas if memo is not None else {}
-        settled, rows, report.parsed = self._settle(
-            outcomes, unchanged, cached, now, dry_run, memo_metas, base or _Settled({}, {}, {})
+        settled, rows, report.parsed = self._settling.settle(
+            outcomes, unchanged, cached, now, dry_run, memo_metas, base or Settled({}, {}, {})
         )
         for found in settled.problems.values():
             report.problems.extend(found)
@@ -246,7 +197,7 @@ class Builder:
                 metas[path] = meta_from_dict(json.loads(row.meta))
 
         # 4. Duplicates: the post that was there first keeps its slug/id.
-        live = self._without_duplicates(metas, cached, report)
+        live = self._settling.without_duplicates(metas, cached, report.problems)
         eligible = [m for m in live if not m.draft]
         # The same instant in the zone of the posts' dates: comparing datetimes that share
         # a tzinfo object is ~20× cheaper than across zones, and the answer is the same.
@@ -334,13 +285,13 @@ class Builder:
             record = _record(report)
             with self.store.write() as conn:
                 record_build(conn, record)
-            self._memo = _remember(record, cached, rows, gone, renders, memo_metas)
+            self._memo = remember(record, cached, rows, gone, renders, memo_metas)
             self._memo.scan = scan
             self._memo.announced = announced
             self._memo.settled = settled
         return report
 
-    def _scan(self, memo: _Memo | None, changed: Collection[str] | None) -> Scan:
+    def _scan(self, memo: Memo | None, changed: Collection[str] | None) -> Scan:
         """The content folder now: the last build's scan with ``changed`` looked at again,
         when this builder has one it can trust; otherwise a full walk."""
         content = self.settings.content
@@ -350,12 +301,6 @@ class Builder:
             if scan is not None:
                 return scan
         return scan_content(folder, content.extensions, content.max_bytes)
-
-    def _outputs_key(self) -> str:
-        """What the feed files depend on besides the posts: content and feed settings."""
-        feeds = self.settings.feeds.model_dump(mode="json")
-        blob = json.dumps([self.fingerprint, feeds, str(self.settings.output_dir)], sort_keys=True)
-        return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
     def _outputs(self, files: dict[str, bytes], only: Collection[str] | None) -> str:
         """The outputs record of this build: its key and each feed file's size and mtime.
@@ -368,57 +313,7 @@ class Builder:
                 known = [info.st_size, info.st_mtime_ns]
             stats[rel] = known
         self._output_stats = stats
-        return json.dumps({"key": self._outputs_key(), "files": stats})
-
-    def _nothing_changed(
-        self,
-        scan: Scan,
-        conn: Connection,
-        last: BuildRecord | None,
-        now: datetime,
-        memo: _Memo | None,
-    ) -> bool:
-        """True when the last build's feeds are still exactly right, without reading posts.
-
-        Same settings, the same files with the same size and mtime, no scheduled post
-        come due, and every feed file still as that build left it.
-        """
-        if last is None or last.outputs is None:
-            return False
-        if memo is not None and scan.touched:  # a watcher's paths: one changed file says no
-            for path in scan.touched:
-                row, file = memo.sources.get(path), scan.find(path)
-                if (row is None) != (file is None) or (
-                    row is not None
-                    and file is not None
-                    and (row.size, row.mtime_ns, row.fingerprint)
-                    != (file.size, file.mtime_ns, self.fingerprint)
-                ):
-                    return False
-        if last.next_publish is not None and last.next_publish <= now:
-            return False
-        outputs = json.loads(last.outputs)
-        if outputs.get("key") != self._outputs_key():
-            return False
-        if not {p.path for p in scan.problems} <= {p.path for p in last.problems}:
-            return False
-        if memo is not None:  # the rows as this builder's last build left them
-            stats = {p: (r.size, r.mtime_ns, r.fingerprint) for p, r in memo.sources.items()}
-        else:
-            stats = load_stats(conn)
-        if len(stats) != len(scan.files):
-            return False
-        for file in scan.files:
-            if stats.get(file.path) != (file.size, file.mtime_ns, self.fingerprint):
-                return False
-        for rel, (size, mtime_ns) in outputs["files"].items():
-            try:
-                info = (self.settings.output_dir / rel).stat()
-            except OSError:
-                return False
-            if (info.st_size, info.st_mtime_ns) != (size, mtime_ns):
-                return False
-        return True
+        return json.dumps({"key": outputs_key(self.settings, self.fingerprint), "files": stats})
 
     def _repeat(
         self, report: BuildReport, last: BuildRecord | None, lap: float, scan: Scan
@@ -438,168 +333,6 @@ class Builder:
             self._memo.record = record  # nothing changed: the rows are still the store's
             self._memo.scan = scan
         return report
-
-    def _settle(
-        self,
-        outcomes: list[tuple[Outcome, PostMeta | None]],
-        unchanged: list[SourceRow],
-        cached: dict[str, SourceRow],
-        now: datetime,
-        dry_run: bool,
-        known_metas: dict[str, tuple[str, PostMeta]],
-        base: _Settled,
-    ) -> tuple[_Settled, list[SourceRow], int]:
-        """What each file is now (``base``, the files not looked at, plus the outcomes and
-        the unchanged rows), the rows to save, and how many files were parsed."""
-        rows: list[SourceRow] = []
-        fresh: list[Outcome] = []
-        parsed_metas: dict[str, PostMeta] = {}
-        settled = base
-        problems = settled.problems
-        for outcome, decoded in outcomes:
-            if decoded is not None:
-                parsed_metas[outcome.path] = decoded
-            row = cached.get(outcome.path)
-            if outcome.problem is not None:
-                problems[outcome.path] = [outcome.problem]
-                rows.append(self._broken_row(outcome, outcome.problem, row, now))
-            elif not outcome.meta_json and outcome.parsed is None and row is not None:
-                # Same bytes as cached: only the stat moved (a touch, a checkout).
-                refreshed = replace(row, size=outcome.size, mtime_ns=outcome.mtime_ns)
-                rows.append(refreshed)
-                unchanged.append(refreshed)
-            else:
-                fresh.append(outcome)
-
-        # Every slug's first sighting is recorded, so removing a date later keeps it put.
-        slugs = [m.slug for m in parsed_metas.values()]
-        slugs += [o.parsed.slug for o in fresh if o.parsed]
-        if dry_run:
-            with self.store.read() as conn:
-                seen = peek_first_seen(conn, slugs)
-        else:
-            with self.store.write() as conn:
-                seen = first_seen_dates(conn, slugs, now)
-
-        metas = settled.metas
-        for outcome in fresh:
-            row = cached.get(outcome.path)
-            meta = parsed_metas.get(outcome.path)
-            if meta is None:
-                assert outcome.parsed is not None
-                try:
-                    meta = to_meta(
-                        outcome.parsed,
-                        self.settings,
-                        first_seen=seen.get(outcome.parsed.slug, now),
-                        asset_size=AssetSizes(self.settings),
-                    )
-                except ContentError as exc:
-                    problem = Problem(outcome.path, exc.reason, exc.line)
-                    problems[outcome.path] = [problem]
-                    rows.append(self._broken_row(outcome, problem, row, now))
-                    continue
-            metas[meta.source] = meta
-            rows.append(
-                SourceRow(
-                    source_path=meta.source,
-                    post_id=meta.id,
-                    slug=meta.slug,
-                    size=outcome.size,
-                    mtime_ns=outcome.mtime_ns,
-                    content_hash=outcome.content_hash,
-                    fingerprint=self.fingerprint,
-                    first_seen=seen.get(meta.slug, now),
-                    published=meta.published,
-                    meta=outcome.meta_json or meta_json_of(meta),
-                    render_key=row.render_key if row else None,
-                    problem=None,
-                    problem_line=None,
-                )
-            )
-        hashes = settled.hashes
-        for row in rows:
-            hashes[row.source_path] = row.content_hash
-        for row in unchanged:
-            hashes[row.source_path] = row.content_hash
-            if row.problem is not None:
-                problems[row.source_path] = [
-                    Problem(row.source_path, row.problem, row.problem_line)
-                ]
-            elif row.meta is not None:
-                known = known_metas.get(row.source_path)
-                if known is not None and known[0] == row.meta:
-                    metas[row.source_path] = known[1]
-                else:
-                    meta = meta_from_dict(json.loads(row.meta))
-                    known_metas[row.source_path] = (row.meta, meta)
-                    metas[row.source_path] = meta
-        return settled, rows, len(fresh)
-
-    def _broken_row(
-        self, outcome: Outcome, problem: Problem, row: SourceRow | None, now: datetime
-    ) -> SourceRow:
-        """The row of a file that cannot be a post now; its last good version stays."""
-        return SourceRow(
-            source_path=outcome.path,
-            post_id=row.post_id if row else None,
-            slug=row.slug if row else None,
-            size=outcome.size,
-            mtime_ns=outcome.mtime_ns,
-            content_hash=outcome.content_hash,
-            fingerprint=self.fingerprint,
-            first_seen=row.first_seen if row else now,
-            published=row.published if row else None,
-            meta=row.meta if row else None,
-            render_key=row.render_key if row else None,
-            problem=problem.reason,
-            problem_line=problem.line,
-        )
-
-    def _without_duplicates(
-        self, metas: dict[str, PostMeta], cached: dict[str, SourceRow], report: BuildReport
-    ) -> list[PostMeta]:
-        values = metas.values()
-        if len({m.slug for m in values}) == len({m.id for m in values}) == len(metas):
-            return list(values)  # the usual case: nothing to choose between
-        # Seniority: posts that were there with this id before the others, then by path.
-        was_there: list[str] = []
-        newcomers: list[str] = []
-        for path, meta in metas.items():
-            row = cached.get(path)
-            if row is not None and row.post_id == meta.id and row.meta is not None:
-                was_there.append(path)
-            else:
-                newcomers.append(path)
-        was_there.sort()
-        newcomers.sort()
-        taken_slug: dict[str, str] = {}
-        taken_id: dict[str, str] = {}
-        live: list[PostMeta] = []
-        for path in was_there + newcomers:
-            meta = metas[path]
-            if meta.slug in taken_slug:
-                report.problems.append(
-                    Problem(
-                        meta.source,
-                        f"duplicate slug {meta.slug!r}: {taken_slug[meta.slug]} already uses it; "
-                        "give this post its own `slug:` in the front matter",
-                    )
-                )
-                continue
-            if meta.id in taken_id:
-                report.problems.append(
-                    Problem(
-                        meta.source,
-                        f"duplicate id {meta.id!r}: {taken_id[meta.id]} already uses it; "
-                        "give this post its own `id:` (or permalink)",
-                    )
-                )
-                continue
-            taken_slug[meta.slug] = meta.source
-            taken_id[meta.id] = meta.source
-            live.append(meta)
-        return live
 
     def _render_key(self, content_hash: str) -> str:
         """What a stored render was made from: the file's bytes and the settings."""
@@ -682,26 +415,3 @@ def _record(report: BuildReport) -> BuildRecord:
         next_publish=report.next_publish,
         outputs=report.outputs,
     )
-
-
-def _remember(
-    record: BuildRecord,
-    cached: dict[str, SourceRow],
-    rows: list[SourceRow],
-    gone: list[str],
-    renders: list[Render],
-    metas: dict[str, tuple[str, PostMeta]],
-) -> _Memo:
-    """The store's source rows as this build left them, for the builder's next build."""
-    sources = cached
-    for row in rows:
-        sources[row.source_path] = row
-    for path in gone:
-        sources.pop(path, None)
-    for render in renders:
-        rendered = sources.get(render.source_path)
-        if rendered is not None:
-            sources[render.source_path] = replace(rendered, render_key=render.render_key)
-    for path in gone:
-        metas.pop(path, None)
-    return _Memo(record, sources, metas)
