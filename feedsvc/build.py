@@ -26,13 +26,13 @@ from feedsvc.build_memo import Memo, nothing_changed, outputs_key, remember, set
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.feed_cache import FeedCache, RenderCache
+from feedsvc.head_start import HeadStart, parse_batches
 from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict
 from feedsvc.output import write_feed_files
 from feedsvc.reading import (
     Outcome,
     decoded_meta,
     import_renderers,
-    parse_batch,
     render_batch,
 )
 from feedsvc.settle import Settled, Settling
@@ -54,9 +54,8 @@ from feedsvc.storage.posts import (
 
 log = logging.getLogger("feedsvc.build")
 
-# Below this many items, worker processes cost more than they save (a parse is ~0.1 ms,
-# a render ~0.5 ms; forking the pool costs ~20 ms).
-PARSE_THRESHOLD = 400
+# Below this many posts, worker processes cost more than they save (a render is ~0.5 ms;
+# forking the pool costs ~20 ms). Parsing has its own (feedsvc.head_start).
 RENDER_THRESHOLD = 64
 
 
@@ -123,11 +122,13 @@ class Builder:
         dry_run: bool = False,
         render_all: bool = False,
         changed: Collection[str] | None = None,
+        head_start: HeadStart | None = None,
     ) -> BuildReport:
         """Publish what is good and report the rest. ``dry_run`` writes nothing (``check``).
 
         ``changed``: the only paths that may have changed since this builder's last build
         (from a watcher); the folder is walked again when that cannot be trusted.
+        ``head_start``: the parse of a new store, started before the store was opened.
         """
         settings = self.settings
         now = self.clock.now()
@@ -136,13 +137,19 @@ class Builder:
         with self.store.read() as conn:
             last = last_build(conn)
             memo = self._remembered(last)
-            scan = self._scan(memo, None if dry_run else changed)
+            cached = dict(memo.sources) if memo is not None else load_sources(conn)
+            if head_start is not None and (cached or last is not None or dry_run):
+                head_start.drop()  # the store is not as new as it looked
+                head_start = None
+            if head_start is not None:
+                scan = head_start.scan
+            else:
+                scan = self._scan(memo, None if dry_run else changed)
             report.files = len(scan.files)
             if not (dry_run or render_all) and nothing_changed(
                 settings, self.fingerprint, scan, conn, last, now, memo
             ):
                 return self._repeat(report, last, lap, scan)
-            cached = dict(memo.sources) if memo is not None else load_sources(conn)
         self._memo = None  # rebuilt below once this build is recorded
         report.problems.extend(scan.problems)
         broken_paths = {p.path for p in scan.problems}
@@ -158,22 +165,18 @@ class Builder:
             candidates = scan.files
         unchanged: list[SourceRow] = []
         to_read: list[tuple[SourceFile, str | None]] = []
-        for file in candidates:
+        for file in candidates if head_start is None else ():
             row = cached.get(file.path)
             fresh = row is not None and row.fingerprint == self.fingerprint and not dry_run
             if fresh and row and row.size == file.size and row.mtime_ns == file.mtime_ns:
                 unchanged.append(row)
             else:
                 to_read.append((file, row.content_hash if fresh and row else None))
-        parsing = Batches(
-            parse_batch,
-            settings,
-            to_read,
-            workers=self.workers,
-            threshold=PARSE_THRESHOLD,
+        if head_start is not None:  # nothing cached: every file, parsing already
+            parsing = head_start.parsing
+        else:
             # A little under a fair share: the main process also decodes every result.
-            main_share=0.8 / self.workers,
-        )
+            parsing = parse_batches(settings, to_read, self.workers, 0.8)
         import_renderers()  # while the workers parse, not on the unchanged-site path
         outcomes: list[tuple[Outcome, PostMeta | None]] = []
         for chunk in parsing.chunks():

@@ -110,6 +110,7 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 
 
 def _builder(settings: Settings) -> Any:
+    """A Builder on the opened store (imports the build pipeline and SQLAlchemy)."""
     from feedsvc.build import Builder
     from feedsvc.clock import SystemClock
 
@@ -120,9 +121,12 @@ def _builder(settings: Settings) -> Any:
 @click.pass_obj
 def build(obj: Context) -> None:
     """Publish every good post to the feeds; report the files that have problems."""
+    from feedsvc.head_start import head_start
+
     started = time.perf_counter()
     settings = obj.settings()
-    report = _builder(settings).build()
+    early = head_start(settings)  # a new store: parse while the rest is imported
+    report = _builder(settings).build(head_start=early)
     _print_problems(report.problems)
     for phase, seconds in report.timings.items():
         logging.getLogger("feedsvc.build").debug("%s: %.3f s", phase, seconds)

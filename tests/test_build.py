@@ -12,6 +12,7 @@ import feedparser
 import pytest
 
 from feedsvc import build as build_module
+from feedsvc import head_start as head_start_module
 from feedsvc.build import Builder
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
@@ -269,7 +270,7 @@ def test_unsupported_liquid_is_a_warning_not_an_error(site: Site) -> None:
 def test_worker_processes_give_the_same_feeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(build_module, "PARSE_THRESHOLD", 2)
+    monkeypatch.setattr(head_start_module, "PARSE_THRESHOLD", 2)
     monkeypatch.setattr(build_module, "RENDER_THRESHOLD", 2)
     outputs = []
     for workers in (1, 2):
@@ -495,3 +496,42 @@ def test_a_deleted_feed_file_comes_back_on_the_next_full_build(site: Site) -> No
     builder.build(changed=[str(site.content / "a.md")])  # writes only what it re-rendered
     builder.build()  # the periodic rescan
     assert (site.root / "public" / "atom.xml").exists()
+
+
+def test_a_new_stores_parse_started_early_gives_the_same_feeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`feedsvc build` on a new store parses before opening it; the feeds are the same."""
+    monkeypatch.setattr(head_start_module, "PARSE_THRESHOLD", 2)
+    outputs = []
+    for early in (False, True):
+        site = Site(tmp_path / f"early-{early}")
+        site.store.close()
+        Path(site.settings.storage_url.removeprefix("sqlite:///")).unlink()
+        for i in range(30):
+            site.write(f"2024-02-{i % 28 + 1:02d}-글-{i}.md", post(f"글 {i}", date=None))
+        started = head_start_module.head_start(site.settings) if early else None
+        assert (started is not None) == early
+        site.store = open_store(site.settings.storage_url)
+        report = Builder(site.settings, site.store, site.clock, workers=2).build(head_start=started)
+        assert report.parsed == 30
+        outputs.append((site.root / "public" / "feed.xml").read_bytes())
+    assert outputs[0] == outputs[1]
+
+
+def test_a_head_start_is_dropped_when_the_store_knew_the_files(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(head_start_module, "PARSE_THRESHOLD", 2)
+    for i in range(5):
+        site.write(f"{i}.md", post(f"글 {i}", date=f"2024-01-0{i + 1}"))
+    site.build()
+    assert not head_start_module.new_store(site.settings.storage_url)
+    site.write("0.md", post("고친 글", date="2024-01-01"))
+    scan_only = head_start_module.head_start(
+        make_settings(site.root, storage={"url": f"sqlite:///{site.root / 'new.db'}"})
+    )
+    assert scan_only is not None  # as if the file had been missing a moment ago
+    report = Builder(site.settings, site.store, site.clock, workers=2).build(head_start=scan_only)
+    assert report.parsed == 1  # the store's cache was used, the head start dropped
+    assert "고친 글" in site.titles()
