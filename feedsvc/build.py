@@ -38,7 +38,6 @@ from feedsvc.reading import (
 from feedsvc.settle import Settled, Settling
 from feedsvc.sources import Scan, SourceFile, rescan, scan_content
 from feedsvc.storage import Store
-from feedsvc.storage.digests import any_announced, note_published
 from feedsvc.storage.posts import (
     BuildRecord,
     Render,
@@ -224,6 +223,9 @@ class Builder:
             [by_id[i] for i in sorted(needed_ids)], hashes, broken_paths, reuse=not dry_run
         )
         if not dry_run:
+            # Imported here, while the workers work (it brings email-validator along).
+            from feedsvc.storage.digests import any_announced, note_published
+
             # The store's rows are written while the worker processes render.
             if scan.touched is not None and memo is not None:
                 maybe_gone: Collection[str] = scan.touched  # the rest are as memo knows
