@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -213,6 +214,29 @@ class DeliverySettings(_Section):
     shutdown_grace: Duration = timedelta(seconds=30)
     smtp: SmtpSettings = SmtpSettings()
     dkim: DkimSettings = DkimSettings()
+    # Beyond SPEC §9: the retry schedule (Postfix's minimal_backoff_time and
+    # maximal_backoff_time), the claim lease, the per-connection message limit, and how
+    # many processes `feedsvc digest send` sends from.
+    min_backoff: Duration = timedelta(minutes=5)
+    max_backoff: Duration = timedelta(hours=1)
+    lease: Duration = timedelta(minutes=5)
+    messages_per_connection: int = Field(default=500, gt=0)
+    workers: int = Field(default=1, gt=0, le=16)
+
+    @field_validator("min_backoff", "max_backoff", "lease")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("expected a duration above zero, such as 5m")
+        return value
+
+    @field_validator("max_backoff")
+    @classmethod
+    def _not_below_min(cls, value: timedelta, info: ValidationInfo) -> timedelta:
+        low = info.data.get("min_backoff")
+        if low is not None and value < low:
+            raise ValueError(f"expected at least delivery.min_backoff ({low.total_seconds():g} s)")
+        return value
 
 
 class ServerSettings(_Section):

@@ -36,7 +36,7 @@ from feedsvc.storage.confirmations import (
     mark_confirmation,
     queue_confirmation,
 )
-from feedsvc.storage.digests import Claimed
+from feedsvc.storage.delivery_claims import Claimed
 from feedsvc.storage.subscriptions import sign_up
 from feedsvc.tokens import Purpose, Tokens
 

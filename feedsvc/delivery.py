@@ -6,7 +6,12 @@ One task claims batches of due rows with a lease and commits; ``delivery.concurr
 workers, each owning one :class:`~feedsvc.smtp.SmtpConnection`, take messages from the
 queue, one token each from the process-wide bucket (``delivery.rate``), and talk SMTP with
 no transaction open; a flusher writes their outcomes in batches. The store is only ever
-touched from a thread (``asyncio.to_thread``), one call at a time.
+touched from a thread (``asyncio.to_thread``), one call at a time. A worker that finds the
+next message already waiting hands it to its connection with the current one, so that
+its envelope can be pipelined with the current message's final dot.
+
+Other processes may send from the same store at the same time (`delivery.workers`,
+:mod:`feedsvc.delivery_workers`; a daemon and a command): claims keep them apart.
 
 If the process dies, the rows it held stay ``sending`` until their lease runs out, then
 any sender takes them again with the same bytes: nothing is lost, and only messages that
@@ -19,23 +24,26 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.pacing import RetryPolicy, TokenBucket
 from feedsvc.smtp import Attempt, SendingPaused, SmtpConnection, SmtpOptions, Verdict
 from feedsvc.storage import Store
-from feedsvc.storage.deliveries import Claim, Outcome, Result, claim_due, record_outcomes
+from feedsvc.storage.delivery_claims import Claim, claim_due
+from feedsvc.storage.delivery_outcomes import PAUSED, Outcome, Result, record_outcomes
 
 log = logging.getLogger("feedsvc.delivery")
+T = TypeVar("T")
 
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(minutes=5)  # delivery.lease
 MAX_BATCH = 500
 FLUSH_EVERY = 0.2  # seconds between writes of outcomes
-FLUSH_SIZE = 1000
+IDLE = 0.05  # seconds between looks for rows while more are being rendered
 
 
 @dataclass
@@ -49,10 +57,23 @@ class SendReport:
     released: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     paused: str | None = None
+    # What went wrong beside the replies (a sender process that died).
+    problems: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
         return self.sent + self.retried + self.failed
+
+    def add(self, other: SendReport) -> None:
+        """Count ``other``'s run (another process's) in this one."""
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        self.bounced += other.bounced
+        self.released += other.released
+        self.errors.update(other.errors)
+        self.paused = self.paused or other.paused
+        self.problems += other.problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +92,15 @@ class Pace:
         return max(self.concurrency * 2, min(MAX_BATCH, int(self.rate * 5)))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Pace:
+    def from_settings(cls, settings: Settings, *, share: int = 1) -> Pace:
+        """``delivery.*``; ``share``: how many processes split ``delivery.rate``."""
         d = settings.delivery
         return cls(
             concurrency=d.concurrency,
-            rate=d.rate,
+            rate=d.rate / share,
+            lease=d.lease,
             bounce_limit=d.bounce_limit,
-            policy=RetryPolicy(max_age=d.max_age),
+            policy=RetryPolicy.from_settings(settings),
         )
 
 
@@ -116,7 +139,9 @@ class _Run:
         pace: Pace,
         on_progress: Callable[[SendReport], None] | None,
         stop: asyncio.Event | None,
+        more_coming: Callable[[], bool] | None = None,
     ) -> None:
+        self.more_coming = more_coming
         self.store = store
         self.options = options
         self.clock = clock
@@ -134,7 +159,9 @@ class _Run:
         return self.report.paused is not None or self.stop.is_set()
 
     def _halt_reason(self) -> str:
-        return self.report.paused or "sending stopped before this message was tried"
+        if self.report.paused is not None:
+            return PAUSED + self.report.paused
+        return "sending stopped before this message was tried"
 
     async def claim(self) -> list[Claim]:
         def work() -> list[Claim]:
@@ -177,29 +204,56 @@ class _Run:
         if outcome.error and outcome.result is not Result.RELEASED:
             r.errors[outcome.error.partition(": ")[2] or outcome.error] += 1
 
+    def _next_at_hand(self) -> tuple[Claim | None, bool]:
+        """The next message for this connection if one is waiting already (else None),
+        and whether its token is taken: then its envelope can go out with this message."""
+        if self.queue.empty() or self.halted():
+            return None, False
+        claim = self.queue.get_nowait()
+        if claim is None:  # the end: let the next get() see it
+            self.queue.put_nowait(None)
+            return None, False
+        return claim, self.bucket.try_take()
+
     async def worker(self, connection: SmtpConnection) -> None:
         try:
-            while (claim := await self.queue.get()) is not None:
+            claim = await self.queue.get()
+            paid = False  # whether claim's token is taken already
+            while claim is not None:
                 if self.halted():
                     self.note(_released(claim, self._halt_reason()))
+                    claim, paid = await self.queue.get(), False
                     continue
-                await self.bucket.take()
-                try:
-                    attempt = await connection.send(claim.message)
-                except SendingPaused as exc:
-                    if self.report.paused is None:
-                        self.report.paused = str(exc)
-                        log.error("%s", exc)
-                    self.note(_released(claim, str(exc)))
-                    continue
-                except Exception as exc:
-                    # A bug, not a reply: keep the row (due again at once) and say so.
-                    log.exception("sending delivery %d failed", claim.message.delivery_id)
-                    self.note(_released(claim, f"internal error: {exc!r}"))
-                    continue
-                self.note(outcome_of(claim, attempt, self.clock.now(), self.pace.policy))
+                if not paid:
+                    await self.bucket.take()
+                after, after_paid = self._next_at_hand()
+                await self.attempt(connection, claim, after if after_paid else None)
+                if after is None:
+                    claim, paid = await self.queue.get(), False
+                else:
+                    claim, paid = after, after_paid
         finally:
             await connection.quit()
+
+    async def attempt(self, connection: SmtpConnection, claim: Claim, then: Claim | None) -> None:
+        """Send one claimed message and note its outcome (``then``: the next one on this
+        connection, whose envelope may go out with it)."""
+        try:
+            attempt = await connection.send(claim.message, None if then is None else then.message)
+        except SendingPaused as exc:
+            if self.report.paused is None:
+                self.report.paused = str(exc)
+                log.error("%s", exc)
+            self.note(_released(claim, PAUSED + str(exc)))
+            return
+        except Exception as exc:
+            # A bug, not a reply: keep the row (due again at once), start the connection
+            # afresh, and say so.
+            log.exception("sending delivery %d failed", claim.message.delivery_id)
+            connection.close()
+            self.note(_released(claim, f"internal error: {exc!r}"))
+            return
+        self.note(outcome_of(claim, attempt, self.clock.now(), self.pace.policy))
 
     async def flusher(self) -> None:
         while not self.flushed.is_set():
@@ -218,7 +272,12 @@ class _Run:
             while not self.halted():
                 claims = await self.claim()
                 if not claims:
-                    break
+                    if self.more_coming is None or not self.more_coming():
+                        break
+                    # Rows are still being rendered (by another process): look again soon.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), IDLE)
+                    continue
                 for index, claim in enumerate(claims):
                     if self.halted():
                         for left in claims[index:]:
@@ -243,11 +302,16 @@ async def deliver_pending(
     *,
     on_progress: Callable[[SendReport], None] | None = None,
     stop: asyncio.Event | None = None,
+    more_coming: Callable[[], bool] | None = None,
 ) -> SendReport:
     """Send every due row over ``pace.concurrency`` pooled connections until none is due,
     sending is paused (authentication or TLS: ``report.paused`` says why) or ``stop`` is
-    set (the messages in flight finish; the rest are released for the next run)."""
-    return await _Run(store, options, clock, pace, on_progress, stop).run()
+    set (the messages in flight finish; the rest are released for the next run).
+
+    ``more_coming``: while it says so, no row due means "not yet" (another process is
+    still rendering): look again every ``IDLE`` seconds instead of returning.
+    """
+    return await _Run(store, options, clock, pace, on_progress, stop, more_coming).run()
 
 
 def send_due(
@@ -256,11 +320,20 @@ def send_due(
     clock: Clock,
     *,
     on_progress: Callable[[SendReport], None] | None = None,
+    share: int = 1,
 ) -> SendReport:
-    """:func:`deliver_pending` with ``delivery.*`` from ``settings`` (blocking)."""
+    """:func:`deliver_pending` with ``delivery.*`` from ``settings`` (blocking);
+    ``share``: how many processes are sending (they split ``delivery.rate``)."""
     options = SmtpOptions.from_settings(settings)
-    return asyncio.run(
-        deliver_pending(
-            store, options, clock, Pace.from_settings(settings), on_progress=on_progress
-        )
-    )
+    pace = Pace.from_settings(settings, share=share)
+    return run_loop(deliver_pending(store, options, clock, pace, on_progress=on_progress))
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on uvloop where it is installed (a few percent less CPU a message),
+    else on asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return asyncio.run(main)
+    return uvloop.run(main)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,10 +32,11 @@ from feedsvc.models import SubscriberStatus
 from feedsvc.outbox import Backend, DeliveryError, OutboxBackend
 from feedsvc.pacing import RetryPolicy
 from feedsvc.storage import Store
-from feedsvc.storage.deliveries import Outcome, Result, claim_due, record_outcomes
+from feedsvc.storage.delivery_claims import cancel_deliveries, claim_due
+from feedsvc.storage.delivery_messages import RenderJob, render_jobs, save_rendered
+from feedsvc.storage.delivery_outcomes import Outcome, Result, record_outcomes
 from feedsvc.storage.digests import (
     Created,
-    cancel_deliveries,
     create_digests,
     live_metas,
     load_announced,
@@ -44,8 +46,6 @@ from feedsvc.storage.digests import (
     lock_digest_creation,
     note_published,
     oldest_cursor,
-    render_jobs,
-    save_rendered,
 )
 from feedsvc.templating import environment
 from feedsvc.tokens import Purpose, Tokens, tokens_for
@@ -54,7 +54,7 @@ log = logging.getLogger("feedsvc.digests")
 
 RENDER_BATCH = 1000
 SEND_BATCH = 100
-LEASE = timedelta(minutes=5)
+LEASE = timedelta(minutes=5)  # delivery.lease
 _TEMPLATE_CACHE = 64
 
 
@@ -190,35 +190,61 @@ def render_pending(
     store: Store, renderer: Renderer, now: datetime, *, batch: int = RENDER_BATCH
 ) -> Rendered:
     """Render every pending delivery that has no bytes yet; cancel those whose subscriber
-    left, or whose posts were all removed, in the meantime."""
+    left, or whose posts were all removed, in the meantime.
+
+    Each batch is written (one transaction) in a thread while the next one renders: the
+    writes are mostly waiting on the disk, a megabyte or more per batch.
+    """
     report = Rendered()
     after = 0
-    while True:
-        with store.read() as conn:
-            jobs = render_jobs(conn, limit=batch, after_id=after)
-        if not jobs:
-            return report
-        after = jobs[-1].delivery_id
-        done: list[tuple[int, str, bytes]] = []
-        left: list[int] = []
-        gone: list[int] = []
-        for job in jobs:
-            if job.status is not SubscriberStatus.ACTIVE:
-                left.append(job.delivery_id)
-                continue
-            template = renderer.template(store, job.digest_id, now)
-            if template is None:
-                gone.append(job.delivery_id)
-                continue
-            person = renderer.personal(job.subscriber_id, job.email, job.name)
-            message_id, data = renderer.message(template, person)
-            done.append((job.delivery_id, message_id, data))
-        with store.write() as conn:
-            save_rendered(conn, done)
-            cancel_deliveries(conn, left, "the subscriber is no longer active", now)
-            cancel_deliveries(conn, gone, "every post of the digest was removed", now)
-        report.rendered += len(done)
-        report.cancelled += len(left) + len(gone)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedsvc-render") as writer:
+        writing: Future[None] | None = None
+        while True:
+            with store.read() as conn:
+                jobs = render_jobs(conn, limit=batch, after_id=after)
+            if not jobs:
+                break
+            after = jobs[-1].delivery_id
+            done, left, gone = _render_batch(store, renderer, now, jobs)
+            if writing is not None:
+                writing.result()
+            writing = writer.submit(_save_batch, store, done, left, gone)
+            report.rendered += len(done)
+            report.cancelled += len(left) + len(gone)
+        if writing is not None:
+            writing.result()
+    return report
+
+
+def _render_batch(
+    store: Store, renderer: Renderer, now: datetime, jobs: list[RenderJob]
+) -> tuple[list[tuple[int, str, bytes]], list[int], list[int]]:
+    """(delivery id, Message-ID, bytes) of each job; the ids of those whose subscriber
+    left; the ids of those whose posts are all gone."""
+    done: list[tuple[int, str, bytes]] = []
+    left: list[int] = []
+    gone: list[int] = []
+    for job in jobs:
+        if job.status is not SubscriberStatus.ACTIVE:
+            left.append(job.delivery_id)
+            continue
+        template = renderer.template(store, job.digest_id, now)
+        if template is None:
+            gone.append(job.delivery_id)
+            continue
+        person = renderer.personal(job.subscriber_id, job.email, job.name)
+        message_id, data = renderer.message(template, person)
+        done.append((job.delivery_id, message_id, data))
+    return done, left, gone
+
+
+def _save_batch(
+    store: Store, done: list[tuple[int, str, bytes]], left: list[int], gone: list[int]
+) -> None:
+    with store.write() as conn:
+        save_rendered(conn, done)
+        cancel_deliveries(conn, left, "the subscriber is no longer active")
+        cancel_deliveries(conn, gone, "every post of the digest was removed")
 
 
 @dataclass
@@ -237,6 +263,7 @@ def send_pending(
     batch: int = SEND_BATCH,
     policy: RetryPolicy | None = None,
     bounce_limit: int = 1,
+    lease: timedelta = LEASE,
 ) -> Sent:
     """Hand every due, rendered delivery to ``backend`` (the outbox), one at a time.
 
@@ -247,7 +274,7 @@ def send_pending(
     report = Sent()
     while True:
         with store.write() as conn:
-            claimed = claim_due(conn, clock.now(), limit=batch, lease=LEASE)
+            claimed = claim_due(conn, clock.now(), limit=batch, lease=lease)
         if not claimed:
             return report
         outcomes: list[Outcome] = []
@@ -282,10 +309,14 @@ def send_pending(
 
 
 def send_outbox(store: Store, backend: Backend, clock: Clock, settings: Settings) -> Sent:
-    """:func:`send_pending` with the configured retry age and bounce limit."""
-    policy = RetryPolicy(max_age=settings.delivery.max_age)
+    """:func:`send_pending` with the configured retry schedule, bounce limit and lease."""
     return send_pending(
-        store, backend, clock, policy=policy, bounce_limit=settings.delivery.bounce_limit
+        store,
+        backend,
+        clock,
+        policy=RetryPolicy.from_settings(settings),
+        bounce_limit=settings.delivery.bounce_limit,
+        lease=settings.delivery.lease,
     )
 
 

@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from feedsvc.clock import Clock
 from feedsvc.storage import Store
 from feedsvc.storage.confirmations import confirmation_counts
-from feedsvc.storage.deliveries import recent_send_timings
-from feedsvc.storage.digests import delivery_counts, live_metas
+from feedsvc.storage.deliveries import delivery_counts, recent_send_timings
+from feedsvc.storage.digests import live_metas
 from feedsvc.storage.posts import last_build
 from feedsvc.storage.schema import posts
 from feedsvc.storage.subscribers import count_by_status

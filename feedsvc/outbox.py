@@ -7,7 +7,8 @@ temporary file and renamed, so a reader never sees half a message, and sending t
 message again (a crash between writing and marking it sent) rewrites the same file.
 
 A backend has one method, ``send(message)``; it raises :class:`DeliveryError` saying
-whether trying again later may help. The SMTP backend (next release) sits beside this one.
+whether trying again later may help. The SMTP backend (:mod:`feedsvc.smtp`) sends in bulk
+through :mod:`feedsvc.delivery` instead.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from feedsvc.errors import FeedsvcError
-from feedsvc.storage.digests import Claimed
+from feedsvc.storage.delivery_claims import Claimed
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
 

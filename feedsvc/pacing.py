@@ -1,9 +1,10 @@
 """Pace and patience for sending: the process-wide token bucket and the retry schedule.
 
-Retries follow Postfix's defaults: the first after ``minimal_backoff`` (5 minutes), each
-later one twice as long, never more than ``maximal_backoff`` (1 hour) apart, every delay
-jittered by ±20% so that a burst of failures does not come back as a burst; a row whose
-next try would fall after ``delivery.max_age`` (5 days) from when it was queued fails.
+Retries follow Postfix's defaults: the first after ``delivery.min_backoff`` (5 minutes,
+Postfix's ``minimal_backoff_time``), each later one twice as long, never more than
+``delivery.max_backoff`` (1 hour) apart, every delay jittered by ±20% so that a burst of
+failures does not come back as a burst; a row whose next try would fall after
+``delivery.max_age`` (5 days) from when it was queued fails.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from feedsvc.config import Settings
 
 MINIMAL_BACKOFF = timedelta(minutes=5)
 MAXIMAL_BACKOFF = timedelta(hours=1)
@@ -29,6 +32,11 @@ class RetryPolicy:
     maximal: timedelta = MAXIMAL_BACKOFF
     jitter: float = JITTER
     rng: random.Random = field(default_factory=random.Random, compare=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        d = settings.delivery
+        return cls(max_age=d.max_age, minimal=d.min_backoff, maximal=d.max_backoff)
 
     def delay(self, attempts: int) -> timedelta:
         """The wait after the ``attempts``-th failed attempt (1 = the first), jittered."""
@@ -74,7 +82,13 @@ class TokenBucket:
             return 0.0
         return (1 - self._tokens) / self.rate
 
+    def try_take(self) -> bool:
+        """Take a token if one is at hand and nobody is waiting for one; never waits."""
+        return not self._lock.locked() and self.wait_for_one() == 0.0
+
     async def take(self) -> None:
+        if self.try_take():
+            return
         # The lock keeps waiters in order: the first to wait is the first served.
         async with self._lock:
             while (wait := self.wait_for_one()) > 0:

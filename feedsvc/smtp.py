@@ -1,10 +1,13 @@
-"""The ``smtp`` backend: one aiosmtplib connection, reused, and what each reply means.
+"""The ``smtp`` backend: one connection, reused, and what each reply means.
 
 ``delivery.smtp``: ``host``, ``port``, ``tls`` (``starttls``: upgrade or stop — never a
 silent fall back to plain text; ``implicit``: TLS from the first byte; ``none``), server
 certificates always checked against the system's CAs, ``username`` with the password from
 the environment variable ``password_env`` names, and ``timeout`` for connecting and for
 every command (including the wait for the reply after the final dot).
+
+aiosmtplib opens each connection (TLS, login); mail transactions then run on a
+:class:`feedsvc.smtp_wire.Session`, pipelined when the server offers PIPELINING.
 
 Replies: 250 after the final dot → sent (the reply is kept). 4xx, timeouts and dropped
 connections → temporary (a timeout after the dot is "unknown": retried with the same
@@ -15,6 +18,7 @@ message's fault: :class:`SendingPaused` stops all sending and says what to fix.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import ssl
 from dataclasses import dataclass
@@ -26,10 +30,18 @@ from feedsvc.config import Settings
 from feedsvc.errors import ConfigError
 from feedsvc.messages import Sender
 from feedsvc.outbox import DeliveryError
-from feedsvc.storage.digests import Claimed
+from feedsvc.smtp_wire import (
+    Disconnected,
+    NoReply,
+    Session,
+    Unsendable,
+    crlf_size,
+    wire_form,
+)
+from feedsvc.storage.delivery_claims import Claimed
 
 # Postfix reuses a connection without limit by default; many providers cut it off after a
-# few hundred messages, so start afresh before they do.
+# few hundred messages, so start afresh before they do (delivery.messages_per_connection).
 MESSAGES_PER_CONNECTION = 500
 
 
@@ -85,6 +97,7 @@ class SmtpOptions:
             timeout=smtp.timeout.total_seconds(),
             envelope_from=sender.from_address,
             local_hostname=sender.from_address.rpartition("@")[2] or "localhost",
+            max_per_connection=settings.delivery.messages_per_connection,
             password_env=smtp.password_env,
         )
 
@@ -119,16 +132,28 @@ def _tls_cause(exc: BaseException) -> ssl.SSLError | None:
     return None
 
 
+async def _say_hello(client: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO if the server knows no better) unless this session has had one."""
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
+
+
 class SmtpConnection:
     """One SMTP session, opened on first use, reused for many messages, opened again
-    after a 421, a dropped connection, a timeout, or ``max_per_connection`` messages."""
+    after a 421, a dropped connection, a timeout, or ``max_per_connection`` messages.
+
+    aiosmtplib opens it (TLS, login); the mail transactions run on a
+    :class:`~feedsvc.smtp_wire.Session`, pipelined when the server offers PIPELINING.
+    """
 
     def __init__(self, options: SmtpOptions) -> None:
         self.options = options
-        self._client: aiosmtplib.SMTP | None = None
-        self._sent_here = 0
+        self._session: Session | None = None
 
-    async def _open(self) -> aiosmtplib.SMTP:
+    async def _open(self) -> Session:
         o = self.options
         client = aiosmtplib.SMTP(
             hostname=o.host,
@@ -142,6 +167,9 @@ class SmtpConnection:
         )
         try:
             await client.connect()
+            # connect() says EHLO only when it negotiates TLS or logs in itself; STARTTLS
+            # must be looked for in the server's answer to it.
+            await _say_hello(client)
             if o.tls == "starttls":
                 if not client.supports_extension("starttls"):
                     client.close()
@@ -154,6 +182,7 @@ class SmtpConnection:
                 await client.starttls()
             if o.username:
                 await client.login(o.username, o.password or "")
+            await _say_hello(client)  # again after STARTTLS (RFC 3207: start afresh)
         except aiosmtplib.SMTPAuthenticationError as exc:
             client.close()
             raise SendingPaused(
@@ -171,58 +200,80 @@ class SmtpConnection:
                     "check delivery.smtp.host (it must match the certificate), port and tls"
                 ) from None
             raise
-        self._sent_here = 0
-        return client
+        transport = client.transport
+        if transport is None:  # pragma: no cover - connect() returned, so it is there
+            raise aiosmtplib.SMTPServerDisconnected("the connection closed while opening")
+        return Session(
+            transport,
+            timeout=o.timeout,
+            pipelining=client.supports_extension("pipelining"),
+            size=client.supports_extension("size"),
+            smtputf8=client.supports_extension("smtputf8"),
+        )
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._session is not None:
+            self._session.close()
+            self._session = None
 
     async def quit(self) -> None:
         """Say goodbye politely (bounded); close in any case."""
-        client, self._client = self._client, None
-        if client is not None and client.is_connected:
-            try:
-                await asyncio.wait_for(client.quit(), timeout=min(5.0, self.options.timeout))
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.quit()
 
-    async def send(self, message: Claimed) -> Attempt:
+    async def send(self, message: Claimed, then: Claimed | None = None) -> Attempt:
         """Hand one message over; raises SendingPaused on an authentication or TLS
-        failure, otherwise reports the verdict (nothing else escapes)."""
+        failure, otherwise reports the verdict (nothing else escapes).
+
+        ``then``: the message the next ``send`` on this connection will carry, if known;
+        with PIPELINING its envelope goes out with this message (one round trip saved).
+        """
         where = self.options.where
+        # Claimed bytes were rendered into the store by feedsvc.mime: CRLF throughout.
+        data, size = wire_form(message.message, crlf=True)
         try:
+            session = self._session
             if (
-                self._client is None
-                or not self._client.is_connected
-                or self._sent_here >= self.options.max_per_connection
+                session is None
+                or not session.usable
+                or session.transactions >= self.options.max_per_connection
             ):
                 await self.quit()
-                self._client = await self._open()
-            _, reply = await self._client.sendmail(
-                self.options.envelope_from, [message.email], message.message
-            )
+                session = self._session = await self._open()
+            mail, rcpt = session.envelope(self.options.envelope_from, message.email, size)
+            ahead = None
+            if (
+                then is not None
+                and session.pipelining
+                and session.transactions + 1 < self.options.max_per_connection
+            ):
+                with contextlib.suppress(Unsendable):  # then it is refused in its own turn
+                    ahead = session.envelope(
+                        self.options.envelope_from, then.email, crlf_size(then.message)
+                    )
+            reply = await session.send(mail, rcpt, data, ahead)
         except SendingPaused:
             raise
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0]
-            return self._reply_attempt(refused.code, refused.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            return self._reply_attempt(exc.code, exc.message)
-        except aiosmtplib.SMTPTimeoutError:
+        except Unsendable as exc:
+            return Attempt(Verdict.PERMANENT, None, str(exc))
+        except (NoReply, aiosmtplib.SMTPTimeoutError) as exc:
             self.close()
+            when = "after the message " if isinstance(exc, NoReply) and exc.after_data else ""
             return Attempt(
                 Verdict.TEMPORARY,
                 None,
-                f"no reply from {where} within {self.options.timeout:g} s (the outcome is "
-                "unknown if the message had been sent; it is retried with the same Message-ID)",
+                f"no reply from {where} within {self.options.timeout:g} s {when}(the outcome "
+                "is unknown if the message had been sent; it is retried with the same "
+                "Message-ID)",
             )
-        except (aiosmtplib.SMTPException, OSError) as exc:
+        except (Disconnected, aiosmtplib.SMTPException, OSError) as exc:
             self.close()
-            return Attempt(Verdict.TEMPORARY, None, f"connection to {where} failed: {exc}")
-        self._sent_here += 1
-        return Attempt(Verdict.SENT, 250, reply)
+            when = " after the message" if isinstance(exc, Disconnected) and exc.after_data else ""
+            return Attempt(Verdict.TEMPORARY, None, f"connection to {where} failed{when}: {exc}")
+        if reply.code == 250:
+            return Attempt(Verdict.SENT, 250, reply.text)
+        return self._reply_attempt(reply.code, reply.text)
 
     def _reply_attempt(self, code: int, text: str) -> Attempt:
         if code == 421 or code < 400:

@@ -95,6 +95,14 @@ def _delivery_lines(counts: DeliveryCounts | None) -> list[str]:
         f"deliveries: {counts.pending} pending, {counts.retrying} retrying, "
         f"{counts.failed} failed, {counts.sent} sent"
     ]
+    if counts.paused is not None:
+        pause = counts.paused
+        since = f" since {pause.since.isoformat()}" if pause.since is not None else ""
+        lines.append(
+            f"sending paused{since}: {pause.reason} ({pause.waiting} messages released by "
+            "the pause wait; `feedsvc digest send` or the daemon's next delivery run tries "
+            "again)"
+        )
     if counts.last_error:
         lines.append(f"last delivery error: {counts.last_error}")
     if counts.failed:

@@ -5,6 +5,10 @@ Behaviours: "ok"; "421", "451", "452", "550" at RCPT; "552" and "554" after DATA
 before data" (the connection closes at RCPT); "drop after data" (the message arrives, the
 connection closes before the reply); "stall" (the message arrives, the reply comes only
 after ``stall_seconds``, past the client's timeout).
+
+aiosmtpd does not offer PIPELINING (RFC 2920), though it reads commands in order from
+one stream, as a pipelining server must; ``Recorder(pipelining=True)`` offers it, so that
+clients send MAIL, RCPT and DATA in one write.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ class Recorder:
 
     script: dict[str, list[str]] = field(default_factory=dict)
     stall_seconds: float = 2.0
+    pipelining: bool = False
+    greetings: int = 0  # EHLOs seen: one per session (two with STARTTLS)
     received: list[Received] = field(default_factory=list)
     attempts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -52,6 +58,16 @@ class Recorder:
         if steps and steps[0] in stage:
             return steps.pop(0)
         return "ok"
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        with self.lock:
+            self.greetings += 1
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]

@@ -1,12 +1,20 @@
-"""The retry schedule and the token bucket (pure), and the `deliveries` commands."""
+"""The retry schedule, the token bucket and the delivery settings (pure)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from feedsvc.config import settings_from_mapping
+from feedsvc.delivery import Pace
+from feedsvc.errors import ConfigError
 from feedsvc.pacing import RetryPolicy, TokenBucket
+from feedsvc.smtp import SmtpOptions
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 
@@ -51,3 +59,44 @@ def test_take_paces_messages_to_the_rate() -> None:
         return loop.time() - start
 
     assert asyncio.run(run()) >= 0.09
+
+
+def test_the_retry_schedule_lease_and_connection_limit_come_from_delivery_settings() -> None:
+    settings = settings_from_mapping(
+        {
+            "delivery": {
+                "min_backoff": "1m",
+                "max_backoff": "10m",
+                "lease": "2m",
+                "messages_per_connection": 50,
+                "rate": 90,
+                "workers": 3,
+            }
+        }
+    )
+    pace = Pace.from_settings(settings, share=settings.delivery.workers)
+    assert (pace.lease, pace.rate) == (timedelta(minutes=2), 30)
+    policy = RetryPolicy.from_settings(settings)
+    waits = [replace(policy, jitter=0.0).delay(n) for n in range(1, 6)]
+    assert [w.total_seconds() / 60 for w in waits] == [1, 2, 4, 8, 10]
+    assert SmtpOptions.from_settings(settings).max_per_connection == 50
+
+
+def test_the_defaults_are_postfix_like_and_one_process() -> None:
+    d = settings_from_mapping({}).delivery
+    assert (d.min_backoff, d.max_backoff) == (timedelta(minutes=5), timedelta(hours=1))
+    assert (d.lease, d.messages_per_connection, d.workers) == (timedelta(minutes=5), 500, 1)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"min_backoff": "10m", "max_backoff": "5m"}, "delivery.max_backoff = '5m'"),
+        ({"lease": "0s"}, "delivery.lease = '0s': expected a duration above zero"),
+        ({"workers": 0}, "delivery.workers = 0"),
+        ({"messages_per_connection": 0}, "delivery.messages_per_connection = 0"),
+    ],
+)
+def test_bad_delivery_settings_name_the_key(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        settings_from_mapping({"delivery": raw})

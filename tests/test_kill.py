@@ -37,8 +37,9 @@ def server() -> Iterator[SmtpServer]:
     yield from serving()
 
 
-def make_site(folder: Path, store_url: str, server: SmtpServer) -> Path:
-    """config.yaml for SMTP to ``server``; posts and 5,000 subscribers in the store."""
+def make_site(folder: Path, store_url: str, server: SmtpServer, workers: int = 1) -> Path:
+    """config.yaml for SMTP to ``server`` (``delivery.workers`` processes); posts and
+    5,000 subscribers in the store."""
     folder.mkdir(parents=True, exist_ok=True)
     raw = site_mapping(
         storage={"url": store_url},
@@ -46,6 +47,7 @@ def make_site(folder: Path, store_url: str, server: SmtpServer) -> Path:
             "backend": "smtp",
             "concurrency": 4,
             "rate": 100000,
+            "workers": workers,
             "smtp": {"host": server.host, "port": server.port, "tls": "none", "timeout": "5s"},
         },
     )
@@ -111,10 +113,13 @@ def final_rows(store_url: str) -> dict[str, tuple[str, str]]:
         store.close()
 
 
+@pytest.mark.parametrize("workers", [1, 2], ids=["one process", "two processes"])
 def test_kill_9_three_times_loses_nothing_and_duplicates_only_in_flight(
-    tmp_path: Path, store_url: str, server: SmtpServer
+    tmp_path: Path, store_url: str, server: SmtpServer, workers: int
 ) -> None:
-    config = make_site(tmp_path / "site", store_url, server)
+    """With ``delivery.workers: 2`` the command's helper sees it killed and stops itself,
+    releasing what it had not started: only the killed process's rows are in flight."""
+    config = make_site(tmp_path / "site", store_url, server, workers)
     rng = random.Random(20240601)
     kills = 0
     in_flight_bound = 0
@@ -163,3 +168,19 @@ def test_two_senders_drain_one_digest_together_exactly_once(
     assert Counter(len(ids) for ids in got.values()) == {1: SUBSCRIBERS}
     sent_by = [int(out.decode().split(" sent,")[0].split()[-1]) for out, _ in outputs]
     assert sum(sent_by) == SUBSCRIBERS
+
+
+def test_two_worker_processes_of_one_command_send_every_recipient_once(
+    tmp_path: Path, store_url: str, server: SmtpServer
+) -> None:
+    """``delivery.workers: 2``: a helper process sends while the command renders, then
+    both send; one count at the end, every recipient exactly once."""
+    config = make_site(tmp_path / "site", store_url, server, workers=2)
+    process = sender(config, timedelta(0))
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err.decode()
+    assert f"{SUBSCRIBERS} sent, 0 retrying, 0 failed" in out.decode()
+    got = server.recorder.by_recipient()
+    assert len(got) == SUBSCRIBERS
+    assert Counter(len(ids) for ids in got.values()) == {1: SUBSCRIBERS}
+    assert {status for status, _ in final_rows(store_url).values()} == {DeliveryStatus.SENT.value}

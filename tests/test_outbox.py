@@ -9,7 +9,7 @@ import pytest
 
 from feedsvc.mime import parse_message
 from feedsvc.outbox import DeliveryError, OutboxBackend, eml_name
-from feedsvc.storage.digests import Claimed
+from feedsvc.storage.delivery_claims import Claimed
 
 MESSAGE = (
     "From: news@example.kr\r\nTo: minji@example.kr\r\n"

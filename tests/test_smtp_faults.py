@@ -1,5 +1,6 @@
 """Every reply class ends in the right state, against a real SMTP server on loopback
-(aiosmtpd) and a real store (SQLite, and PostgreSQL where FEEDSVC_TEST_DATABASE_URL is set)."""
+(aiosmtpd, with and without PIPELINING) and a real store (SQLite, and PostgreSQL where
+FEEDSVC_TEST_DATABASE_URL is set)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,11 @@ def settings(tmp_path: Path, store_url: str) -> Settings:
     return digest_settings(tmp_path, storage={"url": store_url})
 
 
-@pytest.fixture
-def server() -> Iterator[SmtpServer]:
-    yield from serving()
+@pytest.fixture(params=["lockstep", "pipelining"])
+def server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """The server, once as aiosmtpd is (each command, then its reply) and once offering
+    PIPELINING (MAIL, RCPT and DATA in one write): every reply class, both ways."""
+    yield from serving(Recorder(pipelining=request.param == "pipelining"))
 
 
 def prepare(store: Store, settings: Settings, people: dict[str, str] = PEOPLE) -> None:
@@ -242,3 +245,14 @@ def test_a_server_that_is_down_means_retry_later(store: Store, settings: Setting
     report = send(store, server)
     assert (report.sent, report.retried) == (0, 4)
     assert all(str(server.port) in r.last_error for r in rows(store).values())
+
+
+def test_a_connection_is_opened_afresh_after_messages_per_connection_messages(
+    store: Store, settings: Settings, server: SmtpServer
+) -> None:
+    prepare(store, settings)
+    pace = Pace(concurrency=1, rate=1000)
+    opts = options(server, max_per_connection=3)
+    report = asyncio.run(deliver_pending(store, opts, FixedClock(MORNING), pace))
+    assert report.sent == 4
+    assert server.recorder.greetings == 2  # 3 messages, then a new session for the 4th

@@ -102,3 +102,12 @@ def test_a_file_reached_through_a_symlinked_folder_needs_a_full_walk(root: Path)
     before = full(root)
     (root / "2024" / "부산-소식.md").write_text("바뀜", encoding="utf-8")
     assert again(before, root, root / "mirror" / "부산-소식.md") is None
+
+
+def test_a_rescan_says_which_paths_it_looked_at(root: Path) -> None:
+    before = full(root)
+    assert before.touched is None
+    (root / "새 글.md").write_text("x", encoding="utf-8")
+    after = again(before, root, root / "새 글.md", root / ".hidden.md")
+    assert after is not None and after.touched == frozenset({"새 글.md"})
+    assert after.find("새 글.md") is not None and after.find("없는 글.md") is None

@@ -7,9 +7,10 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Select, delete, func, select, update
 
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
@@ -25,16 +26,24 @@ from feedsvc.mime import html_part, parse_message
 from feedsvc.models import Post
 from feedsvc.outbox import OutboxBackend
 from feedsvc.storage import Store
-from feedsvc.storage.deliveries import Outcome, Result, claim_due, record_outcomes
+from feedsvc.storage.deliveries import delivery_counts
+from feedsvc.storage.delivery_claims import claim_due
+from feedsvc.storage.delivery_messages import save_rendered
+from feedsvc.storage.delivery_outcomes import Outcome, Result, record_outcomes
 from feedsvc.storage.digests import (
-    delivery_counts,
     held_posts,
     load_announced,
     note_published,
     release_held,
-    save_rendered,
 )
-from feedsvc.storage.schema import announcements, deliveries, digest_cursors, digests, posts
+from feedsvc.storage.schema import (
+    announcements,
+    deliveries,
+    delivery_messages,
+    digest_cursors,
+    digests,
+    posts,
+)
 from feedsvc.storage.subscribers import forget, unsubscribe
 from feedsvc.tokens import Tokens
 from tests.digest_helpers import (
@@ -237,6 +246,13 @@ def test_forgetting_a_subscriber_deletes_their_deliveries_and_cursor(
 # --- rendering and sending -------------------------------------------------------------------
 
 
+def _with_bytes() -> Select[Any]:
+    """Every delivery row with its message bytes (as ``message``)."""
+    return select(deliveries, delivery_messages.c.message).join(
+        delivery_messages, delivery_messages.c.delivery_id == deliveries.c.id
+    )
+
+
 def renderer(settings: Settings) -> Renderer:
     return Renderer(settings, Tokens(SECRET))
 
@@ -250,7 +266,7 @@ def test_messages_are_rendered_once_and_sent_to_the_outbox(
     assert render_pending(store, renderer(settings), MORNING).rendered == 3
     assert render_pending(store, renderer(settings), MORNING).rendered == 0
     with store.read() as conn:
-        stored = {row.subscriber_id: row for row in conn.execute(select(deliveries))}
+        stored = {row.subscriber_id: row for row in conn.execute(_with_bytes())}
     for row in stored.values():
         message = parse_message(row.message)
         assert message["Message-ID"] == row.message_id
@@ -275,7 +291,7 @@ def test_jisu_gets_every_category_and_minji_only_busan(store: Store, settings: S
     create_due_digests(store, settings, MORNING)
     render_pending(store, renderer(settings), MORNING)
     with store.read() as conn:
-        rows = conn.execute(select(deliveries.c.message)).scalars().all()
+        rows = conn.execute(select(delivery_messages.c.message)).scalars().all()
     by_address = {parse_message(m)["To"].addresses[0].addr_spec: html_part(m) for m in rows}
     assert "부산 스마트시티 박람회" in by_address["jisu@example.kr"]
     assert "부산 스마트시티 박람회" not in by_address["minji@example.kr"]
@@ -287,12 +303,15 @@ def test_rendered_bytes_are_never_replaced(store: Store, settings: Settings) -> 
     publish(store, sample_posts())
     create_due_digests(store, settings, MORNING)
     render_pending(store, renderer(settings), MORNING)
+    query = select(deliveries.c.id, deliveries.c.message_id, delivery_messages.c.message).join(
+        delivery_messages, delivery_messages.c.delivery_id == deliveries.c.id
+    )
     with store.read() as conn:
-        first = dict(conn.execute(select(deliveries.c.id, deliveries.c.message)).all())
+        first = {row.id: tuple(row) for row in conn.execute(query)}
     with store.write() as conn:
         save_rendered(conn, [(i, "<other@x>", b"other bytes") for i in first])
     with store.read() as conn:
-        assert dict(conn.execute(select(deliveries.c.id, deliveries.c.message)).all()) == first
+        assert {row.id: tuple(row) for row in conn.execute(query)} == first
 
 
 def test_a_subscriber_who_leaves_before_rendering_is_cancelled(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from feedsvc.cli import Context
     from feedsvc.config import Settings
+    from feedsvc.delivery_workers import Helpers
     from feedsvc.mailer import DueDigests
     from feedsvc.models import Post, Subscriber
     from feedsvc.storage import Store
@@ -198,7 +199,13 @@ def send(obj: Context, dry_run: bool) -> None:
             return
         renderer = renderer_for(settings)
         due = create_due_digests(store, settings, now)
-        rendered = render_pending(store, renderer, now)
+        backend = backend_for(settings)
+        helpers = _start_helpers(store, settings, now) if backend is None else None
+        try:
+            rendered = render_pending(store, renderer, now)
+        finally:
+            if helpers is not None:
+                helpers.rendering_finished()
         created = due.created
         assert created is not None
         if due.announced:
@@ -212,9 +219,8 @@ def send(obj: Context, dry_run: bool) -> None:
                 else ""
             )
         )
-        backend = backend_for(settings)
         if backend is None:
-            _send_smtp(store, settings)
+            _send_smtp(store, settings, helpers)
             return
         sent = send_outbox(store, backend, SystemClock(), settings)
     except ConfigError as exc:
@@ -236,8 +242,24 @@ def send(obj: Context, dry_run: bool) -> None:
         sys.exit(EXIT_PROBLEMS)
 
 
-def _send_smtp(store: Store, settings: Settings) -> None:
-    """Send over SMTP with a progress bar on a terminal; end with the counts."""
+def _start_helpers(store: Store, settings: Settings, now: datetime) -> Helpers | None:
+    """With ``delivery.workers`` > 1: the helper sender processes, which start sending
+    while this process renders."""
+    from feedsvc.delivery_workers import Helpers
+    from feedsvc.smtp import SmtpOptions
+    from feedsvc.storage.deliveries import due_count
+
+    if settings.delivery.workers < 2:
+        return None
+    SmtpOptions.from_settings(settings)  # a missing password stops here, not in each helper
+    with store.read() as conn:
+        waiting = due_count(conn, now, rendered_only=False)
+    return Helpers.start(store, settings, waiting)
+
+
+def _send_smtp(store: Store, settings: Settings, helpers: Helpers | None) -> None:
+    """Send over SMTP (with the helper processes, if any) with a progress bar on a
+    terminal; end with the counts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from feedsvc.clock import SystemClock
@@ -246,21 +268,30 @@ def _send_smtp(store: Store, settings: Settings) -> None:
 
     clock = SystemClock()
     smtp = settings.delivery.smtp
+    helped = helpers.done() if helpers is not None else 0
     with store.read() as conn:
-        total = due_count(conn, clock.now())
+        total = due_count(conn, clock.now()) + helped
     bar = Progress(
         "sending", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
     )
     task = bar.add_task("send", total=total)
 
     def progress(report: SendReport) -> None:
-        bar.update(task, completed=report.done)
+        bar.update(task, completed=report.done + (helpers.done() if helpers else 0))
 
     show = sys.stdout.isatty() and total > 0
     if show:
         bar.start()
     try:
-        report = send_due(store, settings, clock, on_progress=progress if show else None)
+        report = send_due(
+            store,
+            settings,
+            clock,
+            on_progress=progress if show else None,
+            share=settings.delivery.workers if helpers is not None else 1,
+        )
+        if helpers is not None:
+            report.add(helpers.finish())
     finally:
         if show:
             bar.stop()
@@ -271,9 +302,11 @@ def _send_smtp(store: Store, settings: Settings) -> None:
     )
     for error, count in report.errors.most_common(5):
         click.echo(f"feedsvc: {count} × {error}", err=True)
+    for problem in report.problems:
+        click.echo(f"feedsvc: {problem}", err=True)
     if report.paused is not None:
         fail(f"sending paused: {report.paused}", EXIT_PROBLEMS)
-    if report.failed or report.retried:
+    if report.failed or report.retried or report.problems:
         sys.exit(EXIT_PROBLEMS)
 
 

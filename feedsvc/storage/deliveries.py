@@ -1,311 +1,32 @@
-"""Queries for sending: claims with a lease, outcomes, bounces, counts, list and re-queue.
+"""What there is to know about deliveries: counts, the last error, a pause, rows to list,
+re-queueing failed rows, and recent timings (`feedsvc status`, `feedsvc deliveries`,
+`/metrics`, the progress bar).
 
-A sender claims due rows in one short write transaction (``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL, so senders never wait on each other; ``BEGIN IMMEDIATE`` on SQLite, which
-serialises writers), moving them to ``sending`` until ``now + lease``. It commits, talks
-SMTP with no transaction open, then records every outcome in one more short transaction.
-A row whose lease expired (its sender died) is due again, with the same bytes, so a crash
-can only ever send the messages in flight twice, each time with the same Message-ID.
+The sending itself is in :mod:`.delivery_claims` (claims with a lease),
+:mod:`.delivery_outcomes` (what became of each attempt) and :mod:`.delivery_messages`
+(the rendered bytes).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, func, select, update
 
 from feedsvc.digests import DeliveryStatus
-from feedsvc.models import SubscriberEventKind, SubscriberStatus
-from feedsvc.storage.digests import Claimed
+from feedsvc.storage.delivery_outcomes import PAUSED
 from feedsvc.storage.schema import deliveries, subscribers
-from feedsvc.storage.subscribers import record_event
-
-_CHUNK = 500
-ACTOR = "delivery"
-LEFT = "the subscriber is no longer active"
 
 
 @dataclass(frozen=True, slots=True)
-class Claim:
-    """A claimed row: the message, its recipient, and when its retry allowance started."""
+class Pause:
+    """Sending stopped on an authentication or TLS failure, and has not recovered since."""
 
-    message: Claimed
-    queued_at: datetime
-
-
-def _due_ids(conn: Connection, now: datetime, limit: int) -> list[int]:
-    """Ids of up to ``limit`` due rows, each found through the (status, time) indexes."""
-    pg = conn.dialect.name == "postgresql"
-    found: list[int] = []
-    queries = [
-        select(deliveries.c.id)
-        .where(
-            deliveries.c.status == status,
-            deliveries.c.next_attempt_at <= now,
-            deliveries.c.message.is_not(None),
-        )
-        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-        for status in (DeliveryStatus.RETRY.value, DeliveryStatus.PENDING.value)
-    ]
-    queries.insert(
-        0,
-        select(deliveries.c.id)
-        .where(
-            deliveries.c.status == DeliveryStatus.SENDING.value,
-            deliveries.c.lease_until < now,
-        )
-        .order_by(deliveries.c.lease_until, deliveries.c.id),
-    )
-    for query in queries:
-        if len(found) >= limit:
-            break
-        query = query.limit(limit - len(found))
-        if pg:
-            query = query.with_for_update(skip_locked=True)
-        found.extend(conn.execute(query).scalars())
-    return found
-
-
-def claim_due(conn: Connection, now: datetime, *, limit: int, lease: timedelta) -> list[Claim]:
-    """Claim up to ``limit`` rendered rows that are due: pending, retry whose time has
-    come, or sending whose lease expired. They become ``sending`` until ``now + lease``.
-
-    Rows of subscribers who are no longer active (unsubscribed or bounced after the
-    digest was made) are cancelled here instead: they get nothing.
-    """
-    ids = _due_ids(conn, now, limit)
-    if not ids:
-        return []
-    claims: list[Claim] = []
-    stopped: list[int] = []
-    query = (
-        select(
-            deliveries.c.id,
-            deliveries.c.subscriber_id,
-            deliveries.c.message_id,
-            deliveries.c.message,
-            deliveries.c.attempts,
-            deliveries.c.created_at,
-            deliveries.c.queued_at,
-            subscribers.c.email,
-            subscribers.c.status,
-        )
-        .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-        .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
-        .order_by(deliveries.c.id)
-    )
-    for start in range(0, len(ids), _CHUNK):
-        for row in conn.execute(query, {"ids": ids[start : start + _CHUNK]}):
-            if row.status != SubscriberStatus.ACTIVE.value:
-                stopped.append(row.id)
-                continue
-            message = Claimed(
-                row.id,
-                row.subscriber_id,
-                row.email,
-                row.message_id,
-                row.message,
-                row.attempts + 1,
-            )
-            claims.append(Claim(message, row.queued_at or row.created_at))
-    if stopped:
-        cancel(conn, stopped, LEFT)
-    claimed = [c.message.delivery_id for c in claims]
-    for start in range(0, len(claimed), _CHUNK):
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(claimed[start : start + _CHUNK]))
-            .values(
-                status=DeliveryStatus.SENDING.value,
-                lease_until=now + lease,
-                attempts=deliveries.c.attempts + 1,
-                last_attempt_at=now,
-            )
-        )
-    return claims
-
-
-def cancel(conn: Connection, ids: Sequence[int], reason: str) -> None:
-    """Cancel open rows (never sent)."""
-    open_ = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRY.value, DeliveryStatus.SENDING.value)
-    for start in range(0, len(ids), _CHUNK):
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(ids[start : start + _CHUNK]), deliveries.c.status.in_(open_))
-            .values(status=DeliveryStatus.CANCELLED.value, last_error=reason, lease_until=None)
-        )
-
-
-class Result(StrEnum):
-    """What became of one attempt."""
-
-    SENT = "sent"  # the server answered 250 after the final dot
-    RETRY = "retry"  # 4xx, a timeout, a dropped connection: try again later
-    FAILED = "failed"  # 5xx (a hard failure), or too old to retry
-    RELEASED = "released"  # never attempted (sending paused): due again at once
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """One attempt's result, as the sender reports it to the store."""
-
-    delivery_id: int
-    subscriber_id: int
-    result: Result
-    code: int | None = None
-    reply: str | None = None
-    error: str | None = None
-    next_attempt: datetime | None = None
-
-
-_SENT = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("d_id"))
-    .values(
-        status=DeliveryStatus.SENT.value,
-        sent_at=bindparam("d_at"),
-        reply_code=bindparam("d_code"),
-        reply=bindparam("d_reply"),
-        lease_until=None,
-        last_error=None,
-    )
-)
-# Only a row still "sending" changes: if its lease ran out and another sender got it sent
-# meanwhile, a late retry or failure from the first sender must not undo that.
-_RETRY = (
-    update(deliveries)
-    .where(
-        deliveries.c.id == bindparam("d_id"), deliveries.c.status == DeliveryStatus.SENDING.value
-    )
-    .values(
-        status=DeliveryStatus.RETRY.value,
-        next_attempt_at=bindparam("d_next"),
-        reply_code=bindparam("d_code"),
-        reply=bindparam("d_reply"),
-        last_error=bindparam("d_error"),
-        lease_until=None,
-    )
-)
-_FAILED = (
-    update(deliveries)
-    .where(
-        deliveries.c.id == bindparam("d_id"), deliveries.c.status == DeliveryStatus.SENDING.value
-    )
-    .values(
-        status=DeliveryStatus.FAILED.value,
-        reply_code=bindparam("d_code"),
-        reply=bindparam("d_reply"),
-        last_error=bindparam("d_error"),
-        lease_until=None,
-    )
-)
-# Released rows were never tried: the attempt the claim counted is given back.
-_RELEASED = (
-    update(deliveries)
-    .where(
-        deliveries.c.id == bindparam("d_id"), deliveries.c.status == DeliveryStatus.SENDING.value
-    )
-    .values(
-        status=DeliveryStatus.PENDING.value,
-        attempts=deliveries.c.attempts - 1,
-        last_error=bindparam("d_error"),
-        lease_until=None,
-    )
-)
-
-
-def record_outcomes(
-    conn: Connection, outcomes: Sequence[Outcome], now: datetime, *, bounce_limit: int
-) -> list[int]:
-    """Write a batch of outcomes; subscribers with ``bounce_limit`` hard failures become
-    ``bounced`` (with an event). Returns the ids of the subscribers bounced now."""
-    by_kind: dict[Result, list[dict[str, Any]]] = {kind: [] for kind in Result}
-    for o in outcomes:
-        by_kind[o.result].append(
-            {
-                "d_id": o.delivery_id,
-                "d_at": now,
-                "d_code": o.code,
-                "d_reply": o.reply,
-                "d_error": o.error,
-                "d_next": o.next_attempt,
-            }
-        )
-    statements = {
-        Result.SENT: _SENT,
-        Result.RETRY: _RETRY,
-        Result.FAILED: _FAILED,
-        Result.RELEASED: _RELEASED,
-    }
-    for kind, rows in by_kind.items():
-        if rows:
-            keys = {
-                Result.SENT: ("d_id", "d_at", "d_code", "d_reply"),
-                Result.RETRY: ("d_id", "d_next", "d_code", "d_reply", "d_error"),
-                Result.FAILED: ("d_id", "d_code", "d_reply", "d_error"),
-                Result.RELEASED: ("d_id", "d_error"),
-            }[kind]
-            conn.execute(statements[kind], [{k: r[k] for k in keys} for r in rows])
-    hard = sorted(
-        {o.subscriber_id for o in outcomes if o.result is Result.FAILED and _is_hard(o.code)}
-    )
-    return _bounce(conn, hard, now, bounce_limit) if hard else []
-
-
-def _is_hard(code: int | None) -> bool:
-    return code is not None and 500 <= code < 600
-
-
-def _bounce(conn: Connection, ids: Sequence[int], now: datetime, limit: int) -> list[int]:
-    """Mark bounced the active subscribers among ``ids`` with ``limit`` hard failures."""
-    counts = (
-        select(deliveries.c.subscriber_id, func.count())
-        .where(
-            deliveries.c.subscriber_id.in_(ids),
-            deliveries.c.status == DeliveryStatus.FAILED.value,
-            deliveries.c.reply_code >= 500,
-            deliveries.c.reply_code < 600,
-        )
-        .group_by(deliveries.c.subscriber_id)
-    )
-    over = {sid: n for sid, n in conn.execute(counts) if n >= limit}
-    bounced: list[int] = []
-    for subscriber_id, failures in sorted(over.items()):
-        changed = conn.execute(
-            update(subscribers)
-            .where(
-                subscribers.c.id == subscriber_id,
-                subscribers.c.status == SubscriberStatus.ACTIVE.value,
-            )
-            .values(status=SubscriberStatus.BOUNCED.value)
-        ).rowcount
-        if changed:
-            last = conn.execute(
-                select(deliveries.c.reply_code, deliveries.c.reply)
-                .where(
-                    deliveries.c.subscriber_id == subscriber_id,
-                    deliveries.c.status == DeliveryStatus.FAILED.value,
-                )
-                .order_by(deliveries.c.id.desc())
-                .limit(1)
-            ).one()
-            record_event(
-                conn,
-                subscriber_id,
-                SubscriberEventKind.BOUNCED,
-                now=now,
-                actor=ACTOR,
-                detail={"hard_failures": failures, "code": last[0], "reply": last[1]},
-            )
-            bounced.append(subscriber_id)
-    return bounced
-
-
-# --- what `feedsvc status` and `feedsvc deliveries` show ----------------------------------
+    reason: str
+    since: datetime | None
+    waiting: int  # rows released by the pause, still waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,14 +37,20 @@ class DeliveryCounts:
     sent: int
     cancelled: int
     last_error: str | None  # of the most recently tried row that has one
+    paused: Pause | None = None
+
+
+def delivery_counts(conn: Connection) -> dict[DeliveryStatus, int]:
+    """How many deliveries have each status (every status present)."""
+    counts = dict.fromkeys(DeliveryStatus, 0)
+    query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+    for status, count in conn.execute(query):
+        counts[DeliveryStatus(status)] = count
+    return counts
 
 
 def delivery_summary(conn: Connection) -> DeliveryCounts:
-    counts = dict.fromkeys(DeliveryStatus, 0)
-    for status, n in conn.execute(
-        select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
-    ):
-        counts[DeliveryStatus(status)] = n
+    counts = delivery_counts(conn)
     last = conn.execute(
         select(deliveries.c.last_error)
         .where(
@@ -340,30 +67,52 @@ def delivery_summary(conn: Connection) -> DeliveryCounts:
         sent=counts[DeliveryStatus.SENT],
         cancelled=counts[DeliveryStatus.CANCELLED],
         last_error=last,
+        paused=sending_paused(conn),
     )
 
 
-def due_count(conn: Connection, now: datetime) -> int:
-    """How many rendered rows a sender would claim at ``now`` (for a progress bar)."""
-    query = (
-        select(func.count())
-        .select_from(deliveries)
-        .where(
-            deliveries.c.message.is_not(None),
-            (
-                and_(
-                    deliveries.c.status.in_(
-                        [DeliveryStatus.PENDING.value, DeliveryStatus.RETRY.value]
-                    ),
-                    deliveries.c.next_attempt_at <= now,
-                )
-                | and_(
-                    deliveries.c.status == DeliveryStatus.SENDING.value,
-                    deliveries.c.lease_until < now,
-                )
-            ),
-        )
+def sending_paused(conn: Connection) -> Pause | None:
+    """The pause the latest sender hit, while rows it released still wait and nothing
+    was sent after it (else the cause was fixed)."""
+    marked = and_(
+        deliveries.c.status == DeliveryStatus.PENDING.value,
+        deliveries.c.last_error.like(PAUSED + "%"),
     )
+    latest = conn.execute(
+        select(deliveries.c.last_error, deliveries.c.last_attempt_at)
+        .where(marked)
+        .order_by(deliveries.c.last_attempt_at.desc(), deliveries.c.id.desc())
+        .limit(1)
+    ).first()
+    if latest is None:
+        return None
+    reason: str = latest[0]
+    since: datetime | None = latest[1]
+    if since is not None:
+        later = conn.execute(
+            select(deliveries.c.id)
+            .where(deliveries.c.status == DeliveryStatus.SENT.value, deliveries.c.sent_at > since)
+            .limit(1)
+        ).first()
+        if later is not None:
+            return None
+    waiting = conn.execute(select(func.count()).select_from(deliveries).where(marked)).scalar()
+    return Pause(reason.removeprefix(PAUSED), since, int(waiting or 0))
+
+
+def due_count(conn: Connection, now: datetime, *, rendered_only: bool = True) -> int:
+    """How many rows a sender would claim at ``now`` (for a progress bar); with
+    ``rendered_only=False`` also those still waiting for their bytes."""
+    due = and_(
+        deliveries.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.RETRY.value]),
+        deliveries.c.next_attempt_at <= now,
+    ) | and_(
+        deliveries.c.status == DeliveryStatus.SENDING.value,
+        deliveries.c.lease_until < now,
+    )
+    query = select(func.count()).select_from(deliveries).where(due)
+    if rendered_only:
+        query = query.where(deliveries.c.message_id.is_not(None))
     return int(conn.execute(query).scalar_one())
 
 

@@ -1,11 +1,13 @@
-"""Queries for digests: announcements, digests and deliveries, cursors, claims.
+"""Queries for digests: announcements, posts, subscribers and cursors, digests and their
+deliveries.
 
 The build calls :func:`note_published` after it publishes. Digest creation reads the
 announcements, the active subscribers and their cursors, and writes digests, deliveries
 and cursors in one write transaction (``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL a
 transaction-level advisory lock, :func:`lock_digest_creation`), so two runs never create
 a digest twice, and running the same period again creates nothing. Message bytes are
-written later, once per row (:func:`save_rendered` never overwrites them).
+written later, once per row (:mod:`.delivery_messages`); sending is in
+:mod:`.delivery_claims` and :mod:`.delivery_outcomes`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, select, text, update
+from sqlalchemy import Connection, and_, func, select, text, update
 
 from feedsvc.digests import (
     Announced,
@@ -381,99 +383,3 @@ def load_digest(conn: Connection, digest_id: int) -> StoredDigest:
     zone = key.rpartition("@")[2]
     period = Period(Frequency(row.frequency), key, row.period_start, row.period_end, zone)
     return StoredDigest(row.id, period, tuple(json.loads(row.post_ids)), row.created_at)
-
-
-# --- rendering ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RenderJob:
-    """A delivery whose message is not rendered yet, with its recipient as they are now."""
-
-    delivery_id: int
-    digest_id: int
-    subscriber_id: int
-    email: str
-    name: str | None
-    status: SubscriberStatus
-
-
-def render_jobs(conn: Connection, *, limit: int, after_id: int = 0) -> list[RenderJob]:
-    """Up to ``limit`` pending deliveries without message bytes, by digest, after ``after_id``."""
-    query = (
-        select(
-            deliveries.c.id,
-            deliveries.c.digest_id,
-            subscribers.c.id,
-            subscribers.c.email,
-            subscribers.c.name,
-            subscribers.c.status,
-        )
-        .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-        .where(
-            deliveries.c.message.is_(None),
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.id > after_id,
-        )
-        .order_by(deliveries.c.id)
-        .limit(limit)
-    )
-    return [
-        RenderJob(row[0], row[1], row[2], row[3], row[4], SubscriberStatus(row[5]))
-        for row in conn.execute(query)
-    ]
-
-
-_SAVE_MESSAGE = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("delivery_id"), deliveries.c.message.is_(None))
-    .values(message=bindparam("message_bytes"), message_id=bindparam("mid"))
-)
-
-
-def save_rendered(conn: Connection, rendered: Sequence[tuple[int, str, bytes]]) -> None:
-    """Store (delivery id, Message-ID, bytes); a row rendered before keeps its bytes."""
-    if rendered:
-        conn.execute(
-            _SAVE_MESSAGE,
-            [{"delivery_id": i, "mid": mid, "message_bytes": data} for i, mid, data in rendered],
-        )
-
-
-def cancel_deliveries(conn: Connection, ids: Sequence[int], reason: str, now: datetime) -> None:
-    """Mark rows cancelled (the subscriber left): they are never sent."""
-    for start in range(0, len(ids), _CHUNK):
-        conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id.in_(ids[start : start + _CHUNK]),
-                deliveries.c.status.in_(_OPEN),
-            )
-            .values(status=DeliveryStatus.CANCELLED.value, last_error=reason, lease_until=None)
-        )
-
-
-# --- sending --------------------------------------------------------------------------------
-
-_OPEN = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRY.value, DeliveryStatus.SENDING.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A delivery claimed for sending: its bytes and its recipient."""
-
-    delivery_id: int
-    subscriber_id: int
-    email: str
-    message_id: str
-    message: bytes
-    attempts: int
-
-
-def delivery_counts(conn: Connection) -> dict[DeliveryStatus, int]:
-    """How many deliveries have each status (every status present)."""
-    counts = dict.fromkeys(DeliveryStatus, 0)
-    query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
-    for status, count in conn.execute(query):
-        counts[DeliveryStatus(status)] = count
-    return counts

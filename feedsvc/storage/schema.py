@@ -28,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -211,9 +211,10 @@ digests = Table(
 )
 
 # The per-recipient outbox: one row per digest × subscriber, created with its digest in one
-# transaction. ``message`` holds the rendered bytes (set once, then reused by every retry,
-# so a retry sends the same bytes and the same Message-ID). Senders claim rows by moving
-# them to "sending" with a lease; status is re-checked against the subscriber at claim time.
+# transaction. Its rendered bytes live in ``delivery_messages`` (set once, then reused by
+# every retry, so a retry sends the same bytes and the same Message-ID); ``message_id`` is
+# set with them, so a row with a Message-ID is rendered. Senders claim rows by moving them
+# to "sending" with a lease; status is re-checked against the subscriber at claim time.
 deliveries = Table(
     "deliveries",
     metadata,
@@ -231,8 +232,7 @@ deliveries = Table(
         nullable=False,
     ),
     Column("status", String(16), nullable=False),
-    Column("message_id", String(255), nullable=True),  # set with ``message``
-    Column("message", LargeBinary, nullable=True),  # the rendered bytes; NULL until rendered
+    Column("message_id", String(255), nullable=True),  # set with its delivery_messages row
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=False),
     Column("lease_until", UTCDateTime, nullable=True),
@@ -256,6 +256,23 @@ deliveries = Table(
     Index("ix_deliveries_status_next_attempt", "status", "next_attempt_at"),
     Index("ix_deliveries_subscriber_id", "subscriber_id"),
     Index("ix_deliveries_status_lease_until", "status", "lease_until"),
+)
+
+# The rendered bytes of each delivery (revision 0007), written once and never changed. They
+# were a column of ``deliveries`` until then: every claim and every outcome rewrote the whole
+# row, tens of kilobytes, where only a status and a time changed (on SQLite that was most of
+# a send's store time). Deleting a delivery (a forgotten subscriber) deletes its bytes.
+delivery_messages = Table(
+    "delivery_messages",
+    metadata,
+    Column(
+        "delivery_id",
+        Integer,
+        ForeignKey("deliveries.id", ondelete="CASCADE", name="fk_delivery_messages_delivery"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("message", LargeBinary, nullable=False),
 )
 
 # How far each subscriber's announcements were considered for digests: every post that
