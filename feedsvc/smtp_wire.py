@@ -33,6 +33,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import cast
 
+from feedsvc.mime import ascii_address
+
 MAX_REPLY = 32 * 1024  # a reply longer than this (all its lines) is not SMTP
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -228,10 +230,13 @@ class Session(asyncio.Protocol):
         for address in (sender, recipient):
             if _CONTROL.search(address):
                 raise Unsendable(f"the address {address!r} contains control characters")
-            if not address.isascii():
+            address = ascii_address(address)  # a Korean domain as IDNA: any server takes it
+            if not address.isascii():  # letters before the @ that only SMTPUTF8 carries
                 if not self.smtputf8:
                     raise Unsendable(
-                        f"the address {address} is not ASCII and the server does not offer SMTPUTF8"
+                        f"the address {address} has non-ASCII letters before the @ and the "
+                        "SMTP server does not offer SMTPUTF8 (RFC 6531); send through one "
+                        "that does, or ask for another address"
                     )
                 utf8 = True
             encoded.append(address.encode("utf-8"))
