@@ -32,9 +32,13 @@ from feedsvc.storage.posts import (
     save_renders,
     save_sources,
 )
-from feedsvc.storage.schema import HEAD_REVISION, metadata
+from feedsvc.storage.schema import HEAD_REVISION, metadata, posts
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def vars_of(row: SourceRow) -> dict[str, object]:
+    return {name: getattr(row, name) for name in SourceRow.__dataclass_fields__}
 
 
 def _row(path: str, **changes: object) -> SourceRow:
@@ -128,6 +132,17 @@ def test_source_rows_round_trip_with_korean_paths(store: Store) -> None:
         loaded = load_sources(conn)
     assert loaded == {row.source_path: row for row in rows}
     assert loaded["2024/부산-소식.md"].first_seen == T0
+
+
+def test_bulk_writes_store_dates_as_core_does(store: Store) -> None:
+    """Dates written in bulk (save_sources) are the same text (or value) as a Core insert
+    writes, so SQL comparisons of equal instants hold on SQLite."""
+    with store.write() as conn:
+        save_sources(conn, [_row("bulk.md")])
+        conn.execute(posts.insert().values(**vars_of(_row("core.md"))))
+    with store.read() as conn:
+        stored = dict(conn.execute(text("SELECT source_path, published FROM posts")).all())
+    assert stored["bulk.md"] == stored["core.md"]
 
 
 def test_saving_a_row_again_keeps_its_last_good_render(store: Store) -> None:

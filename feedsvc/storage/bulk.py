@@ -26,7 +26,10 @@ def execute_many(
         return
     compiled = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
     names = tuple(compiled.positiontup or ())
-    processors = [table.c[name].type.bind_processor(conn.dialect) for name in names]
+    # dialect_impl: a TypeDecorator's own processor would skip SQLite's (dates as text the
+    # way Core writes them, "2024-06-01 00:00:00.000000"; sqlite3's adapter drops zeros).
+    dialect = conn.dialect
+    processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
     pairs = list(zip(names, processors, strict=True))
     values = [
         tuple(row[name] if process is None else process(row[name]) for name, process in pairs)
