@@ -1,13 +1,15 @@
 """A source file's bytes → decoded text → front matter mapping + body, with clear errors.
 
 YAML between ``---`` lines or TOML between ``+++`` lines (python-frontmatter's handlers
-find them), or none at all. Simple YAML takes the fast path in ``simple_yaml``; anything
-else goes to PyYAML (libyaml). Every failure is a ContentError with the file's line.
+find them), or none at all. Simple YAML takes the fast path in ``simple_yaml``, simple
+TOML the one in ``simple_toml``; anything else goes to PyYAML (libyaml) or tomllib. Every
+failure is a ContentError with the file's line.
 """
 
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import tomllib
 from datetime import date
@@ -16,7 +18,7 @@ from typing import Any
 import yaml
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
 
-from feedsvc import simple_yaml
+from feedsvc import simple_toml, simple_yaml
 from feedsvc.config import Settings
 from feedsvc.errors import ContentError
 
@@ -32,7 +34,8 @@ class TOMLHandler(BaseHandler):
     START_DELIMITER = END_DELIMITER = "+++"
 
     def load(self, fm: str) -> dict[str, Any]:
-        return tomllib.loads(fm)
+        fast = simple_toml.load(fm)
+        return fast if fast is not None else tomllib.loads(fm)
 
 
 class FastYAMLHandler(YAMLHandler):
@@ -58,7 +61,7 @@ def decode_source(path: str, data: bytes, settings: Settings) -> str:
     encoding = settings.content.encoding
     if data.startswith(codecs.BOM_UTF8):  # a UTF-8 BOM wins over the configured encoding
         data, skipped, encoding = data[3:], 3, "utf-8"
-    utf8 = codecs.lookup(encoding).name == "utf-8"
+    utf8 = _is_utf8(encoding)
     # NUL is only a binary marker for ASCII-compatible codecs (UTF-16 text is full of it).
     nul = data.find(b"\x00") if utf8 else -1
     if nul >= 0:
@@ -90,6 +93,12 @@ def decode_source(path: str, data: bytes, settings: Settings) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=8)
+def _is_utf8(encoding: str) -> bool:
+    """Whether ``encoding`` is UTF-8 by any of its names (looked up once, not per file)."""
+    return codecs.lookup(encoding).name == "utf-8"
+
+
 def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str, int, str, int]:
     """(front matter mapping, its text, its first line, body, body's first line)."""
     for handler in _HANDLERS:
@@ -100,11 +109,14 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str, int, 
     else:
         return {}, "", 1, text, 1
     delimiter = text[:3]
+    marker = "\n" + delimiter
     closing = None
-    candidate = text.find("\n" + delimiter, opening.end())
-    while candidate >= 0 and closing is None:  # str.find, then the regex: 5x a regex search
+    candidate = text.find(marker, opening.end())
+    while candidate >= 0:  # str.find, then the regex: 5x a regex search
         closing = handler.FM_BOUNDARY.match(text, candidate + 1)
-        candidate = text.find("\n" + delimiter, candidate + 1)
+        if closing is not None:
+            break  # not a scan of the whole body for a next one
+        candidate = text.find(marker, candidate + 1)
     if closing is None:
         raise ContentError(
             path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from json.encoder import encode_basestring
 from typing import Literal
 
 
@@ -128,6 +129,113 @@ def meta_from_dict(data: dict[str, object]) -> PostMeta:
         excerpt=data.get("excerpt"),  # type: ignore[arg-type]
         draft=bool(data.get("draft")),
     )
+
+
+# PostMeta flattened to plain str/int/bool/None/tuples, dates as ISO text: what parse
+# workers send the main process (pickled; unpickling these is ~3x cheaper than JSON, and
+# rebuilding from them ~3x cheaper than ``meta_from_dict``). Same order as meta_to_dict.
+MetaFields = tuple[
+    str,  # id
+    str,  # slug
+    str,  # url
+    str,  # source
+    str,  # title
+    str,  # published, ISO 8601
+    str,  # updated, ISO 8601
+    DateSource,
+    tuple[str, ...],  # categories
+    tuple[str, ...],  # tags
+    tuple[str, str | None] | None,  # author: name, email
+    str | None,  # lang
+    tuple[str, str | None, int | None] | None,  # image: url, media type, length
+    str | None,  # excerpt
+    bool,  # draft
+]
+
+
+def meta_fields(meta: PostMeta) -> MetaFields:
+    """``meta`` as :data:`MetaFields`; the inverse is :func:`meta_from_fields`."""
+    author, image = meta.author, meta.image
+    published = meta.published.isoformat()
+    # to_meta keeps the very same object when nothing says otherwise: format it once.
+    updated = published if meta.updated is meta.published else meta.updated.isoformat()
+    return (
+        meta.id,
+        meta.slug,
+        meta.url,
+        meta.source,
+        meta.title,
+        published,
+        updated,
+        meta.date_source,
+        meta.categories,
+        meta.tags,
+        None if author is None else (author.name, author.email),
+        meta.lang,
+        None if image is None else (image.url, image.media_type, image.length),
+        meta.excerpt,
+        meta.draft,
+    )
+
+
+def meta_from_fields(fields: MetaFields) -> PostMeta:
+    """The PostMeta that ``meta_from_dict`` would rebuild from the same metadata's JSON.
+
+    Dates come back with fixed UTC offsets, as from the store, whatever zone they had.
+    """
+    (id_, slug, url, source, title, published, updated, date_source) = fields[:8]
+    author, image = fields[10], fields[12]
+    moment = datetime.fromisoformat(published)
+    return PostMeta(
+        id_,
+        slug,
+        url,
+        source,
+        title,
+        moment,
+        moment if updated == published else datetime.fromisoformat(updated),
+        date_source,
+        fields[8],
+        fields[9],
+        None if author is None else Author(*author),
+        fields[11],
+        None if image is None else Image(*image),
+        fields[13],
+        fields[14],
+    )
+
+
+def meta_json_from_fields(fields: MetaFields) -> str:
+    """``json.dumps(meta_to_dict(meta), ensure_ascii=False)``, byte for byte, 2x faster.
+
+    The store keeps this text and compares it to see whether a post's metadata changed,
+    so it must not drift from ``meta_to_dict``: the tests hold them together.
+    """
+    text = encode_basestring  # the C function json.dumps(..., ensure_ascii=False) calls
+    author, image = fields[10], fields[12]
+    author_json = "null" if author is None else f"[{text(author[0])}, {_json_or_null(author[1])}]"
+    if image is None:
+        image_json = "null"
+    else:
+        length = "null" if image[2] is None else int.__repr__(image[2])
+        image_json = f"[{text(image[0])}, {_json_or_null(image[1])}, {length}]"
+    return (
+        f'{{"id": {text(fields[0])}, "slug": {text(fields[1])}, "url": {text(fields[2])}, '
+        f'"source": {text(fields[3])}, "title": {text(fields[4])}, '
+        f'"published": {text(fields[5])}, "updated": {text(fields[6])}, '
+        f'"date_source": {text(fields[7])}, "categories": {_json_list(fields[8])}, '
+        f'"tags": {_json_list(fields[9])}, "author": {author_json}, '
+        f'"lang": {_json_or_null(fields[11])}, "image": {image_json}, '
+        f'"excerpt": {_json_or_null(fields[13])}, "draft": {"true" if fields[14] else "false"}}}'
+    )
+
+
+def _json_or_null(value: str | None) -> str:
+    return "null" if value is None else encode_basestring(value)
+
+
+def _json_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(map(encode_basestring, values)) + "]"
 
 
 class SubscriberStatus(StrEnum):

@@ -12,6 +12,7 @@ hypothesis.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -21,16 +22,21 @@ from yaml.nodes import ScalarNode
 _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +(.*))?$")
 _ITEM = re.compile(r"( +)- (.*)$")
 # A plain scalar we can take as is: no indicator first, no ': ' / ' #', no flow characters.
-_PLAIN = re.compile(r"[^-?:,\[\]{}#&*!|>'\"%@`\s](?:[^:#,\[\]{}]|:(?! |$)|(?<! )#)*")
+# Possessive: the three branches start differently, so there is only one way to match, and
+# taking runs whole is 2-3x quicker than a character at a time.
+_PLAIN = re.compile(r"[^-?:,\[\]{}#&*!|>'\"%@`\s](?:[^:#,\[\]{}]++|:(?! |$)|(?<! )#)*+")
 _FLOW_ITEM = re.compile(r"[^-?:,\[\]{}#&*!|>'\"%@`\s][^:#,\[\]{}'\"]*")
 _DOUBLE = re.compile(r'"([^"\\]*)"')
 _SINGLE = re.compile(r"'((?:[^']|'')*)'")
 
 _resolver = yaml.resolver.Resolver()
 # PyYAML picks implicit resolvers by a scalar's first character (there are no wildcard
-# ones in the safe resolver); any other first character means a plain string.
+# ones in the safe resolver); any other first character means a plain string. These are
+# the resolver's own (tag, regexp) lists, tried in its order, as ``Resolver.resolve`` does.
 assert None not in _resolver.yaml_implicit_resolvers
-_TYPED_STARTS = frozenset(_resolver.yaml_implicit_resolvers)
+_IMPLICIT: dict[str, tuple[tuple[str, re.Pattern[str]], ...]] = {
+    first: tuple(resolvers) for first, resolvers in _resolver.yaml_implicit_resolvers.items()
+}
 _constructor = yaml.constructor.SafeConstructor()
 _CONSTRUCT = {
     "tag:yaml.org,2002:str": lambda node: node.value,
@@ -48,45 +54,60 @@ class _NotSimple(Exception):
 
 def _plain(text: str) -> Any:
     """A plain scalar, typed as PyYAML types it (str, int, float, bool, null, timestamp)."""
-    if text[0] not in _TYPED_STARTS:
-        return text  # no implicit type starts with this character: a string, as PyYAML says
-    tag = _resolver.resolve(ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
-    construct = _CONSTRUCT.get(tag)
-    if construct is None:
+    for tag, regexp in _IMPLICIT.get(text[0], ()):
+        if regexp.match(text):
+            construct = _CONSTRUCT.get(tag)
+            if construct is None:  # merge '<<' and value '=': YAML beyond this path
+                raise _NotSimple
+            return construct(ScalarNode(tag, text))
+    return text  # PyYAML's default tag for a plain scalar: a string
+
+
+# Categories, tags, flags and the like repeat from post to post: their values are
+# remembered (all immutable: str, int, float, bool, None, date, datetime).
+@functools.lru_cache(maxsize=4096)
+def _plain_value(text: str) -> Any:
+    if _PLAIN.fullmatch(text) is None:
         raise _NotSimple
-    return construct(ScalarNode(tag, text))
+    return _plain(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _flow_item(part: str) -> Any:
+    if _DOUBLE.fullmatch(part):
+        return part[1:-1]
+    if _FLOW_ITEM.fullmatch(part):
+        return _plain(part)
+    raise _NotSimple
 
 
 def _scalar(text: str) -> Any:
     text = text.rstrip(" ")
     if not text:
         return None
-    match = _DOUBLE.fullmatch(text)
-    if match:
+    # The first character decides which form it can be (none of the others can start so).
+    first = text[0]
+    if first == '"':
+        match = _DOUBLE.fullmatch(text)
+        if match is None:
+            raise _NotSimple
         return match.group(1)
-    match = _SINGLE.fullmatch(text)
-    if match:
+    if first == "'":
+        match = _SINGLE.fullmatch(text)
+        if match is None:
+            raise _NotSimple
         return match.group(1).replace("''", "'")
-    if text.startswith("[") and text.endswith("]"):
+    if first == "[":
+        if not text.endswith("]"):
+            raise _NotSimple
         return _flow_list(text[1:-1])
-    if _PLAIN.fullmatch(text):
-        return _plain(text)
-    raise _NotSimple
+    return _plain_value(text)
 
 
 def _flow_list(inner: str) -> list[Any]:
     if not inner.strip():
         return []
-    items = []
-    for part in inner.split(","):
-        part = part.strip(" ")
-        if _DOUBLE.fullmatch(part):
-            items.append(part[1:-1])
-        elif _FLOW_ITEM.fullmatch(part):
-            items.append(_plain(part))
-        else:
-            raise _NotSimple
-    return items
+    return [_flow_item(part.strip(" ")) for part in inner.split(",")]
 
 
 def _block_scalar(style: str, lines: list[str], final_break: bool) -> str:
@@ -114,43 +135,42 @@ def _load(text: str) -> dict[str, Any]:
     if _UNUSUAL.search(text):
         raise _NotSimple
     lines = text.split("\n")
+    count = len(lines)
     result: dict[str, Any] = {}
     i = 0
-    while i < len(lines):
+    while i < count:
         line = lines[i]
         i += 1
-        if not line.strip():
+        if not line or line.isspace():
             continue
         match = _KEY.match(line)
         if match is None:
             raise _NotSimple
-        key, value = match.group(1), (match.group(2) or "")
-        if key in result or key in ("<<",):
-            raise _NotSimple  # duplicate keys and merges: leave them to PyYAML
+        key, value = match.groups()
+        if key in result:
+            raise _NotSimple  # duplicate keys: leave them to PyYAML (_KEY rules out merges)
+        if i == count or not lines[i].startswith(" "):  # the usual case: one line
+            result[key] = _scalar(value) if value else None
+            continue
         # Lines indented below this key belong to it.
-        nested = []
-        while i < len(lines) and lines[i].startswith(" "):
-            nested.append(lines[i])
+        start = i
+        while i < count and lines[i].startswith(" "):
             i += 1
+        nested = lines[start:i]
         if value in (">", "|"):
-            if not nested:
-                raise _NotSimple
             # Clip chomping keeps the last line break only if the text has one there.
-            result[key] = _block_scalar(value, nested, final_break=i < len(lines))
-        elif nested:
-            if value:
-                raise _NotSimple  # a plain scalar continued on the next line
+            result[key] = _block_scalar(value, nested, final_break=i < count)
+        elif value:
+            raise _NotSimple  # a plain scalar continued on the next line
+        else:
+            indent = len(nested[0]) - len(nested[0].lstrip(" "))
             items = []
             for item_line in nested:
                 item = _ITEM.fullmatch(item_line)
-                if item is None or len(item.group(1)) != len(nested[0]) - len(
-                    nested[0].lstrip(" ")
-                ):
+                if item is None or len(item.group(1)) != indent:
                     raise _NotSimple
                 items.append(_scalar(item.group(2)))
             result[key] = items
-        else:
-            result[key] = _scalar(value)
     return result
 
 
