@@ -39,6 +39,7 @@ _BACKTICKS = re.compile(r"`+")
 _ATTR_VALUE = re.compile(r"""=\s*("[^"]*"|'[^']*'|[^\s>]*)""")
 _URL_ATTR_NAME = re.compile(r"(?<![\w-])(href|src|srcset|poster)\s*$", re.IGNORECASE)
 _ABSOLUTE = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*:")
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 _DOCUMENT_TAGS = re.compile(r"</?(?:html|head|body)\b[^>]*>|<!doctype[^>]*>", re.IGNORECASE)
 # Elements whose href/src/srcset/poster HTML defines; iter() by tag is ~15x faster than
 # an XPath over every element's attributes.
@@ -204,7 +205,7 @@ def absolutize_urls(html: str, base_url: str, site_url: str) -> str:
         for name in ("href", "src", "poster"):
             value = element.get(name)
             if value is not None:
-                resolved = absolute_url(value, base_url, site_url)
+                resolved = _resolved(value, base_url, site_url)
                 if resolved != value:
                     element.set(name, resolved)
         srcset = element.get("srcset")
@@ -234,6 +235,16 @@ def _all_absolute(html: str) -> bool:
     return True
 
 
+def _resolved(ref: str, base_url: str, site_url: str) -> str:
+    """``ref`` made absolute, with control characters (legal in neither a URL nor XML;
+    ``&#1;`` in an attribute puts one there) percent-encoded."""
+    return _CONTROLS.sub(_percent, absolute_url(ref, base_url, site_url))
+
+
+def _percent(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()):02X}"
+
+
 def _resolve_srcset(srcset: str, base_url: str, site_url: str) -> str:
     """Each candidate's URL resolved; URLs may hold commas (data:), so parse as HTML does."""
     candidates: list[str] = []
@@ -247,7 +258,7 @@ def _resolve_srcset(srcset: str, base_url: str, site_url: str) -> str:
             rest = _SRCSET_DESCRIPTORS.match(srcset, position)
             assert rest is not None  # ([^,]*),? matches anywhere, possibly empty
             descriptors, position = rest.group(1).strip(), rest.end()
-        resolved = absolute_url(ref, base_url, site_url)
+        resolved = _resolved(ref, base_url, site_url)
         candidates.append(f"{resolved} {descriptors}" if descriptors else resolved)
     return ", ".join(candidates)
 

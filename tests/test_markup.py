@@ -331,3 +331,10 @@ def test_any_input_gives_xml_clean_output_or_a_content_error(
     for value in strings:
         _assert_xml_clean(value)
     assert "\n" not in meta.title and "\r" not in meta.title
+
+
+def test_a_control_character_in_a_relative_url_is_percent_encoded() -> None:
+    """`&#1;` in an attribute decodes to U+0001, legal in neither a URL nor XML."""
+    html = absolutize_urls('<img src="0&#1;x"><a href="a&#31;b">링크</a>', POST_URL, SITE)
+    assert 'src="' + POST_URL + '0%01x"' in html
+    assert "%1F" in html and "\x01" not in html and "\x1f" not in html

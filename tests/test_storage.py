@@ -141,7 +141,8 @@ def test_bulk_writes_store_dates_as_core_does(store: Store) -> None:
         save_sources(conn, [_row("bulk.md")])
         conn.execute(posts.insert().values(**vars_of(_row("core.md"))))
     with store.read() as conn:
-        stored = dict(conn.execute(text("SELECT source_path, published FROM posts")).all())
+        query = text("SELECT source_path, published FROM posts")
+        stored: dict[str, object] = {row[0]: row[1] for row in conn.execute(query)}
     assert stored["bulk.md"] == stored["core.md"]
 
 
