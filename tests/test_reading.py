@@ -155,3 +155,14 @@ def test_meta_fields_decode_like_the_json(meta: PostMeta) -> None:
     decoded = meta_from_fields(fields)
     assert decoded == from_json
     assert repr(decoded) == repr(from_json)
+
+
+def test_dates_with_the_same_offset_share_one_zone_object() -> None:
+    from feedsvc.models import moment_of
+
+    a = moment_of("2024-05-31T09:00:00+09:00")
+    b = moment_of("2024-06-01T10:30:00+09:00")
+    c = moment_of("2024-06-01T01:30:00+00:00")
+    assert a.tzinfo is b.tzinfo and a.tzinfo is not c.tzinfo
+    assert b == c and a < b and b.isoformat() == "2024-06-01T10:30:00+09:00"
+    assert moment_of("2024-06-01T10:30:00").tzinfo is None
