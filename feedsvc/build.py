@@ -43,6 +43,7 @@ from feedsvc.storage.posts import (
     Render,
     SourceRow,
     delete_sources,
+    has_sources,
     last_build,
     load_renders,
     load_sources,
@@ -136,8 +137,7 @@ class Builder:
         with self.store.read() as conn:
             last = last_build(conn)
             memo = self._remembered(last)
-            cached = dict(memo.sources) if memo is not None else load_sources(conn)
-            if head_start is not None and (cached or last is not None or dry_run):
+            if head_start is not None and (dry_run or last is not None or has_sources(conn)):
                 head_start.drop()  # the store is not as new as it looked
                 head_start = None
             if head_start is not None:
@@ -149,6 +149,7 @@ class Builder:
                 settings, self.fingerprint, scan, conn, last, now, memo
             ):
                 return self._repeat(report, last, lap, scan)
+            cached = dict(memo.sources) if memo is not None else load_sources(conn)
         self._memo = None  # rebuilt below once this build is recorded
         report.problems.extend(scan.problems)
         broken_paths = {p.path for p in scan.problems}

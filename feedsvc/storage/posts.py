@@ -76,6 +76,11 @@ def load_sources(conn: Connection) -> dict[str, SourceRow]:
     return {row.source_path: SourceRow(*row) for row in rows}
 
 
+def has_sources(conn: Connection) -> bool:
+    """Whether any source file was ever cached (false on a new store)."""
+    return conn.execute(select(posts.c.source_path).limit(1)).first() is not None
+
+
 def load_stats(conn: Connection) -> dict[str, tuple[int, int, str]]:
     """Every cached source file's (size, mtime_ns, fingerprint), by path: the cheap check."""
     query = select(posts.c.source_path, posts.c.size, posts.c.mtime_ns, posts.c.fingerprint)
