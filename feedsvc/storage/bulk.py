@@ -9,7 +9,7 @@ Core's path, which batches well through psycopg.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, Table
@@ -29,13 +29,33 @@ def execute_many(
     # dialect_impl: a TypeDecorator's own processor would skip SQLite's (dates as text the
     # way Core writes them, "2024-06-01 00:00:00.000000"; sqlite3's adapter drops zeros).
     dialect = conn.dialect
-    processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+    processors = [
+        _remembering(table.c[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names
+    ]
     pairs = list(zip(names, processors, strict=True))
     values = [
         tuple(row[name] if process is None else process(row[name]) for name, process in pairs)
         for row in rows
     ]
     conn.exec_driver_sql(str(compiled), values)
+
+
+def _remembering(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """``process`` once per distinct value: a build writes the same "now" 10,000 times."""
+    if process is None:
+        return None
+    done: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        try:
+            return done[value]
+        except KeyError:
+            done[value] = result = process(value)
+            return result
+        except TypeError:  # unhashable
+            return process(value)
+
+    return remembered
 
 
 # Past this many values, one scan of the table beats many ``IN (...)`` queries (SQLAlchemy
