@@ -2,7 +2,7 @@
 
     scan (sources) → parse what changed (content, in worker processes when many)
       → first-seen dates, duplicates, last good versions (store)
-      → choose feed posts (feeds.plan_feeds) → render only those (markup)
+      → choose feed posts (feed_plan.plan_feeds) → render only those (markup)
       → feed bytes (feeds.render_feeds) → atomic writes of changed files (output)
 
 A file whose size and mtime match the cache is not read; one whose bytes hash the same is
@@ -213,7 +213,7 @@ class Builder:
         lap = report.lap("settle", lap)
 
         # 5. Render only the posts some feed shows (or all, for `check`).
-        from feedsvc.feeds import plan_feeds
+        from feedsvc.feed_plan import plan_feeds
 
         plan = plan_feeds(published, settings)
         by_id = {m.id: m for m in published}
@@ -276,7 +276,7 @@ class Builder:
             only = feeds.fresh if trusted and files.keys() == self._output_stats.keys() else None
             report.feeds_written = write_feed_files(settings.output_dir, files, only=only)
             if settings.feeds.websub_hub and report.feeds_written:
-                from feedsvc.feeds import feed_base_url
+                from feedsvc.feed_plan import feed_base_url
                 from feedsvc.websub import announce, feed_urls
 
                 urls = feed_urls(feed_base_url(settings), report.feeds_written)

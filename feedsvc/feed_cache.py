@@ -17,7 +17,7 @@ from feedsvc.config import Settings
 from feedsvc.models import Post, PostMeta
 
 if TYPE_CHECKING:  # feeds (feedgen, lxml) is imported only when feeds are rendered
-    from feedsvc.feeds import FeedSpec
+    from feedsvc.feed_plan import FeedSpec
 
 
 class Feeds(NamedTuple):

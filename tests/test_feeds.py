@@ -28,12 +28,8 @@ from lxml import etree
 
 from feedsvc import __version__
 from feedsvc.config import Settings, settings_from_mapping
-from feedsvc.feeds import (
-    FeedSpec,
-    feed_base_url,
-    plan_feeds,
-    render_feeds,
-)
+from feedsvc.feed_plan import FeedSpec, feed_base_url, plan_feeds
+from feedsvc.feeds import render_feeds
 from feedsvc.models import Author, Image, Post, PostMeta
 
 HERE = Path(__file__).resolve().parent

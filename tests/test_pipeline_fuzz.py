@@ -23,7 +23,8 @@ from lxml import etree
 from feedsvc.config import settings_from_mapping
 from feedsvc.content import parse_source, to_meta
 from feedsvc.errors import ContentError
-from feedsvc.feeds import plan_feeds, render_feeds
+from feedsvc.feed_plan import plan_feeds
+from feedsvc.feeds import render_feeds
 from feedsvc.markup import render_post
 from feedsvc.models import Post
 from tests.test_markup import _TEXT
