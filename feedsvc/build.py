@@ -178,16 +178,32 @@ class Builder:
             # A little under a fair share: the main process also decodes every result.
             parsing = parse_batches(settings, to_read, self.workers, 0.8)
         import_renderers()  # while the workers parse, not on the unchanged-site path
-        outcomes: list[tuple[Outcome, PostMeta | None]] = []
-        for chunk in parsing.chunks():
-            outcomes.extend((o, decoded_meta(o)) for o in chunk)
-        lap = report.lap("parse", lap)
-
         # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
         memo_metas = memo.metas if memo is not None else {}
-        settled, rows, report.parsed = self._settling.settle(
-            outcomes, unchanged, cached, now, dry_run, memo_metas, base or Settled({}, {}, {})
-        )
+        settled = base or Settled({}, {}, {})
+        if head_start is not None:
+            # A new store: each chunk is settled and its rows written as it comes, while
+            # the workers parse the next (nothing cached, so a chunk's rows are final).
+            rows, saved = [], True
+            report.parsed = 0
+            for chunk in parsing.chunks():
+                decoded = [(o, decoded_meta(o)) for o in chunk]
+                settled, chunk_rows, parsed = self._settling.settle(
+                    decoded, [], cached, now, False, memo_metas, settled
+                )
+                with self.store.write() as conn:
+                    save_sources(conn, chunk_rows)
+                rows += chunk_rows
+                report.parsed += parsed
+        else:
+            outcomes: list[tuple[Outcome, PostMeta | None]] = []
+            for chunk in parsing.chunks():
+                outcomes.extend((o, decoded_meta(o)) for o in chunk)
+            settled, rows, report.parsed = self._settling.settle(
+                outcomes, unchanged, cached, now, dry_run, memo_metas, settled
+            )
+            saved = False
+        lap = report.lap("parse", lap)
         for found in settled.problems.values():
             report.problems.extend(found)
         metas, hashes = dict(settled.metas), settled.hashes
@@ -238,7 +254,8 @@ class Builder:
                 if p in cached and p not in broken_paths and scan.find(p) is None
             )
             with self.store.write() as conn:
-                save_sources(conn, rows)
+                if not saved:
+                    save_sources(conn, rows)
                 delete_sources(conn, gone)
                 # Posts live for the first time become "new" for the digests, once. The
                 # first build on a store announces the back catalogue without the flood

@@ -66,5 +66,6 @@ def head_start(settings: Settings) -> HeadStart | None:
     if len(scan.files) < PARSE_THRESHOLD:
         return None
     to_read: list[tuple[SourceFile, str | None]] = [(file, None) for file in scan.files]
-    # The main process joins late (it imports the rest first): a smaller share.
-    return HeadStart(scan, to_read, parse_batches(settings, to_read, default_workers(), 0.6))
+    # Workers parse everything: the main process imports the rest, opens the store, then
+    # settles and writes each chunk of results as it comes.
+    return HeadStart(scan, to_read, parse_batches(settings, to_read, default_workers(), 0.0))

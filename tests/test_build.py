@@ -510,12 +510,20 @@ def test_a_new_stores_parse_started_early_gives_the_same_feeds(
         Path(site.settings.storage_url.removeprefix("sqlite:///")).unlink()
         for i in range(30):
             site.write(f"2024-02-{i % 28 + 1:02d}-글-{i}.md", post(f"글 {i}", date=None))
+        site.write("깨진.md", "---\ntitle: [broken\n---\n")
+        site.write("중복.md", post("글 1", extra="slug: 글-1"))
         started = head_start_module.head_start(site.settings) if early else None
         assert (started is not None) == early
         site.store = open_store(site.settings.storage_url)
-        report = Builder(site.settings, site.store, site.clock, workers=2).build(head_start=started)
-        assert report.parsed == 30
-        outputs.append((site.root / "public" / "feed.xml").read_bytes())
+        builder = Builder(site.settings, site.store, site.clock, workers=2)
+        report = builder.build(head_start=started)
+        assert report.parsed == 31
+        problems = [(p.path, p.reason) for p in report.problems]
+        # The rows in the store are as complete: another build parses nothing.
+        again = Builder(site.settings, site.store, site.clock, workers=2).build()
+        assert again.parsed == 0
+        assert [(p.path, p.reason) for p in again.problems] == problems
+        outputs.append(((site.root / "public" / "feed.xml").read_bytes(), problems))
     assert outputs[0] == outputs[1]
 
 
