@@ -19,22 +19,37 @@ def execute_many(
     conn: Connection, statement: Any, table: Table, rows: Sequence[Mapping[str, Any]]
 ) -> None:
     """Run an INSERT-like ``statement`` on ``table`` for each mapping in ``rows``."""
+    if rows:
+        names = tuple(rows[0])
+        execute_tuples(conn, statement, table, names, [tuple(r[n] for n in names) for r in rows])
+
+
+def execute_tuples(
+    conn: Connection,
+    statement: Any,
+    table: Table,
+    names: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+) -> None:
+    """``execute_many`` with each row's values in the order of ``names`` (cheaper to make
+    than a mapping a row: ``operator.attrgetter(*names)`` builds them in C)."""
     if not rows:
         return
     if conn.dialect.name != "sqlite":
-        conn.execute(statement, list(rows))
+        conn.execute(statement, [dict(zip(names, row, strict=True)) for row in rows])
         return
-    compiled = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
-    names = tuple(compiled.positiontup or ())
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(names))
+    order = tuple(compiled.positiontup or ())
+    where = {name: i for i, name in enumerate(names)}
     # dialect_impl: a TypeDecorator's own processor would skip SQLite's (dates as text the
     # way Core writes them, "2024-06-01 00:00:00.000000"; sqlite3's adapter drops zeros).
     dialect = conn.dialect
-    processors = [
-        _remembering(table.c[n].type.dialect_impl(dialect).bind_processor(dialect)) for n in names
+    steps = [
+        (where[n], _remembering(table.c[n].type.dialect_impl(dialect).bind_processor(dialect)))
+        for n in order
     ]
-    pairs = list(zip(names, processors, strict=True))
     values = [
-        tuple(row[name] if process is None else process(row[name]) for name, process in pairs)
+        tuple(row[i] if process is None else process(row[i]) for i, process in steps)
         for row in rows
     ]
     conn.exec_driver_sql(str(compiled), values)

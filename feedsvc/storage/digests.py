@@ -36,7 +36,7 @@ from feedsvc.models import (
     SubscriberStatus,
     meta_from_dict,
 )
-from feedsvc.storage.bulk import execute_many, rows_among
+from feedsvc.storage.bulk import execute_many, execute_tuples, rows_among
 from feedsvc.storage.schema import (
     announcements,
     deliveries,
@@ -68,6 +68,9 @@ def _upsert(conn: Connection, table: Any) -> Any:
 # --- announcements ------------------------------------------------------------------------
 
 
+_ANNOUNCED = ("post_id", "source_path", "became_new_at", "held", "released_at", "eligible_at")
+
+
 def note_published(
     conn: Connection,
     metas: Sequence[PostMeta],
@@ -91,20 +94,11 @@ def note_published(
     if not new:
         return []
     held = is_flood(len(new), flood_limit)
-    rows = [
-        {
-            "post_id": post_id,
-            "source_path": live[post_id].source,
-            "became_new_at": now,
-            "held": held,
-            "released_at": None,
-            "eligible_at": None if held else now,
-        }
-        for post_id in new
-    ]
+    eligible = None if held else now
+    rows = [(post_id, live[post_id].source, now, held, None, eligible) for post_id in new]
     # Another process may record the same post at the same moment: the first one stays.
     statement = _upsert(conn, announcements).on_conflict_do_nothing()
-    execute_many(conn, statement, announcements, rows)
+    execute_tuples(conn, statement, announcements, _ANNOUNCED, rows)
     if held:
         log.warning(
             "flood guard: %d posts became new at once (more than digest.flood_limit = %d; "

@@ -6,12 +6,13 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, delete, insert, select
 
 from feedsvc.models import Problem, Severity
-from feedsvc.storage.bulk import execute_many, rows_among
+from feedsvc.storage.bulk import execute_many, execute_tuples, rows_among
 from feedsvc.storage.schema import builds, first_seen, posts
 
 _CHUNK = 500  # keeps IN (...) lists and multi-row inserts well inside SQLite's limits
@@ -104,13 +105,13 @@ def load_renders(conn: Connection, paths: Iterable[str]) -> dict[str, Render]:
 
 def save_sources(conn: Connection, rows: Sequence[SourceRow]) -> None:
     """Insert or update cached rows; an updated row keeps its last good render."""
-    values = [{name: getattr(row, name) for name in _ROW_NAMES} for row in rows]
+    values = list(map(attrgetter(*_ROW_NAMES), rows))
     statement = _upsert(conn, posts)
     statement = statement.on_conflict_do_update(
         index_elements=[posts.c.source_path],
         set_={name: statement.excluded[name] for name in _ROW_NAMES if name != "source_path"},
     )
-    execute_many(conn, statement, posts, values)
+    execute_tuples(conn, statement, posts, _ROW_NAMES, values)
 
 
 def save_renders(conn: Connection, renders: Iterable[Render]) -> None:
