@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +114,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="rewrite the golden files (tests/golden/) from the current output, then compare",
     )
+
+
+SHARED = REPO.parent / "shared"
+
+
+def corpus_front_matters(folder: Path, fence: str, posts: int = 400) -> list[str]:
+    """The front matters fenced by ``fence`` ("---" or "+++") in a corpus of ``posts``
+    made by the shared benchmark generator (../shared/bench/make_corpus.py)."""
+    subprocess.run(
+        [
+            sys.executable,
+            str(SHARED / "bench" / "make_corpus.py"),
+            str(folder),
+            "--posts",
+            str(posts),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    found = []
+    for path in sorted(folder.rglob("*.md")):
+        text = path.read_text(encoding="utf-8")
+        if text.startswith(fence + "\n"):
+            found.append(text[4 : text.index(f"\n{fence}\n", 4) + 1])
+    return found

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tomllib
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedsvc import simple_toml
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from tests.conftest import corpus_front_matters
 
 
 def same_as_tomllib(text: str) -> None:
@@ -117,20 +114,10 @@ def test_fast_path_equals_tomllib_on_generated_documents(text: str) -> None:
 
 def test_fast_path_equals_tomllib_on_the_benchmark_corpus(tmp_path: Path) -> None:
     """Every TOML front matter of a generated 400-post corpus: same values, all fast."""
-    subprocess.run(
-        [sys.executable, str(SHARED / "bench" / "make_corpus.py"), str(tmp_path), "--posts", "400"],
-        check=True,
-        capture_output=True,
-    )
-    fast = 0
-    total = 0
-    for path in sorted(tmp_path.rglob("*.md")):
-        text = path.read_text(encoding="utf-8")
-        if not text.startswith("+++\n"):
-            continue
-        total += 1
-        front = text[4 : text.index("\n+++\n", 4) + 1]
+    fronts = corpus_front_matters(tmp_path, "+++")
+    for front in fronts:
         same_as_tomllib(front)
-        fast += simple_toml.load(front) is not None
+    fast = sum(simple_toml.load(front) is not None for front in fronts)
+    total = len(fronts)
     assert total > 20
     assert fast == total

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedsvc import simple_yaml
-
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from tests.conftest import corpus_front_matters
 
 
 def same_as_pyyaml(text: str) -> None:
@@ -175,20 +172,10 @@ def test_fast_path_equals_pyyaml_on_generated_documents(text: str) -> None:
 
 def test_fast_path_equals_pyyaml_on_the_benchmark_corpus(tmp_path: Path) -> None:
     """Every YAML front matter of a generated 400-post corpus: same values, mostly fast."""
-    subprocess.run(
-        [sys.executable, str(SHARED / "bench" / "make_corpus.py"), str(tmp_path), "--posts", "400"],
-        check=True,
-        capture_output=True,
-    )
-    fast = 0
-    total = 0
-    for path in sorted(tmp_path.rglob("*.md")):
-        text = path.read_text(encoding="utf-8")
-        if not text.startswith("---\n"):
-            continue
-        total += 1
-        front = text[4 : text.index("\n---\n", 4) + 1]
+    fronts = corpus_front_matters(tmp_path, "---")
+    for front in fronts:
         same_as_pyyaml(front)
-        fast += simple_yaml.load(front) is not None
+    fast = sum(simple_yaml.load(front) is not None for front in fronts)
+    total = len(fronts)
     assert total > 300
     assert fast == total
