@@ -123,3 +123,36 @@ def test_python_m_feedsvc_runs_in_a_fresh_process(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "public" / "atom.xml").exists()
+
+
+# Runs the console script's entry in a fresh interpreter and says, as it exits, whether the
+# cyclic garbage collector was on for the command.
+_GC_PROBE = """
+import atexit, gc, sys
+atexit.register(lambda: print("collector on:", gc.isenabled()))
+sys.argv = ["feedsvc", *sys.argv[1:]]
+from feedsvc.entry import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "collector_on"),
+    [(["build"], False), (["check"], False), (["status"], True), (["init", "사이트"], True)],
+)
+def test_only_one_shot_builds_run_without_the_garbage_collector(
+    tmp_path: Path, command: list[str], collector_on: bool
+) -> None:
+    """`build` and `check` skip the cyclic collector (they exit soon); every other command,
+    the daemon above all, must have it back on."""
+    config = _site(tmp_path)
+    args = ["--config", str(config), *command] if command[0] != "init" else command
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert f"collector on: {collector_on}" in done.stdout, done.stdout + done.stderr

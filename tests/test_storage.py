@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
+from sqlalchemy.dialects import sqlite
 
 from feedsvc.errors import StoreError
 from feedsvc.models import Problem, Severity
@@ -32,7 +35,7 @@ from feedsvc.storage.posts import (
     save_renders,
     save_sources,
 )
-from feedsvc.storage.schema import HEAD_REVISION, metadata, posts
+from feedsvc.storage.schema import HEAD_REVISION, UTCDateTime, metadata, posts
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 
@@ -144,6 +147,38 @@ def test_bulk_writes_store_dates_as_core_does(store: Store) -> None:
         query = text("SELECT source_path, published FROM posts")
         stored: dict[str, object] = {row[0]: row[1] for row in conn.execute(query)}
     assert stored["bulk.md"] == stored["core.md"]
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1000, 1, 1),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-3, minutes=-30))]
+        ),
+    )
+)
+def test_fast_sqlite_dates_are_cores_text(moment: datetime) -> None:
+    """Bulk writes format UTCDateTime values themselves on SQLite; the text must be what
+    Core's own processor writes, to the microsecond, whatever the zone."""
+    dialect = sqlite.dialect()
+    core = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert core is not None
+    assert UTCDateTime.sqlite_bind(moment) == core(moment)
+
+
+def test_bulk_writes_in_any_zone_read_back_as_the_same_instants(store: Store) -> None:
+    seoul = timezone(timedelta(hours=9))
+    rows = [
+        _row(f"{i}.md", published=T0.astimezone(seoul) + timedelta(microseconds=i))
+        for i in range(50)
+    ] + [_row("draft.md", published=None)]
+    with store.write() as conn:
+        save_sources(conn, rows)
+    with store.read() as conn:
+        loaded = load_sources(conn)
+    assert {p: r.published for p, r in loaded.items()} == {r.source_path: r.published for r in rows}
+    assert all(r.first_seen == T0 for r in loaded.values())
 
 
 def test_saving_a_row_again_keeps_its_last_good_render(store: Store) -> None:

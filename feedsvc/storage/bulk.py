@@ -41,36 +41,40 @@ def execute_tuples(
     compiled = statement.compile(dialect=conn.dialect, column_keys=list(names))
     order = tuple(compiled.positiontup or ())
     where = {name: i for i, name in enumerate(names)}
+    # Column by column: zip and map run in C, and a column that needs no conversion (most
+    # of them on SQLite) is passed through as it is.
+    columns = list(zip(*rows, strict=True))
+    dialect = conn.dialect
+    ordered = []
+    for name in order:
+        column = columns[where[name]]
+        process = _bind_processor(table.c[name].type, dialect)
+        ordered.append(column if process is None else _converted(process, column))
+    conn.exec_driver_sql(str(compiled), list(zip(*ordered, strict=True)))
+
+
+def _bind_processor(column_type: Any, dialect: Any) -> Callable[[Any], Any] | None:
+    """How one value of ``column_type`` is written on ``dialect``: the type's own fast
+    SQLite form where it has one, else its processor."""
+    fast = getattr(column_type, "sqlite_bind", None)
+    if fast is not None and dialect.name == "sqlite":
+        return fast  # type: ignore[no-any-return]
     # dialect_impl: a TypeDecorator's own processor would skip SQLite's (dates as text the
     # way Core writes them, "2024-06-01 00:00:00.000000"; sqlite3's adapter drops zeros).
-    dialect = conn.dialect
-    steps = [
-        (where[n], _remembering(table.c[n].type.dialect_impl(dialect).bind_processor(dialect)))
-        for n in order
-    ]
-    values = [
-        tuple(row[i] if process is None else process(row[i]) for i, process in steps)
-        for row in rows
-    ]
-    conn.exec_driver_sql(str(compiled), values)
+    return column_type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
 
 
-def _remembering(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
-    """``process`` once per distinct value: a build writes the same "now" 10,000 times."""
-    if process is None:
-        return None
-    done: dict[Any, Any] = {}
-
-    def remembered(value: Any) -> Any:
-        try:
-            return done[value]
-        except KeyError:
-            done[value] = result = process(value)
-            return result
-        except TypeError:  # unhashable
-            return process(value)
-
-    return remembered
+def _converted(process: Callable[[Any], Any], column: Sequence[Any]) -> list[Any]:
+    """``process`` over ``column``, once per distinct value where values repeat (a build
+    writes the same "now" 10,000 times)."""
+    try:
+        distinct = dict.fromkeys(column)
+    except TypeError:  # unhashable values
+        return list(map(process, column))
+    if len(distinct) * 2 > len(column):
+        return list(map(process, column))
+    done = {value: process(value) for value in distinct}
+    return list(map(done.__getitem__, column))
 
 
 # Past this many values, one scan of the table beats many ``IN (...)`` queries (SQLAlchemy

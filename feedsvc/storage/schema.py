@@ -45,6 +45,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
+    @staticmethod
+    def sqlite_bind(value: datetime | None) -> str | None:
+        """The text Core stores on SQLite for ``value`` ("2024-06-01 00:00:00.000000"),
+        in C where Core's processor takes ~3 µs a value (bulk writes of 10,000 rows)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} reached the store; attach a zone first")
+        # "+00:00" cut off: cheaper than replace(tzinfo=None), and the length is fixed.
+        return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
