@@ -65,7 +65,7 @@ def make_site(folder: Path, subscribers: int, port: int, workers: int = 1) -> Pa
     from sqlalchemy import insert
 
     from feedsvc.storage import open_store
-    from feedsvc.storage.digests import note_published
+    from feedsvc.storage.announcements import note_published
     from feedsvc.storage.schema import subscribers as table
     from tests.digest_helpers import sample_posts, site_mapping, store_post
 

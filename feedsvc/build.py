@@ -48,6 +48,7 @@ from feedsvc.storage.posts import (
     load_renders,
     load_sources,
     record_build,
+    record_first_seen,
     save_renders,
     save_sources,
 )
@@ -189,10 +190,11 @@ class Builder:
             for chunk in parsing.chunks():
                 decoded = [(o, decoded_meta(o)) for o in chunk]
                 settled, chunk_rows, parsed = self._settling.settle(
-                    decoded, [], cached, now, False, memo_metas, settled
+                    decoded, [], cached, now, False, memo_metas, settled, new_store=True
                 )
                 with self.store.write() as conn:
                     save_sources(conn, chunk_rows)
+                    record_first_seen(conn, _slugs(decoded), now)
                 rows += chunk_rows
                 report.parsed += parsed
         else:
@@ -241,7 +243,7 @@ class Builder:
         )
         if not dry_run:
             # Imported here, while the workers work (it brings email-validator along).
-            from feedsvc.storage.digests import any_announced, note_published
+            from feedsvc.storage.announcements import any_announced, note_published
 
             # The store's rows are written while the worker processes render.
             if scan.touched is not None and memo is not None:
@@ -420,6 +422,12 @@ class Builder:
             key = self._render_key(hashes.get(meta.source, ""))
             renders.append(Render(meta.source, post.html, post.summary, key))
         return renders
+
+
+def _slugs(decoded: list[tuple[Outcome, PostMeta | None]]) -> list[str]:
+    """The slugs of the files that parsed (each one's first sighting is recorded)."""
+    slugs = [meta.slug for _, meta in decoded if meta is not None]
+    return slugs + [o.parsed.slug for o, meta in decoded if meta is None and o.parsed]
 
 
 def _record(report: BuildReport) -> BuildRecord:

@@ -32,6 +32,7 @@ from feedsvc.models import SubscriberStatus
 from feedsvc.outbox import Backend, DeliveryError, OutboxBackend
 from feedsvc.pacing import RetryPolicy
 from feedsvc.storage import Store
+from feedsvc.storage.announcements import note_published
 from feedsvc.storage.delivery_claims import cancel_deliveries, claim_due
 from feedsvc.storage.delivery_messages import RenderJob, render_jobs, save_rendered
 from feedsvc.storage.delivery_outcomes import Outcome, Result, record_outcomes
@@ -44,7 +45,6 @@ from feedsvc.storage.digests import (
     load_posts,
     load_recipients,
     lock_digest_creation,
-    note_published,
     oldest_cursor,
 )
 from feedsvc.templating import environment

@@ -58,9 +58,15 @@ class Settling:
         dry_run: bool,
         known_metas: dict[str, tuple[str, PostMeta]],
         base: Settled,
+        *,
+        new_store: bool = False,
     ) -> tuple[Settled, list[SourceRow], int]:
         """What each file is now (``base``, the files not looked at, plus the outcomes and
-        the unchanged rows), the rows to save, and how many files were parsed."""
+        the unchanged rows), the rows to save, and how many files were parsed.
+
+        ``new_store``: nothing was ever seen, so every slug is first seen ``now``; the
+        caller records them with the rows (:func:`record_first_seen`).
+        """
         rows: list[SourceRow] = []
         fresh: list[Outcome] = []
         parsed_metas: dict[str, PostMeta] = {}
@@ -84,7 +90,9 @@ class Settling:
         # Every slug's first sighting is recorded, so removing a date later keeps it put.
         slugs = [m.slug for m in parsed_metas.values()]
         slugs += [o.parsed.slug for o in fresh if o.parsed]
-        if dry_run:
+        if new_store:
+            seen: dict[str, datetime] = {}  # every slug defaults to now
+        elif dry_run:
             with self.store.read() as conn:
                 seen = peek_first_seen(conn, slugs)
         else:

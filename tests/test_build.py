@@ -10,6 +10,7 @@ from typing import Any
 
 import feedparser
 import pytest
+from sqlalchemy import text as sql
 
 from feedsvc import build as build_module
 from feedsvc import head_start as head_start_module
@@ -512,19 +513,33 @@ def test_a_new_stores_parse_started_early_gives_the_same_feeds(
             site.write(f"2024-02-{i % 28 + 1:02d}-글-{i}.md", post(f"글 {i}", date=None))
         site.write("깨진.md", "---\ntitle: [broken\n---\n")
         site.write("중복.md", post("글 1", extra="slug: 글-1"))
+        site.write("날짜-없는-글.md", post("날짜 없는 글", date=None))
         started = head_start_module.head_start(site.settings) if early else None
         assert (started is not None) == early
         site.store = open_store(site.settings.storage_url)
         builder = Builder(site.settings, site.store, site.clock, workers=2)
         report = builder.build(head_start=started)
-        assert report.parsed == 31
+        assert report.parsed == 32
         problems = [(p.path, p.reason) for p in report.problems]
+        with site.store.read() as conn:
+            stored = (
+                conn.execute(sql("SELECT slug, seen_at FROM first_seen ORDER BY slug")).all(),
+                conn.execute(
+                    sql(
+                        "SELECT source_path, post_id, slug, first_seen, published, meta, problem "
+                        "FROM posts ORDER BY source_path"
+                    )
+                ).all(),
+            )
         # The rows in the store are as complete: another build parses nothing.
         again = Builder(site.settings, site.store, site.clock, workers=2).build()
         assert again.parsed == 0
         assert [(p.path, p.reason) for p in again.problems] == problems
-        outputs.append(((site.root / "public" / "feed.xml").read_bytes(), problems))
+        outputs.append(((site.root / "public" / "feed.xml").read_bytes(), problems, stored))
     assert outputs[0] == outputs[1]
+    # Every slug's first sighting: 32 parsed files, two of them sharing a slug.
+    slugs = [slug for slug, _ in outputs[0][2][0]]
+    assert len(slugs) == 31 and "날짜-없는-글" in slugs
 
 
 def test_a_head_start_is_dropped_when_the_store_knew_the_files(

@@ -17,7 +17,7 @@ from feedsvc.config import load_settings
 from feedsvc.mailer import announce_live_posts
 from feedsvc.mime import html_part, parse_message
 from feedsvc.storage import Store, open_store
-from feedsvc.storage.digests import note_published
+from feedsvc.storage.announcements import note_published
 from tests.digest_helpers import (
     T0,
     add_subscriber,

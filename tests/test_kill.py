@@ -58,7 +58,7 @@ def make_site(folder: Path, store_url: str, server: SmtpServer, workers: int = 1
         with store.write() as conn:
             for post in sample_posts():
                 store_post(conn, post)
-            from feedsvc.storage.digests import note_published
+            from feedsvc.storage.announcements import note_published
 
             note_published(conn, [p.meta for p in sample_posts()], ANNOUNCED)
             joined = MORNING - timedelta(days=30)

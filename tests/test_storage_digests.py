@@ -26,16 +26,12 @@ from feedsvc.mime import html_part, parse_message
 from feedsvc.models import Post
 from feedsvc.outbox import OutboxBackend
 from feedsvc.storage import Store
+from feedsvc.storage.announcements import held_posts, note_published, release_held
 from feedsvc.storage.deliveries import delivery_counts
 from feedsvc.storage.delivery_claims import claim_due
 from feedsvc.storage.delivery_messages import save_rendered
 from feedsvc.storage.delivery_outcomes import Outcome, Result, record_outcomes
-from feedsvc.storage.digests import (
-    held_posts,
-    load_announced,
-    note_published,
-    release_held,
-)
+from feedsvc.storage.digests import load_announced
 from feedsvc.storage.schema import (
     announcements,
     deliveries,

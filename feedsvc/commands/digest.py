@@ -338,7 +338,7 @@ def _print_plan(due: DueDigests) -> None:
 @click.pass_obj
 def release(obj: Context, discard: bool) -> None:
     """Release the posts the flood guard holds: they go out with the next digests."""
-    from feedsvc.storage.digests import release_held
+    from feedsvc.storage.announcements import release_held
 
     settings = obj.settings()
     store = store_for(settings)

@@ -77,6 +77,17 @@ def _converted(process: Callable[[Any], Any], column: Sequence[Any]) -> list[Any
     return list(map(done.__getitem__, column))
 
 
+def upsert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT that supports ON CONFLICT (SQLite and PostgreSQL both do)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
+
+
 # Past this many values, one scan of the table beats many ``IN (...)`` queries (SQLAlchemy
 # compiles each expanding IN anew; a cold build asks about 10,000 keys at once).
 SCAN_ABOVE = 2000

@@ -1,7 +1,6 @@
-"""Queries for digests: announcements, posts, subscribers and cursors, digests and their
-deliveries.
+"""Queries for digests: posts, subscribers and cursors, digests and their deliveries.
 
-The build calls :func:`note_published` after it publishes. Digest creation reads the
+The build records new posts (:mod:`.announcements`). Digest creation reads those
 announcements, the active subscribers and their cursors, and writes digests, deliveries
 and cursors in one write transaction (``BEGIN IMMEDIATE`` on SQLite; on PostgreSQL a
 transaction-level advisory lock, :func:`lock_digest_creation`), so two runs never create
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, text, update
+from sqlalchemy import Connection, and_, func, select, text
 
 from feedsvc.digests import (
     Announced,
@@ -27,7 +26,6 @@ from feedsvc.digests import (
     Period,
     Plan,
     Recipient,
-    is_flood,
 )
 from feedsvc.models import (
     Frequency,
@@ -36,7 +34,7 @@ from feedsvc.models import (
     SubscriberStatus,
     meta_from_dict,
 )
-from feedsvc.storage.bulk import execute_many, execute_tuples, rows_among
+from feedsvc.storage.bulk import execute_many, upsert
 from feedsvc.storage.schema import (
     announcements,
     deliveries,
@@ -50,107 +48,8 @@ from feedsvc.storage.subscribers import subscriber_from_row
 log = logging.getLogger("feedsvc.digests")
 
 _CHUNK = 500
-DEFAULT_FLOOD_LIMIT = 50
 # A fixed advisory-lock key: one digest creation at a time on one PostgreSQL database.
 _CREATION_LOCK = 0x6665_6564_6469_67
-
-
-def _upsert(conn: Connection, table: Any) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
-
-
-# --- announcements ------------------------------------------------------------------------
-
-
-_ANNOUNCED = ("post_id", "source_path", "became_new_at", "held", "released_at", "eligible_at")
-
-
-def note_published(
-    conn: Connection,
-    metas: Sequence[PostMeta],
-    now: datetime,
-    *,
-    flood_limit: int = DEFAULT_FLOOD_LIMIT,
-) -> list[str]:
-    """Record the live posts never seen before as new; the ids that may now go out.
-
-    Call after every build with the posts it published (drafts and future posts are
-    ignored here anyway). A post already recorded is never new again, whatever its edits.
-    More than ``flood_limit`` (``digest.flood_limit``) new posts at once are held instead,
-    with a warning, until ``feedsvc digest release``; then nothing is returned.
-    """
-    live = {m.id: m for m in metas if not m.draft and m.published <= now}
-    if not live:
-        return []
-    ids = sorted(live)
-    known = _announced_among(conn, ids)
-    new = [post_id for post_id in ids if post_id not in known]
-    if not new:
-        return []
-    held = is_flood(len(new), flood_limit)
-    eligible = None if held else now
-    rows = [(post_id, live[post_id].source, now, held, None, eligible) for post_id in new]
-    # Another process may record the same post at the same moment: the first one stays.
-    statement = _upsert(conn, announcements).on_conflict_do_nothing()
-    execute_tuples(conn, statement, announcements, _ANNOUNCED, rows)
-    if held:
-        log.warning(
-            "flood guard: %d posts became new at once (more than digest.flood_limit = %d; "
-            "a permalink change or a bulk import?), e.g. %s; they are held and not emailed "
-            "until `feedsvc digest release` (or `feedsvc digest release --discard` to never "
-            "email them)",
-            len(new),
-            flood_limit,
-            live[new[0]].source,
-        )
-        return []
-    return new
-
-
-def any_announced(conn: Connection) -> bool:
-    """Whether any post was ever announced (false before a store's first build)."""
-    return conn.execute(select(announcements.c.post_id).limit(1)).first() is not None
-
-
-def _announced_among(conn: Connection, ids: Sequence[str]) -> set[str]:
-    """Which of ``ids`` were announced before."""
-    query = select(announcements.c.post_id)
-    return {row[0] for row in rows_among(conn, query, announcements.c.post_id, ids)}
-
-
-@dataclass(frozen=True, slots=True)
-class HeldPost:
-    post_id: str
-    source_path: str
-    became_new_at: datetime
-
-
-def held_posts(conn: Connection) -> list[HeldPost]:
-    """Posts the flood guard holds, oldest first."""
-    query = (
-        select(announcements.c.post_id, announcements.c.source_path, announcements.c.became_new_at)
-        .where(announcements.c.held.is_(True))
-        .order_by(announcements.c.became_new_at, announcements.c.source_path)
-    )
-    return [HeldPost(*row) for row in conn.execute(query)]
-
-
-def release_held(conn: Connection, now: datetime, *, discard: bool = False) -> list[HeldPost]:
-    """Release every held post: new as of ``now`` (or, with ``discard``, never emailed)."""
-    held = held_posts(conn)
-    if held:
-        conn.execute(
-            update(announcements)
-            .where(announcements.c.held.is_(True))
-            .values(held=False, released_at=now, eligible_at=None if discard else now)
-        )
-    return held
 
 
 # --- posts as the build left them ---------------------------------------------------------
@@ -315,7 +214,7 @@ def create_digests(conn: Connection, plan: Plan, now: datetime) -> Created:
             for subscriber_id in item.subscriber_ids
         )
     before = _count_deliveries(conn)
-    statement = _upsert(conn, deliveries).on_conflict_do_nothing(
+    statement = upsert(conn, deliveries).on_conflict_do_nothing(
         index_elements=["digest_id", "subscriber_id"]
     )
     for start in range(0, len(delivery_rows), 5000):
@@ -324,7 +223,7 @@ def create_digests(conn: Connection, plan: Plan, now: datetime) -> Created:
         {"subscriber_id": subscriber_id, "covered_until": until}
         for subscriber_id, until in sorted(plan.covered.items())
     ]
-    cursor_upsert = _upsert(conn, digest_cursors)
+    cursor_upsert = upsert(conn, digest_cursors)
     cursor_upsert = cursor_upsert.on_conflict_do_update(
         index_elements=["subscriber_id"],
         set_={"covered_until": cursor_upsert.excluded.covered_until},
@@ -346,7 +245,7 @@ def _digest_id(
     found = conn.execute(select(digests.c.id).where(where)).scalar()
     if found is not None:
         return int(found), False
-    statement = _upsert(conn, digests).on_conflict_do_nothing(
+    statement = upsert(conn, digests).on_conflict_do_nothing(
         index_elements=["period_key", "content_key"]
     )
     conn.execute(

@@ -7,12 +7,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select
 
 from feedsvc.models import Problem, Severity
-from feedsvc.storage.bulk import execute_many, execute_tuples, rows_among
+from feedsvc.storage.bulk import execute_tuples, rows_among, upsert
 from feedsvc.storage.schema import builds, first_seen, posts
 
 _CHUNK = 500  # keeps IN (...) lists and multi-row inserts well inside SQLite's limits
@@ -106,7 +106,7 @@ def load_renders(conn: Connection, paths: Iterable[str]) -> dict[str, Render]:
 def save_sources(conn: Connection, rows: Sequence[SourceRow]) -> None:
     """Insert or update cached rows; an updated row keeps its last good render."""
     values = list(map(attrgetter(*_ROW_NAMES), rows))
-    statement = _upsert(conn, posts)
+    statement = upsert(conn, posts)
     statement = statement.on_conflict_do_update(
         index_elements=[posts.c.source_path],
         set_={name: statement.excluded[name] for name in _ROW_NAMES if name != "source_path"},
@@ -114,13 +114,21 @@ def save_sources(conn: Connection, rows: Sequence[SourceRow]) -> None:
     execute_tuples(conn, statement, posts, _ROW_NAMES, values)
 
 
+_SAVE_RENDER = (
+    posts.update()
+    .where(posts.c.source_path == bindparam("r_path"))
+    .values(html=bindparam("r_html"), summary=bindparam("r_summary"), render_key=bindparam("r_key"))
+)
+
+
 def save_renders(conn: Connection, renders: Iterable[Render]) -> None:
-    for render in renders:
-        conn.execute(
-            posts.update()
-            .where(posts.c.source_path == render.source_path)
-            .values(html=render.html, summary=render.summary, render_key=render.render_key)
-        )
+    """Keep each render with its source's row (one statement for them all)."""
+    values = [
+        {"r_path": r.source_path, "r_html": r.html, "r_summary": r.summary, "r_key": r.render_key}
+        for r in renders
+    ]
+    if values:
+        conn.execute(_SAVE_RENDER, values)
 
 
 def delete_sources(conn: Connection, paths: Sequence[str]) -> None:
@@ -133,9 +141,7 @@ def first_seen_dates(conn: Connection, slugs: Iterable[str], now: datetime) -> d
     wanted = sorted(set(slugs))
     known = peek_first_seen(conn, wanted)
     new = [slug for slug in wanted if slug not in known]
-    # Another process may record the same slug at the same moment: the first one stays.
-    statement = _upsert(conn, first_seen).on_conflict_do_nothing()
-    execute_many(conn, statement, first_seen, [{"slug": slug, "seen_at": now} for slug in new])
+    record_first_seen(conn, new, now)
     if conn.dialect.name == "sqlite":
         # BEGIN IMMEDIATE held the write lock since the read: nobody else inserted.
         known.update(dict.fromkeys(new, now))
@@ -144,21 +150,18 @@ def first_seen_dates(conn: Connection, slugs: Iterable[str], now: datetime) -> d
     return known
 
 
+def record_first_seen(conn: Connection, slugs: Iterable[str], now: datetime) -> None:
+    """Record ``slugs`` as first seen ``now``, except those seen before (a new store's
+    first build knows there are none, and need not ask)."""
+    # Another process may record the same slug at the same moment: the first one stays.
+    statement = upsert(conn, first_seen).on_conflict_do_nothing()
+    execute_tuples(conn, statement, first_seen, ("slug", "seen_at"), [(s, now) for s in slugs])
+
+
 def peek_first_seen(conn: Connection, slugs: Iterable[str]) -> dict[str, datetime]:
     """Like :func:`first_seen_dates` but records nothing (for ``feedsvc check``)."""
     query = select(first_seen.c.slug, first_seen.c.seen_at)
     return {row.slug: row.seen_at for row in rows_among(conn, query, first_seen.c.slug, set(slugs))}
-
-
-def _upsert(conn: Connection, table: Any) -> Any:
-    """The dialect's INSERT that supports ON CONFLICT (SQLite and PostgreSQL both do)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
 
 
 def record_build(conn: Connection, record: BuildRecord) -> None:
