@@ -230,7 +230,7 @@ class Builder:
 
         lap = report.lap("settle", lap)
 
-        # 5. Render only the posts some feed shows (or all, for `check`).
+        # 5. Render only the posts some feed shows (or all, for `check`), then their feeds.
         from feedsvc.feed_plan import plan_feeds
 
         plan = plan_feeds(published, settings)
@@ -241,35 +241,11 @@ class Builder:
         posts, todo, rendering = self._start_render(
             [by_id[i] for i in sorted(needed_ids)], hashes, broken_paths, reuse=not dry_run
         )
-        if not dry_run:
-            # Imported here, while the workers work (it brings email-validator along).
-            from feedsvc.storage.announcements import any_announced, note_published
-
-            # The store's rows are written while the worker processes render.
-            if scan.touched is not None and memo is not None:
-                maybe_gone: Collection[str] = scan.touched  # the rest are as memo knows
-            else:
-                maybe_gone = set(cached) - {f.path for f in scan.files}
-            gone = sorted(
-                p
-                for p in maybe_gone
-                if p in cached and p not in broken_paths and scan.find(p) is None
+        if not dry_run:  # the store's rows are written while the worker processes render
+            gone = self._gone(scan, memo, cached, broken_paths)
+            announced = self._write_sources(
+                [] if saved else rows, gone, published, memo, now, report
             )
-            with self.store.write() as conn:
-                if not saved:
-                    save_sources(conn, rows)
-                delete_sources(conn, gone)
-                # Posts live for the first time become "new" for the digests, once. The
-                # first build on a store announces the back catalogue without the flood
-                # guard: digests only carry posts published after a subscriber joined, so
-                # nobody is owed those, and holding a whole site's history is only noise.
-                flood_limit = settings.digest.flood_limit
-                known = memo.announced if memo is not None else frozenset()
-                if not known and not any_announced(conn):
-                    flood_limit = max(flood_limit, len(published))
-                unknown = [m for m in published if m.id not in known]
-                report.announced = note_published(conn, unknown, now, flood_limit=flood_limit)
-                announced = known.union(m.id for m in unknown) if unknown else known
         renders = self._finish_render(todo, rendering, posts, hashes, report)
         report.rendered = len(renders)
         if not (dry_run or render_all):
@@ -315,6 +291,47 @@ class Builder:
             self._memo.announced = announced
             self._memo.settled = settled
         return report
+
+    @staticmethod
+    def _gone(
+        scan: Scan, memo: Memo | None, cached: dict[str, SourceRow], broken_paths: set[str]
+    ) -> list[str]:
+        """The cached files that are no longer there."""
+        if scan.touched is not None and memo is not None:
+            maybe_gone: Collection[str] = scan.touched  # the rest are as memo knows
+        else:
+            maybe_gone = set(cached) - {f.path for f in scan.files}
+        return sorted(
+            p for p in maybe_gone if p in cached and p not in broken_paths and scan.find(p) is None
+        )
+
+    def _write_sources(
+        self,
+        rows: list[SourceRow],
+        gone: list[str],
+        published: list[PostMeta],
+        memo: Memo | None,
+        now: datetime,
+        report: BuildReport,
+    ) -> frozenset[str]:
+        """Save ``rows``, forget the ``gone`` files, and announce the posts live for the
+        first time; the ids announced so far."""
+        from feedsvc.storage.announcements import any_announced, note_published
+
+        with self.store.write() as conn:
+            save_sources(conn, rows)
+            delete_sources(conn, gone)
+            # Posts live for the first time become "new" for the digests, once. The first
+            # build on a store announces the back catalogue without the flood guard:
+            # digests only carry posts published after a subscriber joined, so nobody is
+            # owed those, and holding a whole site's history is only noise.
+            flood_limit = self.settings.digest.flood_limit
+            known = memo.announced if memo is not None else frozenset()
+            if not known and not any_announced(conn):
+                flood_limit = max(flood_limit, len(published))
+            unknown = [m for m in published if m.id not in known]
+            report.announced = note_published(conn, unknown, now, flood_limit=flood_limit)
+        return known.union(m.id for m in unknown) if unknown else known
 
     def _scan(self, memo: Memo | None, changed: Collection[str] | None) -> Scan:
         """The content folder now: the last build's scan with ``changed`` looked at again,
