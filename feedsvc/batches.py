@@ -46,10 +46,9 @@ class Batches(Generic[T, R]):
         self.local = items[pooled:]
         # fork: the workers start in milliseconds with everything already imported.
         self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=get_context("fork"))
-        size = max(1, -(-pooled // (processes * 4)))
         self.futures = [
-            self.pool.submit(func, settings, items[i : min(i + size, pooled)])
-            for i in range(0, pooled, size)
+            self.pool.submit(func, settings, items[start:end])
+            for start, end in chunk_bounds(pooled, processes)
         ]
 
     def chunks(self) -> Iterator[list[R]]:
@@ -65,6 +64,20 @@ class Batches(Generic[T, R]):
 
     def collect(self) -> list[R]:
         return [result for chunk in self.chunks() for result in chunk]
+
+
+def chunk_bounds(count: int, processes: int) -> list[tuple[int, int]]:
+    """Where to cut ``count`` items into chunks for ``processes`` workers: big chunks first,
+    then smaller and smaller ones ("guided" scheduling). The workers finish together, and
+    the last chunk, which the main process digests after they are done, is small."""
+    floor = max(1, count // (processes * 16))
+    bounds = []
+    start = 0
+    while start < count:
+        size = max(floor, -(-(count - start) // (processes * 2)))
+        bounds.append((start, min(start + size, count)))
+        start += size
+    return bounds
 
 
 def default_workers() -> int:

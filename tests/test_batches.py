@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from itertools import pairwise
 
-from feedsvc.batches import Batches
+import pytest
+
+from feedsvc.batches import Batches, chunk_bounds
 from feedsvc.config import Settings, settings_from_mapping
 
 SETTINGS = settings_from_mapping({})
@@ -34,3 +37,15 @@ def test_main_share_is_done_in_the_main_process_first() -> None:
     assert {pid for pid, _ in chunks[0]} == {os.getpid()}
     assert len(chunks[0]) == 25
     assert sorted(square for chunk in chunks for _, square in chunk) == [i * i for i in items]
+
+
+@pytest.mark.parametrize(("count", "processes"), [(1, 1), (5, 2), (286, 2), (10_000, 2), (999, 8)])
+def test_chunks_cover_every_item_once_and_shrink(count: int, processes: int) -> None:
+    bounds = chunk_bounds(count, processes)
+    assert bounds[0][0] == 0 and bounds[-1][1] == count
+    assert all(end == start for (_, end), (start, _) in pairwise(bounds))
+    sizes = [end - start for start, end in bounds]
+    assert all(size > 0 for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)  # the last chunks are the small ones
+    if count >= 1000:
+        assert sizes[-1] <= count // (processes * 16)
