@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from typing import Generic, TypeVar
 
-from feedsvc.config import Settings
-
 T = TypeVar("T")
 R = TypeVar("R")
+C = TypeVar("C")  # what every call gets besides its items: settings, parse options
 
 
-class Batches(Generic[T, R]):
-    """``func`` over ``items``, in worker processes when there are many.
+class Batches(Generic[C, T, R]):
+    """``func(context, some_items)`` over ``items``, in worker processes when there are many.
 
     Work starts at construction; the main process is free until it asks for results.
     With ``main_share`` it also takes that fraction of the items itself (on 2 cores one
@@ -26,8 +25,8 @@ class Batches(Generic[T, R]):
 
     def __init__(
         self,
-        func: Callable[[Settings, Sequence[T]], list[R]],
-        settings: Settings,
+        func: Callable[[C, Sequence[T]], list[R]],
+        context: C,
         items: Sequence[T],
         *,
         workers: int,
@@ -35,9 +34,11 @@ class Batches(Generic[T, R]):
         main_share: float = 0.0,
     ) -> None:
         self.func = func
-        self.settings = settings
+        self.context = context
         self.pool: ProcessPoolExecutor | None = None
         self.futures: list[Future[list[R]]] = []
+        self.items = items
+        self.bounds: dict[Future[list[R]], tuple[int, int]] = {}
         self.local: Sequence[T] = items
         processes = workers - 1 if main_share else workers
         if len(items) < threshold or processes < 1:
@@ -46,18 +47,45 @@ class Batches(Generic[T, R]):
         self.local = items[pooled:]
         # fork: the workers start in milliseconds with everything already imported.
         self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=get_context("fork"))
-        self.futures = [
-            self.pool.submit(func, settings, items[start:end])
-            for start, end in chunk_bounds(pooled, processes)
-        ]
+        # Cut as if the main process were one more worker: it may take chunks (chunks_ready).
+        for start, end in chunk_bounds(pooled, processes + 1):
+            future = self.pool.submit(func, context, items[start:end])
+            self.futures.append(future)
+            self.bounds[future] = (start, end)
 
     def chunks(self) -> Iterator[list[R]]:
         """Results a chunk at a time: the main process's share first, then the workers'."""
         try:
             if self.local:
-                yield self.func(self.settings, self.local)
+                yield self.func(self.context, self.local)
             for future in self.futures:
                 yield future.result()
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(cancel_futures=True)
+
+    def chunks_ready(self) -> Iterator[list[R]]:
+        """Results a chunk at a time, in no particular order: each chunk as soon as it is
+        done, and whenever none is, the main process does a chunk no worker has started
+        (the last, smallest one) rather than wait."""
+        try:
+            if self.local:
+                yield self.func(self.context, self.local)
+            waiting = list(self.futures)
+            while waiting:
+                done = next((f for f in waiting if f.done()), None)
+                if done is None:
+                    for future in reversed(waiting):
+                        if future.cancel():  # not sent to a worker yet: the main's now
+                            start, end = self.bounds[future]
+                            waiting.remove(future)
+                            yield self.func(self.context, self.items[start:end])
+                            break
+                    else:
+                        wait(waiting, return_when=FIRST_COMPLETED)
+                    continue
+                waiting.remove(done)
+                yield done.result()
         finally:
             if self.pool is not None:
                 self.pool.shutdown(cancel_futures=True)

@@ -177,7 +177,7 @@ class Builder:
             parsing = head_start.parsing
         else:
             # A little under a fair share: the main process also decodes every result.
-            parsing = parse_batches(settings, to_read, self.workers, 0.8)
+            parsing = parse_batches(settings.parse_options, to_read, self.workers, 0.8)
         import_renderers()  # while the workers parse, not on the unchanged-site path
         # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
         memo_metas = memo.metas if memo is not None else {}
@@ -187,7 +187,7 @@ class Builder:
             # the workers parse the next (nothing cached, so a chunk's rows are final).
             rows, saved = [], True
             report.parsed = 0
-            for chunk in parsing.chunks():
+            for chunk in parsing.chunks_ready():
                 decoded = [(o, decoded_meta(o)) for o in chunk]
                 settled, chunk_rows, parsed = self._settling.settle(
                     decoded, [], cached, now, False, memo_metas, settled, new_store=True
@@ -388,7 +388,7 @@ class Builder:
         broken_paths: set[str],
         *,
         reuse: bool,
-    ) -> tuple[dict[str, Post], list[tuple[PostMeta, str]], Batches[Any, Any]]:
+    ) -> tuple[dict[str, Post], list[tuple[PostMeta, str]], Batches[Settings, Any, Any]]:
         """Posts whose stored render still fits (by id), and the renders started for the rest."""
         posts: dict[str, Post] = {}
         keys = {m.source: self._render_key(hashes.get(m.source, "")) for m in metas}
@@ -424,7 +424,7 @@ class Builder:
     def _finish_render(
         self,
         todo: list[tuple[PostMeta, str]],
-        rendering: Batches[Any, Any],
+        rendering: Batches[Settings, Any, Any],
         posts: dict[str, Post],
         hashes: dict[str, str],
         report: BuildReport,

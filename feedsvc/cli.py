@@ -67,8 +67,16 @@ class Context:
         try:
             return load_settings(self.config_path)
         except ConfigError as exc:
+            _drop_early_parse()
             click.echo(f"feedsvc: {exc}", err=True)
             sys.exit(EXIT_CONFIG)
+
+
+def _drop_early_parse() -> None:
+    """Stop a parse `feedsvc build` started before the config was found invalid."""
+    head_start = sys.modules.get("feedsvc.head_start")
+    if head_start is not None:
+        head_start.drop_early()
 
 
 def _open_store(settings: Settings) -> Any:
@@ -129,11 +137,15 @@ def _builder(settings: Settings) -> Any:
 @click.pass_obj
 def build(obj: Context) -> None:
     """Publish every good post to the feeds; report the files that have problems."""
-    from feedsvc.head_start import head_start
+    from feedsvc.head_start import head_start, take
 
     started = time.perf_counter()
     settings = obj.settings()
-    early = head_start(settings)  # a new store: parse while the rest is imported
+    # A new store: parse while the rest is imported (started before the CLI, if it could).
+    early = take(settings)
+    if early is not None:
+        logging.getLogger("feedsvc.build").debug("parsing began before the config was checked")
+    early = early or head_start(settings)
     builder = _builder(settings)
     report = builder.build(head_start=early)
     builder.store.close()  # checkpoint SQLite's log now, not in the interpreter's exit

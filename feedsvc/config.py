@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -26,11 +25,20 @@ from pydantic import (
     field_validator,
 )
 
+from feedsvc.config_file import read_config, resolve_path, resolve_storage_url, with_environment
 from feedsvc.errors import ConfigError
-
-CONFIG_ENV = "FEEDSVC_CONFIG"
-STORAGE_URL_ENV = "FEEDSVC_STORAGE_URL"
-DEFAULT_CONFIG = "config.yaml"
+from feedsvc.parse_options import (
+    DEFAULT_ASSETS_DIR,
+    DEFAULT_CONTENT_DIR,
+    DEFAULT_ENCODING,
+    DEFAULT_EXTENSIONS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_PERMALINK,
+    DEFAULT_SITE_URL,
+    DEFAULT_STORAGE_URL,
+    DEFAULT_TIMEZONE,
+    ParseOptions,
+)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -73,10 +81,10 @@ class AuthorSettings(_Section):
 
 class SiteSettings(_Section):
     title: str = "feedsvc"
-    url: str = "http://127.0.0.1:8080/"
+    url: str = DEFAULT_SITE_URL
     description: str = ""
     language: str = "en"
-    timezone: str = "UTC"
+    timezone: str = DEFAULT_TIMEZONE
     author: AuthorSettings = AuthorSettings()
 
     @field_validator("url")
@@ -100,15 +108,15 @@ class SiteSettings(_Section):
 
 
 class ContentSettings(_Section):
-    dir: Path = Path("content")
-    extensions: tuple[str, ...] = (".md", ".markdown", ".html", ".txt")
-    encoding: str = "utf-8"
-    max_bytes: int = Field(default=5_000_000, gt=0)
+    dir: Path = Path(DEFAULT_CONTENT_DIR)
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    encoding: str = DEFAULT_ENCODING
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
     excerpt_separator: str = "<!--more-->"
-    permalink: str = "/{year}/{month}/{day}/{slug}/"
+    permalink: str = DEFAULT_PERMALINK
     # The folder that root-relative asset URLs (/assets/img/x.png) map to; used for
     # enclosure lengths. Defaults to the site folder (where config.yaml lives).
-    assets_dir: Path = Path(".")
+    assets_dir: Path = Path(DEFAULT_ASSETS_DIR)
 
     @field_validator("extensions")
     @classmethod
@@ -159,7 +167,7 @@ class FeedSettings(_Section):
 
 
 class StorageSettings(_Section):
-    url: str = "sqlite:///feedsvc.db"
+    url: str = DEFAULT_STORAGE_URL
 
     @field_validator("url")
     @classmethod
@@ -277,7 +285,7 @@ class Settings(_Section):
 
     def path(self, relative: Path) -> Path:
         """A configured path, absolute (relative ones are below the config's folder)."""
-        return relative if relative.is_absolute() else self.base_dir / relative
+        return resolve_path(self.base_dir, relative)
 
     @property
     def content_dir(self) -> Path:
@@ -294,13 +302,19 @@ class Settings(_Section):
     @property
     def storage_url(self) -> str:
         """The store URL; a relative SQLite path is below the config's folder."""
-        url = self.storage.url
-        prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
-            rest = url[len(prefix) :]
-            if not rest.startswith(":memory:"):
-                return prefix + str((self.base_dir / rest).resolve())
-        return url
+        return resolve_storage_url(self.storage.url, self.base_dir)
+
+    @property
+    def parse_options(self) -> ParseOptions:
+        """What reading and parsing a source file needs of these settings."""
+        return ParseOptions(
+            self.site.url,
+            self.site.timezone,
+            self.content.permalink,
+            self.content.encoding,
+            self.content.max_bytes,
+            str(self.assets_dir),
+        )
 
 
 def _format_error(error: Any, raw: dict[str, Any]) -> str:
@@ -329,47 +343,15 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     With no path given and no ``./config.yaml``, the embedded defaults are used. A path
     that was named explicitly and does not exist is an error.
     """
-    explicit = path if path is not None else os.environ.get(CONFIG_ENV) or None
-    config_path = Path(explicit) if explicit is not None else Path(DEFAULT_CONFIG)
-    raw: dict[str, Any] = {}
-    if config_path.exists():
-        try:
-            text = config_path.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(str(config_path), [f"cannot read the file: {exc}"]) from None
-        try:
-            loaded = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1}: " if mark is not None else ""
-            raise ConfigError(str(config_path), [f"{where}not valid YAML: {exc}"]) from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                str(config_path), ["expected a mapping of sections (site:, content:, …)"]
-            )
-        raw = loaded
-        base_dir = config_path.resolve().parent
-        source = str(config_path)
-    elif explicit is not None:
-        raise ConfigError(
-            str(config_path), ["the file does not exist (check --config or $FEEDSVC_CONFIG)"]
-        )
-    else:
-        base_dir = Path.cwd()
-        source = "embedded defaults"
-    return settings_from_mapping(raw, base_dir=base_dir, source=source)
+    config = read_config(path)
+    return settings_from_mapping(config.raw, base_dir=config.base_dir, source=config.source)
 
 
 def settings_from_mapping(
     raw: dict[str, Any], *, base_dir: Path = Path("."), source: str = "mapping"
 ) -> Settings:
     """Validate a mapping shaped like config.yaml (used by tests and ``load_settings``)."""
-    data = dict(raw)
-    env_url = os.environ.get(STORAGE_URL_ENV)
-    if env_url:
-        data["storage"] = {**(data.get("storage") or {}), "url": env_url}
+    data = with_environment(raw)
     try:
         return Settings.model_validate({**data, "base_dir": base_dir, "source": source})
     except ValidationError as exc:

@@ -17,11 +17,11 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from feedsvc.config import Settings
 from feedsvc.dates import date_in_name, name_prefix_date
 from feedsvc.fields import CATEGORY_KEYS, DATE_KEYS, TAG_KEYS, UPDATED_KEYS, Fields
 from feedsvc.front_matter import decode_source, split_front_matter
 from feedsvc.models import Author, DateSource, Image, PostMeta
+from feedsvc.parse_options import ParseOptions
 from feedsvc.plaintext import html_to_text, one_line, strip_xml_illegal
 from feedsvc.urls import absolute_url, permalink_for, quote_url, url_path
 
@@ -68,16 +68,16 @@ class ParsedSource:
     body_format: Literal["markdown", "html"]
 
 
-def parse_source(path: str, data: bytes, settings: Settings) -> ParsedSource:
+def parse_source(path: str, data: bytes, options: ParseOptions) -> ParsedSource:
     """Read one source file; raises ContentError saying what is wrong and what to do."""
-    text = decode_source(path, data, settings)
+    text = decode_source(path, data, options)
     fields, fm, fm_line, body, body_line = split_front_matter(path, text)
     field = Fields(path, fields, fm, fm_line)
     name = path.rpartition("/")[2]
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
-    tz = ZoneInfo(settings.site.timezone)
+    tz = ZoneInfo(options.timezone)
     prefix_date, bare_stem = name_prefix_date(stem, tz)
     ext = ext.lower()
     if ext in ("html", "htm"):
@@ -143,7 +143,7 @@ def _unknown_size(url: str) -> int | None:
 
 def to_meta(
     parsed: ParsedSource,
-    settings: Settings,
+    options: ParseOptions,
     *,
     first_seen: datetime | None,
     asset_size: Callable[[str], int | None] = _unknown_size,
@@ -159,14 +159,14 @@ def to_meta(
     else:
         raise ValueError(f"{parsed.path}: no date in the file; pass first_seen")
     updated = max(parsed.updated or published, published)
-    site_url = settings.site.url
+    site_url = options.site_url
     permalink = parsed.permalink or permalink_for(
-        settings.content.permalink,
+        options.permalink,
         published=published,
         slug=parsed.slug,
         title=parsed.title,
         categories=parsed.categories,
-        tz=ZoneInfo(settings.site.timezone),
+        tz=ZoneInfo(options.timezone),
     )
     url = site_url + quote_url(permalink[1:])
     image = None

@@ -19,8 +19,8 @@ import yaml
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
 
 from feedsvc import simple_toml, simple_yaml
-from feedsvc.config import Settings
 from feedsvc.errors import ContentError
+from feedsvc.parse_options import ParseOptions
 
 DATE_HELP = "write it as 2024-01-02, 2024-01-02 10:00 or 2024-01-02T10:00:00+09:00"
 _TOML_LINE = re.compile(r"at line (\d+)")
@@ -49,8 +49,8 @@ class FastYAMLHandler(YAMLHandler):
 _HANDLERS: tuple[BaseHandler, ...] = (FastYAMLHandler(), TOMLHandler())
 
 
-def decode_source(path: str, data: bytes, settings: Settings) -> str:
-    limit = settings.content.max_bytes
+def decode_source(path: str, data: bytes, options: ParseOptions) -> str:
+    limit = options.max_bytes
     if len(data) > limit:
         raise ContentError(
             path,
@@ -58,7 +58,7 @@ def decode_source(path: str, data: bytes, settings: Settings) -> str:
             "split the post or raise content.max_bytes",
         )
     skipped = 0
-    encoding = settings.content.encoding
+    encoding = options.encoding
     if data.startswith(codecs.BOM_UTF8):  # a UTF-8 BOM wins over the configured encoding
         data, skipped, encoding = data[3:], 3, "utf-8"
     utf8 = _is_utf8(encoding)

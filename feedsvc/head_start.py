@@ -1,33 +1,69 @@
 """A first build's parse, started before the rest of feedsvc is even imported.
 
-On a new store nothing is cached, so every file will be parsed whatever the store says:
-``feedsvc build`` scans the folder and forks the parse workers right after reading its
-config, and imports SQLAlchemy, opens the store and loads the renderers while they work
-(about a third of a second on a 10,000-post site). Only what parsing needs is imported
-here. The builder takes the parse over when the store is as empty as it looked; otherwise
-it drops it and starts again with what the store knows.
+On a new store nothing is cached, so every file will be parsed whatever the store says.
+``feedsvc build`` reads the config file (not yet validated: that takes pydantic, about a
+tenth of a second), scans the folder and forks the parse workers before anything else
+(:func:`start_early`, called by :mod:`feedsvc.entry`). While they work, the main process
+imports the CLI, validates the config, imports SQLAlchemy, opens the store and loads the
+renderers.
+
+Once the settings are validated, the build takes the parse over only if it was started
+with exactly the options the settings give (:func:`take`); otherwise the workers are
+stopped and the build starts again from the settings (:func:`head_start`). The store
+may also turn out not to be new after all: the builder then drops the parse as well.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from feedsvc.batches import Batches, default_workers
-from feedsvc.config import Settings
+from feedsvc.config_file import read_config, resolve_path, resolve_storage_url, with_environment
+from feedsvc.parse_options import (
+    DEFAULT_ASSETS_DIR,
+    DEFAULT_CONTENT_DIR,
+    DEFAULT_ENCODING,
+    DEFAULT_EXTENSIONS,
+    DEFAULT_MAX_BYTES,
+    DEFAULT_PERMALINK,
+    DEFAULT_SITE_URL,
+    DEFAULT_STORAGE_URL,
+    DEFAULT_TIMEZONE,
+    ParseOptions,
+)
 from feedsvc.reading import Outcome, parse_batch
 from feedsvc.sources import Scan, SourceFile, scan_content
+
+if TYPE_CHECKING:
+    from feedsvc.config import Settings
 
 # Below this many files, worker processes cost more than they save (a parse is ~0.1 ms,
 # forking the pool ~20 ms).
 PARSE_THRESHOLD = 400
 
+ToRead = list[tuple[SourceFile, str | None]]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a new store's parse depends on."""
+
+    content_dir: Path
+    extensions: tuple[str, ...]
+    storage_url: str
+    options: ParseOptions
+
 
 @dataclass
 class HeadStart:
+    plan: Plan
     scan: Scan
-    to_read: list[tuple[SourceFile, str | None]]
-    parsing: Batches[tuple[SourceFile, str | None], Outcome]
+    to_read: ToRead
+    parsing: Batches[ParseOptions, tuple[SourceFile, str | None], Outcome]
 
     def drop(self) -> None:
         """Stop the workers: the store knew more than its file's absence said."""
@@ -35,14 +71,17 @@ class HeadStart:
             self.parsing.pool.shutdown(cancel_futures=True)
 
 
+_early: HeadStart | None = None  # started by start_early, taken by take
+
+
 def parse_batches(
-    settings: Settings, to_read: list[tuple[SourceFile, str | None]], workers: int, share: float
-) -> Batches[tuple[SourceFile, str | None], Outcome]:
+    options: ParseOptions, to_read: ToRead, workers: int, share: float
+) -> Batches[ParseOptions, tuple[SourceFile, str | None], Outcome]:
     """Parse ``to_read`` in worker processes, the main process taking ``share`` of a fair
     part (it also decodes every worker's results)."""
     return Batches(
         parse_batch,
-        settings,
+        options,
         to_read,
         workers=workers,
         threshold=PARSE_THRESHOLD,
@@ -57,15 +96,112 @@ def new_store(url: str) -> bool:
     return not os.path.exists(url.removeprefix("sqlite:///"))
 
 
-def head_start(settings: Settings) -> HeadStart | None:
-    """Scan and start parsing now when the store is new and the site big enough."""
-    if not new_store(settings.storage_url):
-        return None
+def plan_of(settings: Settings) -> Plan:
     content = settings.content
-    scan = scan_content(settings.content_dir, content.extensions, content.max_bytes)
+    return Plan(
+        settings.content_dir, content.extensions, settings.storage_url, settings.parse_options
+    )
+
+
+def _start(plan: Plan) -> HeadStart | None:
+    """Scan and start parsing when the store is new and the site big enough."""
+    if not new_store(plan.storage_url):
+        return None
+    scan = scan_content(plan.content_dir, plan.extensions, plan.options.max_bytes)
     if len(scan.files) < PARSE_THRESHOLD:
         return None
-    to_read: list[tuple[SourceFile, str | None]] = [(file, None) for file in scan.files]
-    # Workers parse everything: the main process imports the rest, opens the store, then
-    # settles and writes each chunk of results as it comes.
-    return HeadStart(scan, to_read, parse_batches(settings, to_read, default_workers(), 0.0))
+    to_read: ToRead = [(file, None) for file in scan.files]
+    # One core for the main process: it imports the rest and opens the store, then settles
+    # and writes each chunk of results as it comes, and parses chunks itself when none is
+    # ready (Batches.chunks_ready). The other cores parse.
+    parsing = parse_batches(plan.options, to_read, max(1, default_workers() - 1), 0)
+    return HeadStart(plan, scan, to_read, parsing)
+
+
+def head_start(settings: Settings) -> HeadStart | None:
+    """A new store's parse, started now from the validated settings."""
+    return _start(plan_of(settings))
+
+
+def start_early(config_path: str | None) -> None:
+    """Start a new store's parse from the config file as it is written, unvalidated.
+
+    Quietly does nothing when anything is unusual: the validated settings decide later
+    (:func:`take`), and report every error.
+    """
+    global _early
+    try:
+        plan = _early_plan(config_path)
+        _early = _start(plan) if plan is not None else None
+    except Exception:
+        _early = None
+
+
+def take(settings: Settings) -> HeadStart | None:
+    """The early parse if it was started with exactly these settings' options; else the
+    workers are stopped and None is returned."""
+    early = _pop_early()
+    if early is not None and early.plan != plan_of(settings):
+        early.drop()
+        return None
+    return early
+
+
+def drop_early() -> None:
+    """Stop an early parse (the config turned out to be invalid)."""
+    early = _pop_early()
+    if early is not None:
+        early.drop()
+
+
+def _pop_early() -> HeadStart | None:
+    global _early
+    early, _early = _early, None
+    return early
+
+
+def _early_plan(config_path: str | None) -> Plan | None:
+    """What the validated settings will say, read from the raw config, where it is plain;
+    None where it is not (the validation decides then)."""
+    config = read_config(config_path)
+    raw = with_environment(config.raw)
+    site, content, storage = (_section(raw, name) for name in ("site", "content", "storage"))
+    if site is None or content is None or storage is None:
+        return None
+    url = site.get("url", DEFAULT_SITE_URL)
+    timezone = site.get("timezone", DEFAULT_TIMEZONE)
+    folder = content.get("dir", DEFAULT_CONTENT_DIR)
+    extensions = content.get("extensions", DEFAULT_EXTENSIONS)
+    encoding = content.get("encoding", DEFAULT_ENCODING)
+    max_bytes = content.get("max_bytes", DEFAULT_MAX_BYTES)
+    permalink = content.get("permalink", DEFAULT_PERMALINK)
+    assets = content.get("assets_dir", DEFAULT_ASSETS_DIR)
+    store = storage.get("url", DEFAULT_STORAGE_URL)
+    texts = (url, timezone, folder, encoding, permalink, assets, store)
+    if not all(isinstance(value, str) for value in texts) or type(max_bytes) is not int:
+        return None
+    if not isinstance(extensions, list | tuple) or not all(isinstance(e, str) for e in extensions):
+        return None
+    ZoneInfo(timezone)  # raises for an unknown zone
+    base = config.base_dir
+    options = ParseOptions(
+        url if url.endswith("/") else url + "/",
+        timezone,
+        permalink,
+        encoding,
+        max_bytes,
+        str(resolve_path(base, Path(assets))),
+    )
+    return Plan(
+        resolve_path(base, Path(folder)),
+        tuple(e.lower() for e in extensions),
+        resolve_storage_url(store, base),
+        options,
+    )
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = raw.get(name)
+    if value is None:
+        return {}
+    return value if isinstance(value, dict) else None

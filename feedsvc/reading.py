@@ -13,8 +13,9 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from feedsvc.config import Settings
 from feedsvc.content import ParsedSource, parse_source, to_meta
 from feedsvc.errors import ContentError
 from feedsvc.models import (
@@ -27,7 +28,11 @@ from feedsvc.models import (
     meta_from_fields,
     meta_json_from_fields,
 )
+from feedsvc.parse_options import ParseOptions
 from feedsvc.sources import SourceFile, asset_size
+
+if TYPE_CHECKING:  # parsing runs without the config machinery (feedsvc.head_start)
+    from feedsvc.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +80,14 @@ def content_hash(data: bytes) -> str:
 class AssetSizes:
     """Sizes of local files behind asset URLs, looked up once per URL."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
+    def __init__(self, options: ParseOptions) -> None:
+        self.assets_dir = Path(options.assets_dir)
+        self.site_url = options.site_url
         self.sizes: dict[str, int | None] = {}
 
     def __call__(self, url: str) -> int | None:
         if url not in self.sizes:
-            self.sizes[url] = asset_size(self.settings.assets_dir, self.settings.site.url, url)
+            self.sizes[url] = asset_size(self.assets_dir, self.site_url, url)
         return self.sizes[url]
 
 
@@ -107,7 +113,7 @@ def read_source(abspath: str, size: int) -> bytes:
 
 
 def parse_one(
-    settings: Settings, sizes: AssetSizes, file: SourceFile, known_hash: str | None
+    options: ParseOptions, sizes: AssetSizes, file: SourceFile, known_hash: str | None
 ) -> Outcome:
     try:
         data = read_source(file.abspath, file.size)
@@ -120,12 +126,12 @@ def parse_one(
     if digest == known_hash:
         return Outcome(file.path, size, file.mtime_ns, digest)
     try:
-        parsed = parse_source(file.path, data, settings)
+        parsed = parse_source(file.path, data, options)
         if parsed.date is None:
             # The body is re-read for the few posts that get rendered; don't ship it back.
             bare = replace(parsed, body="")
             return Outcome(file.path, size, file.mtime_ns, digest, parsed=bare)
-        meta = to_meta(parsed, settings, first_seen=None, asset_size=sizes)
+        meta = to_meta(parsed, options, first_seen=None, asset_size=sizes)
     except ContentError as exc:
         problem = Problem(file.path, exc.reason, exc.line)
         return Outcome(file.path, size, file.mtime_ns, digest, problem=problem)
@@ -153,10 +159,10 @@ def meta_json_of(meta: PostMeta) -> str:
 
 
 def parse_batch(
-    settings: Settings, batch: Sequence[tuple[SourceFile, str | None]]
+    options: ParseOptions, batch: Sequence[tuple[SourceFile, str | None]]
 ) -> list[Outcome]:
-    sizes = AssetSizes(settings)
-    return [parse_one(settings, sizes, file, known) for file, known in batch]
+    sizes = AssetSizes(options)
+    return [parse_one(options, sizes, file, known) for file, known in batch]
 
 
 def render_one(
@@ -165,7 +171,7 @@ def render_one(
     try:
         with open(abspath, "rb") as handle:
             data = handle.read()
-        parsed = parse_source(meta.source, data, settings)
+        parsed = parse_source(meta.source, data, settings.parse_options)
     except OSError as exc:
         return None, [Problem(meta.source, f"cannot read: {exc.strerror}")]
     except ContentError as exc:

@@ -108,9 +108,9 @@ class Settling:
                 try:
                     meta = to_meta(
                         outcome.parsed,
-                        self.settings,
+                        self.settings.parse_options,
                         first_seen=seen.get(outcome.parsed.slug, now),
-                        asset_size=AssetSizes(self.settings),
+                        asset_size=AssetSizes(self.settings.parse_options),
                     )
                 except ContentError as exc:
                     problem = Problem(outcome.path, exc.reason, exc.line)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from itertools import pairwise
 
@@ -49,3 +50,23 @@ def test_chunks_cover_every_item_once_and_shrink(count: int, processes: int) -> 
     assert sizes == sorted(sizes, reverse=True)  # the last chunks are the small ones
     if count >= 1000:
         assert sizes[-1] <= count // (processes * 16)
+
+
+def slow_in_workers(settings: Settings, items: Sequence[int]) -> list[tuple[int, int]]:
+    """Squares; a worker process takes its time, the main process none."""
+    if os.getpid() != MAIN_PID:
+        time.sleep(0.05)
+    return [(os.getpid(), i * i) for i in items]
+
+
+MAIN_PID = os.getpid()
+
+
+def test_chunks_ready_has_every_result_once_and_the_main_process_takes_idle_work() -> None:
+    items = list(range(300))
+    batches = Batches(slow_in_workers, SETTINGS, items, workers=1, threshold=10)
+    results = [result for chunk in batches.chunks_ready() for result in chunk]
+    assert sorted(square for _, square in results) == [i * i for i in items]
+    pids = {pid for pid, _ in results}
+    assert os.getpid() in pids  # chunks no worker had started were done here
+    assert len(pids) == 2  # and the worker did its part

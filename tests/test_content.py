@@ -29,10 +29,11 @@ def make_settings(url: str = "https://x.kr/blog/", **content: Any) -> Settings:
 
 
 SETTINGS = make_settings()
+OPTIONS = SETTINGS.parse_options
 
 
 def parse(text: str, path: str = "posts/글.md", settings: Settings = SETTINGS) -> ParsedSource:
-    return parse_source(path, text.encode("utf-8"), settings)
+    return parse_source(path, text.encode("utf-8"), settings.parse_options)
 
 
 def front(text: str, path: str = "posts/글.md") -> ParsedSource:
@@ -43,7 +44,7 @@ def front(text: str, path: str = "posts/글.md") -> ParsedSource:
 def error(text: str | bytes, path: str = "posts/글.md", **content: Any) -> ContentError:
     data = text.encode("utf-8") if isinstance(text, str) else text
     with pytest.raises(ContentError) as caught:
-        parse_source(path, data, make_settings(**content))
+        parse_source(path, data, make_settings(**content).parse_options)
     assert caught.value.path == path
     return caught.value
 
@@ -52,14 +53,14 @@ def error(text: str | bytes, path: str = "posts/글.md", **content: Any) -> Cont
 
 
 def test_seed_post_is_read_as_published_on_the_korean_site() -> None:
-    parsed = parse_source(SEED.name, SEED.read_bytes(), SETTINGS)
+    parsed = parse_source(SEED.name, SEED.read_bytes(), OPTIONS)
     assert parsed.title == "부산시 디지털 트윈 시범구역 조성  최종 선정 밝혀"
     assert parsed.categories == ("News",)
     assert parsed.image == "/assets/img/newspaper.png"
     assert parsed.body_format == "html"
     assert parsed.excerpt is not None and parsed.excerpt.startswith("부산시가 디지털 트윈")
     assert parsed.date is None and parsed.date_source is None
-    meta = to_meta(parsed, SETTINGS, first_seen=FIRST_SEEN)
+    meta = to_meta(parsed, OPTIONS, first_seen=FIRST_SEEN)
     assert meta.image == Image("https://x.kr/blog/assets/img/newspaper.png", "image/png", None)
     assert meta.excerpt == parsed.excerpt
 
@@ -93,20 +94,22 @@ def test_a_file_without_front_matter_is_a_post() -> None:
 
 def test_utf8_bom_is_accepted() -> None:
     parsed = parse_source(
-        "a.md", b"\xef\xbb\xbf---\ntitle: \xeb\xb6\x80\xec\x82\xb0\n---\nx", SETTINGS
+        "a.md", b"\xef\xbb\xbf---\ntitle: \xeb\xb6\x80\xec\x82\xb0\n---\nx", OPTIONS
     )
     assert parsed.title == "부산"
 
 
 def test_configured_encoding_decodes_legacy_korean_files() -> None:
     data = "---\ntitle: 부산\n---\n본문".encode("euc-kr")
-    parsed = parse_source("a.md", data, make_settings(encoding="euc-kr"))
+    parsed = parse_source("a.md", data, make_settings(encoding="euc-kr").parse_options)
     assert (parsed.title, parsed.body) == ("부산", "본문")
 
 
 def test_utf8_bom_wins_over_a_configured_legacy_encoding() -> None:
     data = b"\xef\xbb\xbf" + "---\ntitle: 부산\n---\n".encode()
-    assert parse_source("a.md", data, make_settings(encoding="euc-kr")).title == "부산"
+    assert (
+        parse_source("a.md", data, make_settings(encoding="euc-kr").parse_options).title == "부산"
+    )
 
 
 def test_crlf_line_ends_are_read_like_lf() -> None:
@@ -543,41 +546,41 @@ def test_slugify_keeps_letters_and_digits_of_any_script(text: str, slug: str) ->
 
 
 def test_published_is_the_file_date() -> None:
-    meta = to_meta(front("date: 2024-01-02 10:00"), SETTINGS, first_seen=FIRST_SEEN)
+    meta = to_meta(front("date: 2024-01-02 10:00"), OPTIONS, first_seen=FIRST_SEEN)
     assert meta.published == datetime(2024, 1, 2, 10, tzinfo=SEOUL)
     assert meta.date_source == "front_matter"
 
 
 def test_published_falls_back_to_first_seen() -> None:
-    meta = to_meta(parse("x", "메모.md"), SETTINGS, first_seen=FIRST_SEEN)
+    meta = to_meta(parse("x", "메모.md"), OPTIONS, first_seen=FIRST_SEEN)
     assert (meta.published, meta.date_source) == (FIRST_SEEN, "first_seen")
 
 
 def test_no_date_and_no_first_seen_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="first_seen"):
-        to_meta(parse("x", "메모.md"), SETTINGS, first_seen=None)
+        to_meta(parse("x", "메모.md"), OPTIONS, first_seen=None)
 
 
 def test_a_naive_first_seen_is_a_programming_error() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        to_meta(parse("x", "메모.md"), SETTINGS, first_seen=datetime(2024, 1, 1))
+        to_meta(parse("x", "메모.md"), OPTIONS, first_seen=datetime(2024, 1, 1))
 
 
 def test_updated_defaults_to_published_and_never_precedes_it() -> None:
-    plain = to_meta(front("date: 2024-01-02"), SETTINGS, first_seen=None)
+    plain = to_meta(front("date: 2024-01-02"), OPTIONS, first_seen=None)
     assert plain.updated == plain.published
-    earlier = to_meta(front("date: 2024-01-02\nupdated: 2023-01-01"), SETTINGS, first_seen=None)
+    earlier = to_meta(front("date: 2024-01-02\nupdated: 2023-01-01"), OPTIONS, first_seen=None)
     assert earlier.updated == earlier.published
 
 
 def test_later_updated_is_kept() -> None:
-    meta = to_meta(front("date: 2024-01-02\nlastmod: 2024-03-01"), SETTINGS, first_seen=None)
+    meta = to_meta(front("date: 2024-01-02\nlastmod: 2024-03-01"), OPTIONS, first_seen=None)
     assert meta.updated == datetime(2024, 3, 1, tzinfo=SEOUL)
 
 
 def test_default_permalink_uses_the_site_time_zone_date() -> None:
     # 2024-01-01 20:00 UTC is already 2024-01-02 in Seoul.
-    meta = to_meta(front("date: 2024-01-01T20:00:00Z", "a-b.md"), SETTINGS, first_seen=None)
+    meta = to_meta(front("date: 2024-01-01T20:00:00Z", "a-b.md"), OPTIONS, first_seen=None)
     assert meta.url == "https://x.kr/blog/2024/01/02/a-b/"
 
 
@@ -586,7 +589,7 @@ def test_permalink_pattern_fills_time_category_and_title() -> None:
         permalink="/{category}/{year}{month}{day}-{hour}{minute}/{title}/{slug}/"
     )
     parsed = front("title: 부산 여행!\ncategories: [Tech News]\ndate: 2024-01-02 03:04", "p.md")
-    meta = to_meta(parsed, settings, first_seen=None)
+    meta = to_meta(parsed, settings.parse_options, first_seen=None)
     assert meta.url == (
         "https://x.kr/blog/tech-news/20240102-0304/%EB%B6%80%EC%82%B0-%EC%97%AC%ED%96%89/p/"
     )
@@ -605,19 +608,19 @@ def test_permalink_category_falls_back_to_uncategorized() -> None:
 
 
 def test_url_percent_encodes_korean_and_keeps_existing_escapes() -> None:
-    meta = to_meta(front("permalink: /소식/a%20b/"), SETTINGS, first_seen=FIRST_SEEN)
+    meta = to_meta(front("permalink: /소식/a%20b/"), OPTIONS, first_seen=FIRST_SEEN)
     assert meta.url == "https://x.kr/blog/%EC%86%8C%EC%8B%9D/a%20b/"
 
 
 def test_url_at_the_site_root_has_no_double_slash() -> None:
     settings = make_settings("https://x.kr")
-    meta = to_meta(front("date: 2024-01-02", "a.md"), settings, first_seen=None)
+    meta = to_meta(front("date: 2024-01-02", "a.md"), settings.parse_options, first_seen=None)
     assert meta.url == "https://x.kr/2024/01/02/a/"
 
 
 def test_id_is_the_url_unless_the_front_matter_sets_one() -> None:
-    assert to_meta(front("title: t"), SETTINGS, first_seen=FIRST_SEEN).id_is_url
-    assert to_meta(front("id: post-7"), SETTINGS, first_seen=FIRST_SEEN).id == "post-7"
+    assert to_meta(front("title: t"), OPTIONS, first_seen=FIRST_SEEN).id_is_url
+    assert to_meta(front("id: post-7"), OPTIONS, first_seen=FIRST_SEEN).id == "post-7"
 
 
 def test_image_is_absolute_with_type_and_the_size_of_its_absolute_url() -> None:
@@ -629,7 +632,7 @@ def test_image_is_absolute_with_type_and_the_size_of_its_absolute_url() -> None:
 
     meta = to_meta(
         front("image: 표지.jpg\ndate: 2024-01-02", "a.md"),
-        SETTINGS,
+        OPTIONS,
         first_seen=None,
         asset_size=size,
     )
@@ -641,7 +644,7 @@ def test_author_excerpt_taxonomy_and_draft_pass_through() -> None:
     parsed = front(
         "author: 김민수\nexcerpt: 요약\ncategories: [a]\ntags: [b]\ndraft: true\nlang: ko"
     )
-    meta = to_meta(parsed, SETTINGS, first_seen=FIRST_SEEN)
+    meta = to_meta(parsed, OPTIONS, first_seen=FIRST_SEEN)
     assert (meta.author, meta.excerpt, meta.categories, meta.tags, meta.draft, meta.lang) == (
         Author("김민수"),
         "요약",

@@ -37,8 +37,10 @@ SETTINGS = make_settings()
 def render(
     text: str, path: str = "2024-01-02-a.md", settings: Settings = SETTINGS
 ) -> tuple[Post, list[Problem]]:
-    parsed = parse_source(path, text.encode("utf-8"), settings)
-    return render_post(parsed, to_meta(parsed, settings, first_seen=FIRST_SEEN), settings)
+    parsed = parse_source(path, text.encode("utf-8"), settings.parse_options)
+    return render_post(
+        parsed, to_meta(parsed, settings.parse_options, first_seen=FIRST_SEEN), settings
+    )
 
 
 def html_of(body: str, path: str = "2024-01-02-a.md", settings: Settings = SETTINGS) -> str:
@@ -49,8 +51,8 @@ def html_of(body: str, path: str = "2024-01-02-a.md", settings: Settings = SETTI
 
 
 def test_seed_post_renders_with_absolute_images_and_its_excerpt_as_summary() -> None:
-    parsed = parse_source(SEED.name, SEED.read_bytes(), SETTINGS)
-    meta = to_meta(parsed, SETTINGS, first_seen=FIRST_SEEN)
+    parsed = parse_source(SEED.name, SEED.read_bytes(), SETTINGS.parse_options)
+    meta = to_meta(parsed, SETTINGS.parse_options, first_seen=FIRST_SEEN)
     post, problems = render_post(parsed, meta, SETTINGS)
     assert '<img src="https://x.kr/blog/assets/img/news.png" alt="rentncar 속보">' in post.html
     assert '<h2 data-ke-size="size26">클라우드 기반 디지털 트윈 통합플랫폼 구축</h2>' in post.html
@@ -313,13 +315,15 @@ def test_any_input_gives_xml_clean_output_or_a_content_error(
     text = f"---\n{front}\n---\n{body}\n"
     try:
         parsed = parse_source(
-            f"2024-01-02-{title[:10]}.{extension}", text.encode("utf-8", "surrogatepass"), SETTINGS
+            f"2024-01-02-{title[:10]}.{extension}",
+            text.encode("utf-8", "surrogatepass"),
+            SETTINGS.parse_options,
         )
     except ContentError:
         event("refused with ContentError")
         return
     event("rendered")
-    meta = to_meta(parsed, SETTINGS, first_seen=FIRST_SEEN)
+    meta = to_meta(parsed, SETTINGS.parse_options, first_seen=FIRST_SEEN)
     post, problems = render_post(parsed, meta, SETTINGS)
     author = [meta.author.name, meta.author.email or ""] if meta.author else []
     image = [meta.image.url] if meta.image else []

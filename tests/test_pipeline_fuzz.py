@@ -72,8 +72,8 @@ def test_feeds_from_random_posts_are_valid(corpus: list[Entry]) -> None:
     for index, entry in enumerate(corpus):
         path = f"2024-02-{index + 1:02d}-글-{index}.{entry[5]}"
         try:
-            parsed = parse_source(path, _source(index, entry), site)
-            meta = to_meta(parsed, site, first_seen=FIRST_SEEN)
+            parsed = parse_source(path, _source(index, entry), site.parse_options)
+            meta = to_meta(parsed, site.parse_options, first_seen=FIRST_SEEN)
         except ContentError:
             continue
         if meta.id in posts or meta.draft:

@@ -50,7 +50,7 @@ def _files(site_settings: Settings) -> list[SourceFile]:
 
 
 def test_outcomes_decode_like_the_stores_json(site_settings: Settings) -> None:
-    outcomes = parse_batch(site_settings, [(f, None) for f in _files(site_settings)])
+    outcomes = parse_batch(site_settings.parse_options, [(f, None) for f in _files(site_settings)])
     by_path = {o.path: o for o in outcomes}
     assert by_path["broken.md"].problem is not None
     assert by_path["no-date.md"].parsed is not None and not by_path["no-date.md"].meta_json
@@ -65,7 +65,7 @@ def test_outcomes_decode_like_the_stores_json(site_settings: Settings) -> None:
 
 
 def test_outcomes_survive_pickling_between_processes(site_settings: Settings) -> None:
-    outcomes = parse_batch(site_settings, [(f, None) for f in _files(site_settings)])
+    outcomes = parse_batch(site_settings.parse_options, [(f, None) for f in _files(site_settings)])
     back = pickle.loads(pickle.dumps(outcomes, pickle.HIGHEST_PROTOCOL))
     assert back == outcomes
     assert [decoded_meta(o) for o in back] == [decoded_meta(o) for o in outcomes]
@@ -73,15 +73,15 @@ def test_outcomes_survive_pickling_between_processes(site_settings: Settings) ->
 
 def test_a_file_with_the_cached_hash_is_not_parsed(site_settings: Settings) -> None:
     file = next(f for f in _files(site_settings) if f.path == "zoned.md")
-    first = parse_batch(site_settings, [(file, None)])[0]
-    again = parse_batch(site_settings, [(file, first.content_hash)])[0]
+    first = parse_batch(site_settings.parse_options, [(file, None)])[0]
+    again = parse_batch(site_settings.parse_options, [(file, first.content_hash)])[0]
     assert again == Outcome(file.path, file.size, file.mtime_ns, first.content_hash)
 
 
 def test_a_file_gone_since_the_scan_is_a_problem(site_settings: Settings) -> None:
     file = next(f for f in _files(site_settings) if f.path == "zoned.md")
     os.unlink(file.abspath)
-    outcome = parse_batch(site_settings, [(file, None)])[0]
+    outcome = parse_batch(site_settings.parse_options, [(file, None)])[0]
     assert outcome.problem is not None
     assert outcome.problem.reason == "cannot read: No such file or directory"
 
