@@ -66,8 +66,8 @@ class Batches(Generic[C, T, R]):
 
     def chunks_ready(self) -> Iterator[list[R]]:
         """Results a chunk at a time, in no particular order: each chunk as soon as it is
-        done, and whenever none is, the main process does a chunk no worker has started
-        (the last, smallest one) rather than wait."""
+        done, and whenever none is, the main process does the next chunk no worker has
+        started rather than wait (the chunks get smaller: all finish about together)."""
         try:
             if self.local:
                 yield self.func(self.context, self.local)
@@ -75,7 +75,7 @@ class Batches(Generic[C, T, R]):
             while waiting:
                 done = next((f for f in waiting if f.done()), None)
                 if done is None:
-                    for future in reversed(waiting):
+                    for future in waiting:
                         if future.cancel():  # not sent to a worker yet: the main's now
                             start, end = self.bounds[future]
                             waiting.remove(future)
