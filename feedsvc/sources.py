@@ -167,8 +167,14 @@ def _too_big(path: str, size: int, max_bytes: int) -> Problem:
     )
 
 
-def asset_size(assets_dir: Path, site_url: str, url: str) -> int | None:
-    """Size of the local file behind an absolute asset URL of this site, if there is one."""
+def asset_size(
+    assets_dir: Path, site_url: str, url: str, folders: dict[str, bool] | None = None
+) -> int | None:
+    """Size of the local file behind an absolute asset URL of this site, if there is one.
+
+    ``folders``: whether each folder exists, as looked up so far (a site's images share a
+    few folders; when one is missing, none of its files needs a look).
+    """
     if not url.startswith(site_url):
         return None
     relative = unquote(urlsplit(url[len(site_url) :]).path)
@@ -176,6 +182,13 @@ def asset_size(assets_dir: Path, site_url: str, url: str) -> int | None:
     candidate = os.path.normpath(os.path.join(base, relative))
     if not candidate.startswith(base + os.sep):  # '..' must not climb out of the folder
         return None
+    if folders is not None:
+        folder = os.path.dirname(candidate)
+        exists = folders.get(folder)
+        if exists is None:
+            exists = folders[folder] = os.path.isdir(folder)
+        if not exists:
+            return None
     try:
         info = os.stat(candidate)
     except OSError:

@@ -47,3 +47,17 @@ def test_url_path_is_exactly_urlsplits(site: str, tail: str) -> None:
     for url in (site + tail, tail):
         quick = _path_or_error(lambda: url_path(url, site))  # noqa: B023 (called at once)
         assert quick == _path_or_error(lambda: urlsplit(url).path)  # noqa: B023
+
+
+_URL_CHARS = st.sampled_from(list("aZ09-._~:/?#[]@!$&'()*+,;=% 부산\u00e9\x7f\"<>{}|\\^`"))
+
+
+@given(st.text(_URL_CHARS, max_size=40))
+def test_quote_url_takes_its_shortcut_only_where_quote_agrees(url: str) -> None:
+    """URLs made of characters quote() keeps skip it; the result is quote()'s either way."""
+    from urllib.parse import quote
+
+    from feedsvc.urls import _LONE_PERCENT, quote_url
+
+    slow = quote(_LONE_PERCENT.sub("%25", url), safe=":/?#[]@!$&'()*+,;=%~")
+    assert quote_url(url) == slow
