@@ -37,21 +37,39 @@ class Batches(Generic[C, T, R]):
         self.context = context
         self.pool: ProcessPoolExecutor | None = None
         self.futures: list[Future[list[R]]] = []
-        self.items = items
-        self.bounds: dict[Future[list[R]], tuple[int, int]] = {}
+        self.work: dict[Future[list[R]], Sequence[T]] = {}  # each chunk's items
         self.local: Sequence[T] = items
         processes = workers - 1 if main_share else workers
         if len(items) < threshold or processes < 1:
             return
         pooled = len(items) - int(len(items) * main_share)
         self.local = items[pooled:]
-        # fork: the workers start in milliseconds with everything already imported.
-        self.pool = ProcessPoolExecutor(max_workers=processes, mp_context=get_context("fork"))
+        self.pool = worker_pool(processes)
         # Cut as if the main process were one more worker: it may take chunks (chunks_ready).
         for start, end in chunk_bounds(pooled, processes + 1):
-            future = self.pool.submit(func, context, items[start:end])
-            self.futures.append(future)
-            self.bounds[future] = (start, end)
+            self.add(items[start:end])
+
+    @classmethod
+    def fed(
+        cls, func: Callable[[C, Sequence[T]], list[R]], context: C, processes: int
+    ) -> Batches[C, T, R]:
+        """Worker processes started now, with no work yet: chunks come with :meth:`add`
+        (a caller that is still finding its items)."""
+        batches = cls(func, context, (), workers=processes, threshold=1)
+        batches.pool = worker_pool(processes)
+        return batches
+
+    def add(self, items: Sequence[T]) -> None:
+        """One more chunk for the workers."""
+        assert self.pool is not None
+        future = self.pool.submit(self.func, self.context, items)
+        self.futures.append(future)
+        self.work[future] = items
+
+    def stop(self) -> None:
+        """Stop the workers; work not started is dropped."""
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
 
     def chunks(self) -> Iterator[list[R]]:
         """Results a chunk at a time: the main process's share first, then the workers'."""
@@ -61,8 +79,7 @@ class Batches(Generic[C, T, R]):
             for future in self.futures:
                 yield future.result()
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(cancel_futures=True)
+            self.stop()
 
     def chunks_ready(self) -> Iterator[list[R]]:
         """Results a chunk at a time, in no particular order: each chunk as soon as it is
@@ -77,9 +94,8 @@ class Batches(Generic[C, T, R]):
                 if done is None:
                     for future in waiting:
                         if future.cancel():  # not sent to a worker yet: the main's now
-                            start, end = self.bounds[future]
                             waiting.remove(future)
-                            yield self.func(self.context, self.items[start:end])
+                            yield self.func(self.context, self.work[future])
                             break
                     else:
                         wait(waiting, return_when=FIRST_COMPLETED)
@@ -87,11 +103,15 @@ class Batches(Generic[C, T, R]):
                 waiting.remove(done)
                 yield done.result()
         finally:
-            if self.pool is not None:
-                self.pool.shutdown(cancel_futures=True)
+            self.stop()
 
     def collect(self) -> list[R]:
         return [result for chunk in self.chunks() for result in chunk]
+
+
+def worker_pool(processes: int) -> ProcessPoolExecutor:
+    """Forked worker processes: they start in milliseconds with everything imported."""
+    return ProcessPoolExecutor(max_workers=processes, mp_context=get_context("fork"))
 
 
 def chunk_bounds(count: int, processes: int) -> list[tuple[int, int]]:

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from feedsvc.batches import Batches, default_workers
+from feedsvc.batches import Batches, chunk_bounds, default_workers
 from feedsvc.config_file import read_config, resolve_path, resolve_storage_url, with_environment
+from feedsvc.models import Problem
 from feedsvc.parse_options import (
     DEFAULT_ASSETS_DIR,
     DEFAULT_CONTENT_DIR,
@@ -36,7 +37,7 @@ from feedsvc.parse_options import (
     ParseOptions,
 )
 from feedsvc.reading import Outcome, parse_batch
-from feedsvc.sources import Scan, SourceFile, scan_content
+from feedsvc.sources import Scan, SourceFile, sorted_scan, walk_content
 
 if TYPE_CHECKING:
     from feedsvc.config import Settings
@@ -44,8 +45,9 @@ if TYPE_CHECKING:
 # Below this many files, worker processes cost more than they save (a parse is ~0.1 ms,
 # forking the pool ~20 ms).
 PARSE_THRESHOLD = 400
-
-ToRead = list[tuple[SourceFile, str | None]]
+# The scan sends the workers this many files at a time until each has had some: they
+# parse (~0.1 ms a file) while it goes on (~5 µs a file).
+FIRST_CHUNK = 400
 
 
 @dataclass(frozen=True)
@@ -62,20 +64,18 @@ class Plan:
 class HeadStart:
     plan: Plan
     scan: Scan
-    to_read: ToRead
     parsing: Batches[ParseOptions, tuple[SourceFile, str | None], Outcome]
 
     def drop(self) -> None:
         """Stop the workers: the store knew more than its file's absence said."""
-        if self.parsing.pool is not None:
-            self.parsing.pool.shutdown(cancel_futures=True)
+        self.parsing.stop()
 
 
 _early: HeadStart | None = None  # started by start_early, taken by take
 
 
 def parse_batches(
-    options: ParseOptions, to_read: ToRead, workers: int, share: float
+    options: ParseOptions, to_read: list[tuple[SourceFile, str | None]], workers: int, share: float
 ) -> Batches[ParseOptions, tuple[SourceFile, str | None], Outcome]:
     """Parse ``to_read`` in worker processes, the main process taking ``share`` of a fair
     part (it also decodes every worker's results)."""
@@ -104,18 +104,33 @@ def plan_of(settings: Settings) -> Plan:
 
 
 def _start(plan: Plan) -> HeadStart | None:
-    """Scan and start parsing when the store is new and the site big enough."""
+    """Scan and parse at once when the store is new and the site big enough.
+
+    One core is the main process's: it imports the rest and opens the store, then
+    settles and writes each chunk of results as it comes, and parses chunks itself when
+    none is ready (``Batches.chunks_ready``). The other cores parse. The workers are
+    forked before the scan, which feeds them its first files while it goes on.
+    """
     if not new_store(plan.storage_url):
         return None
-    scan = scan_content(plan.content_dir, plan.extensions, plan.options.max_bytes)
-    if len(scan.files) < PARSE_THRESHOLD:
+    processes = max(1, default_workers() - 1)
+    parsing = Batches.fed(parse_batch, plan.options, processes)
+    files: list[SourceFile] = []
+    problems: list[Problem] = []
+    sent = 0
+    walk = walk_content(plan.content_dir, plan.extensions, plan.options.max_bytes, problems)
+    for file in walk:
+        files.append(file)
+        if len(files) - sent == FIRST_CHUNK and sent < FIRST_CHUNK * (processes + 1):
+            parsing.add([(f, None) for f in files[sent:]])
+            sent = len(files)
+    if len(files) < PARSE_THRESHOLD:
+        parsing.stop()
         return None
-    to_read: ToRead = [(file, None) for file in scan.files]
-    # One core for the main process: it imports the rest and opens the store, then settles
-    # and writes each chunk of results as it comes, and parses chunks itself when none is
-    # ready (Batches.chunks_ready). The other cores parse.
-    parsing = parse_batches(plan.options, to_read, max(1, default_workers() - 1), 0)
-    return HeadStart(plan, scan, to_read, parsing)
+    rest = files[sent:]
+    for start, end in chunk_bounds(len(rest), processes + 1):
+        parsing.add([(f, None) for f in rest[start:end]])
+    return HeadStart(plan, sorted_scan(files, problems), parsing)
 
 
 def head_start(settings: Settings) -> HeadStart | None:

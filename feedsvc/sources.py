@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import stat
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -44,13 +44,27 @@ class Scan:
 
 def scan_content(root: Path, extensions: tuple[str, ...], max_bytes: int) -> Scan:
     """Walk ``root`` and list the source files, sorted by path, with what was refused."""
-    files: list[SourceFile] = []
     problems: list[Problem] = []
+    files = list(walk_content(root, extensions, max_bytes, problems))
+    return sorted_scan(files, problems)
+
+
+def sorted_scan(files: list[SourceFile], problems: list[Problem]) -> Scan:
+    files.sort(key=_PATH)
+    problems.sort(key=lambda p: p.path)
+    return Scan(files, problems)
+
+
+def walk_content(
+    root: Path, extensions: tuple[str, ...], max_bytes: int, problems: list[Problem]
+) -> Iterator[SourceFile]:
+    """The source files below ``root`` as they are found (in no order); what is refused
+    goes to ``problems``."""
     if not root.is_dir():
         problems.append(
             Problem(str(root), "the content folder does not exist (set content.dir in config.yaml)")
         )
-        return Scan(files, problems)
+        return
     real_root = os.path.realpath(root)
     wanted = tuple(ext.lower() for ext in extensions)
     seen_dirs: set[str] = {real_root}
@@ -96,10 +110,7 @@ def scan_content(root: Path, extensions: tuple[str, ...], max_bytes: int) -> Sca
             if info.st_size > max_bytes:
                 problems.append(_too_big(relative, info.st_size, max_bytes))
                 continue
-            files.append(SourceFile(relative, entry.path, info.st_size, info.st_mtime_ns))
-    files.sort(key=lambda f: f.path)
-    problems.sort(key=lambda p: p.path)
-    return Scan(files, problems)
+            yield SourceFile(relative, entry.path, info.st_size, info.st_mtime_ns)
 
 
 def rescan(

@@ -504,6 +504,7 @@ def test_a_new_stores_parse_started_early_gives_the_same_feeds(
 ) -> None:
     """`feedsvc build` on a new store parses before opening it; the feeds are the same."""
     monkeypatch.setattr(head_start_module, "PARSE_THRESHOLD", 2)
+    monkeypatch.setattr(head_start_module, "FIRST_CHUNK", 4)  # chunks sent during the scan
     outputs = []
     for early in (False, True):
         site = Site(tmp_path / f"early-{early}")
