@@ -35,7 +35,7 @@ if TYPE_CHECKING:  # parsing runs without the config machinery (feedsvc.head_sta
     from feedsvc.config import Settings
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: 10,000 are made and unpickled per cold build
 class Outcome:
     """What a parse worker learned about one file.
 

@@ -19,7 +19,7 @@ _CHUNK = 500  # keeps IN (...) lists and multi-row inserts well inside SQLite's 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen (cheaper to make): rows are replaced, never changed
 class SourceRow:
     """One cached source file (everything but the rendered HTML)."""
 
