@@ -352,8 +352,3 @@ def _any_between(times: Sequence[datetime], after: datetime, until: datetime) ->
     """True when a sorted ``times`` holds a value in ``(after, until]``."""
     index = bisect_right(times, after)
     return index < len(times) and times[index] <= until
-
-
-def is_flood(new_posts: int, flood_limit: int) -> bool:
-    """More than ``flood_limit`` posts new at once (a permalink change, a bulk import)."""
-    return new_posts > flood_limit

@@ -125,10 +125,10 @@ def _block_scalar(style: str, lines: list[str], final_break: bool) -> str:
     return (" " if style == ">" else "\n").join(texts) + ("\n" if final_break else "")
 
 
-# Characters PyYAML refuses, or treats as line breaks: leave the verdict to PyYAML.
-_UNUSUAL = re.compile(
-    "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
-)
+# Characters PyYAML refuses, or treats as line breaks: leave the verdict to PyYAML. (The
+# complement of what PyYAML's reader accepts, less line breaks: a short class compiles in
+# 0.1 ms where the accepted ranges, negated, take 5 ms at every start.)
+_UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
 def _load(text: str) -> dict[str, Any]:

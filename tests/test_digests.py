@@ -18,7 +18,6 @@ from feedsvc.digests import (
     choose_posts,
     content_key,
     due_period,
-    is_flood,
     matches,
     newest_first,
     next_send,
@@ -27,6 +26,7 @@ from feedsvc.digests import (
     upcoming_period,
 )
 from feedsvc.models import Frequency, Subscriber, SubscriberStatus
+from feedsvc.storage.announcements import is_flood
 
 SEOUL = "Asia/Seoul"
 HONOLULU = "Pacific/Honolulu"  # UTC−10, no DST

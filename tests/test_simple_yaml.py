@@ -179,3 +179,19 @@ def test_fast_path_equals_pyyaml_on_the_benchmark_corpus(tmp_path: Path) -> None
     total = len(fronts)
     assert total > 300
     assert fast == total
+
+
+def test_the_unusual_characters_are_exactly_those_pyyaml_does_not_take() -> None:
+    """The short class of refused characters is the complement of PyYAML's accepted ranges
+    (less line breaks), over every code point."""
+    import re
+
+    from feedsvc.simple_yaml import _UNUSUAL
+
+    accepted = re.compile(
+        "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+    )
+    every = "".join(map(chr, range(0x110000)))
+    assert [m.start() for m in _UNUSUAL.finditer(every)] == [
+        m.start() for m in accepted.finditer(every)
+    ]

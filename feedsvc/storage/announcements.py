@@ -15,7 +15,6 @@ from datetime import datetime
 
 from sqlalchemy import Connection, select, update
 
-from feedsvc.digests import is_flood
 from feedsvc.models import PostMeta
 from feedsvc.storage.bulk import execute_tuples, rows_among, upsert
 from feedsvc.storage.schema import announcements
@@ -26,6 +25,11 @@ DEFAULT_FLOOD_LIMIT = 50
 
 
 _ANNOUNCED = ("post_id", "source_path", "became_new_at", "held", "released_at", "eligible_at")
+
+
+def is_flood(new_posts: int, flood_limit: int) -> bool:
+    """More than ``flood_limit`` posts new at once (a permalink change, a bulk import)."""
+    return new_posts > flood_limit
 
 
 def note_published(
