@@ -11,14 +11,14 @@ wrong and adds what it lacks:
 - per-entry ``xml:lang``; the RSS ``atom:link rel="hub"``; the version in RSS
   ``<generator>``.
 
-JSON Feed is written by hand. Categories and tags both become categories (RSS
+JSON Feed is written by hand (``pretty_json``). Categories and tags both become categories (RSS
 ``domain``/Atom ``scheme`` = ``{site.url}categories/`` or ``{site.url}tags/``) and
-JSON Feed ``tags``. Every date is written in UTC, to the second.
+JSON Feed ``tags``. Every date is written in UTC, to the second. A post in several feeds
+(site, categories, tags) has its parts built once per call and shared (``_Shared``).
 """
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
@@ -36,12 +37,15 @@ from feedsvc.config import Settings
 from feedsvc.content import strip_xml_illegal
 from feedsvc.feed_plan import FeedSpec, feed_base_url
 from feedsvc.models import Author, Post
+from feedsvc.pretty_json import INDENT, Encoded, encode
 
 FILE_NAMES: dict[str, str] = {"rss": "feed.xml", "atom": "atom.xml", "json": "feed.json"}
 JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 # An empty feed has no newest item; a fixed moment keeps its bytes deterministic.
 EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
 
+# JSON Feed layout (json.dumps(..., indent=2)): items sit two levels deep.
+_ITEM_NEWLINE = "\n" + 2 * INDENT
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 # lxml refuses these (XML 1.0 Char production); lone surrogates cannot even be encoded.
@@ -85,21 +89,30 @@ class _Item:
     image_length: int | None
 
 
+@dataclass(slots=True)
+class _Shared:
+    """One post's parts for every feed holding it, each built on first use in one call."""
+
+    item: _Item
+    entry: _CachedEntry | None = None
+    json: Encoded | None = None
+
+
 def render_feeds(
     plan: Sequence[FeedSpec], posts: Mapping[str, Post], settings: Settings
 ) -> dict[str, bytes]:
     """Bytes of each feed file in ``settings.feeds.formats``, keyed by path below the output dir."""
-    items: dict[str, _Item] = {}
+    shared: dict[str, _Shared] = {}
     files: dict[str, bytes] = {}
     for spec in plan:
         feed_items = []
         for post_id in spec.post_ids:
-            if post_id not in items:
+            if post_id not in shared:
                 if post_id not in posts:
                     raise ValueError(f"feed {spec.path or '/'!r} names post {post_id!r}, not given")
-                items[post_id] = _item(posts[post_id], settings)
-            feed_items.append(items[post_id])
-        updated = max((i.updated for i in feed_items), default=EMPTY_FEED_UPDATED)
+                shared[post_id] = _Shared(_item(posts[post_id], settings))
+            feed_items.append(shared[post_id])
+        updated = max((s.item.updated for s in feed_items), default=EMPTY_FEED_UPDATED)
         formats = settings.feeds.formats
         generator: Any = None
         if "rss" in formats or "atom" in formats:  # one feedgen object serves both
@@ -147,8 +160,9 @@ def _item(post: Post, settings: Settings) -> _Item:
     published = _utc(meta.published, meta.id)
     # An edit cannot predate the post; readers sort on updated.
     updated = max(published, _utc(meta.updated, meta.id))
-    categories = tuple((strip_xml_illegal(c), _uri(base + "categories/")) for c in meta.categories)
-    tags = tuple((strip_xml_illegal(t), _uri(base + "tags/")) for t in meta.tags)
+    category_scheme, tag_scheme = _uri(base + "categories/"), _uri(base + "tags/")
+    categories = tuple((strip_xml_illegal(c), category_scheme) for c in meta.categories)
+    tags = tuple((strip_xml_illegal(t), tag_scheme) for t in meta.tags)
     image = meta.image
     image_type = "application/octet-stream"
     if image is not None:
@@ -193,6 +207,29 @@ class _FeedFixups(BaseExtension):  # type: ignore[misc]
         return rss
 
 
+class _CachedEntry(FeedEntry):  # type: ignore[misc]
+    """A feedgen entry that builds its ``<item>``/``<entry>`` once, not once per feed.
+
+    feedgen moves what it gets into the feed, so each call hands out a copy.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._built: dict[tuple[str, bool], Any] = {}
+
+    def rss_entry(self, extensions: bool = True) -> Any:
+        return self._copy("rss", extensions)
+
+    def atom_entry(self, extensions: bool = True) -> Any:
+        return self._copy("atom", extensions)
+
+    def _copy(self, fmt: str, extensions: bool) -> Any:
+        if (fmt, extensions) not in self._built:
+            build = super().rss_entry if fmt == "rss" else super().atom_entry
+            self._built[fmt, extensions] = build(extensions)
+        return self._built[fmt, extensions].__copy__()  # lxml: a deep copy
+
+
 class _EntryFixups(BaseEntryExtension):  # type: ignore[misc]
     """Rewrites an Atom entry's id, link attributes and language (see module docstring)."""
 
@@ -216,7 +253,7 @@ class _EntryFixups(BaseEntryExtension):  # type: ignore[misc]
         return entry
 
 
-def _feedgen(spec: FeedSpec, items: list[_Item], updated: datetime, settings: Settings) -> Any:
+def _feedgen(spec: FeedSpec, items: list[_Shared], updated: datetime, settings: Settings) -> Any:
     site = settings.site
     title = strip_xml_illegal(spec.title)
     base = feed_base_url(settings) + spec.path
@@ -242,14 +279,19 @@ def _feedgen(spec: FeedSpec, items: list[_Item], updated: datetime, settings: Se
         fg.feedsvc.hub = _uri(settings.feeds.websub_hub)
     # Last: feedgen's RSS <link> is the last link added.
     fg.link(href=_uri(site.url), rel="alternate", type="text/html")
-    for item in items:
-        _add_entry(fg, item)
+    # add_entry prepends by default, which would reverse our newest-first order. Every
+    # feed loads the same extensions, so a shared entry already has them (feedgen skips
+    # them with ImportError "already loaded").
+    for post in items:
+        if post.entry is None:
+            post.entry = fg.add_entry(_CachedEntry(), order="append")
+            _fill_entry(post.entry, post.item)
+        else:
+            fg.add_entry(post.entry, order="append")
     return fg
 
 
-def _add_entry(fg: Any, item: _Item) -> None:
-    # add_entry prepends by default, which would reverse our newest-first order.
-    fe = fg.add_entry(order="append")
+def _fill_entry(fe: Any, item: _Item) -> None:
     fe.feedsvc.item = item
     fe.title(item.title)
     fe.guid(item.guid, permalink=item.guid_is_permalink)
@@ -274,7 +316,7 @@ def _add_entry(fg: Any, item: _Item) -> None:
         fe.category([{"term": term, "scheme": scheme} for term, scheme in item.categories])
 
 
-def _json_feed(spec: FeedSpec, items: list[_Item], settings: Settings) -> bytes:
+def _json_feed(spec: FeedSpec, items: list[_Shared], settings: Settings) -> bytes:
     site = settings.site
     title = strip_xml_illegal(spec.title)
     feed: dict[str, Any] = {
@@ -288,8 +330,11 @@ def _json_feed(spec: FeedSpec, items: list[_Item], settings: Settings) -> bytes:
     }
     if settings.feeds.websub_hub:
         feed["hubs"] = [{"type": "WebSub", "url": _uri(settings.feeds.websub_hub)}]
-    feed["items"] = [_json_item(item) for item in items]
-    return (json.dumps(feed, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+    for post in items:
+        if post.json is None:
+            post.json = Encoded(encode(_json_item(post.item), _ITEM_NEWLINE))
+    feed["items"] = [post.json for post in items]
+    return (encode(feed) + "\n").encode("utf-8")
 
 
 def _json_item(item: _Item) -> dict[str, Any]:

@@ -4,33 +4,58 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import suppress
 from pathlib import Path
 
 FEED_NAMES = ("feed.xml", "atom.xml", "feed.json")
 GENERATED_DIRS = ("categories", "tags")
+# Files staged at once by write_feed_files. Writing and fsync release the GIL, and a
+# cold build's cost is mostly fsync waits, which overlap well.
+_WRITERS = 8
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
     """Write ``data`` to ``path`` atomically unless it already holds exactly these bytes."""
+    if _holds(path, data):
+        return False
+    _publish(_stage(path, data), path)
+    return True
+
+
+def _holds(path: Path, data: bytes) -> bool:
     try:
-        if path.stat().st_size == len(data) and path.read_bytes() == data:
-            return False
+        return path.stat().st_size == len(data) and path.read_bytes() == data
     except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        return False
+
+
+def _stage(path: Path, data: bytes) -> str:
+    """The name of a new temp file beside ``path``, holding ``data`` synced to disk."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except FileNotFoundError:  # a new folder: mkdir only then, not for every file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _publish(tmp: str, path: Path) -> None:
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return True
 
 
 def write_feed_files(
@@ -44,11 +69,8 @@ def write_feed_files(
     """
     # The site's own feeds first: they are the ones most readers poll.
     names = sorted(files, key=lambda rel: ("/" in rel, rel))
-    changed = [
-        rel
-        for rel in names
-        if (only is None or rel in only) and write_if_changed(output_dir / rel, files[rel])
-    ]
+    names = [rel for rel in names if only is None or rel in only]
+    changed = _write_in_order(output_dir, names, files)
     if only is not None:
         return sorted(changed)
     for folder in GENERATED_DIRS:
@@ -63,3 +85,39 @@ def write_feed_files(
                 if not any(feed.parent.iterdir()):
                     feed.parent.rmdir()
     return sorted(changed)
+
+
+def _write_in_order(output_dir: Path, names: Sequence[str], files: dict[str, bytes]) -> list[str]:
+    """``write_if_changed`` for each of ``names``, renamed into place in that order.
+
+    The comparisons run here (a warm build is all reads, which threads only slow down);
+    the changed files' temp files are written and synced by a few threads at once. The
+    renames stay in order, so a file is never published before one listed ahead of it,
+    and a failure publishes nothing after it (the temp files staged beyond it go).
+    """
+    changed = [rel for rel in names if not _holds(output_dir / rel, files[rel])]
+    if not changed:
+        return []
+    with ThreadPoolExecutor(min(_WRITERS, len(changed)), "feedsvc-write") as pool:
+        staged = [pool.submit(_stage, output_dir / rel, files[rel]) for rel in changed]
+        done = 0
+        try:
+            for rel, future in zip(changed, staged, strict=True):
+                tmp = future.result()
+                done += 1  # from here on, _publish cleans up this one's temp file
+                _publish(tmp, output_dir / rel)
+        except BaseException:
+            _discard(staged[done:])
+            raise
+    return changed
+
+
+def _discard(staged: Sequence[Future[str]]) -> None:
+    """Remove the temp files of staged writes that will not be published."""
+    for future in staged:
+        future.cancel()
+    wait(staged)
+    for future in staged:
+        if not future.cancelled() and future.exception() is None:
+            with suppress(OSError):
+                os.unlink(future.result())

@@ -10,6 +10,7 @@ Golden files: ``pytest tests/test_feeds.py --regen-golden`` rewrites tests/golde
 from __future__ import annotations
 
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,9 @@ from zoneinfo import ZoneInfo
 import feedparser
 import jsonschema
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from feedsvc import __version__
@@ -31,6 +35,8 @@ from feedsvc.config import Settings, settings_from_mapping
 from feedsvc.feed_plan import FeedSpec, feed_base_url, plan_feeds
 from feedsvc.feeds import render_feeds
 from feedsvc.models import Author, Image, Post, PostMeta
+from feedsvc.output import write_feed_files
+from feedsvc.pretty_json import Encoded, encode
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden" / "feeds"
@@ -628,6 +634,145 @@ def test_content_is_escaped_text_never_cdata() -> None:
     assert parse(files["feed.xml"]).entries[1].content[0].value == expected
     assert parse(files["atom.xml"]).entries[1].content[0].value == expected
     assert json.loads(files["feed.json"])["items"][1]["content_html"] == expected
+
+
+# ---------------------------------------------------------------- speed paths
+
+
+def test_each_feed_is_the_same_rendered_alone_as_beside_feeds_sharing_its_posts() -> None:
+    """Posts' entries and JSON items are built once per call and shared between feeds."""
+    settings = make_settings(per_tag=True, websub_hub="https://hub.example.net/")
+    posts = {p.meta.id: p for p in POSTS}
+    plan = plan_feeds([p.meta for p in POSTS], settings)
+    together = render_feeds(plan, posts, settings)
+    assert len(plan) > 4
+    for spec in plan:
+        alone = render_feeds([spec], posts, settings)
+        assert alone == {name: together[name] for name in alone}
+
+
+JSON_VALUES: list[Any] = [
+    "",
+    "스마트시티 뉴스",
+    'quotes " and \\ backslash / slash',
+    "controls \x00\x01\x07\x08\t\n\x0b\x0c\r\x1f\x7f, U+2028 \u2028, U+FFFE \ufffe",
+    "a lone surrogate \ud800 and an emoji \U0001f600",
+    [],
+    {},
+    [[]],
+    {"": {}},
+    [1, -2, 0, True, False, None, "x"],
+    {"items": [], "authors": [{"name": "편집부", "url": "mailto:desk@example.com"}]},
+    {"a": [{"b": [{"c": []}], "d": {"e": [1, [2, [3]]]}}], "f": (4, "튜플")},
+    {"title": "t", "content_html": '<p class="x">본문</p>\n', "tags": ["스마트시티", "AI"]},
+]
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+def test_feed_json_encoding_is_json_dumps_pretty(value: Any) -> None:
+    assert encode(value) == json.dumps(value, ensure_ascii=False, indent=2)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(_JSON)
+def test_feed_json_encoding_is_json_dumps_pretty_for_any_value(value: Any) -> None:
+    assert encode(value) == json.dumps(value, ensure_ascii=False, indent=2)
+
+
+@hypothesis_settings(max_examples=100, deadline=None)
+@given(st.lists(_JSON, max_size=4))
+def test_pre_encoded_items_drop_in_where_json_dumps_would_put_them(items: list[Any]) -> None:
+    """Shared JSON Feed items are encoded once, for their place two levels deep."""
+    encoded = [Encoded(encode(item, "\n    ")) for item in items]
+    expected = json.dumps({"version": 1, "items": items}, ensure_ascii=False, indent=2)
+    assert encode({"version": 1, "items": encoded}) == expected
+
+
+@pytest.mark.parametrize("value", [1.5, {1: "int key"}, {None: 1}, b"bytes", {"a": {1, 2}}])
+def test_feed_json_encoding_refuses_what_no_feed_holds(value: Any) -> None:
+    with pytest.raises(TypeError):
+        encode(value)
+
+
+# ---------------------------------------------------------------- writing files
+
+FEED_FILES = {
+    "feed.xml": b"<rss/>",
+    "atom.xml": b"<feed/>",
+    "feed.json": b"{}",
+    "categories/b/feed.xml": b"<rss>b</rss>",
+    "categories/a/feed.xml": b"<rss>a</rss>",
+    "tags/c/feed.json": b"[]",
+}
+
+
+def test_write_feed_files_publishes_site_feeds_first_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renamed: list[str] = []
+    real_replace = os.replace
+
+    def recording_replace(src: str, dst: Path) -> None:
+        renamed.append(dst.relative_to(tmp_path).as_posix())
+        real_replace(src, dst)
+
+    monkeypatch.setattr("feedsvc.output.os.replace", recording_replace)
+    assert write_feed_files(tmp_path, FEED_FILES) == sorted(FEED_FILES)
+    assert renamed == [
+        "atom.xml",
+        "feed.json",
+        "feed.xml",
+        "categories/a/feed.xml",
+        "categories/b/feed.xml",
+        "tags/c/feed.json",
+    ]
+    for rel, data in FEED_FILES.items():
+        assert (tmp_path / rel).read_bytes() == data
+        assert (tmp_path / rel).stat().st_mode & 0o777 == 0o644
+    assert not list(tmp_path.rglob("*.tmp"))
+    renamed.clear()
+    assert write_feed_files(tmp_path, FEED_FILES) == []  # unchanged: nothing rewritten
+    changed = {**FEED_FILES, "feed.json": b"{ }", "categories/b/feed.xml": b"<rss>B</rss>"}
+    assert write_feed_files(tmp_path, changed, only={"feed.json"}) == ["feed.json"]
+    assert renamed == ["feed.json"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("failing", ["feed.json", "categories/b/feed.xml"])
+@pytest.mark.parametrize("step", ["fsync", "replace"])
+def test_a_failed_write_publishes_nothing_after_it_and_leaves_no_temp_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str, step: str
+) -> None:
+    order = ["atom.xml", "feed.json", "feed.xml", "categories/a/feed.xml"]
+    order += ["categories/b/feed.xml", "tags/c/feed.json"]
+    real_fsync, real_replace = os.fsync, os.replace
+    target = (tmp_path / failing).resolve()
+
+    def fsync(fd: int) -> None:
+        temp = Path(os.readlink(f"/proc/self/fd/{fd}"))  # Linux: the file behind fd
+        temp_of_target = temp.parent == target.parent and temp.name.startswith(f".{target.name}.")
+        if step == "fsync" and temp_of_target:
+            raise OSError(5, "disk on fire")
+        real_fsync(fd)
+
+    def replace(src: str, dst: Path) -> None:
+        if step == "replace" and dst == tmp_path / failing:
+            raise OSError(5, "disk on fire")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("feedsvc.output.os.fsync", fsync)
+    monkeypatch.setattr("feedsvc.output.os.replace", replace)
+    with pytest.raises(OSError, match="disk on fire"):
+        write_feed_files(tmp_path, FEED_FILES)
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written == sorted(order[: order.index(failing)])
 
 
 # ---------------------------------------------------------------- golden files
