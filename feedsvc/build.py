@@ -38,6 +38,7 @@ from feedsvc.reading import (
 from feedsvc.settle import Settled, Settling
 from feedsvc.sources import Scan, SourceFile, rescan, scan_content
 from feedsvc.storage import Store
+from feedsvc.storage.announcements import announce_first
 from feedsvc.storage.posts import (
     BuildRecord,
     Render,
@@ -182,19 +183,22 @@ class Builder:
         # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
         memo_metas = memo.metas if memo is not None else {}
         settled = base or Settled({}, {}, {})
+        recorded: dict[str, str] | None = None  # a new store's announcements, by post id
         if head_start is not None:
             # A new store: each chunk is settled and its rows written as it comes, while
             # the workers parse the next (nothing cached, so a chunk's rows are final).
-            rows, saved = [], True
+            rows, saved, recorded = [], True, {}
             report.parsed = 0
             for chunk in parsing.chunks_ready():
                 decoded = [(o, decoded_meta(o)) for o in chunk]
                 settled, chunk_rows, parsed = self._settling.settle(
                     decoded, [], cached, now, False, memo_metas, settled, new_store=True
                 )
+                chunk_metas = [settled.metas[r.source_path] for r in chunk_rows if r.post_id]
                 with self.store.write() as conn:
                     save_sources(conn, chunk_rows)
                     record_first_seen(conn, _slugs(decoded), now)
+                    announce_first(conn, chunk_metas, now, recorded)
                 rows += chunk_rows
                 report.parsed += parsed
         else:
@@ -244,7 +248,7 @@ class Builder:
         if not dry_run:  # the store's rows are written while the worker processes render
             gone = self._gone(scan, memo, cached, broken_paths)
             announced = self._write_sources(
-                [] if saved else rows, gone, published, memo, now, report
+                [] if saved else rows, gone, published, memo, now, report, recorded
             )
         renders = self._finish_render(todo, rendering, posts, hashes, report)
         report.rendered = len(renders)
@@ -313,14 +317,19 @@ class Builder:
         memo: Memo | None,
         now: datetime,
         report: BuildReport,
+        recorded: dict[str, str] | None,
     ) -> frozenset[str]:
         """Save ``rows``, forget the ``gone`` files, and announce the posts live for the
-        first time; the ids announced so far."""
-        from feedsvc.storage.announcements import any_announced, note_published
+        first time; the ids announced so far. ``recorded``: a new store's announcements,
+        written with its chunks (storage.announcements.announce_first)."""
+        from feedsvc.storage.announcements import any_announced, note_published, settle_first
 
         with self.store.write() as conn:
             save_sources(conn, rows)
             delete_sources(conn, gone)
+            if recorded is not None:
+                report.announced = settle_first(conn, recorded, published, now)
+                return frozenset(report.announced)
             # Posts live for the first time become "new" for the digests, once. The first
             # build on a store announces the back catalogue without the flood guard:
             # digests only carry posts published after a subscriber joined, so nobody is

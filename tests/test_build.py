@@ -515,15 +515,27 @@ def test_a_new_stores_parse_started_early_gives_the_same_feeds(
         site.write("깨진.md", "---\ntitle: [broken\n---\n")
         site.write("중복.md", post("글 1", extra="slug: 글-1"))
         site.write("날짜-없는-글.md", post("날짜 없는 글", date=None))
+        # One id in two files (the first path keeps it), a draft, a post not yet due.
+        site.write("가-같은-글.md", post("같은 글 가", extra="id: 같은-글\nslug: 같은-가"))
+        site.write("하-같은-글.md", post("같은 글 하", extra="id: 같은-글\nslug: 같은-하"))
+        site.write("초안.md", post("초안", extra="draft: true"))
+        site.write("예약.md", post("예약", date="2099-01-01"))
         started = head_start_module.head_start(site.settings) if early else None
         assert (started is not None) == early
         site.store = open_store(site.settings.storage_url)
         builder = Builder(site.settings, site.store, site.clock, workers=2)
         report = builder.build(head_start=started)
-        assert report.parsed == 32
+        assert report.parsed == 36
         problems = [(p.path, p.reason) for p in report.problems]
         with site.store.read() as conn:
             stored = (
+                report.announced,
+                conn.execute(
+                    sql(
+                        "SELECT post_id, source_path, became_new_at, held, released_at, "
+                        "eligible_at FROM announcements ORDER BY post_id"
+                    )
+                ).all(),
                 conn.execute(sql("SELECT slug, seen_at FROM first_seen ORDER BY slug")).all(),
                 conn.execute(
                     sql(
@@ -538,9 +550,14 @@ def test_a_new_stores_parse_started_early_gives_the_same_feeds(
         assert [(p.path, p.reason) for p in again.problems] == problems
         outputs.append(((site.root / "public" / "feed.xml").read_bytes(), problems, stored))
     assert outputs[0] == outputs[1]
-    # Every slug's first sighting: 32 parsed files, two of them sharing a slug.
-    slugs = [slug for slug, _ in outputs[0][2][0]]
-    assert len(slugs) == 31 and "날짜-없는-글" in slugs
+    announced, rows, seen = outputs[0][2][:3]
+    # Every slug's first sighting: 36 parsed files, two of them sharing a slug.
+    slugs = [slug for slug, _ in seen]
+    assert len(slugs) == 35 and "날짜-없는-글" in slugs
+    # Announced: the 32 live posts with their own slug and id (not the draft, not the
+    # post due in 2099, not the second file with a taken slug or id).
+    assert len(announced) == len(rows) == 32
+    assert ("같은-글", "가-같은-글.md") in [(r[0], r[1]) for r in rows]
 
 
 def test_a_head_start_is_dropped_when_the_store_knew_the_files(

@@ -390,3 +390,27 @@ def test_postgresql_senders_skip_rows_another_sender_holds(
             theirs = [c.message for c in claim_due(second, MORNING, limit=10, lease=LEASE)]
     assert len(mine) == 2 and len(theirs) == 1
     assert not {c.delivery_id for c in mine} & {c.delivery_id for c in theirs}
+
+
+def test_a_first_build_announces_as_it_goes_and_mends_the_duplicates(store: Store) -> None:
+    """announce_first per chunk, then settle_first once the duplicates are known: the rows
+    are what note_published would have written for the posts that stayed."""
+    from feedsvc.storage.announcements import announce_first, settle_first
+
+    loser = replace(make_post("중복-하", post_id="같은-글").meta, source="하.md")
+    winner = replace(make_post("중복-가", post_id="같은-글").meta, source="가.md")
+    gone = replace(make_post("슬러그-중복").meta, source="나중.md")
+    plain = make_post("광안리-불꽃축제").meta
+    late = make_post("해운대-모래축제").meta  # live, though no chunk recorded it
+    recorded: dict[str, str] = {}
+    with store.write() as conn:
+        announce_first(conn, [loser, gone], ANNOUNCED, recorded)
+        announce_first(conn, [winner, plain], ANNOUNCED, recorded)
+        announced = settle_first(conn, recorded, [winner, plain, late], ANNOUNCED)
+    with store.read() as conn:
+        rows = conn.execute(
+            select(announcements.c.post_id, announcements.c.source_path, announcements.c.held)
+        ).all()
+    expected = {(m.id, m.source, False) for m in (winner, plain, late)}
+    assert {tuple(r) for r in rows} == expected
+    assert announced == sorted(m.id for m in (winner, plain, late))

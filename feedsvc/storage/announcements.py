@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from feedsvc.models import PostMeta
 from feedsvc.storage.bulk import execute_tuples, rows_among, upsert
@@ -75,6 +75,43 @@ def note_published(
         )
         return []
     return new
+
+
+def announce_first(
+    conn: Connection, metas: Sequence[PostMeta], now: datetime, recorded: dict[str, str]
+) -> None:
+    """A new store's first build, as it goes: the live posts among ``metas`` recorded as
+    new, never held (nobody subscribed yet is owed the back catalogue). ``recorded``
+    collects each id's file; :func:`settle_first` mends the rows once duplicates are known.
+    """
+    at = now.astimezone(metas[0].published.tzinfo) if metas else now
+    rows = []
+    for meta in metas:
+        if not meta.draft and meta.published <= at and meta.id not in recorded:
+            recorded[meta.id] = meta.source
+            rows.append((meta.id, meta.source, now, False, None, now))
+    statement = upsert(conn, announcements).on_conflict_do_nothing()
+    execute_tuples(conn, statement, announcements, _ANNOUNCED, rows)
+
+
+def settle_first(
+    conn: Connection, recorded: dict[str, str], published: Sequence[PostMeta], now: datetime
+) -> list[str]:
+    """After :func:`announce_first`: the rows of posts that lost to a duplicate go, an id
+    kept by another file names that file. The ids announced, as ``note_published`` gives."""
+    kept = {meta.id: meta.source for meta in published}
+    lost = [post_id for post_id in recorded if post_id not in kept]
+    if lost:
+        conn.execute(delete(announcements).where(announcements.c.post_id.in_(lost)))
+    announce_first(conn, [m for m in published if m.id not in recorded], now, recorded)
+    for post_id, source in kept.items():
+        if recorded[post_id] != source:
+            conn.execute(
+                update(announcements)
+                .where(announcements.c.post_id == post_id)
+                .values(source_path=source)
+            )
+    return sorted(kept)
 
 
 def any_announced(conn: Connection) -> bool:
