@@ -32,10 +32,13 @@ class Batches(Generic[C, T, R]):
         workers: int,
         threshold: int,
         main_share: float = 0.0,
+        pool: ProcessPoolExecutor | None = None,
     ) -> None:
+        """``pool``: worker processes to use (the caller's to shut down), else new ones."""
         self.func = func
         self.context = context
         self.pool: ProcessPoolExecutor | None = None
+        self.own_pool = pool is None
         self.futures: list[Future[list[R]]] = []
         self.work: dict[Future[list[R]], Sequence[T]] = {}  # each chunk's items
         self.local: Sequence[T] = items
@@ -44,7 +47,7 @@ class Batches(Generic[C, T, R]):
             return
         pooled = len(items) - int(len(items) * main_share)
         self.local = items[pooled:]
-        self.pool = worker_pool(processes)
+        self.pool = pool or worker_pool(processes)
         # Cut as if the main process were one more worker: it may take chunks (chunks_ready).
         for start, end in chunk_bounds(pooled, processes + 1):
             self.add(items[start:end])
@@ -67,9 +70,11 @@ class Batches(Generic[C, T, R]):
         self.work[future] = items
 
     def stop(self) -> None:
-        """Stop the workers; work not started is dropped."""
-        if self.pool is not None:
+        """Stop the workers; work not started is dropped (a pool given is left running)."""
+        if self.pool is not None and self.own_pool:
             self.pool.shutdown(cancel_futures=True)
+        for future in self.futures:
+            future.cancel()
 
     def chunks(self) -> Iterator[list[R]]:
         """Results a chunk at a time: the main process's share first, then the workers'."""
@@ -106,7 +111,12 @@ class Batches(Generic[C, T, R]):
             self.stop()
 
     def collect(self) -> list[R]:
-        return [result for chunk in self.chunks() for result in chunk]
+        """Every result, in the order of the items (the main process's share is the last
+        items, done first)."""
+        chunks = list(self.chunks())
+        if self.local:
+            chunks.append(chunks.pop(0))
+        return [result for chunk in chunks for result in chunk]
 
 
 def worker_pool(processes: int) -> ProcessPoolExecutor:

@@ -16,37 +16,30 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
-from feedsvc.batches import Batches, default_workers
+from feedsvc.batches import default_workers
 from feedsvc.build_memo import Memo, nothing_changed, outputs_key, remember, settings_fingerprint
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.feed_cache import FeedCache, RenderCache
 from feedsvc.head_start import HeadStart, parse_batches
-from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict
+from feedsvc.models import PostMeta, Problem, Severity, meta_from_dict
 from feedsvc.output import write_feed_files
-from feedsvc.reading import (
-    Outcome,
-    decoded_meta,
-    import_renderers,
-    render_batch,
-)
+from feedsvc.reading import Outcome, decoded_meta, import_renderers
+from feedsvc.render_posts import finish_render, start_render, tail_pool
 from feedsvc.settle import Settled, Settling
 from feedsvc.sources import Scan, SourceFile, rescan, scan_content
 from feedsvc.storage import Store
 from feedsvc.storage.announcements import announce_first
 from feedsvc.storage.posts import (
     BuildRecord,
-    Render,
     SourceRow,
     delete_sources,
     has_sources,
     last_build,
-    load_renders,
     load_sources,
     record_build,
     record_first_seen,
@@ -55,10 +48,6 @@ from feedsvc.storage.posts import (
 )
 
 log = logging.getLogger("feedsvc.build")
-
-# Below this many posts, worker processes cost more than they save (a render is ~0.5 ms;
-# forking the pool costs ~20 ms). Parsing has its own (feedsvc.head_start).
-RENDER_THRESHOLD = 64
 
 
 @dataclass
@@ -242,28 +231,30 @@ class Builder:
         needed_ids = {pid for spec in plan for pid in spec.post_ids}
         if render_all:
             needed_ids = set(by_id)
-        posts, todo, rendering = self._start_render(
-            [by_id[i] for i in sorted(needed_ids)], hashes, broken_paths, reuse=not dry_run
-        )
-        if not dry_run:  # the store's rows are written while the worker processes render
-            gone = self._gone(scan, memo, cached, broken_paths)
-            announced = self._write_sources(
-                [] if saved else rows, gone, published, memo, now, report, recorded
-            )
-        renders = self._finish_render(todo, rendering, posts, hashes, report)
-        report.rendered = len(renders)
-        if not (dry_run or render_all):
-            self._renders.keep(
-                {
-                    p.meta.source: (self._render_key(hashes.get(p.meta.source, "")), p)
-                    for p in posts.values()
-                }
-            )
-        plan_ids_ok = [
-            replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
-        ]
-        lap = report.lap("render posts", lap)
-        feeds = self._feeds.render(plan_ids_ok, posts, settings)
+        needed = [by_id[i] for i in sorted(needed_ids)]
+        keys = {m.source: self._render_key(hashes.get(m.source, "")) for m in needed}
+        with tail_pool(self.workers, len(needed), len(plan)) as pool:
+            rendering = start_render(
+                settings, self.store, self._renders, needed, keys, broken_paths,
+                reuse=not dry_run, pool=pool, workers=self.workers,
+            )  # fmt: skip
+            if not dry_run:  # the store's rows are written while the workers render
+                gone = self._gone(scan, memo, cached, broken_paths)
+                announced = self._write_sources(
+                    [] if saved else rows, gone, published, memo, now, report, recorded
+                )
+            renders = finish_render(rendering, lambda m: keys[m.source], report.problems)
+            posts = rendering.posts
+            report.rendered = len(renders)
+            if not (dry_run or render_all):
+                self._renders.keep(
+                    {p.meta.source: (keys[p.meta.source], p) for p in posts.values()}
+                )
+            plan_ids_ok = [
+                replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
+            ]
+            lap = report.lap("render posts", lap)
+            feeds = self._feeds.render(plan_ids_ok, posts, settings, pool)
         files = feeds.files
         report.feeds_rendered = feeds.rendered
         lap = report.lap("render feeds", lap)
@@ -389,65 +380,6 @@ class Builder:
         """What a stored render was made from: the file's bytes and the settings."""
         blob = f"{content_hash}:{self.fingerprint}".encode()
         return hashlib.sha256(blob).hexdigest()[:32]  # fits posts.render_key (64)
-
-    def _start_render(
-        self,
-        metas: Sequence[PostMeta],
-        hashes: dict[str, str],
-        broken_paths: set[str],
-        *,
-        reuse: bool,
-    ) -> tuple[dict[str, Post], list[tuple[PostMeta, str]], Batches[Settings, Any, Any]]:
-        """Posts whose stored render still fits (by id), and the renders started for the rest."""
-        posts: dict[str, Post] = {}
-        keys = {m.source: self._render_key(hashes.get(m.source, "")) for m in metas}
-        rest = []
-        for meta in metas:
-            kept = self._renders.get(meta, keys[meta.source]) if reuse else None
-            if kept is not None:
-                posts[meta.id] = kept
-            else:
-                rest.append(meta)
-        with self.store.read() as conn:
-            stored = load_renders(conn, [m.source for m in rest])
-        todo: list[tuple[PostMeta, str]] = []
-        for meta in rest:
-            render = stored.get(meta.source)
-            key = keys[meta.source]
-            if render is not None and (
-                meta.source in broken_paths or (reuse and render.render_key == key)
-            ):
-                posts[meta.id] = Post(meta, render.html, render.summary)
-            elif meta.source not in broken_paths:
-                todo.append((meta, str(self.settings.content_dir / meta.source)))
-        rendering = Batches(
-            render_batch,
-            self.settings,
-            todo,
-            workers=self.workers,
-            threshold=RENDER_THRESHOLD,
-            main_share=0.0,
-        )
-        return posts, todo, rendering
-
-    def _finish_render(
-        self,
-        todo: list[tuple[PostMeta, str]],
-        rendering: Batches[Settings, Any, Any],
-        posts: dict[str, Post],
-        hashes: dict[str, str],
-        report: BuildReport,
-    ) -> list[Render]:
-        """Collect the renders into ``posts``; the new ones, for the store."""
-        renders: list[Render] = []
-        for (meta, _), (post, problems) in zip(todo, rendering.collect(), strict=True):
-            report.problems.extend(problems)
-            if post is None:
-                continue
-            posts[meta.id] = post
-            key = self._render_key(hashes.get(meta.source, ""))
-            renders.append(Render(meta.source, post.html, post.summary, key))
-        return renders
 
 
 def _slugs(decoded: list[tuple[Outcome, PostMeta | None]]) -> list[str]:

@@ -70,3 +70,12 @@ def test_chunks_ready_has_every_result_once_and_the_main_process_takes_idle_work
     pids = {pid for pid, _ in results}
     assert os.getpid() in pids  # chunks no worker had started were done here
     assert len(pids) == 2  # and the worker did its part
+
+
+def test_collect_keeps_the_order_of_the_items_whoever_did_them() -> None:
+    items = list(range(200))
+    for share in (0.0, 0.3, 0.5):
+        batches = Batches(
+            pid_and_square, SETTINGS, items, workers=2, threshold=10, main_share=share
+        )
+        assert [square for _, square in batches.collect()] == [i * i for i in items]

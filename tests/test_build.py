@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text as sql
 
 from feedsvc import build as build_module
+from feedsvc import feed_cache, render_posts
 from feedsvc import head_start as head_start_module
 from feedsvc.build import Builder
 from feedsvc.clock import FixedClock
@@ -271,16 +272,22 @@ def test_unsupported_liquid_is_a_warning_not_an_error(site: Site) -> None:
 def test_worker_processes_give_the_same_feeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Posts and feeds rendered by a worker process and the main process together.
     monkeypatch.setattr(head_start_module, "PARSE_THRESHOLD", 2)
-    monkeypatch.setattr(build_module, "RENDER_THRESHOLD", 2)
+    monkeypatch.setattr(render_posts, "RENDER_THRESHOLD", 2)
+    monkeypatch.setattr(render_posts, "FEEDS_THRESHOLD", 2)
+    monkeypatch.setattr(feed_cache, "PARALLEL_FEEDS", 2)
     outputs = []
     for workers in (1, 2):
         site = Site(tmp_path / f"w{workers}")
         for i in range(30):
-            site.write(f"2024-02-{i % 28 + 1:02d}-글-{i}.md", post(f"글 {i}", date=None))
+            cats = f"[분류{i % 5}, News]"
+            site.write(f"2024-02-{i % 28 + 1:02d}-글-{i}.md", post(f"글 {i}", date=None, cats=cats))
         report = site.build(workers=workers)
-        assert report.parsed == 30
-        outputs.append((site.root / "public" / "feed.xml").read_bytes())
+        assert report.parsed == 30 and report.rendered == 30
+        public = site.root / "public"
+        outputs.append({p.relative_to(public): p.read_bytes() for p in public.rglob("*.*")})
+    assert len(outputs[0]) == 3 * 7  # the site's feeds and six category feeds, three formats
     assert outputs[0] == outputs[1]
 
 
