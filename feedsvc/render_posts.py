@@ -59,9 +59,11 @@ def start_render(
     reuse: bool,
     pool: ProcessPoolExecutor | None,
     workers: int,
+    stored: bool = True,
 ) -> Rendering:
     """Posts whose kept or stored render still fits (``keys``: each source's render key),
-    and the renders started for the rest."""
+    and the renders started for the rest. ``stored``: whether the store may hold renders
+    (not on a new store's first build)."""
     posts: dict[str, Post] = {}
     rest = []
     for meta in metas:
@@ -70,11 +72,13 @@ def start_render(
             posts[meta.id] = post
         else:
             rest.append(meta)
-    with store.read() as conn:
-        stored = load_renders(conn, [m.source for m in rest])
+    found: dict[str, Render] = {}
+    if stored:
+        with store.read() as conn:
+            found = load_renders(conn, [m.source for m in rest])
     todo: list[tuple[PostMeta, str]] = []
     for meta in rest:
-        render = stored.get(meta.source)
+        render = found.get(meta.source)
         if render is not None and (
             meta.source in broken_paths or (reuse and render.render_key == keys[meta.source])
         ):
