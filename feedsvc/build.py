@@ -16,8 +16,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Collection
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -37,7 +36,6 @@ from feedsvc.storage import Store
 from feedsvc.storage.announcements import announce_first
 from feedsvc.storage.posts import (
     BuildRecord,
-    Render,
     SourceRow,
     delete_sources,
     has_sources,
@@ -246,9 +244,6 @@ class Builder:
                     [] if saved else rows, gone, published, memo, now, report, recorded
                 )
             renders = finish_render(rendering, lambda m: keys[m.source], report.problems)
-            # Kept with their rows by a thread while the feeds are rendered (SQLite works
-            # without the GIL); joined before the build is recorded.
-            saving = None if dry_run else _in_thread(self._save_renders, renders)
             posts = rendering.posts
             report.rendered = len(renders)
             if not (dry_run or render_all):
@@ -277,8 +272,8 @@ class Builder:
                 urls = feed_urls(feed_base_url(settings), report.feeds_written)
                 report.problems.extend(announce(settings.feeds.websub_hub, urls))
             report.outputs = self._outputs(files, only)
-        if saving is not None:
-            saving.result()
+            with self.store.write() as conn:
+                save_renders(conn, renders)
         lap = report.lap("write store", lap)
         report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
         report.finished = self.clock.now()
@@ -291,11 +286,6 @@ class Builder:
             self._memo.announced = announced
             self._memo.settled = settled
         return report
-
-    def _save_renders(self, renders: list[Render]) -> None:
-        if renders:
-            with self.store.write() as conn:
-                save_renders(conn, renders)
 
     @staticmethod
     def _gone(
@@ -390,15 +380,6 @@ class Builder:
         """What a stored render was made from: the file's bytes and the settings."""
         blob = f"{content_hash}:{self.fingerprint}".encode()
         return hashlib.sha256(blob).hexdigest()[:32]  # fits posts.render_key (64)
-
-
-def _in_thread(work: Callable[[list[Render]], None], renders: list[Render]) -> Future[None]:
-    """``work(renders)`` in a thread of its own, which ends with it."""
-    thread = ThreadPoolExecutor(1, "feedsvc-renders")
-    try:
-        return thread.submit(work, renders)
-    finally:
-        thread.shutdown(wait=False)
 
 
 def _slugs(decoded: list[tuple[Outcome, PostMeta | None]]) -> list[str]:
