@@ -29,6 +29,8 @@ from urllib.parse import quote
 
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.ext.dc import DcEntryExtension, DcExtension
+from feedgen.ext.media import MediaEntryExtension, MediaExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
@@ -258,8 +260,10 @@ def _feedgen(spec: FeedSpec, items: list[_Shared], updated: datetime, settings: 
     title = strip_xml_illegal(spec.title)
     base = feed_base_url(settings) + spec.path
     fg = FeedGenerator()
-    fg.load_extension("dc", atom=False, rss=True)
-    fg.load_extension("media", atom=True, rss=True)
+    # register_extension, as load_extension does, minus its failing import of a
+    # feedgen.ext.*_entry module per feed (a search of the whole import path each time).
+    fg.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
+    fg.register_extension("media", MediaExtension, MediaEntryExtension, atom=True, rss=True)
     fg.register_extension("feedsvc", _FeedFixups, _EntryFixups, atom=True, rss=True)
     fg.id(_uri(base + FILE_NAMES["atom"]))
     fg.title(title)
