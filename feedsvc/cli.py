@@ -175,7 +175,9 @@ def build(obj: Context) -> None:
 def check(obj: Context) -> None:
     """Check config and every content file; exit non-zero when anything is wrong."""
     settings = obj.settings()
-    report = _builder(settings).build(dry_run=True, render_all=True)
+    builder = _builder(settings)
+    report = builder.build(dry_run=True, render_all=True)
+    builder.store.close()
     _print_problems(report.problems)
     click.echo(
         f"{report.files} files checked: {report.published} publishable, "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -126,10 +127,17 @@ def test_python_m_feedsvc_runs_in_a_fresh_process(tmp_path: Path) -> None:
 
 
 # Runs the console script's entry in a fresh interpreter and says, as it exits, whether the
-# cyclic garbage collector was on for the command.
+# cyclic garbage collector was on for the command (and so whether it skipped the teardown).
 _GC_PROBE = """
-import atexit, gc, sys
-atexit.register(lambda: print("collector on:", gc.isenabled()))
+import atexit, gc, os, sys
+def report():
+    print("collector on:", gc.isenabled(), flush=True)
+atexit.register(report)
+real_exit = os._exit
+def quick_exit(code):  # build and check skip atexit (feedsvc.entry._exit_now)
+    report()
+    real_exit(code)
+os._exit = quick_exit
 sys.argv = ["feedsvc", *sys.argv[1:]]
 from feedsvc.entry import main
 main()
@@ -156,3 +164,23 @@ def test_only_one_shot_builds_run_without_the_garbage_collector(
         cwd=tmp_path,
     )
     assert f"collector on: {collector_on}" in done.stdout, done.stdout + done.stderr
+
+
+def test_a_build_that_skips_the_teardown_keeps_its_exit_status_and_output(tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    (tmp_path / "content" / "깨진.md").write_text("---\ntitle: [broken\n---\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "feedsvc", "--config", str(config), "build"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1  # a file could not be published
+    assert "깨진.md" in done.stderr and "1 errors" in done.stdout
+    assert not (tmp_path / "feedsvc.db-wal").exists()  # the store was closed: no log left
+    db = sqlite3.connect(tmp_path / "feedsvc.db")
+    try:
+        assert db.execute("SELECT count(*) FROM builds").fetchone() == (1,)
+    finally:
+        db.close()
