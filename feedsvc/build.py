@@ -272,19 +272,18 @@ class Builder:
                 urls = feed_urls(feed_base_url(settings), report.feeds_written)
                 report.problems.extend(announce(settings.feeds.websub_hub, urls))
             report.outputs = self._outputs(files, only)
-            with self.store.write() as conn:
-                save_renders(conn, renders)
-        lap = report.lap("write store", lap)
         report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
         report.finished = self.clock.now()
         if not dry_run:
             record = _record(report)
-            with self.store.write() as conn:
+            with self.store.write() as conn:  # the renders, and the build that made them
+                save_renders(conn, renders)
                 record_build(conn, record)
             self._memo = remember(record, cached, rows, gone, renders, memo_metas)
             self._memo.scan = scan
             self._memo.announced = announced
             self._memo.settled = settled
+        report.lap("write store", lap)
         return report
 
     @staticmethod

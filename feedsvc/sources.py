@@ -183,22 +183,24 @@ def asset_size(
 ) -> int | None:
     """Size of the local file behind an absolute asset URL of this site, if there is one.
 
-    ``folders``: whether each folder exists, as looked up so far (a site's images share a
-    few folders; when one is missing, none of its files needs a look).
+    ``folders``: whether the folder behind each URL folder (the URL up to its last '/')
+    exists, as found so far: a site's images share a few folders, and when one is
+    missing none of its files needs a look. (URLs alike up to their last '/' name files
+    of one folder, whatever '?' or '#' they hold.)
     """
     if not url.startswith(site_url):
+        return None
+    head = url.rpartition("/")[0]
+    if folders is not None and folders.get(head) is False:
         return None
     relative = unquote(urlsplit(url[len(site_url) :]).path)
     base = os.path.normpath(assets_dir)
     candidate = os.path.normpath(os.path.join(base, relative))
     if not candidate.startswith(base + os.sep):  # '..' must not climb out of the folder
         return None
-    if folders is not None:
-        folder = os.path.dirname(candidate)
-        exists = folders.get(folder)
-        if exists is None:
-            exists = folders[folder] = os.path.isdir(folder)
-        if not exists:
+    if folders is not None and head not in folders:
+        folders[head] = os.path.isdir(os.path.dirname(candidate))
+        if not folders[head]:
             return None
     try:
         info = os.stat(candidate)

@@ -166,3 +166,24 @@ def test_dates_with_the_same_offset_share_one_zone_object() -> None:
     assert a.tzinfo is b.tzinfo and a.tzinfo is not c.tzinfo
     assert b == c and a < b and b.isoformat() == "2024-06-01T10:30:00+09:00"
     assert moment_of("2024-06-01T10:30:00").tzinfo is None
+
+
+def test_asset_sizes_look_each_missing_folder_up_once(tmp_path: Path) -> None:
+    from feedsvc.parse_options import ParseOptions
+    from feedsvc.reading import AssetSizes
+
+    (tmp_path / "img" / "부산").mkdir(parents=True)
+    (tmp_path / "img" / "부산" / "a.png").write_bytes(b"x" * 10)
+    (tmp_path / "img" / "b.png").write_bytes(b"y" * 3)
+    site = "https://news.example.kr/"
+    sizes = AssetSizes(ParseOptions(site, "UTC", "/{slug}/", "utf-8", 1000, str(tmp_path)))
+    assert sizes(site + "img/%EB%B6%80%EC%82%B0/a.png") == 10
+    assert sizes(site + "img/부산/a.png?v=2") == 10
+    assert sizes(site + "img/b.png") == 3
+    assert sizes(site + "img/none.png") is None  # its folder exists: looked at
+    assert sizes(site + "없는/a.png") is None
+    assert sizes.folders[site + "없는"] is False  # the next file there is not looked for
+    assert sizes(site + "없는/b.png") is None
+    assert sizes(site + "img/../img/b.png") == 3
+    assert sizes(site + "../etc/passwd") is None  # never outside the assets folder
+    assert sizes("https://elsewhere.example/img/b.png") is None
