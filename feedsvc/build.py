@@ -24,12 +24,12 @@ from feedsvc.batches import default_workers
 from feedsvc.build_memo import Memo, nothing_changed, outputs_key, remember, settings_fingerprint
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
-from feedsvc.feed_cache import FeedCache, RenderCache
+from feedsvc.feed_cache import FeedCache, Feeds, RenderCache
 from feedsvc.head_start import HeadStart, parse_batches
 from feedsvc.models import PostMeta, Problem, Severity, meta_from_dict
 from feedsvc.output import write_feed_files
 from feedsvc.reading import Outcome, decoded_meta, import_renderers
-from feedsvc.render_posts import finish_render, start_render, tail_pool
+from feedsvc.render_posts import finish_render, render_split, start_render, tail_pool
 from feedsvc.settle import Settled, Settling
 from feedsvc.sources import Scan, SourceFile, rescan, scan_content
 from feedsvc.storage import Store
@@ -234,27 +234,40 @@ class Builder:
         needed = [by_id[i] for i in sorted(needed_ids)]
         keys = {m.source: self._render_key(hashes.get(m.source, "")) for m in needed}
         with tail_pool(self.workers, len(needed), len(plan)) as pool:
+            # With no feed kept from an earlier build (a one-off `feedsvc build`), a big
+            # build renders posts and feeds in two halves at once (render_split).
+            split = pool is not None and not render_all and self._feeds.empty
             rendering = start_render(
                 settings, self.store, self._renders, needed, keys, broken_paths,
                 reuse=not dry_run, pool=pool, workers=self.workers, stored=recorded is None,
+                begin=not split,
             )  # fmt: skip
             if not dry_run:  # the store's rows are written while the workers render
                 gone = self._gone(scan, memo, cached, broken_paths)
                 announced = self._write_sources(
                     [] if saved else rows, gone, published, memo, now, report, recorded
                 )
-            renders = finish_render(rendering, lambda m: keys[m.source], report.problems)
+            if split:
+                assert pool is not None
+                split_files, renders = render_split(
+                    settings, plan, rendering, pool, lambda m: keys[m.source], report.problems
+                )
+            else:
+                renders = finish_render(rendering, lambda m: keys[m.source], report.problems)
             posts = rendering.posts
             report.rendered = len(renders)
             if not (dry_run or render_all):
                 self._renders.keep(
                     {p.meta.source: (keys[p.meta.source], p) for p in posts.values()}
                 )
-            plan_ids_ok = [
-                replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
-            ]
             lap = report.lap("render posts", lap)
-            feeds = self._feeds.render(plan_ids_ok, posts, settings, pool)
+            if split:  # the feed cache stays empty: the next build renders every feed
+                feeds = Feeds(split_files, sorted(split_files), len(plan))
+            else:
+                plan_ids_ok = [
+                    replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
+                ]
+                feeds = self._feeds.render(plan_ids_ok, posts, settings)
         files = feeds.files
         report.feeds_rendered = feeds.rendered
         lap = report.lap("render feeds", lap)

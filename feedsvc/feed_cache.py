@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import TYPE_CHECKING, NamedTuple
 
 from feedsvc.config import Settings
@@ -19,11 +18,6 @@ from feedsvc.models import Post, PostMeta
 
 if TYPE_CHECKING:  # feeds (feedgen, lxml) is imported only when feeds are rendered
     from feedsvc.feed_plan import FeedSpec
-
-
-# From this many feeds to render, a worker process (when given) takes half of them: a
-# feed takes ~4 ms, sending it its posts ~0.1 ms.
-PARALLEL_FEEDS = 8
 
 
 class Feeds(NamedTuple):
@@ -37,18 +31,13 @@ class FeedCache:
         self._feeds: dict[str, tuple[str, dict[str, bytes]]] = {}  # folder → (key, files)
         self._posts: dict[str, tuple[Post, bytes]] = {}  # post id → (post, its key part)
 
-    def render(
-        self,
-        plan: Sequence[FeedSpec],
-        posts: dict[str, Post],
-        settings: Settings,
-        pool: ProcessPoolExecutor | None = None,
-    ) -> Feeds:
-        """The plan's feed files; only feeds whose spec or posts changed are rendered (half
-        of them in ``pool``'s worker process, when there are many)."""
+    def render(self, plan: Sequence[FeedSpec], posts: dict[str, Post], settings: Settings) -> Feeds:
+        """The plan's feed files; only feeds whose spec or posts changed are rendered."""
+        from feedsvc.feeds import render_feeds
+
         keys = {spec.path: self._feed_key(spec, posts) for spec in plan}
         stale = [s for s in plan if self._feeds.get(s.path, ("", {}))[0] != keys[s.path]]
-        rendered = render_stale(stale, posts, settings, pool) if stale else {}
+        rendered = render_feeds(stale, posts, settings) if stale else {}
         by_folder: dict[str, dict[str, bytes]] = {}
         for name, data in rendered.items():
             folder = name.rpartition("/")[0]
@@ -64,6 +53,11 @@ class FeedCache:
         self._feeds = feeds
         self._posts = {pid: self._posts[pid] for pid in posts if pid in self._posts}
         return Feeds(files, sorted(rendered), len(stale))
+
+    @property
+    def empty(self) -> bool:
+        """True before the first render (no feed kept to compare with)."""
+        return not self._feeds
 
     def _feed_key(self, spec: FeedSpec, posts: dict[str, Post]) -> str:
         """What one feed's bytes are made of: its spec and its posts, whole."""
@@ -82,26 +76,6 @@ class FeedCache:
         key = digest.digest()
         self._posts[post.meta.id] = (post, key)
         return key
-
-
-def render_stale(
-    specs: Sequence[FeedSpec],
-    posts: dict[str, Post],
-    settings: Settings,
-    pool: ProcessPoolExecutor | None,
-) -> dict[str, bytes]:
-    """``render_feeds`` of ``specs``; from ``PARALLEL_FEEDS`` feeds on, every other one goes
-    to ``pool`` with the posts it shows, and this process renders the rest meanwhile."""
-    from feedsvc.feeds import render_feeds
-
-    if pool is None or len(specs) < PARALLEL_FEEDS:
-        return render_feeds(specs, posts, settings)
-    sent = list(specs[1::2])
-    shown = {pid: posts[pid] for spec in sent for pid in spec.post_ids}
-    away = pool.submit(render_feeds, sent, shown, settings)
-    files = render_feeds(specs[::2], posts, settings)
-    files.update(away.result())
-    return files
 
 
 class RenderCache:

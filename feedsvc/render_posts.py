@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from feedsvc.batches import Batches, worker_pool
 from feedsvc.config import Settings
@@ -20,6 +20,9 @@ from feedsvc.models import Post, PostMeta, Problem
 from feedsvc.reading import render_batch
 from feedsvc.storage import Store
 from feedsvc.storage.posts import Render, load_renders
+
+if TYPE_CHECKING:
+    from feedsvc.feed_plan import FeedSpec
 
 # Below this many posts, worker processes cost more than they save (a render is ~0.5 ms;
 # forking the pool costs ~20 ms). Feeds likewise, from FEEDS_THRESHOLD (~5 ms a feed).
@@ -45,7 +48,7 @@ def tail_pool(workers: int, posts: int, feeds: int) -> Iterator[ProcessPoolExecu
 class Rendering:
     posts: dict[str, Post]  # by id: the kept and stored renders that still fit
     todo: list[tuple[PostMeta, str]]  # the rest, with their files' paths
-    batches: Batches[Settings, Any, Any]
+    batches: Batches[Settings, Any, Any] | None  # rendering them (None: render_split will)
 
 
 def start_render(
@@ -60,10 +63,11 @@ def start_render(
     pool: ProcessPoolExecutor | None,
     workers: int,
     stored: bool = True,
+    begin: bool = True,
 ) -> Rendering:
     """Posts whose kept or stored render still fits (``keys``: each source's render key),
-    and the renders started for the rest. ``stored``: whether the store may hold renders
-    (not on a new store's first build)."""
+    and the renders started for the rest (``begin``; else :func:`render_split` does them).
+    ``stored``: whether the store may hold renders (not on a new store's first build)."""
     posts: dict[str, Post] = {}
     rest = []
     for meta in metas:
@@ -85,6 +89,8 @@ def start_render(
             posts[meta.id] = Post(meta, render.html, render.summary)
         elif meta.source not in broken_paths:
             todo.append((meta, str(settings.content_dir / meta.source)))
+    if not begin:
+        return Rendering(posts, todo, None)
     batches = Batches(
         render_batch,
         settings,
@@ -102,6 +108,7 @@ def finish_render(
 ) -> list[Render]:
     """Collect the renders into ``rendering.posts``; the new ones, for the store."""
     renders: list[Render] = []
+    assert rendering.batches is not None
     for (meta, _), (post, found) in zip(rendering.todo, rendering.batches.collect(), strict=True):
         problems.extend(found)
         if post is None:
@@ -109,3 +116,70 @@ def finish_render(
         rendering.posts[meta.id] = post
         renders.append(Render(meta.source, post.html, post.summary, key(meta)))
     return renders
+
+
+def render_split(
+    settings: Settings,
+    plan: Sequence[FeedSpec],
+    rendering: Rendering,
+    pool: ProcessPoolExecutor,
+    key: Callable[[PostMeta], str],
+    problems: list[Problem],
+) -> tuple[dict[str, bytes], list[Render]]:
+    """Every feed of ``plan`` with the posts it shows, half of the feeds here and half in
+    ``pool``'s worker, each side rendering the posts of its own feeds (a post that both
+    show is rendered on both sides). Nothing waits for the other side but the end.
+    ``rendering.posts`` gets the new renders; returns the feed files and those renders."""
+    todo = {meta.id: (meta, path) for meta, path in rendering.todo}
+    halves = [_half(list(plan[start::2]), rendering.posts, todo) for start in (0, 1)]
+    far = pool.submit(render_group, settings, *halves[1])
+    files, near = render_group(settings, *halves[0])
+    far_files, far_new = far.result()
+    files.update(far_files)
+    renders: dict[str, Render] = {}
+    seen: set[str] = set()
+    for meta, post, found in near + far_new:
+        if meta.source in seen:
+            continue  # rendered on both sides: the same either way
+        seen.add(meta.source)
+        problems.extend(found)
+        if post is not None:
+            rendering.posts[meta.id] = post
+            renders[meta.source] = Render(meta.source, post.html, post.summary, key(meta))
+    return files, list(renders.values())
+
+
+Half = tuple[list["FeedSpec"], dict[str, Post], list[tuple[PostMeta, str]]]
+Rendered = list[tuple[PostMeta, Post | None, list[Problem]]]
+
+
+def _half(
+    specs: list[FeedSpec], done: dict[str, Post], todo: dict[str, tuple[PostMeta, str]]
+) -> Half:
+    """Feeds with the posts already rendered that they show, and the ones to render."""
+    shown = {pid for spec in specs for pid in spec.post_ids}
+    return (
+        specs,
+        {pid: done[pid] for pid in shown if pid in done},
+        [todo[pid] for pid in sorted(shown) if pid in todo],
+    )
+
+
+def render_group(
+    settings: Settings,
+    specs: list[FeedSpec],
+    done: dict[str, Post],
+    todo: list[tuple[PostMeta, str]],
+) -> tuple[dict[str, bytes], Rendered]:
+    """``todo`` rendered, then the feeds of ``specs`` from them and ``done`` (a post that
+    failed to render is left out, as the build does)."""
+    from feedsvc.feeds import render_feeds
+
+    posts = dict(done)
+    new: Rendered = []
+    for (meta, _), (post, found) in zip(todo, render_batch(settings, todo), strict=True):
+        new.append((meta, post, found))
+        if post is not None:
+            posts[meta.id] = post
+    shown = [replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in specs]
+    return render_feeds(shown, posts, settings), new

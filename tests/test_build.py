@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text as sql
 
 from feedsvc import build as build_module
-from feedsvc import feed_cache, render_posts
 from feedsvc import head_start as head_start_module
+from feedsvc import render_posts
 from feedsvc.build import Builder
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
@@ -276,7 +276,6 @@ def test_worker_processes_give_the_same_feeds(
     monkeypatch.setattr(head_start_module, "PARSE_THRESHOLD", 2)
     monkeypatch.setattr(render_posts, "RENDER_THRESHOLD", 2)
     monkeypatch.setattr(render_posts, "FEEDS_THRESHOLD", 2)
-    monkeypatch.setattr(feed_cache, "PARALLEL_FEEDS", 2)
     outputs = []
     for workers in (1, 2):
         site = Site(tmp_path / f"w{workers}")
