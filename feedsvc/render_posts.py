@@ -131,7 +131,7 @@ def render_split(
     show is rendered on both sides). Nothing waits for the other side but the end.
     ``rendering.posts`` gets the new renders; returns the feed files and those renders."""
     todo = {meta.id: (meta, path) for meta, path in rendering.todo}
-    halves = [_half(list(plan[start::2]), rendering.posts, todo) for start in (0, 1)]
+    halves = [_half(specs, rendering.posts, todo) for specs in _split(plan)]
     far = pool.submit(render_group, settings, *halves[1])
     files, near = render_group(settings, *halves[0])
     far_files, far_new = far.result()
@@ -151,6 +151,25 @@ def render_split(
 
 Half = tuple[list["FeedSpec"], dict[str, Post], list[tuple[PostMeta, str]]]
 Rendered = list[tuple[PostMeta, Post | None, list[Problem]]]
+
+
+def _split(plan: Sequence[FeedSpec]) -> tuple[list[FeedSpec], list[FeedSpec]]:
+    """The feeds in two halves of about as many posts, a feed going where more of its
+    posts already are (posts in both halves are rendered twice); the smaller first."""
+    halves: tuple[list[FeedSpec], list[FeedSpec]] = ([], [])
+    shown: tuple[set[str], set[str]] = (set(), set())
+    for spec in sorted(plan, key=lambda s: -len(s.post_ids)):
+        ids = set(spec.post_ids)
+        grows = [len(ids - shown[0]), len(ids - shown[1])]  # posts each half would add
+        sizes = [len(shown[0]) + grows[0], len(shown[1]) + grows[1]]
+        # The half it adds less to, unless that half would outgrow the other by a feed.
+        side = 0 if grows[0] <= grows[1] else 1
+        if sizes[side] > sizes[1 - side] + len(ids) // 2:
+            side = 1 - side
+        halves[side].append(spec)
+        shown[side].update(ids)
+    # The smaller half first: it is this process's, which also sends the other away.
+    return halves if len(shown[0]) <= len(shown[1]) else (halves[1], halves[0])
 
 
 def _half(
