@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -304,9 +305,10 @@ class Settings(_Section):
         """The store URL; a relative SQLite path is below the config's folder."""
         return resolve_storage_url(self.storage.url, self.base_dir)
 
-    @property
+    @cached_property
     def parse_options(self) -> ParseOptions:
-        """What reading and parsing a source file needs of these settings."""
+        """What reading and parsing a source file needs of these settings (made once:
+        every render asks)."""
         return ParseOptions(
             self.site.url,
             self.site.timezone,
