@@ -27,7 +27,7 @@ from feedsvc.config import Settings
 from feedsvc.feed_cache import FeedCache, Feeds, RenderCache
 from feedsvc.head_start import HeadStart, parse_batches
 from feedsvc.models import PostMeta, Problem, Severity, meta_from_dict
-from feedsvc.output import write_feed_files
+from feedsvc.output import remove_stale_feeds, write_feed_files
 from feedsvc.reading import Outcome, decoded_meta, import_renderers
 from feedsvc.render_posts import finish_render, render_split, start_render, tail_pool
 from feedsvc.settle import Settled, Settling
@@ -235,8 +235,8 @@ class Builder:
         keys = {m.source: self._render_key(hashes.get(m.source, "")) for m in needed}
         with tail_pool(self.workers, len(needed), len(plan)) as pool:
             # With no feed kept from an earlier build (a one-off `feedsvc build`), a big
-            # build renders posts and feeds in two halves at once (render_split).
-            split = pool is not None and not render_all and self._feeds.empty
+            # build renders and writes posts and feeds in two halves at once.
+            split = pool is not None and not (dry_run or render_all) and self._feeds.empty
             rendering = start_render(
                 settings, self.store, self._renders, needed, keys, broken_paths,
                 reuse=not dry_run, pool=pool, workers=self.workers, stored=recorded is None,
@@ -249,7 +249,7 @@ class Builder:
                 )
             if split:
                 assert pool is not None
-                split_files, renders = render_split(
+                names, report.feeds_written, renders = render_split(
                     settings, plan, rendering, pool, lambda m: keys[m.source], report.problems
                 )
             else:
@@ -262,7 +262,7 @@ class Builder:
                 )
             lap = report.lap("render posts", lap)
             if split:  # the feed cache stays empty: the next build renders every feed
-                feeds = Feeds(split_files, sorted(split_files), len(plan))
+                feeds = Feeds({}, names, len(plan))
             else:
                 plan_ids_ok = [
                     replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
@@ -277,14 +277,18 @@ class Builder:
         if not dry_run:
             trusted = changed is not None and memo is not None
             only = feeds.fresh if trusted and files.keys() == self._output_stats.keys() else None
-            report.feeds_written = write_feed_files(settings.output_dir, files, only=only)
+            if split:  # written already; only the feeds no longer produced are left
+                removed = remove_stale_feeds(settings.output_dir, feeds.fresh)
+                report.feeds_written = sorted(report.feeds_written + removed)
+            else:
+                report.feeds_written = write_feed_files(settings.output_dir, files, only=only)
             if settings.feeds.websub_hub and report.feeds_written:
                 from feedsvc.feed_plan import feed_base_url
                 from feedsvc.websub import announce, feed_urls
 
                 urls = feed_urls(feed_base_url(settings), report.feeds_written)
                 report.problems.extend(announce(settings.feeds.websub_hub, urls))
-            report.outputs = self._outputs(files, only)
+            report.outputs = self._outputs(feeds.fresh if split else files, only)
         report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
         report.finished = self.clock.now()
         if not dry_run:
@@ -356,7 +360,7 @@ class Builder:
                 return scan
         return scan_content(folder, content.extensions, content.max_bytes)
 
-    def _outputs(self, files: dict[str, bytes], only: Collection[str] | None) -> str:
+    def _outputs(self, files: Collection[str], only: Collection[str] | None) -> str:
         """The outputs record of this build: its key and each feed file's size and mtime.
         ``only``: the files that may have changed (the others are as last recorded)."""
         stats = {}

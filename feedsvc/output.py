@@ -73,18 +73,25 @@ def write_feed_files(
     changed = _write_in_order(output_dir, names, files)
     if only is not None:
         return sorted(changed)
+    return sorted(changed + remove_stale_feeds(output_dir, files.keys()))
+
+
+def remove_stale_feeds(output_dir: Path, produced: Collection[str]) -> list[str]:
+    """Remove the category and tag feed files not among ``produced`` (and their emptied
+    folders); the relative paths removed."""
+    removed = []
     for folder in GENERATED_DIRS:
         root = output_dir / folder
         if not root.is_dir():
             continue
         for feed in sorted(root.glob("*/*")):
             rel = feed.relative_to(output_dir).as_posix()
-            if feed.name in FEED_NAMES and rel not in files:
+            if feed.name in FEED_NAMES and rel not in produced:
                 feed.unlink()
-                changed.append(rel)
+                removed.append(rel)
                 if not any(feed.parent.iterdir()):
                     feed.parent.rmdir()
-    return sorted(changed)
+    return removed
 
 
 def _write_in_order(output_dir: Path, names: Sequence[str], files: dict[str, bytes]) -> list[str]:

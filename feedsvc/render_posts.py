@@ -17,6 +17,7 @@ from feedsvc.batches import Batches, worker_pool
 from feedsvc.config import Settings
 from feedsvc.feed_cache import RenderCache
 from feedsvc.models import Post, PostMeta, Problem
+from feedsvc.output import write_feed_files
 from feedsvc.reading import render_batch
 from feedsvc.storage import Store
 from feedsvc.storage.posts import Render, load_renders
@@ -125,17 +126,19 @@ def render_split(
     pool: ProcessPoolExecutor,
     key: Callable[[PostMeta], str],
     problems: list[Problem],
-) -> tuple[dict[str, bytes], list[Render]]:
+) -> tuple[list[str], list[str], list[Render]]:
     """Every feed of ``plan`` with the posts it shows, half of the feeds here and half in
     ``pool``'s worker, each side rendering the posts of its own feeds (a post that both
-    show is rendered on both sides). Nothing waits for the other side but the end.
-    ``rendering.posts`` gets the new renders; returns the feed files and those renders."""
+    show is rendered on both sides) and writing its feed files: nothing waits for the
+    other side but the end. ``rendering.posts`` gets the new renders. Returns the feed
+    files (paths below the output folder), those written, and the new renders."""
     todo = {meta.id: (meta, path) for meta, path in rendering.todo}
     halves = [_half(specs, rendering.posts, todo) for specs in _split(plan)]
     far = pool.submit(render_group, settings, *halves[1])
-    files, near = render_group(settings, *halves[0])
-    far_files, far_new = far.result()
-    files.update(far_files)
+    names, written, near = render_group(settings, *halves[0])
+    far_names, far_written, far_new = far.result()
+    names += far_names
+    written += far_written
     renders: dict[str, Render] = {}
     seen: set[str] = set()
     for meta, post, found in near + far_new:
@@ -146,7 +149,7 @@ def render_split(
         if post is not None:
             rendering.posts[meta.id] = post
             renders[meta.source] = Render(meta.source, post.html, post.summary, key(meta))
-    return files, list(renders.values())
+    return sorted(names), sorted(written), list(renders.values())
 
 
 Half = tuple[list["FeedSpec"], dict[str, Post], list[tuple[PostMeta, str]]]
@@ -189,9 +192,10 @@ def render_group(
     specs: list[FeedSpec],
     done: dict[str, Post],
     todo: list[tuple[PostMeta, str]],
-) -> tuple[dict[str, bytes], Rendered]:
+) -> tuple[list[str], list[str], Rendered]:
     """``todo`` rendered, then the feeds of ``specs`` from them and ``done`` (a post that
-    failed to render is left out, as the build does)."""
+    failed to render is left out, as the build does), written to the output folder: the
+    files' paths, those that changed, and the renders."""
     from feedsvc.feeds import render_feeds
 
     posts = dict(done)
@@ -201,4 +205,6 @@ def render_group(
         if post is not None:
             posts[meta.id] = post
     shown = [replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in specs]
-    return render_feeds(shown, posts, settings), new
+    files = render_feeds(shown, posts, settings)
+    written = write_feed_files(settings.output_dir, files, only=files.keys())
+    return list(files), written, new

@@ -285,8 +285,16 @@ def test_worker_processes_give_the_same_feeds(
         report = site.build(workers=workers)
         assert report.parsed == 30 and report.rendered == 30
         public = site.root / "public"
-        outputs.append({p.relative_to(public): p.read_bytes() for p in public.rglob("*.*")})
-    assert len(outputs[0]) == 3 * 7  # the site's feeds and six category feeds, three formats
+        first = {p.relative_to(public): p.read_bytes() for p in public.rglob("*.*")}
+        # A category's posts go: a fresh builder (a one-off build) removes its feeds.
+        for i in range(4, 30, 5):
+            (site.content / f"2024-02-{i % 28 + 1:02d}-글-{i}.md").unlink()
+        again = site.build(workers=workers)
+        assert "categories/분류4/feed.xml" in again.feeds_written
+        after = {p.relative_to(public): p.read_bytes() for p in public.rglob("*.*")}
+        outputs.append((first, after))
+    assert len(outputs[0][0]) == 3 * 7  # the site's feeds and six categories', three formats
+    assert len(outputs[0][1]) == 3 * 6 and not (site.root / "public/categories/분류4").exists()
     assert outputs[0] == outputs[1]
 
 
