@@ -47,13 +47,15 @@ def _exit_now(code: object) -> None:
     that have closed what they opened: the output is flushed here."""
     import logging
     import os
+    from contextlib import suppress
 
     if code is not None and not isinstance(code, int):
         print(code, file=sys.stderr)
         code = 1
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a closed pipe: nothing more can reach it
+            stream.flush()
     os._exit(code or 0)
 
 
