@@ -17,16 +17,17 @@ import json
 import logging
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 
 from feedsvc.batches import default_workers
 from feedsvc.build_memo import Memo, nothing_changed, outputs_key, remember, settings_fingerprint
+from feedsvc.build_report import BuildReport, build_record
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.feed_cache import FeedCache, Feeds, RenderCache
 from feedsvc.head_start import HeadStart, parse_batches
-from feedsvc.models import PostMeta, Problem, Severity, meta_from_dict
+from feedsvc.models import PostMeta, meta_from_dict
 from feedsvc.output import remove_stale_feeds, write_feed_files
 from feedsvc.reading import Outcome, decoded_meta, import_renderers
 from feedsvc.render_posts import finish_render, render_split, start_render, tail_pool
@@ -48,38 +49,6 @@ from feedsvc.storage.posts import (
 )
 
 log = logging.getLogger("feedsvc.build")
-
-
-@dataclass
-class BuildReport:
-    started: datetime
-    finished: datetime | None = None
-    files: int = 0
-    parsed: int = 0
-    published: int = 0
-    rendered: int = 0
-    feeds_written: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    next_publish: datetime | None = None
-    outputs: str | None = None  # JSON record of the feed files written (see Builder._outputs)
-    announced: list[str] = field(default_factory=list)  # post ids new for the digests
-    feeds_rendered: int = 0  # feeds (site, category, tag) rendered, not reused
-    # Wall time of each phase in seconds, for `feedsvc build -v` and benchmarks.
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def lap(self, phase: str, since: float) -> float:
-        """Record the time since ``since`` as ``phase``; returns now for the next lap."""
-        now = time.perf_counter()
-        self.timings[phase] = now - since
-        return now
-
-    @property
-    def errors(self) -> int:
-        return sum(1 for p in self.problems if p.severity is Severity.ERROR)
-
-    @property
-    def warnings(self) -> int:
-        return sum(1 for p in self.problems if p.severity is Severity.WARNING)
 
 
 class Builder:
@@ -292,7 +261,7 @@ class Builder:
         report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
         report.finished = self.clock.now()
         if not dry_run:
-            record = _record(report)
+            record = build_record(report)
             with self.store.write() as conn:  # the renders, and the build that made them
                 save_renders(conn, renders)
                 record_build(conn, record)
@@ -384,7 +353,7 @@ class Builder:
         report.outputs = last.outputs
         report.lap("unchanged check", lap)
         report.finished = self.clock.now()
-        record = _record(report)
+        record = build_record(report)
         with self.store.write() as conn:
             record_build(conn, record)
         if self._memo is not None and last == self._memo.record:
@@ -402,21 +371,3 @@ def _slugs(decoded: list[tuple[Outcome, PostMeta | None]]) -> list[str]:
     """The slugs of the files that parsed (each one's first sighting is recorded)."""
     slugs = [meta.slug for _, meta in decoded if meta is not None]
     return slugs + [o.parsed.slug for o, meta in decoded if meta is None and o.parsed]
-
-
-def _record(report: BuildReport) -> BuildRecord:
-    assert report.finished is not None
-    return BuildRecord(
-        started_at=report.started,
-        finished_at=report.finished,
-        files=report.files,
-        parsed=report.parsed,
-        published=report.published,
-        rendered=report.rendered,
-        feeds_written=len(report.feeds_written),
-        errors=report.errors,
-        warnings=report.warnings,
-        problems=tuple(report.problems),
-        next_publish=report.next_publish,
-        outputs=report.outputs,
-    )

@@ -31,7 +31,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from feedsvc.build import Builder, BuildReport
+from feedsvc.build import Builder
+from feedsvc.build_report import BuildReport
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.confirmations import send_pending_confirmations

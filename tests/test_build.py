@@ -12,10 +12,10 @@ import feedparser
 import pytest
 from sqlalchemy import text as sql
 
-from feedsvc import build as build_module
 from feedsvc import head_start as head_start_module
 from feedsvc import render_posts
 from feedsvc.build import Builder
+from feedsvc.build_report import BuildReport
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
 from feedsvc.storage import Store, open_store
@@ -60,7 +60,7 @@ class Site:
             path.write_text(text, encoding="utf-8")
         return path
 
-    def build(self, workers: int = 1, **kwargs: Any) -> build_module.BuildReport:
+    def build(self, workers: int = 1, **kwargs: Any) -> BuildReport:
         return Builder(self.settings, self.store, self.clock, workers=workers).build(**kwargs)
 
     def feed(self, name: str = "feed.xml") -> feedparser.FeedParserDict:
