@@ -88,16 +88,16 @@ class Settling:
                 fresh.append(outcome)
 
         # Every slug's first sighting is recorded, so removing a date later keeps it put.
-        slugs = [m.slug for m in parsed_metas.values()]
-        slugs += [o.parsed.slug for o in fresh if o.parsed]
-        if new_store:
-            seen: dict[str, datetime] = {}  # every slug defaults to now
-        elif dry_run:
-            with self.store.read() as conn:
-                seen = peek_first_seen(conn, slugs)
-        else:
-            with self.store.write() as conn:
-                seen = first_seen_dates(conn, slugs, now)
+        seen: dict[str, datetime] = {}  # a new store's: every slug defaults to now
+        if not new_store:
+            slugs = [m.slug for m in parsed_metas.values()]
+            slugs += [o.parsed.slug for o in fresh if o.parsed]
+            if dry_run:
+                with self.store.read() as conn:
+                    seen = peek_first_seen(conn, slugs)
+            else:
+                with self.store.write() as conn:
+                    seen = first_seen_dates(conn, slugs, now)
 
         metas = settled.metas
         for outcome in fresh:

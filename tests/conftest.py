@@ -33,6 +33,18 @@ ARGS = [
 REPO = Path(__file__).resolve().parents[1]
 
 
+def run_feedsvc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m feedsvc ARGS`` in a fresh interpreter (the console script's path)."""
+    return subprocess.run(
+        [sys.executable, "-m", "feedsvc", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=cwd,
+    )
+
+
 def make_settings(base: Path, **sections: Any) -> Settings:
     """Settings for a site rooted at ``base`` (content/, public/, a SQLite store there)."""
     raw: dict[str, Any] = {

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from feedsvc import __version__
 from feedsvc.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, run_feedsvc
 
 
 @pytest.fixture
@@ -115,13 +115,7 @@ def test_init_writes_a_site_that_builds(runner: CliRunner, tmp_path: Path) -> No
 
 def test_python_m_feedsvc_runs_in_a_fresh_process(tmp_path: Path) -> None:
     config = _site(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-m", "feedsvc", "--config", str(config), "build"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_feedsvc("--config", str(config), "build")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "public" / "atom.xml").exists()
 
@@ -169,13 +163,7 @@ def test_only_one_shot_builds_run_without_the_garbage_collector(
 def test_a_build_that_skips_the_teardown_keeps_its_exit_status_and_output(tmp_path: Path) -> None:
     config = _site(tmp_path)
     (tmp_path / "content" / "깨진.md").write_text("---\ntitle: [broken\n---\n", encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "feedsvc", "--config", str(config), "build"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_feedsvc("--config", str(config), "build")
     assert done.returncode == 1  # a file could not be published
     assert "깨진.md" in done.stderr and "1 errors" in done.stdout
     assert not (tmp_path / "feedsvc.db-wal").exists()  # the store was closed: no log left

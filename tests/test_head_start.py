@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import yaml
 
 from feedsvc import head_start
 from feedsvc.config import load_settings
-from tests.conftest import REPO
+from tests.conftest import REPO, run_feedsvc
 
 
 def _write_config(folder: Path, raw: dict[str, Any], *, as_json: bool = False) -> Path:
@@ -118,17 +116,6 @@ def test_an_early_parse_with_other_options_is_dropped(
         early.parsing.pool.submit(abs, -1)
 
 
-def _build(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "feedsvc", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=cwd,
-    )
-
-
 def test_feedsvc_build_parses_early_and_publishes_the_same_feeds(tmp_path: Path) -> None:
     feeds = []
     for early in (True, False):
@@ -138,11 +125,11 @@ def test_feedsvc_build_parses_early_and_publishes_the_same_feeds(tmp_path: Path)
         config = _write_config(site, {"site": {"url": "https://news.example.kr/"}})
         # `-v` before the command, or `--config=` in one word, keep the early start; an
         # extra option after `build` is not the plain command, so it starts nothing early.
-        args = ["-v", f"--config={config}", "build"] if early else ["--config", str(config)]
-        done = _build(args if early else [*args, "build", "--help"], site)
+        args = ["-v", f"--config={config}"] if early else ["--config", str(config)]
+        done = run_feedsvc(*args, "build", *([] if early else ["--help"]), cwd=site)
         assert done.returncode == 0, done.stderr
         if not early:
-            done = _build([*args, "build"], site)  # (after --help did nothing)
+            done = run_feedsvc(*args, "build", cwd=site)  # (after --help did nothing)
             assert done.returncode == 0, done.stderr
         assert ("parsing began before the config was checked" in done.stderr) == early
         assert "0 errors" in done.stdout
@@ -156,7 +143,7 @@ def test_an_invalid_config_still_exits_2_at_once(tmp_path: Path) -> None:
         tmp_path, {"site": {"url": "https://x.example.kr/"}, "feeds": {"limt": 5}}
     )
     started = time.monotonic()
-    done = _build(["--config", str(config), "build"], tmp_path)
+    done = run_feedsvc("--config", str(config), "build", cwd=tmp_path)
     assert done.returncode == 2
     assert "feeds.limt: unknown key" in done.stderr
     assert not (tmp_path / "feedsvc.db").exists()
