@@ -189,6 +189,9 @@ class DigestSettings(_Section):
     max_posts: int = Field(default=20, gt=0)
     flood_limit: int = Field(default=50, gt=0)
     max_lateness: Duration = timedelta(hours=12)
+    # A post that goes live dated more than this before the moment it went live is an
+    # archive post: published in the feeds, mailed to nobody (0 turns the rule off).
+    backdate_limit: Duration = timedelta(days=7)
 
     @field_validator("send_time")
     @classmethod
