@@ -224,12 +224,23 @@ def assemble(
 def assemble_encoded(
     headers: Sequence[tuple[str, str]], text_qp: str, html_qp: str, boundary: str
 ) -> bytes:
-    """:func:`assemble` with header values that are already encoded (ours, not email's)."""
-    marks = [(name, f"FeedsvcHeader{index}x") for index, (name, _) in enumerate(headers)]
-    data = assemble(marks, text_qp, html_qp, boundary)
-    for (_, mark), (_, value) in zip(marks, headers, strict=True):
-        data = data.replace(mark.encode("ascii"), value.encode("utf-8"), 1)
-    return data
+    """:func:`assemble` with header values that are already encoded (ours, not email's).
+
+    The header lines are written as given, never parsed by ``email``: its header classes
+    read a stand-in value (a Date, an address) as invalid and write an empty header."""
+    lines = b"".join(_header_line(name, value) for name, value in headers)
+    return lines + assemble((), text_qp, html_qp, boundary)
+
+
+_BARE_BREAK = re.compile(r"\r\n(?![ \t])|\r(?!\n)|(?<!\r)\n")
+
+
+def _header_line(name: str, value: str) -> bytes:
+    """``Name: value`` and CRLF; ValueError for an empty value or a line break that does
+    not fold (which would end the header, or the header block, early)."""
+    if not value.strip() or _BARE_BREAK.search(value) or not name.isascii():
+        raise ValueError(f"not a header value for {name}: {value!r}")
+    return f"{name}: {value}\r\n".encode()
 
 
 # --- DKIM -------------------------------------------------------------------------------------
