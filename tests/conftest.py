@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from feedsvc.config import Settings, settings_from_mapping
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import normalise_url
+from tests.corpus import write_posts
 
 PG_ENV = "FEEDSVC_TEST_DATABASE_URL"
 # Debian's Chromium for the browser tests, with the flags this closed network needs.
@@ -128,25 +129,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-SHARED = REPO.parent / "shared"
-
-
 def corpus_front_matters(folder: Path, fence: str, posts: int = 400) -> list[str]:
     """The front matters fenced by ``fence`` ("---" or "+++") in a corpus of ``posts``
-    made by the shared benchmark generator (../shared/bench/make_corpus.py)."""
-    subprocess.run(
-        [
-            sys.executable,
-            str(SHARED / "bench" / "make_corpus.py"),
-            str(folder),
-            "--posts",
-            str(posts),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    written to ``folder`` by the benchmark corpus generator (tests/corpus.py)."""
     found = []
-    for path in sorted(folder.rglob("*.md")):
+    for path in sorted(write_posts(folder, posts)):
         text = path.read_text(encoding="utf-8")
         if text.startswith(fence + "\n"):
             found.append(text[4 : text.index(f"\n{fence}\n", 4) + 1])
