@@ -1,7 +1,8 @@
 """Helpers shared by the benchmark scripts in bench/ (see bench/README.md).
 
 - ``ensure_commands``: install missing reference tools from Debian packages (apt-get).
-- ``ensure_corpus``: make (or reuse) the shared synthetic corpus with make_corpus.py.
+- ``ensure_corpus``: make (or reuse) the synthetic corpus with tests/corpus.py (or, with
+  --shared DIR, the shared protocol's DIR/bench/make_corpus.py).
 - ``run_measured``: run a command in a fresh process; wall time, CPU time, peak RSS.
 - ``Series``: repeated measurements of one thing → best, median, peak RSS.
 - ``machine_info`` and ``print_table``: describe the machine, print the result table.
@@ -12,6 +13,8 @@ reference measured in the same run, because absolute numbers on these machines a
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import os
 import platform
 import shutil
@@ -29,8 +32,11 @@ from rich.console import Console
 from rich.table import Table
 
 REPO_DIR = Path(__file__).resolve().parents[1]
-# The shared folder (make_corpus.py, the protocol) sits next to the repository.
-DEFAULT_SHARED_DIR = REPO_DIR.parent / "shared"
+# The corpus generator: the repository's own, which the tests use too. It writes the same
+# kind and size of corpus as the shared protocol's make_corpus.py (not the same bytes);
+# --shared DIR runs DIR/bench/make_corpus.py instead, for figures to set beside ones
+# measured on that corpus.
+CORPUS_SCRIPT = REPO_DIR / "tests" / "corpus.py"
 
 
 class BenchError(Exception):
@@ -92,35 +98,85 @@ def command_version(argv: Sequence[str]) -> str:
 
 
 def count_posts(posts_dir: Path) -> int:
-    """Number of Markdown posts below ``posts_dir`` (what make_corpus.py writes)."""
+    """Number of Markdown posts below ``posts_dir`` (what the generator writes)."""
     return sum(1 for _ in posts_dir.rglob("*.md")) if posts_dir.is_dir() else 0
 
 
-def ensure_corpus(shared_dir: Path, posts_dir: Path, posts: int, *, seed: int = 1) -> Path:
-    """Make the corpus at ``posts_dir`` with make_corpus.py, or reuse it.
+def add_shared_option(parser: argparse.ArgumentParser) -> None:
+    """``--shared DIR``: make the corpus with the shared protocol's generator."""
+    parser.add_argument(
+        "--shared",
+        type=Path,
+        metavar="DIR",
+        help="make the corpus with DIR/bench/make_corpus.py, the shared benchmark "
+        "protocol's generator, instead of tests/corpus.py",
+    )
 
-    A folder holding exactly ``posts`` posts is reused; any other is removed and made
-    again (the generator is deterministic for a seed, so reuse is safe).
-    """
-    script = shared_dir / "bench" / "make_corpus.py"
+
+def corpus_script(shared_dir: Path | None) -> Path:
+    """The generator to run: tests/corpus.py, or make_corpus.py in ``shared_dir``."""
+    if shared_dir is None:
+        return CORPUS_SCRIPT
+    script = shared_dir.resolve() / "bench" / "make_corpus.py"
     if not script.is_file():
-        raise BenchError(f"{script} not found: pass --shared DIR (the folder holding bench/)")
+        raise BenchError(f"{script} not found: --shared takes the folder holding bench/")
+    return script
+
+
+def generator_stamp(script: Path, *args: object) -> str:
+    """What made a corpus: the generator (by content, so an edited one makes it again)
+    and its arguments."""
+    digest = hashlib.sha256(script.read_bytes()).hexdigest()[:16]
+    return " ".join([str(script), f"sha256:{digest}", *map(str, args)]) + "\n"
+
+
+def _stamp_path(made: Path) -> Path:
+    return made.with_name(made.name + ".made-by")
+
+
+def made_by(made: Path, stamp: str) -> bool:
+    """Whether ``made`` (a corpus folder or CSV) was made as ``stamp`` says."""
+    try:
+        return _stamp_path(made).read_text(encoding="utf-8") == stamp
+    except FileNotFoundError:
+        return False
+
+
+def run_generator(script: Path, argv: Sequence[str], made: Path, stamp: str) -> None:
+    """Run the corpus generator with ``argv``; then record that it made ``made``."""
+    _stamp_path(made).unlink(missing_ok=True)
+    command = [sys.executable, str(script), *argv]
+    say("making the corpus: " + " ".join(command))
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BenchError(f"{script.name} exited with {result.returncode}:\n{result.stderr}")
+    _stamp_path(made).write_text(stamp, encoding="utf-8")
+
+
+def ensure_corpus(
+    posts_dir: Path, posts: int, *, shared_dir: Path | None = None, seed: int = 1
+) -> Path:
+    """Make the corpus at ``posts_dir``, or reuse it.
+
+    A folder holding exactly ``posts`` posts, made by the same generator with the same
+    seed (as recorded next to it, in ``posts_dir``.made-by), is reused; any other is
+    removed and made again (the generators are deterministic for a seed, so reuse is
+    safe).
+    """
+    script = corpus_script(shared_dir)
+    stamp = generator_stamp(script, "--posts", posts, "--seed", seed)
     found = count_posts(posts_dir)
-    if found == posts:
+    if found == posts and made_by(posts_dir, stamp):
         say(f"reusing the corpus in {posts_dir} ({posts} posts)")
         return posts_dir
     if posts_dir.exists():
-        say(f"{posts_dir} holds {found} posts, not {posts}: making it again")
+        say(f"{posts_dir} is not {posts} posts made by {script}: making it again")
         shutil.rmtree(posts_dir)
-    argv = [sys.executable, str(script), str(posts_dir), "--posts", str(posts)]
-    argv += ["--seed", str(seed)]
-    say("making the corpus: " + " ".join(argv))
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BenchError(f"make_corpus.py exited with {result.returncode}:\n{result.stderr}")
+    argv = [str(posts_dir), "--posts", str(posts), "--seed", str(seed)]
+    run_generator(script, argv, posts_dir, stamp)
     found = count_posts(posts_dir)
     if found != posts:
-        raise BenchError(f"make_corpus.py wrote {found} posts to {posts_dir}, not {posts}")
+        raise BenchError(f"{script.name} wrote {found} posts to {posts_dir}, not {posts}")
     return posts_dir
 
 

@@ -1,6 +1,6 @@
 """Benchmark: `feedsvc build` (cold and warm) against Hugo on the same corpus.
 
-Measures, on the shared synthetic corpus (make_corpus.py, 10,000 posts by default):
+Measures, on the synthetic corpus (tests/corpus.py, 10,000 posts by default):
 
 - hugo          ``hugo --quiet -d DIR`` on a site whose content/posts is the corpus,
                 RSS output only, 20 items (the reference, measured in the same run);
@@ -37,11 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _common import (
-    DEFAULT_SHARED_DIR,
     REPO_DIR,
     BenchError,
     Measurement,
     Series,
+    add_shared_option,
     command_version,
     ensure_commands,
     ensure_corpus,
@@ -323,7 +323,7 @@ def print_report(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="feedsvc build (cold, warm) against Hugo on the shared corpus."
+        description="feedsvc build (cold, warm) against Hugo on the same corpus."
     )
     parser.add_argument("--posts", type=int, help="posts in the corpus (default 10000)")
     parser.add_argument("--runs", type=int, help="runs of each (default 3)")
@@ -333,12 +333,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=REPO_DIR / "bench" / "out",
         help="working folder: corpus, sites, outputs (default bench/out)",
     )
-    parser.add_argument(
-        "--shared",
-        type=Path,
-        default=DEFAULT_SHARED_DIR,
-        help=f"folder holding bench/make_corpus.py (default {DEFAULT_SHARED_DIR})",
-    )
+    add_shared_option(parser)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--quick", action="store_true", help="smoke check: 1000 posts, 1 run")
     args = parser.parse_args(argv)
@@ -354,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out: Path = args.out.resolve()
     try:
         ensure_commands({"hugo": "hugo"})
-        posts_dir = ensure_corpus(args.shared.resolve(), out / "posts", args.posts)
+        posts_dir = ensure_corpus(out / "posts", args.posts, shared_dir=args.shared)
         corpus_bytes = read_all_files(posts_dir)  # warm the page cache for every run alike
         hugo = HugoSite.make(out / "hugo", posts_dir)
         sites = [

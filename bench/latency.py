@@ -1,7 +1,7 @@
 """Benchmark: from saving a post to new bytes in public/feed.xml, under `feedsvc run`.
 
-A running daemon (``python -m feedsvc run``, a fresh process) over the shared synthetic
-corpus (make_corpus.py, 10,000 posts by default) plus one post of ours, dated now so
+A running daemon (``python -m feedsvc run``, a fresh process) over the synthetic
+corpus (tests/corpus.py, 10,000 posts by default) plus one post of ours, dated now so
 that it is the first item of the feed. The script rewrites that one file --edits times
 (a new sentence each time) and, for each write, measures the wall time until
 public/feed.xml holds the new sentence (polled every millisecond). It also samples the
@@ -32,10 +32,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from _common import (
-    DEFAULT_SHARED_DIR,
     REPO_DIR,
     BenchError,
     TreeRssSampler,
+    add_shared_option,
     ensure_corpus,
     machine_info,
     print_facts,
@@ -117,14 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--edits", type=int, default=50)
     parser.add_argument("--out", type=Path, default=REPO_DIR / "bench" / "out")
-    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED_DIR)
+    add_shared_option(parser)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--quick", action="store_true", help="1,000 posts, 10 edits")
     args = parser.parse_args(argv)
     if args.quick:
         args.posts, args.edits = 1_000, 10
 
-    corpus = ensure_corpus(args.shared, args.out / "posts", args.posts)
+    corpus = ensure_corpus(args.out / "posts", args.posts, shared_dir=args.shared)
     root = args.out / "latency"
     port = free_port()
     config = make_site(root, corpus, port)

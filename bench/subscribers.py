@@ -1,4 +1,4 @@
-"""Benchmark: `feedsvc subscribers import` of the shared 100,000-row CSV, SQLite and PostgreSQL.
+"""Benchmark: `feedsvc subscribers import` of a 100,000-row CSV, SQLite and PostgreSQL.
 
 Measures, each in a fresh child process (wall time, CPU time, peak RSS):
 
@@ -44,16 +44,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _common import (
-    DEFAULT_SHARED_DIR,
     REPO_DIR,
     BenchError,
     Measurement,
     Series,
+    add_shared_option,
     command_version,
+    corpus_script,
     ensure_commands,
+    generator_stamp,
     machine_info,
+    made_by,
     print_facts,
     print_table,
+    run_generator,
     run_measured,
     say,
 )
@@ -91,25 +95,23 @@ PG_TARGET = Target(min_rows_per_s=10_000)
 # --- the corpus ---------------------------------------------------------------------
 
 
-def ensure_csv(shared_dir: Path, out: Path, rows: int) -> Path:
-    """The subscriber CSV of ``rows`` rows from make_corpus.py (made once, then reused)."""
+def ensure_csv(out: Path, rows: int, *, shared_dir: Path | None = None) -> Path:
+    """The subscriber CSV of ``rows`` rows from the corpus generator (tests/corpus.py, or
+    the shared make_corpus.py with --shared), made once and then reused."""
     path = out / f"subscribers-{rows}.csv"
-    if path.is_file() and _count_lines(path) == rows + 1:
+    script = corpus_script(shared_dir)
+    stamp = generator_stamp(script, "--subscribers", rows)
+    if path.is_file() and _count_lines(path) == rows + 1 and made_by(path, stamp):
         say(f"reusing {path}")
         return path
-    script = shared_dir / "bench" / "make_corpus.py"
-    if not script.is_file():
-        raise BenchError(f"{script} not found: pass --shared DIR (the folder holding bench/)")
     no_posts = out / "no-posts"
-    argv = [sys.executable, str(script), str(no_posts), "--posts", "0"]
-    argv += ["--subscribers", str(rows), "--csv", str(path)]
-    say("making the CSV: " + " ".join(argv))
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    shutil.rmtree(no_posts, ignore_errors=True)
-    if result.returncode != 0:
-        raise BenchError(f"make_corpus.py exited with {result.returncode}:\n{result.stderr}")
+    argv = [str(no_posts), "--posts", "0", "--subscribers", str(rows), "--csv", str(path)]
+    try:
+        run_generator(script, argv, path, stamp)
+    finally:
+        shutil.rmtree(no_posts, ignore_errors=True)
     if _count_lines(path) != rows + 1:
-        raise BenchError(f"make_corpus.py wrote {_count_lines(path) - 1} rows, not {rows}")
+        raise BenchError(f"{script.name} wrote {_count_lines(path) - 1} rows, not {rows}")
     return path
 
 
@@ -358,12 +360,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=REPO_DIR / "bench" / "out" / "subscribers",
         help="working folder (default bench/out/subscribers)",
     )
-    parser.add_argument(
-        "--shared",
-        type=Path,
-        default=DEFAULT_SHARED_DIR,
-        help=f"folder holding bench/make_corpus.py (default {DEFAULT_SHARED_DIR})",
-    )
+    add_shared_option(parser)
     parser.add_argument(
         "--pg-url",
         default=os.environ.get("FEEDSVC_TEST_DATABASE_URL") or DEFAULT_PG_URL,
@@ -393,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: list[str] = []
     try:
         out.mkdir(parents=True, exist_ok=True)
-        csv_path = ensure_csv(args.shared.resolve(), out, args.rows)
+        csv_path = ensure_csv(out, args.rows, shared_dir=args.shared)
         csv_path.read_bytes()  # warm the page cache for every run alike
         pg_url: str | None = None if args.no_postgresql else args.pg_url
         if pg_url is not None:
