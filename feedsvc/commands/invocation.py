@@ -33,6 +33,12 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def warn(message: str) -> None:
+    """Something the command did but the user should look at (stderr; the exit status
+    does not change)."""
+    click.echo(f"feedsvc: warning: {message}", err=True)
+
+
 def command_store(obj: Context) -> Store:
     """The store, opened (and migrated); closed when the command ends, however it ends."""
     return store_for(obj.settings())

@@ -31,15 +31,18 @@ from feedsvc.commands.invocation import (
     now,
 )
 from feedsvc.errors import CsvFormatError, StoreError
-from feedsvc.models import Problem, SubscriberEventKind
+from feedsvc.models import Problem, Severity, SubscriberEventKind
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from feedsvc.categories import SiteCategories
     from feedsvc.cli import Context
+    from feedsvc.storage import Store
     from feedsvc.storage.subscriber_import import BatchWriter, Finished
     from feedsvc.storage.subscriber_upserts import Outcome
     from feedsvc.subscriber_csv import SubscriberCsv
+    from feedsvc.subscribers import SubscriberInput
 
 
 @dataclass
@@ -49,6 +52,7 @@ class _Tally:
     rows: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     bad: int = 0
+    unknown_categories: int = 0  # rows imported with a category no post has
 
     def count(self, outcome: Outcome) -> None:
         self.outcomes[outcome] += 1
@@ -68,15 +72,28 @@ class _Tally:
     help="The file's encoding (a byte-order mark is skipped); cp949 for Korean Excel files.",
 )
 @click.option("--allow-test-domains", is_flag=True, help=TEST_DOMAINS_HELP)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse the file when a row names a category no published post has: report "
+    "each such row, import nothing (without it: a warning, and the rows are imported).",
+)
 @click.pass_obj
 def import_(
-    obj: Context, file: Path, dry_run: bool, encoding: str, allow_test_domains: bool
+    obj: Context,
+    file: Path,
+    dry_run: bool,
+    encoding: str,
+    allow_test_domains: bool,
+    strict: bool,
 ) -> None:
     """Add or update subscribers from FILE (CSV: email,name,frequency,categories,timezone).
 
     Every bad row is reported with its line number and reason; every good row is
     imported. Existing addresses are updated; unsubscribed, bounced or complained ones
-    are never re-activated, and forgotten ones are never added back.
+    are never re-activated, and forgotten ones are never added back. A row whose
+    categories no published post has is imported with a warning; with --strict, such
+    rows are reported and nothing is imported.
     """
     from feedsvc.storage.subscriber_import import BatchWriter
     from feedsvc.subscriber_csv import SubscriberCsv, check_encoding, decoded_lines
@@ -91,19 +108,27 @@ def import_(
     except OSError as exc:
         fail(f"cannot read {file}: {exc}", EXIT_USAGE)
     tally = _Tally()
+
+    def rows_of(handle: BinaryIO) -> SubscriberCsv:
+        return SubscriberCsv(
+            decoded_lines(handle, encoding=encoding, source=source),
+            source=source,
+            assume_timezone=ZoneInfo(settings.site.timezone),
+            consent_source=f"import {file.name}",
+            allow_test_domains=allow_test_domains,
+        )
+
     with raw:
         try:
-            reader = SubscriberCsv(
-                decoded_lines(raw, encoding=encoding, source=source),
-                source=source,
-                assume_timezone=ZoneInfo(settings.site.timezone),
-                consent_source=f"import {file.name}",
-                allow_test_domains=allow_test_domains,
-            )
+            reader = rows_of(raw)
         except CsvFormatError as exc:
             fail(str(exc), EXIT_USAGE)
+        store = command_store(obj)
+        check = _CategoryCheck(source, _site_categories(store, reader))
+        if strict and check.site is not None and not check.site.empty:
+            _refuse_unknown_categories(file, rows_of, check)
         writer = BatchWriter(
-            command_store(obj),
+            store,
             updates=reader.updates,
             now=now(),
             actor=actor(),
@@ -118,13 +143,14 @@ def import_(
                     if progress is not None:
                         progress.update(progress.task_ids[0], completed=raw.tell())
 
-                _import_rows(reader, writer, tally, _reporter(progress), advance)
+                _import_rows(reader, writer, tally, _reporter(progress), advance, check)
         except CsvFormatError as exc:
             written = tally.written if not dry_run else 0
             done = f" ({written} rows before it were imported; import again is safe)"
             fail(f"{exc}{done if written else ''}", EXIT_USAGE)
         except StoreError as exc:
             fail(str(exc), EXIT_STORE)
+    tally.unknown_categories = check.unknown_rows
     click.echo(_summary(source, tally, dry_run))
     if tally.bad:
         sys.exit(EXIT_PROBLEMS)
@@ -136,8 +162,10 @@ def _import_rows(
     tally: _Tally,
     report: Callable[[Problem], None],
     advance: Callable[[], None],
+    check: _CategoryCheck,
 ) -> None:
-    """Feed the good rows to ``writer`` in batches; count, and report every bad row.
+    """Feed the good rows to ``writer`` in batches; count, and report every bad row (and
+    warn about each good one whose categories no post has).
 
     A file that turns undecodable half-way (CsvFormatError) first lets the batches read
     before it finish, so that the message can say how many rows were imported.
@@ -145,7 +173,6 @@ def _import_rows(
     from feedsvc.storage.subscriber_import import BATCH
     from feedsvc.storage.subscriber_upserts import Outcome
     from feedsvc.subscriber_csv import BadRow
-    from feedsvc.subscribers import SubscriberInput
 
     def settle(done: list[Finished]) -> None:
         for batch, outcomes in done:
@@ -170,6 +197,9 @@ def _import_rows(
                 tally.bad += 1
                 report(Problem(reader.source, item.reason, item.line))
                 continue
+            warning = check.problem(item, Severity.WARNING)
+            if warning is not None:
+                report(warning)
             batch.append(item)
             if len(batch) >= BATCH:
                 settle(writer.submit(batch))
@@ -192,10 +222,101 @@ def _summary(source: str, tally: _Tally, dry_run: bool) -> str:
     if kept:
         parts[-1] += f" ({kept} stayed unsubscribed, bounced or complained)"
     parts.append(f"{tally.bad} bad row{'s' if tally.bad != 1 else ''} not imported")
+    if tally.unknown_categories:
+        unknown = tally.unknown_categories
+        parts.append(
+            f"{unknown} row{'s' if unknown != 1 else ''} with categories no post has "
+            "(see the warnings)"
+        )
     head = f"{source}: {tally.rows} row{'s' if tally.rows != 1 else ''}: "
     if dry_run:
         return "dry run, nothing written: " + head + ", ".join(parts).replace("added", "to add")
     return head + ", ".join(parts)
+
+
+@dataclass
+class _CategoryCheck:
+    """The categories of each row against the site's (``site`` None: the file has no
+    categories column). A site without posts yet gets one warning, not one per row."""
+
+    source: str
+    site: SiteCategories | None
+    said_empty: bool = False
+    unknown_rows: int = 0
+
+    def problem(self, row: SubscriberInput, severity: Severity) -> Problem | None:
+        from feedsvc.categories import NO_CATEGORIES_YET, unknown_reason
+
+        if self.site is None or not row.categories:
+            return None
+        if self.site.empty:
+            if self.said_empty:
+                return None
+            self.said_empty = True
+            reason = (
+                f"{NO_CATEGORIES_YET}, so the categories in this file cannot be checked; "
+                "its rows are imported with them. Run `feedsvc build` first to have "
+                "categories checked"
+            )
+            return Problem(self.source, reason, row.line, Severity.WARNING)
+        unknown = self.site.unknown(row.categories)
+        if not unknown:
+            return None
+        self.unknown_rows += 1
+        reason = f"{row.email}: {unknown_reason(unknown, self.site)}"
+        if severity is Severity.ERROR:
+            reason += "; fix the spelling"
+        else:
+            reason += (
+                "; imported all the same (a category matches once a post has it). If it is "
+                "a typo, fix the file and import again; --strict refuses such files"
+            )
+        return Problem(self.source, reason, row.line, severity)
+
+
+def _site_categories(store: Store, reader: SubscriberCsv) -> SiteCategories | None:
+    """The site's categories, when the file has a categories column."""
+    from feedsvc.storage.categories import site_categories
+
+    if "categories" not in reader.columns:
+        return None
+    try:
+        with store.read() as conn:
+            return site_categories(conn, now())
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+
+
+def _refuse_unknown_categories(
+    file: Path, rows_of: Callable[[BinaryIO], SubscriberCsv], check: _CategoryCheck
+) -> None:
+    """--strict: read the whole file first; report every row whose categories no post
+    has and stop (exit 1) before anything is written. Other bad rows are left to the
+    import itself (or to --dry-run)."""
+    from feedsvc.subscriber_csv import BadRow
+
+    refused = 0
+    try:
+        with file.open("rb") as raw:
+            for item in rows_of(raw):
+                if isinstance(item, BadRow):
+                    continue
+                problem = check.problem(item, Severity.ERROR)
+                if problem is not None:
+                    refused += 1
+                    click.echo(str(problem), err=True)
+    except CsvFormatError as exc:
+        fail(f"{exc}; nothing was imported", EXIT_USAGE)
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc}", EXIT_USAGE)
+    if refused:
+        rows_word = "row names" if refused == 1 else "rows name"
+        fail(
+            f"{file}: --strict: {refused} {rows_word} categories no published post "
+            "has; nothing was imported. Fix them and import again, or import without "
+            "--strict to keep them (with a warning)",
+            EXIT_PROBLEMS,
+        )
 
 
 @contextmanager

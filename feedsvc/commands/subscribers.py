@@ -25,6 +25,7 @@ from feedsvc.commands.invocation import (
     command_store,
     fail,
     now,
+    warn,
 )
 from feedsvc.commands.subscriber_files import export, import_
 from feedsvc.errors import AddressError, StoreError
@@ -37,6 +38,7 @@ from feedsvc.models import (
 
 if TYPE_CHECKING:
     from feedsvc.cli import Context
+    from feedsvc.storage import Store
 
 
 def _address(raw: str, *, allow_test_domains: bool = False) -> str:
@@ -101,6 +103,12 @@ def subscribers() -> None:
     help="Add unconfirmed (status pending) instead of active.",
 )
 @click.option("--allow-test-domains", is_flag=True, help=TEST_DOMAINS_HELP)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse a --category no published post has (without it: a warning, and the "
+    "subscriber is stored with it).",
+)
 @click.pass_obj
 def add(
     obj: Context,
@@ -111,10 +119,12 @@ def add(
     timezone: str | None,
     pending: bool,
     allow_test_domains: bool,
+    strict: bool,
 ) -> None:
     """Add EMAIL as a subscriber (active unless --pending), or update its details.
 
-    An address that unsubscribed, bounced or complained is never re-activated.
+    An address that unsubscribed, bounced or complained is never re-activated. A
+    --category no published post has is stored with a warning (--strict: refused).
     """
     from feedsvc.storage.subscriber_import import write_batch
     from feedsvc.storage.subscriber_upserts import Outcome
@@ -140,6 +150,8 @@ def add(
     updates |= {"categories"} if categories else set()
     updates |= {"timezone"} if timezone is not None else set()
     store = command_store(obj)
+    if row.categories:
+        _check_categories(store, row.categories, strict=strict)
     try:
         [outcome] = write_batch(
             store,
@@ -170,6 +182,38 @@ def add(
         )
     verb = "added" if outcome == Outcome.ADDED else "updated"
     click.echo(f"{verb} {_describe(saved)}")
+
+
+def _check_categories(store: Store, names: tuple[str, ...], *, strict: bool) -> None:
+    """Warn about --category values no published post has; with ``strict``, refuse them
+    (exit 2, nothing stored). A site without posts yet has nothing to check against."""
+    from feedsvc.categories import NO_CATEGORIES_YET, quoted, unknown_reason
+    from feedsvc.storage.categories import site_categories
+
+    try:
+        with store.read() as conn:
+            site = site_categories(conn, now())
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+    if site.empty:
+        them = "it" if len(names) == 1 else "them"
+        warn(
+            f"--category {quoted(names)}: {NO_CATEGORIES_YET}, so {them} cannot be checked; "
+            f"the subscriber is stored with {them}. Run `feedsvc build` first to have "
+            "categories checked"
+        )
+        return
+    unknown = site.unknown(names)
+    if not unknown:
+        return
+    problem = f"--category: {unknown_reason(unknown, site)}"
+    if strict:
+        fail(f"{problem}; check the spelling. Nothing was stored (--strict)", EXIT_USAGE)
+    warn(
+        f"{problem}; the subscriber is stored all the same (a category matches once a post "
+        "has it). Check the spelling: add again with the right one, or with --strict to "
+        "refuse unknown categories"
+    )
 
 
 @subscribers.command()

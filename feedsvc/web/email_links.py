@@ -26,11 +26,12 @@ from feedsvc.web.forms import (
     FORM_TYPES,
     BadInput,
     Preferences,
+    check_categories,
     media_type,
     preferences_from,
     read_form,
 )
-from feedsvc.web.pages import form_page, notice
+from feedsvc.web.pages import current_categories, form_page, notice
 
 _BAD_LINK = "링크가 올바르지 않거나 만료되었습니다. 받은 메일의 링크를 그대로 열어 주세요."
 
@@ -167,6 +168,11 @@ async def preferences_page(request: Request) -> Response:
             return error_page(web, 403, EXPIRED_FORM)
         try:
             wanted = preferences_from(form)
+            check_categories(
+                wanted.categories,
+                await run_in_threadpool(current_categories, web),
+                kept=subscriber.categories,
+            )
         except BadInput as exc:
             error, status = exc.message, 400
         else:

@@ -13,6 +13,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from feedsvc.categories import SiteCategories, quoted
 from feedsvc.confirmations import SignUp
 from feedsvc.errors import AddressError
 from feedsvc.models import Frequency
@@ -25,14 +26,18 @@ from feedsvc.subscribers import (
 )
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+CATEGORIES = "categories"  # the field
 HONEYPOT = "website"
 MAX_CATEGORIES = 50
 EXPIRED_FORM = "양식이 만료되었습니다. 페이지를 새로 고친 뒤 다시 보내 주세요."
 
 
 class BadInput(Exception):
-    def __init__(self, message: str) -> None:
+    """``field``: the form field (and JSON key) at fault, when it is one."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
         self.message = message
+        self.field = field
         super().__init__(message)
 
 
@@ -114,3 +119,22 @@ def preferences_from(form: FormData) -> Preferences:
     except ValueError:
         raise BadInput("받는 주기, 분류 또는 시간대가 올바르지 않습니다.") from None
     return Preferences(frequency, categories, timezone)
+
+
+def check_categories(
+    wanted: tuple[str, ...], site: SiteCategories, *, kept: tuple[str, ...] = ()
+) -> None:
+    """BadInput naming the categories field when ``wanted`` holds a category no post has
+    (in any spelling: ``Smart City`` = ``smart-city``). ``kept``: the subscriber's own
+    categories, which may stay though no post has them (yet). A site without posts has
+    nothing to check against: everything passes."""
+    if site.empty:
+        return
+    own = SiteCategories.of(kept)
+    unknown = [name for name in site.unknown(wanted) if not own.has(name)]
+    if unknown:
+        raise BadInput(
+            f"관심 분류({CATEGORIES})에 이 사이트에 없는 분류가 있습니다: {quoted(unknown)}. "
+            "목록에 있는 분류 중에서 골라 주세요.",
+            CATEGORIES,
+        )

@@ -12,7 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from feedsvc.categories import SiteCategories
 from feedsvc.labels import date_label
+from feedsvc.storage.categories import site_categories
 from feedsvc.storage.digests import live_metas
 from feedsvc.web.app import WebState
 from feedsvc.web.csrf import csrf_pair, with_csrf
@@ -27,12 +29,11 @@ FREQUENCY_LABELS = {
 
 
 def site_context(web: WebState) -> dict[str, Any]:
-    """The recent posts, the categories to choose from and the frequencies (reads the store)."""
+    """The recent posts, the categories to choose from (one spelling per category, as
+    digests match them) and the frequencies (reads the store)."""
     with web.store.read() as conn:
         metas = live_metas(conn, web.clock.now())
-    categories: list[str] = []
-    for meta in metas:
-        categories.extend(c for c in meta.categories if c not in categories)
+    site = SiteCategories.from_metas(metas)
     zone = ZoneInfo(web.settings.site.timezone)
     language = web.settings.site.language
     posts = [
@@ -48,9 +49,16 @@ def site_context(web: WebState) -> dict[str, Any]:
     ]
     return {
         "posts": posts,
-        "categories": categories[:MAX_CATEGORIES],
+        "categories": list(site.names[:MAX_CATEGORIES]),
+        "site_categories": site,
         "frequencies": FREQUENCY_LABELS,
     }
+
+
+def current_categories(web: WebState) -> SiteCategories:
+    """The categories of the posts live now (reads the store), to check a form against."""
+    with web.store.read() as conn:
+        return site_categories(conn, web.clock.now())
 
 
 async def form_page(

@@ -34,13 +34,14 @@ from feedsvc.web.forms import (
     FORM_TYPES,
     HONEYPOT,
     BadInput,
+    check_categories,
     form_fields,
     json_fields,
     media_type,
     read_form,
     sign_up_from,
 )
-from feedsvc.web.pages import form_page, notice
+from feedsvc.web.pages import current_categories, form_page, notice
 
 
 async def home(request: Request, *, error: str | None = None, status: int = 200) -> Response:
@@ -89,10 +90,15 @@ async def subscribe(request: Request) -> Response:
         return _accepted(web, wants_json, None)
     try:
         sign_up = sign_up_from(fields, ip)
+        if sign_up.categories:
+            check_categories(sign_up.categories, await run_in_threadpool(current_categories, web))
     except BadInput as exc:
         web.metrics.subscribe_requests.labels("invalid").inc()
         if wants_json:
-            return JSONResponse({"error": exc.message}, status_code=400)
+            answer = {"error": exc.message}
+            if exc.field is not None:
+                answer["field"] = exc.field
+            return JSONResponse(answer, status_code=400)
         return await home(request, error=exc.message, status=400)
     queued = await run_in_threadpool(
         request_confirmation, web.store, web.settings, web.tokens, web.env, sign_up, web.clock.now()
