@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Collection
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from feedsvc.batches import default_workers
 from feedsvc.build_memo import Memo, nothing_changed, outputs_key, remember, settings_fingerprint
@@ -42,8 +42,10 @@ from feedsvc.storage.posts import (
     has_sources,
     last_build,
     load_sources,
+    mark_refused,
     record_build,
     record_first_seen,
+    refused_paths,
     save_renders,
     save_sources,
 )
@@ -180,7 +182,9 @@ class Builder:
                 metas[path] = meta_from_dict(json.loads(row.meta))
 
         # 4. Duplicates: the post that was there first keeps its slug/id.
-        live = self._settling.without_duplicates(metas, cached, report.problems)
+        live, refused = self._settling.without_duplicates(
+            metas, cached, report.problems, self._refused_before
+        )
         eligible = [m for m in live if not m.draft]
         # The same instant in the zone of the posts' dates: comparing datetimes that share
         # a tzinfo object is ~20× cheaper than across zones, and the answer is the same.
@@ -214,8 +218,9 @@ class Builder:
             if not dry_run:  # the store's rows are written while the workers render
                 gone = self._gone(scan, memo, cached, broken_paths)
                 announced = self._write_sources(
-                    [] if saved else rows, gone, published, memo, now, report, recorded
-                )
+                    [] if saved else rows, gone, published, memo, now, report, recorded,
+                    refused,
+                )  # fmt: skip
             if split:
                 assert pool is not None
                 names, report.feeds_written, renders = render_split(
@@ -272,6 +277,12 @@ class Builder:
         report.lap("write store", lap)
         return report
 
+    def _refused_before(self) -> set[str]:
+        """The files the last build left out as duplicates (asked only when there are
+        duplicates to choose between)."""
+        with self.store.read() as conn:
+            return refused_paths(conn)
+
     @staticmethod
     def _gone(
         scan: Scan, memo: Memo | None, cached: dict[str, SourceRow], broken_paths: set[str]
@@ -294,28 +305,39 @@ class Builder:
         now: datetime,
         report: BuildReport,
         recorded: dict[str, str] | None,
+        refused: dict[str, str],
     ) -> frozenset[str]:
-        """Save ``rows``, forget the ``gone`` files, and announce the posts live for the
-        first time; the ids announced so far. ``recorded``: a new store's announcements,
-        written with its chunks (storage.announcements.announce_first)."""
-        from feedsvc.storage.announcements import any_announced, note_published, settle_first
+        """Save ``rows``, forget the ``gone`` files, mark the ``refused`` duplicates, and
+        announce the posts live for the first time; the ids announced so far.
+        ``recorded``: a new store's announcements, written with its chunks
+        (storage.announcements.announce_first)."""
+        from feedsvc.storage.announcements import (
+            any_announced,
+            any_subscriber,
+            note_published,
+            settle_first,
+        )
 
         with self.store.write() as conn:
             save_sources(conn, rows)
             delete_sources(conn, gone)
+            mark_refused(conn, refused)
             if recorded is not None:
                 report.announced = settle_first(conn, recorded, published, now)
                 return frozenset(report.announced)
             # Posts live for the first time become "new" for the digests, once. The first
-            # build on a store announces the back catalogue without the flood guard:
-            # digests only carry posts published after a subscriber joined, so nobody is
-            # owed those, and holding a whole site's history is only noise.
-            flood_limit = self.settings.digest.flood_limit
+            # build on a store with nobody subscribed is the back catalogue: nobody can be
+            # owed those (anyone joining later joins after them), so neither the flood
+            # guard nor the back-date rule applies, and holding a whole site is only noise.
+            digest = self.settings.digest
+            flood_limit, backdate_limit = digest.flood_limit, digest.backdate_limit
             known = memo.announced if memo is not None else frozenset()
-            if not known and not any_announced(conn):
-                flood_limit = max(flood_limit, len(published))
+            if not known and not any_announced(conn) and not any_subscriber(conn):
+                flood_limit, backdate_limit = max(flood_limit, len(published)), timedelta(0)
             unknown = [m for m in published if m.id not in known]
-            report.announced = note_published(conn, unknown, now, flood_limit=flood_limit)
+            report.announced = note_published(
+                conn, unknown, now, flood_limit=flood_limit, backdate_limit=backdate_limit
+            )
         return known.union(m.id for m in unknown) if unknown else known
 
     def _scan(self, memo: Memo | None, changed: Collection[str] | None) -> Scan:

@@ -1,28 +1,40 @@
 """Posts × subscribers × time → who gets which posts, in which period (pure: no I/O).
 
     announcements ─┐                      due period per (frequency, zone)
-    subscribers ───┼─▶ plan_digests ─▶    window per subscriber: (max(cursor, joined), end]
-    cursors ───────┘                      posts: categories, published after joining, cap
+    subscribers ───┼─▶ plan_digests ─▶    window per subscriber: after max(cursor, joined),
+    cursors ───────┘                      up to the period's end; categories; cap
 
-Rules (SPEC §5):
+The promise: every post that goes live after you subscribed reaches you once, in your
+cadence. The rules that keep it (SPEC §5):
 
-- A post becomes "new" once: the store records when (``eligible_at``: when it was first
-  announced, or when a held flood was released). Editing it later changes nothing here.
-- Each subscriber has a cursor, "every announcement up to here was considered for me". A
-  period looks at announcements in ``(max(cursor, joined), period end]``; afterwards the
-  cursor moves to the period's end, so a post is never sent twice, running the same period
-  again finds nothing, and posts of a period that was skipped (too late, see
-  ``max_lateness``) roll into the next one.
-- A new subscriber does not get the back catalogue: only posts published at or after they
-  joined (confirmed, else created) are theirs.
-- Posts match when one of their categories matches one of the subscriber's (compared as
-  slugs, so ``Smart City`` = ``smart-city``); no categories means every post. Newest first,
-  at most ``digest.max_posts``; the rest of that window are not sent later either.
+- A post becomes "new" once, at ``eligible_at``: when a build first published it (or, for
+  a scheduled post, the build at its time), or when a held or archive post was released.
+  Editing it later changes nothing here. Its front-matter date orders and is shown; it
+  never decides who gets it.
+- A post is theirs when it became new after the subscriber joined (confirmed, else
+  created) and one of its categories matches one of theirs (compared as slugs, so
+  ``Smart City`` = ``smart-city``; no categories means every post).
+- Each subscriber has a cursor in the order posts became new (``eligible_at``, then id):
+  "every post up to here was put in a digest for me, or was not mine". A period looks at
+  what became new after ``max(cursor, joined)`` up to its end; afterwards the cursor
+  moves only past what was considered, so a post is never sent twice and never skipped.
+- At most ``digest.max_posts`` posts in one digest: the first ones to become new are
+  taken (shown newest first) and the cursor stops at the last one taken, so the rest go
+  into the next digest.
 - Daily and weekly periods end at ``digest.send_time`` in the subscriber's zone (else
   ``site.timezone``), weekly ones on ``digest.weekday``. Wall-clock times that do not exist
   (DST gap) move forward with the clock; ambiguous ones (DST fold) take the first.
+  A period that ended more than ``digest.max_lateness`` ago (the daemon was down) is not
+  sent; its posts go into the next period, as its cursor did not move.
 - Immediate: one period per run, ending at the run's time.
-- Flood guard: more than ``digest.flood_limit`` posts new at once are held.
+- Flood guard and archive posts (:mod:`feedsvc.storage.announcements`): more than
+  ``digest.flood_limit`` posts new at once are held, and a post dated more than
+  ``digest.backdate_limit`` before it went live is an archive post; neither becomes new
+  until ``feedsvc digest release``.
+
+Invariants (tested with hypothesis in tests/test_digest_invariants.py): over consecutive
+runs, each (subscriber, post) pair these rules admit is in exactly one digest, no other
+pair is in any, and a cursor never passes a post that was not considered for it.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedsvc.config import Settings
@@ -199,18 +212,48 @@ class Announced:
     categories: tuple[str, ...]
     title: str = ""
 
+    @property
+    def position(self) -> tuple[datetime, str]:
+        """Where it stands in the order posts became new (ties: by id)."""
+        return (self.eligible_at, self.post_id)
+
+
+class Cursor(NamedTuple):
+    """How far one subscriber's announcements were considered, in the order posts became
+    new: every post up to ``until`` (and, where ``post`` is set, those new at exactly
+    ``until`` up to that id) was either put in a digest for them or was not theirs."""
+
+    until: datetime
+    post: str | None = None  # None: everything new at ``until`` is covered
+
+    def covers(self, position: tuple[datetime, str]) -> bool:
+        at, post_id = position
+        return at < self.until or (at == self.until and (self.post is None or post_id <= self.post))
+
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
     """An active subscriber and how far their announcements were considered."""
 
     subscriber: Subscriber
-    covered_until: datetime | None = None
+    cursor: Cursor | None = None
 
 
 def joined_at(subscriber: Subscriber) -> datetime:
     """When the subscriber joined: confirmed, else created (added or imported)."""
     return subscriber.confirmed or subscriber.created
+
+
+def start_of(recipient: Recipient) -> Cursor:
+    """What is behind a subscriber: everything new at or before they joined, and what
+    their cursor covers. A post new after this is theirs (if it matches)."""
+    joined = Cursor(joined_at(recipient.subscriber))
+    cursor = recipient.cursor
+    if cursor is None or cursor.until < joined.until:
+        return joined
+    if cursor.until == joined.until:
+        return joined  # joining covers every post new at that instant
+    return cursor
 
 
 @lru_cache(maxsize=4096)
@@ -229,31 +272,49 @@ def newest_first(announced: Iterable[Announced]) -> list[Announced]:
     return sorted(announced, key=lambda a: (a.published, a.post_id), reverse=True)
 
 
+def in_announcement_order(announced: Iterable[Announced]) -> list[Announced]:
+    """In the order posts became new (ties by id): the order a subscriber's cursor moves."""
+    return sorted(announced, key=lambda a: a.position)
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One subscriber's posts for one period, and how far that moves their cursor."""
+
+    post_ids: tuple[str, ...]  # newest publication first
+    cursor: Cursor
+
+
 def choose_posts(
     ordered: Sequence[Announced],
     *,
     wanted: frozenset[str],
-    after: datetime,
+    start: int,
+    stop: int,
     until: datetime,
-    joined: datetime,
     max_posts: int,
-) -> tuple[str, ...]:
-    """Ids of the posts one subscriber gets: newest first, at most ``max_posts``.
+) -> Choice:
+    """The posts one subscriber gets from ``ordered[start:stop]`` (in announcement order,
+    :func:`in_announcement_order`; the slice is what became new after their cursor and up
+    to ``until``, the period's end): those matching ``wanted``, at most ``max_posts``.
 
-    ``ordered`` is newest first (:func:`newest_first`); a post counts when it became new in
-    ``(after, until]``, was published at or after ``joined`` and matches ``wanted``.
+    Capped, the cursor stops at the last post taken, so the rest go into the next digest;
+    otherwise it moves to ``until``. Shown newest publication first.
     """
-    chosen: list[str] = []
-    for post in ordered:
-        if (
-            after < post.eligible_at <= until
-            and post.published >= joined
-            and matches(post.categories, wanted)
-        ):
-            chosen.append(post.post_id)
-            if len(chosen) == max_posts:
-                break
-    return tuple(chosen)
+    chosen: list[Announced] = []
+    for index in range(start, stop):
+        post = ordered[index]
+        if not matches(post.categories, wanted):
+            continue
+        if len(chosen) == max_posts:
+            last = chosen[-1]
+            return Choice(_shown(chosen), Cursor(last.eligible_at, last.post_id))
+        chosen.append(post)
+    return Choice(_shown(chosen), Cursor(until))
+
+
+def _shown(chosen: Iterable[Announced]) -> tuple[str, ...]:
+    return tuple(a.post_id for a in newest_first(chosen))
 
 
 def content_key(post_ids: Sequence[str]) -> str:
@@ -280,7 +341,7 @@ class Plan:
     """What one run creates: digests, and how far each considered subscriber is covered."""
 
     digests: tuple[DigestPlan, ...]
-    covered: dict[int, datetime] = field(default_factory=dict)
+    covered: dict[int, Cursor] = field(default_factory=dict)
     late: int = 0  # subscribers whose digest was missed by over max_lateness (rolled over)
 
     @property
@@ -299,16 +360,16 @@ def plan_digests(
     """The digests due at ``now``: per subscriber their due period and chosen posts.
 
     Subscribers with the same period and the same posts share one digest (one content,
-    rendered once). A subscriber whose window held any announcement is covered up to the
-    period's end, whether or not a post matched their categories.
+    rendered once). A subscriber whose window held any announcement is covered as far as
+    it was considered: to the period's end, or to the last post taken when capped.
     """
-    ordered = newest_first(announced)
-    times = sorted(a.eligible_at for a in ordered)
-    oldest_published = min((a.published for a in ordered), default=now)
+    ordered = in_announcement_order(announced)
+    positions = [a.position for a in ordered]
+    times = [a.eligible_at for a in ordered]
     periods: dict[tuple[Frequency, str | None], Period] = {}
-    choices: dict[tuple[str, datetime, frozenset[str], datetime | None], tuple[str, ...]] = {}
+    choices: dict[tuple[str, int, frozenset[str]], Choice] = {}
     groups: dict[tuple[str, tuple[str, ...]], tuple[Period, list[int]]] = {}
-    covered: dict[int, datetime] = {}
+    covered: dict[int, Cursor] = {}
     late = 0
     for recipient in recipients:
         subscriber = recipient.subscriber
@@ -316,30 +377,30 @@ def plan_digests(
         if slot not in periods:
             periods[slot] = latest_period(subscriber.frequency, subscriber.timezone, now, schedule)
         period = periods[slot]
-        joined = joined_at(subscriber)
-        after = max(joined, recipient.covered_until) if recipient.covered_until else joined
-        if after >= period.end or not _any_between(times, after, period.end):
-            continue
+        start = _first_after(start_of(recipient), positions, times)
+        stop = bisect_right(times, period.end)
+        if start >= stop:
+            continue  # nothing new for them in this period
         if is_late(period, now, schedule):
             late += 1  # posts that should have gone out then wait for the next period
             continue
-        covered[subscriber.id] = period.end
         wanted = category_keys(subscriber.categories)
-        # Joining before every candidate was published cannot exclude one: share the memo.
-        key = (period.key, after, wanted, joined if joined > oldest_published else None)
-        chosen = choices.get(key)
-        if chosen is None:
-            chosen = choose_posts(
+        # Subscribers whose cursors fall between the same two announcements choose alike.
+        key = (period.key, start, wanted)
+        choice = choices.get(key)
+        if choice is None:
+            choice = choose_posts(
                 ordered,
                 wanted=wanted,
-                after=after,
+                start=start,
+                stop=stop,
                 until=period.end,
-                joined=joined,
                 max_posts=max_posts,
             )
-            choices[key] = chosen
-        if chosen:
-            group = groups.setdefault((period.key, chosen), (period, []))
+            choices[key] = choice
+        covered[subscriber.id] = choice.cursor
+        if choice.post_ids:
+            group = groups.setdefault((period.key, choice.post_ids), (period, []))
             group[1].append(subscriber.id)
     digests = tuple(
         DigestPlan(period, post_ids, tuple(ids))
@@ -348,7 +409,10 @@ def plan_digests(
     return Plan(digests=digests, covered=covered, late=late)
 
 
-def _any_between(times: Sequence[datetime], after: datetime, until: datetime) -> bool:
-    """True when a sorted ``times`` holds a value in ``(after, until]``."""
-    index = bisect_right(times, after)
-    return index < len(times) and times[index] <= until
+def _first_after(
+    cursor: Cursor, positions: Sequence[tuple[datetime, str]], times: Sequence[datetime]
+) -> int:
+    """The index of the first announcement (sorted ``positions``) the cursor does not cover."""
+    if cursor.post is None:
+        return bisect_right(times, cursor.until)
+    return bisect_right(positions, (cursor.until, cursor.post))

@@ -32,7 +32,7 @@ from feedsvc.models import SubscriberStatus
 from feedsvc.outbox import Backend, DeliveryError, OutboxBackend
 from feedsvc.pacing import RetryPolicy
 from feedsvc.storage import Store
-from feedsvc.storage.announcements import note_published
+from feedsvc.storage.announcements import ArchivePost, archive_posts, note_published
 from feedsvc.storage.delivery_claims import cancel_deliveries, claim_due
 from feedsvc.storage.delivery_messages import RenderJob, render_jobs, save_rendered
 from feedsvc.storage.delivery_outcomes import Outcome, Result, record_outcomes
@@ -60,7 +60,14 @@ _TEMPLATE_CACHE = 64
 
 def announce_live_posts(conn: Connection, settings: Settings, now: datetime) -> list[str]:
     """Announce published posts that were never announced (a no-op once the build does)."""
-    return note_published(conn, live_metas(conn, now), now, flood_limit=settings.digest.flood_limit)
+    digest = settings.digest
+    return note_published(
+        conn,
+        live_metas(conn, now),
+        now,
+        flood_limit=digest.flood_limit,
+        backdate_limit=digest.backdate_limit,
+    )
 
 
 @dataclass
@@ -72,12 +79,15 @@ class DueDigests:
     recipients: dict[int, Recipient] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)
     created: Created | None = None
+    # Archive posts (back-dated) that went live in the window this run looked at.
+    archive: list[ArchivePost] = field(default_factory=list)
 
 
 def _plan(conn: Connection, settings: Settings, now: datetime, *, keep: bool) -> DueDigests:
     """Announce, then plan the digests due at ``now`` (``keep``: remember the recipients)."""
     fresh = announce_live_posts(conn, settings, now)
-    announced = load_announced(conn, after=oldest_cursor(conn), until=now)
+    since = oldest_cursor(conn)
+    announced = load_announced(conn, since=since, until=now)
     recipients: dict[int, Recipient] = {}
 
     def remember() -> Iterator[Recipient]:
@@ -100,7 +110,9 @@ def _plan(conn: Connection, settings: Settings, now: datetime, *, keep: bool) ->
             plan.late,
             settings.digest.max_lateness,
         )
-    return DueDigests(plan, fresh, recipients, {a.post_id: a.title for a in announced})
+    titles = {a.post_id: a.title for a in announced}
+    archive = archive_posts(conn, since=since) if since is not None else []
+    return DueDigests(plan, fresh, recipients, titles, archive=archive)
 
 
 def create_due_digests(store: Store, settings: Settings, now: datetime) -> DueDigests:

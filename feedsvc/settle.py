@@ -11,7 +11,7 @@ again after a watcher's report settles only the files it names.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -175,17 +175,32 @@ class Settling:
         )
 
     def without_duplicates(
-        self, metas: dict[str, PostMeta], cached: dict[str, SourceRow], problems: list[Problem]
-    ) -> list[PostMeta]:
+        self,
+        metas: dict[str, PostMeta],
+        cached: dict[str, SourceRow],
+        problems: list[Problem],
+        refused_before: Callable[[], Collection[str]],
+    ) -> tuple[list[PostMeta], dict[str, str]]:
+        """The posts that keep their slug and id, and the files left out (path → why).
+
+        Decided once and kept: a post that was live with its id before (not left out by
+        the last build, ``refused_before``) keeps it against newcomers; among equals the
+        path decides. A file stays left out while the other one holds the slug or id.
+        """
         values = metas.values()
         if len({m.slug for m in values}) == len({m.id for m in values}) == len(metas):
-            return list(values)  # the usual case: nothing to choose between
-        # Seniority: posts that were there with this id before the others, then by path.
+            return list(values), {}  # the usual case: nothing to choose between
+        before = set(refused_before())
         was_there: list[str] = []
         newcomers: list[str] = []
         for path, meta in metas.items():
             row = cached.get(path)
-            if row is not None and row.post_id == meta.id and row.meta is not None:
+            if (
+                row is not None
+                and row.post_id == meta.id
+                and row.meta is not None
+                and path not in before
+            ):
                 was_there.append(path)
             else:
                 newcomers.append(path)
@@ -194,27 +209,23 @@ class Settling:
         taken_slug: dict[str, str] = {}
         taken_id: dict[str, str] = {}
         live: list[PostMeta] = []
+        refused: dict[str, str] = {}
         for path in was_there + newcomers:
             meta = metas[path]
             if meta.slug in taken_slug:
-                problems.append(
-                    Problem(
-                        meta.source,
-                        f"duplicate slug {meta.slug!r}: {taken_slug[meta.slug]} already uses it; "
-                        "give this post its own `slug:` in the front matter",
-                    )
+                refused[path] = (
+                    f"duplicate slug {meta.slug!r}: {taken_slug[meta.slug]} already uses it; "
+                    "give this post its own `slug:` in the front matter"
                 )
-                continue
-            if meta.id in taken_id:
-                problems.append(
-                    Problem(
-                        meta.source,
-                        f"duplicate id {meta.id!r}: {taken_id[meta.id]} already uses it; "
-                        "give this post its own `id:` (or permalink)",
-                    )
+            elif meta.id in taken_id:
+                refused[path] = (
+                    f"duplicate id {meta.id!r}: {taken_id[meta.id]} already uses it; "
+                    "give this post its own `id:` (or permalink)"
                 )
+            else:
+                taken_slug[meta.slug] = meta.source
+                taken_id[meta.id] = meta.source
+                live.append(meta)
                 continue
-            taken_slug[meta.slug] = meta.source
-            taken_id[meta.id] = meta.source
-            live.append(meta)
-        return live
+            problems.append(Problem(meta.source, refused[path]))
+        return live, refused

@@ -12,6 +12,7 @@ from feedsvc.config import Settings
 from feedsvc.digests import Schedule, next_send
 from feedsvc.models import Frequency, SubscriberStatus
 from feedsvc.storage import Store
+from feedsvc.storage.announcements import ArchivePost, archive_posts
 from feedsvc.storage.deliveries import DeliveryCounts, delivery_summary
 from feedsvc.storage.posts import BuildRecord, last_build
 from feedsvc.storage.schema import posts
@@ -30,6 +31,11 @@ class Status:
     deliveries: DeliveryCounts | None = None
     # The daemon's next digest runs: (what, when), soonest first.
     next_runs: tuple[tuple[str, datetime], ...] = ()
+    # Back-dated posts that went live and are not mailed, newest first.
+    archive: tuple[ArchivePost, ...] = ()
+
+
+ARCHIVE_SHOWN = 10  # archive posts named one by one; the rest counted
 
 
 def next_digest_runs(
@@ -62,8 +68,11 @@ def collect_status(settings: Settings, store: Store, clock: Clock | None = None)
         subscribers = count_by_status(conn)
         sending = delivery_summary(conn)
         runs = next_digest_runs(conn, settings, (clock or SystemClock()).now())
+        archive = tuple(archive_posts(conn))
     url = store.engine.url.render_as_string(hide_password=True)
-    return Status(settings.site.title, url, sources, broken, build, subscribers, sending, runs)
+    return Status(
+        settings.site.title, url, sources, broken, build, subscribers, sending, runs, archive
+    )
 
 
 def format_status(status: Status) -> str:
@@ -72,6 +81,7 @@ def format_status(status: Status) -> str:
     lines.append(f"subscribers: {counts}")
     lines += _delivery_lines(status.deliveries)
     lines += [f"next run: {what} at {when.isoformat()}" for what, when in status.next_runs]
+    lines += _archive_lines(status.archive)
     build = status.last_build
     if build is None:
         lines.append("last build: never (run `feedsvc build`)")
@@ -86,6 +96,16 @@ def format_status(status: Status) -> str:
     if build.next_publish is not None:
         lines.append(f"next scheduled post: {build.next_publish.isoformat()}")
     return "\n".join(lines)
+
+
+def _archive_lines(archive: tuple[ArchivePost, ...]) -> list[str]:
+    if not archive:
+        return []
+    lines = [f"archive posts (published, not mailed): {len(archive)}"]
+    lines += [f"  {post.source_path}: {post.note}" for post in archive[:ARCHIVE_SHOWN]]
+    if len(archive) > ARCHIVE_SHOWN:
+        lines.append(f"  … and {len(archive) - ARCHIVE_SHOWN} more")
+    return lines
 
 
 def _delivery_lines(counts: DeliveryCounts | None) -> list[str]:

@@ -391,11 +391,11 @@ def test_sample_site_feeds_match_the_golden_files(
 
 
 def test_build_announces_new_posts_once_and_edits_never_again(site: Site) -> None:
-    site.write("a.md", post("가", date="2024-01-01"))
+    site.write("a.md", post("가", date="2024-05-30"))
     assert len(site.build().announced) == 1
-    site.write("a.md", post("가 (고침)", date="2024-01-01"))
+    site.write("a.md", post("가 (고침)", date="2024-05-30"))
     assert site.build().announced == []
-    site.write("b.md", post("나", date="2024-01-02"))
+    site.write("b.md", post("나", date="2024-05-31"))
     assert len(site.build().announced) == 1
 
 

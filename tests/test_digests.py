@@ -11,6 +11,8 @@ import pytest
 from feedsvc.config import settings_from_mapping
 from feedsvc.digests import (
     Announced,
+    Choice,
+    Cursor,
     Period,
     Recipient,
     Schedule,
@@ -18,11 +20,12 @@ from feedsvc.digests import (
     choose_posts,
     content_key,
     due_period,
+    in_announcement_order,
     matches,
-    newest_first,
     next_send,
     plan_digests,
     send_moment,
+    start_of,
     upcoming_period,
 )
 from feedsvc.models import Frequency, Subscriber, SubscriberStatus
@@ -39,6 +42,7 @@ PATIENT = Schedule(
     send_time=time(8, 0), weekday=0, site_timezone=SEOUL, max_lateness=timedelta(days=8)
 )
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
+FAR_AHEAD = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 def utc(
@@ -252,29 +256,41 @@ def test_categories_match_as_slugs_and_empty_means_everything() -> None:
     assert not matches((), category_keys(("부산",)))
 
 
-def _choose(announced: list[Announced], **kwargs: object) -> tuple[str, ...]:
-    options: dict[str, object] = {
-        "wanted": frozenset(),
-        "after": LONG_AGO,
-        "until": utc(2030, 1, 1),
-        "joined": LONG_AGO,
-        "max_posts": 20,
-    }
-    options.update(kwargs)
-    return choose_posts(newest_first(announced), **options)  # type: ignore[arg-type]
+def _choose(
+    announced: list[Announced],
+    *,
+    wanted: frozenset[str] = frozenset(),
+    joined: datetime = LONG_AGO,
+    cursor: Cursor | None = None,
+    until: datetime = FAR_AHEAD,
+    max_posts: int = 20,
+) -> Choice:
+    """One subscriber's choice, as plan_digests makes it (cursor and joining first)."""
+    ordered = in_announcement_order(announced)
+    recipient = Recipient(subscriber(joined=joined), cursor)
+    start = next(
+        (i for i, a in enumerate(ordered) if not start_of(recipient).covers(a.position)),
+        len(ordered),
+    )
+    stop = sum(1 for a in ordered if a.eligible_at <= until)
+    return choose_posts(
+        ordered, wanted=wanted, start=start, stop=stop, until=until, max_posts=max_posts
+    )
 
 
-def test_posts_are_newest_first_and_capped() -> None:
+def test_a_capped_digest_takes_the_first_to_become_new_shown_newest_first() -> None:
     announced = [post(f"p{i}", utc(2024, 6, 1, i)) for i in range(10)]
-    assert _choose(announced, max_posts=3) == ("p9", "p8", "p7")
+    choice = _choose(announced, max_posts=3)
+    assert choice.post_ids == ("p2", "p1", "p0")
+    assert choice.cursor == Cursor(utc(2024, 6, 1, 2), "p2")  # the rest come next
 
 
-def test_newest_is_by_publication_not_by_announcement() -> None:
+def test_posts_are_shown_by_publication_not_by_announcement() -> None:
     announced = [
         post("old", utc(2024, 6, 1, 9), published=utc(2024, 5, 1)),
         post("new", utc(2024, 6, 1, 8), published=utc(2024, 6, 1, 8)),
     ]
-    assert _choose(announced) == ("new", "old")
+    assert _choose(announced).post_ids == ("new", "old")
 
 
 def test_only_matching_categories_are_chosen() -> None:
@@ -283,19 +299,27 @@ def test_only_matching_categories_are_chosen() -> None:
         post("seoul", utc(2024, 6, 1, 2), categories=("서울",)),
         post("both", utc(2024, 6, 1, 3), categories=("서울", "부산")),
     ]
-    assert _choose(announced, wanted=category_keys(("부산",))) == ("both", "busan")
+    assert _choose(announced, wanted=category_keys(("부산",))).post_ids == ("both", "busan")
 
 
-def test_a_new_subscriber_does_not_get_the_back_catalogue() -> None:
-    """Joined at noon: a post published at 11:00 is not theirs, one at 13:00 is."""
+def test_a_new_subscriber_gets_what_becomes_new_after_joining() -> None:
+    """Joined at noon: a post announced at 11:00 is not theirs, one at 13:00 is."""
     announced = [post("before", utc(2024, 6, 1, 11)), post("after", utc(2024, 6, 1, 13))]
-    assert _choose(announced, joined=utc(2024, 6, 1, 12), after=utc(2024, 6, 1, 12)) == ("after",)
+    assert _choose(announced, joined=utc(2024, 6, 1, 12)).post_ids == ("after",)
 
 
-def test_a_backdated_post_announced_after_joining_is_still_back_catalogue() -> None:
-    """Published (dated) before they joined, though announced after: not theirs."""
-    announced = [post("backdated", utc(2024, 6, 1, 13), published=utc(2024, 5, 1))]
-    assert _choose(announced, joined=utc(2024, 6, 1, 12), after=utc(2024, 6, 1, 12)) == ()
+@pytest.mark.parametrize(
+    "dated",
+    [
+        utc(2024, 5, 31, 15),  # 2024-06-01 in Seoul at midnight, as `date: 2024-06-01` reads
+        utc(2024, 6, 1, 11, 59, 59),  # one second before joining
+        utc(2024, 5, 29, 12),  # three days before
+    ],
+)
+def test_a_post_dated_before_joining_but_new_after_is_theirs(dated: datetime) -> None:
+    """The front-matter date orders and is shown; it never decides who gets a post."""
+    announced = [post("dated-earlier", utc(2024, 6, 1, 13), published=dated)]
+    assert _choose(announced, joined=utc(2024, 6, 1, 12)).post_ids == ("dated-earlier",)
 
 
 def test_the_window_is_after_the_cursor_up_to_the_period_end() -> None:
@@ -304,8 +328,23 @@ def test_the_window_is_after_the_cursor_up_to_the_period_end() -> None:
         post("in", utc(2024, 6, 1, 5)),
         post("next-period", utc(2024, 6, 1, 9)),
     ]
-    chosen = _choose(announced, after=utc(2024, 6, 1, 2), until=utc(2024, 6, 1, 8))
-    assert chosen == ("in",)
+    choice = _choose(announced, cursor=Cursor(utc(2024, 6, 1, 2)), until=utc(2024, 6, 1, 8))
+    assert choice.post_ids == ("in",)
+    assert choice.cursor == Cursor(utc(2024, 6, 1, 8))
+
+
+def test_a_cursor_among_posts_new_at_one_instant_takes_up_after_its_post() -> None:
+    """A build announces many posts at one moment; a cap may stop among them."""
+    at = utc(2024, 6, 1, 5)
+    announced = [post(name, at) for name in ("a", "b", "c", "d")]
+    assert _choose(announced, cursor=Cursor(at, "b")).post_ids == ("d", "c")
+    assert _choose(announced, cursor=Cursor(at)).post_ids == ()
+
+
+def test_joining_covers_posts_new_at_that_instant_even_past_a_cursor_there() -> None:
+    at = utc(2024, 6, 1, 5)
+    recipient = Recipient(subscriber(joined=at), Cursor(at, "a"))
+    assert start_of(recipient) == Cursor(at)
 
 
 def test_content_key_names_the_post_list() -> None:
@@ -335,7 +374,7 @@ def test_plan_groups_subscribers_with_the_same_posts_into_one_digest() -> None:
         (("seoul", "busan"), (3,)),
     ]
     # Subscriber 4 got nothing, but the window was looked at: it is covered too.
-    assert plan.covered == dict.fromkeys((1, 2, 3, 4), utc(2024, 5, 31, 23))
+    assert plan.covered == dict.fromkeys((1, 2, 3, 4), Cursor(utc(2024, 5, 31, 23)))
     assert plan.messages == 3
 
 
@@ -406,7 +445,7 @@ def test_an_immediate_subscriber_gets_each_post_once() -> None:
     )
     second_post = post("b", utc(2024, 6, 1, 8, 1, 30))
     second = plan_digests(
-        [replace(recipient, covered_until=first.covered[1])],
+        [replace(recipient, cursor=first.covered[1])],
         [first_post, second_post],
         now=utc(2024, 6, 1, 8, 2),
         schedule=SCHEDULE,
@@ -429,21 +468,30 @@ def test_a_late_period_rolls_its_posts_into_the_next() -> None:
     assert digest.period.key == "daily:2024-06-02@Asia/Seoul" and digest.post_ids == ("a",)
 
 
-def test_capped_posts_are_not_sent_later() -> None:
-    """Newest first, at most max_posts; the rest of that window is covered, not carried."""
+def test_capped_posts_go_into_the_next_digest() -> None:
+    """At most max_posts in one digest; the rest of that window are carried, not dropped."""
     announced = [post(f"p{i}", utc(2024, 5, 31, i)) for i in range(5)]
     first = plan_digests(
         [Recipient(subscriber(1))], announced, now=NOW, schedule=SCHEDULE, max_posts=2
     )
-    assert [d.post_ids for d in first.digests] == [("p4", "p3")]
-    again = plan_digests(
+    assert [d.post_ids for d in first.digests] == [("p1", "p0")]
+    second = plan_digests(
         [Recipient(subscriber(1), first.covered[1])],
         announced,
         now=utc(2024, 6, 2, 0, 30),
         schedule=SCHEDULE,
         max_posts=2,
     )
-    assert again.digests == ()
+    assert [d.post_ids for d in second.digests] == [("p3", "p2")]
+    third = plan_digests(
+        [Recipient(subscriber(1), second.covered[1])],
+        announced,
+        now=utc(2024, 6, 3, 0, 30),
+        schedule=SCHEDULE,
+        max_posts=2,
+    )
+    assert [d.post_ids for d in third.digests] == [("p4",)]
+    assert third.covered[1] == Cursor(utc(2024, 6, 2, 23))
 
 
 def test_the_flood_guard_counts_more_than_the_limit() -> None:

@@ -113,7 +113,7 @@ def test_the_flood_guard_holds_too_many_new_posts(
             "moved-1.md",
             "moved-2.md",
         ]
-        assert load_announced(conn, after=None, until=MORNING) == []
+        assert load_announced(conn, since=None, until=MORNING) == []
 
 
 def test_released_posts_become_new_at_release(store: Store) -> None:
@@ -124,7 +124,7 @@ def test_released_posts_become_new_at_release(store: Store) -> None:
         assert len(release_held(conn, released_at)) == 3
     with store.read() as conn:
         assert held_posts(conn) == []
-        found = load_announced(conn, after=None, until=MORNING)
+        found = load_announced(conn, since=None, until=MORNING)
     assert {a.eligible_at for a in found} == {released_at}
 
 
@@ -134,7 +134,7 @@ def test_discarded_posts_are_never_emailed(store: Store) -> None:
         release_held(conn, ANNOUNCED, discard=True)
     with store.read() as conn:
         assert held_posts(conn) == []
-        assert load_announced(conn, after=None, until=MORNING) == []
+        assert load_announced(conn, since=None, until=MORNING) == []
     with store.write() as conn:
         assert note_published(conn, [make_post("moved-0").meta], MORNING) == []
 
@@ -144,7 +144,7 @@ def test_a_removed_post_is_no_longer_announced(store: Store) -> None:
     with store.write() as conn:
         conn.execute(delete(posts).where(posts.c.source_path == "bus-routes.md"))
     with store.read() as conn:
-        found = load_announced(conn, after=None, until=MORNING)
+        found = load_announced(conn, since=None, until=MORNING)
     assert sorted(a.post_id.rsplit("/", 2)[-2] for a in found) == [
         "haeundae-festival",
         "smart-city-expo",

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from feedsvc.cli import Context
     from feedsvc.config import Settings
     from feedsvc.delivery_workers import Helpers
+    from feedsvc.digests import Cursor
     from feedsvc.mailer import DueDigests
     from feedsvc.models import Post, Subscriber
     from feedsvc.storage import Store
@@ -145,7 +146,7 @@ def _preview_posts(
             as_if_now = replace(subscriber, frequency=Frequency.IMMEDIATE)
             plan = plan_digests(
                 [Recipient(as_if_now, _cursor_of(conn, subscriber.id))],
-                load_announced(conn, after=oldest_cursor(conn), until=now),
+                load_announced(conn, since=oldest_cursor(conn), until=now),
                 now=now,
                 schedule=Schedule.from_settings(settings),
                 max_posts=limit,
@@ -163,10 +164,10 @@ def _preview_posts(
     return [found[i] for i in ids if i in found], note
 
 
-def _cursor_of(conn: Connection, subscriber_id: int) -> datetime | None:
-    from feedsvc.storage.digests import covered_until
+def _cursor_of(conn: Connection, subscriber_id: int) -> Cursor | None:
+    from feedsvc.storage.digests import cursor_of
 
-    return covered_until(conn, subscriber_id)
+    return cursor_of(conn, subscriber_id)
 
 
 @digest.command()
@@ -314,6 +315,8 @@ def _print_plan(due: DueDigests) -> None:
     plan = due.plan
     if due.announced:
         click.echo(f"{len(due.announced)} published posts would be announced as new")
+    for post in due.archive:
+        click.echo(f"{post.source_path}: {post.note}")
     if not plan.digests:
         click.echo("dry run: no digest is due; nothing would be sent")
         return
@@ -335,23 +338,45 @@ def _print_plan(due: DueDigests) -> None:
 
 @digest.command()
 @click.option("--discard", is_flag=True, help="Never email the held posts (they stop being held).")
+@click.argument("posts", nargs=-1)
 @click.pass_obj
-def release(obj: Context, discard: bool) -> None:
-    """Release the posts the flood guard holds: they go out with the next digests."""
-    from feedsvc.storage.announcements import release_held
+def release(obj: Context, discard: bool, posts: tuple[str, ...]) -> None:
+    """Release the posts the flood guard holds: they go out with the next digests.
+
+    With POST arguments (an archive post's file as `feedsvc status` shows it, or its
+    URL), release those archive posts instead: posts that went live dated more than
+    digest.backdate_limit earlier, which are otherwise never mailed.
+    """
+    from feedsvc.storage.announcements import NotArchived, release_archived, release_held
 
     settings = obj.settings()
     store = store_for(settings)
+    if posts and discard:
+        fail("--discard goes with the held posts, not with POST arguments", EXIT_USAGE)
     try:
         with store.write() as conn:
-            released = release_held(conn, clock_now(), discard=discard)
+            if posts:
+                archived = release_archived(conn, posts, clock_now())
+            else:
+                released = release_held(conn, clock_now(), discard=discard)
+    except NotArchived as exc:
+        fail(
+            f"{exc.args[0]} is not an archive post waiting to be mailed; `feedsvc status` "
+            "lists them (by file)",
+            EXIT_USAGE,
+        )
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
+    if posts:
+        for post in archived:
+            click.echo(f"released: {post.source_path}")
+        click.echo(f"{len(archived)} archive posts released: the next digests include them")
+        return
     if not released:
         click.echo("no posts are held")
         return
-    for post in released:
-        click.echo(f"{'discarded' if discard else 'released'}: {post.source_path}")
+    for held in released:
+        click.echo(f"{'discarded' if discard else 'released'}: {held.source_path}")
     if discard:
         click.echo(f"{len(released)} held posts discarded: they will never be emailed")
     else:

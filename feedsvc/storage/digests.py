@@ -22,6 +22,7 @@ from sqlalchemy import Connection, and_, func, select, text
 
 from feedsvc.digests import (
     Announced,
+    Cursor,
     DeliveryStatus,
     Period,
     Plan,
@@ -68,6 +69,7 @@ def _live_rows(conn: Connection, now: datetime, ids: Sequence[str] | None) -> It
         posts.c.meta.is_not(None),
         posts.c.published.is_not(None),
         posts.c.published <= now,
+        posts.c.refused.is_(None),  # a duplicate the build left out: never mailed
     )
     if ids is None:
         yield from conn.execute(query)
@@ -106,13 +108,14 @@ def load_posts(conn: Connection, ids: Sequence[str], now: datetime) -> dict[str,
     return found
 
 
-def load_announced(conn: Connection, *, after: datetime | None, until: datetime) -> list[Announced]:
-    """Live posts that became new in ``(after, until]`` (held and discarded ones never)."""
+def load_announced(conn: Connection, *, since: datetime | None, until: datetime) -> list[Announced]:
+    """Live posts that became new in ``[since, until]`` (held, archived and discarded ones
+    never). ``since`` is inclusive: a cursor may stop among posts new at one instant."""
     query = select(announcements.c.post_id, announcements.c.eligible_at).where(
         announcements.c.eligible_at.is_not(None), announcements.c.eligible_at <= until
     )
-    if after is not None:
-        query = query.where(announcements.c.eligible_at > after)
+    if since is not None:
+        query = query.where(announcements.c.eligible_at >= since)
     eligible = {post_id: at for post_id, at in conn.execute(query)}
     rows = _first_per_id(_live_rows(conn, until, sorted(eligible)))
     found: list[Announced] = []
@@ -138,7 +141,7 @@ def load_announced(conn: Connection, *, after: datetime | None, until: datetime)
 def load_recipients(conn: Connection) -> Iterator[Recipient]:
     """Every active subscriber with their cursor, in id order (streamed)."""
     query = (
-        select(subscribers, digest_cursors.c.covered_until)
+        select(subscribers, digest_cursors.c.covered_until, digest_cursors.c.covered_post)
         .outerjoin(digest_cursors, digest_cursors.c.subscriber_id == subscribers.c.id)
         .where(subscribers.c.status == SubscriberStatus.ACTIVE.value)
         .order_by(subscribers.c.id)
@@ -146,16 +149,20 @@ def load_recipients(conn: Connection) -> Iterator[Recipient]:
     # yield_per on the statement: on the connection it would make every later statement
     # in this transaction a server-side cursor (an INSERT cannot be one).
     for row in conn.execute(query.execution_options(yield_per=1000)):
-        yield Recipient(subscriber_from_row(row), row.covered_until)
+        yield Recipient(subscriber_from_row(row), _cursor(row.covered_until, row.covered_post))
 
 
-def covered_until(conn: Connection, subscriber_id: int) -> datetime | None:
+def _cursor(until: datetime | None, post: str | None) -> Cursor | None:
+    return None if until is None else Cursor(until, post)
+
+
+def cursor_of(conn: Connection, subscriber_id: int) -> Cursor | None:
     """How far one subscriber's announcements were considered (None: not yet)."""
-    query = select(digest_cursors.c.covered_until).where(
+    query = select(digest_cursors.c.covered_until, digest_cursors.c.covered_post).where(
         digest_cursors.c.subscriber_id == subscriber_id
     )
-    value: datetime | None = conn.execute(query).scalar()
-    return value
+    row = conn.execute(query).first()
+    return None if row is None else _cursor(row.covered_until, row.covered_post)
 
 
 def oldest_cursor(conn: Connection) -> datetime | None:
@@ -220,13 +227,16 @@ def create_digests(conn: Connection, plan: Plan, now: datetime) -> Created:
     for start in range(0, len(delivery_rows), 5000):
         execute_many(conn, statement, deliveries, delivery_rows[start : start + 5000])
     cursor_rows = [
-        {"subscriber_id": subscriber_id, "covered_until": until}
-        for subscriber_id, until in sorted(plan.covered.items())
+        {"subscriber_id": subscriber_id, "covered_until": until, "covered_post": post}
+        for subscriber_id, (until, post) in sorted(plan.covered.items())
     ]
     cursor_upsert = upsert(conn, digest_cursors)
     cursor_upsert = cursor_upsert.on_conflict_do_update(
         index_elements=["subscriber_id"],
-        set_={"covered_until": cursor_upsert.excluded.covered_until},
+        set_={
+            "covered_until": cursor_upsert.excluded.covered_until,
+            "covered_post": cursor_upsert.excluded.covered_post,
+        },
     )
     for start in range(0, len(cursor_rows), 5000):
         execute_many(conn, cursor_upsert, digest_cursors, cursor_rows[start : start + 5000])

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 from typing import TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, insert, select
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from feedsvc.models import Problem, Severity
 from feedsvc.storage.bulk import execute_tuples, rows_among, upsert
@@ -129,6 +129,26 @@ def save_renders(conn: Connection, renders: Iterable[Render]) -> None:
     ]
     if values:
         conn.execute(_SAVE_RENDER, values)
+
+
+def refused_paths(conn: Connection) -> set[str]:
+    """The files the last build left out as duplicates (another file keeps the slug/id)."""
+    query = select(posts.c.source_path).where(posts.c.refused.is_not(None))
+    return set(conn.execute(query).scalars())
+
+
+def mark_refused(conn: Connection, refused: Mapping[str, str]) -> None:
+    """Record which files are left out as duplicates now (path → why); clear the rest."""
+    cleared = refused_paths(conn) - set(refused)
+    for chunk in _chunks(sorted(cleared)):
+        conn.execute(update(posts).where(posts.c.source_path.in_(chunk)).values(refused=None))
+    if refused:
+        conn.execute(
+            update(posts)
+            .where(posts.c.source_path == bindparam("r_path"))
+            .values(refused=bindparam("r_why")),
+            [{"r_path": path, "r_why": why} for path, why in sorted(refused.items())],
+        )
 
 
 def delete_sources(conn: Connection, paths: Sequence[str]) -> None:

@@ -26,9 +26,10 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -89,6 +90,9 @@ posts = Table(
     Column("render_key", String(64), nullable=True),  # content_hash:fingerprint rendered
     Column("problem", Text, nullable=True),  # the current error, if the file is broken now
     Column("problem_line", Integer, nullable=True),
+    # Why the last build left this post out although it parses (revision 0008): another
+    # file keeps its slug or id. Never announced, in a feed or mailed while set.
+    Column("refused", Text, nullable=True),
 )
 
 # When each slug was first seen: the date of posts with no date anywhere. It never moves,
@@ -198,6 +202,9 @@ announcements = Table(
     Column("held", Boolean, nullable=False),
     Column("released_at", UTCDateTime, nullable=True),
     Column("eligible_at", UTCDateTime, nullable=True),
+    # An archive post (revision 0008): dated more than digest.backdate_limit before it
+    # went live; eligible_at stays NULL until `feedsvc digest release` names it.
+    Column("archived", Boolean, nullable=False, server_default=false()),
     Index("ix_announcements_eligible_at", "eligible_at"),
 )
 
@@ -287,8 +294,9 @@ delivery_messages = Table(
 )
 
 # How far each subscriber's announcements were considered for digests: every post that
-# became new up to ``covered_until`` was either sent to them or not theirs (categories,
-# cap). The next digest looks only after it, so nothing goes out twice.
+# became new up to ``covered_until`` (ties: up to ``covered_post``) was either put in a
+# digest for them or was not theirs. The next digest looks only after it, so nothing
+# goes out twice and nothing is skipped.
 digest_cursors = Table(
     "digest_cursors",
     metadata,
@@ -299,6 +307,9 @@ digest_cursors = Table(
         primary_key=True,
     ),
     Column("covered_until", UTCDateTime, nullable=False),
+    # With a cap (revision 0008): the last post taken among those new at covered_until;
+    # NULL means all of them are covered.
+    Column("covered_post", String(2048), nullable=True),
 )
 
 
