@@ -24,7 +24,7 @@ import pytest
 from feedsvc.digests import Schedule, next_send
 from feedsvc.models import Frequency
 from tests.smtp_server import SmtpServer, free_port, serving
-from tests.test_daemon_e2e import Daemon, messages_to, wait_for
+from tests.test_daemon_e2e import Daemon, make_site, messages_to, wait_for
 
 SEOUL = ZoneInfo("Asia/Seoul")
 NOW_READER = "immediate@example.kr"
@@ -56,23 +56,12 @@ def feedsvc(root: Path, *args: str, now: datetime | None = None, status: int = 0
     return done.stdout + done.stderr
 
 
-def write_site(root: Path, server: SmtpServer, port: int) -> None:
-    config = {
-        "site": {
-            "title": "부산 시정 소식",
-            "url": f"http://127.0.0.1:{port}/",
-            "language": "ko",
-            "timezone": "Asia/Seoul",
-        },
-        "storage": {"url": f"sqlite:///{root / 'state.db'}"},
-        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}/"},
-        "digest": {"from": "부산 시정 소식 <news@example.kr>"},
-        "delivery": {
-            "backend": "smtp",
-            "shutdown_grace": "5s",
-            "smtp": {"host": server.host, "port": server.port, "tls": "none", "timeout": "5s"},
-        },
-    }
+def write_site(root: Path, server: SmtpServer, port: int, **delivery: object) -> None:
+    """The end-to-end site (one post of the back catalogue), in Asia/Seoul."""
+    make_site(root, port, server)
+    config = json.loads((root / "config.yaml").read_text(encoding="utf-8"))
+    config["site"]["timezone"] = "Asia/Seoul"
+    config["delivery"].update(delivery)
     (root / "config.yaml").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
 
 
@@ -118,7 +107,6 @@ def test_posts_dated_before_joining_reach_immediate_and_daily_readers_once(
 ) -> None:
     port = free_port()
     (tmp_path / "content").mkdir()
-    write_post(tmp_path, "old.md", "지난해 소식", "2025-03-01")  # the back catalogue
     write_site(tmp_path, server, port)
     daemon = Daemon(tmp_path, port)
     try:
@@ -194,10 +182,7 @@ def test_three_thousand_imported_subscribers_get_a_post_dated_a_second_before(
     """Imported one second after the post's date, they all get it when it goes live."""
     port = free_port()
     (tmp_path / "content").mkdir()
-    write_site(tmp_path, server, port)
-    config = json.loads((tmp_path / "config.yaml").read_text(encoding="utf-8"))
-    config["delivery"]["rate"] = 10000
-    (tmp_path / "config.yaml").write_text(json.dumps(config, ensure_ascii=False), encoding="utf-8")
+    write_site(tmp_path, server, port, rate=10000)
     feedsvc(tmp_path, "build")
     rows = ["email,name,frequency,categories"]
     rows += [f"reader{i}@example.kr,독자 {i},immediate," for i in range(3000)]
