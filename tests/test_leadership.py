@@ -134,7 +134,7 @@ def test_two_daemons_share_a_store_one_builds_both_send_the_other_takes_over(
     store_url: str, tmp_path: Path, server: SmtpServer
 ) -> None:
     pg_only(store_url)
-    shared = tmp_path / "shared"
+    shared = tmp_path / "one-disk"
     write_post(shared / "content", "haeundae.md", "해운대 바다축제 개막", "2024-05-31")
     readers = [f"reader{i}@example.kr" for i in range(40)]
     store: Store = open_store(store_url)

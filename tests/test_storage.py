@@ -248,7 +248,7 @@ def _record_slugs(url: str, slugs: list[str], moment: datetime) -> None:
     opened = open_store(url)
     for slug in slugs:
         with opened.write() as conn:
-            first_seen_dates(conn, [slug, "shared"], moment)
+            first_seen_dates(conn, [slug, "common-slug"], moment)
     opened.close()
 
 
