@@ -1,21 +1,31 @@
 """Sending the outbox: claims, a pool of SMTP connections, the rate limit, retries.
 
-    claim (short write txn) → queue → N connections (each reused) → outcomes → record (txn)
+    keeper: record + renew + claim (one short write txn a turn) → queue
+        → N connections (each reused) → outcomes → keeper
 
-One task claims batches of due rows with a lease and commits; ``delivery.concurrency``
-workers, each owning one :class:`~feedsvc.smtp.SmtpConnection`, take messages from the
-queue, one token each from the process-wide bucket (``delivery.rate``), and talk SMTP with
-no transaction open; a flusher writes their outcomes in batches. The store is only ever
-touched from a thread (``asyncio.to_thread``), one call at a time. A worker that finds the
-next message already waiting hands it to its connection with the current one, so that
-its envelope can be pipelined with the current message's final dot.
+One task, the keeper, is the only one to touch the store, from a thread
+(``asyncio.to_thread``): each turn is one short write transaction that records the
+outcomes done, renews the leases held when it is time, and claims due rows (with a
+lease) into the room that made. ``delivery.concurrency`` workers, each owning one
+:class:`~feedsvc.smtp.SmtpConnection`, take messages from the queue, one token each from
+the process-wide bucket (``delivery.rate``), and talk SMTP with no transaction open. A
+worker that finds the next message already waiting hands it to its connection with the
+current one, so that its envelope can be pipelined with the current message's final dot.
+
+A run holds at most :attr:`Pace.window` rows (claimed, outcome not yet recorded): what its
+connections can carry (:data:`PIPELINE_DEPTH` each), and no more than the rate sends in
+:data:`AHEAD` seconds. It claims again as outcomes are recorded, and renews the lease of
+the rows it holds every third of ``delivery.lease``, so the lease can be short however
+slowly a message goes out; a row whose lease another sender took after all (this process
+stalled) is left to it.
 
 Other processes may send from the same store at the same time (`delivery.workers`,
 :mod:`feedsvc.delivery_workers`; a daemon and a command): claims keep them apart.
 
-If the process dies, the rows it held stay ``sending`` until their lease runs out, then
-any sender takes them again with the same bytes: nothing is lost, and only messages that
-were in flight can arrive twice, with the same Message-ID.
+If the process dies, only the rows it held stay ``sending``, until their lease runs out
+(30 s by default); then any sender takes them again with the same bytes. Every other row
+goes out on the next run at once: nothing is lost, and only messages that were in flight
+can arrive twice, with the same Message-ID.
 """
 
 from __future__ import annotations
@@ -23,8 +33,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -34,15 +45,26 @@ from feedsvc.config import Settings
 from feedsvc.pacing import RetryPolicy, TokenBucket
 from feedsvc.smtp import Attempt, SendingPaused, SmtpConnection, SmtpOptions, Verdict
 from feedsvc.storage import Store
-from feedsvc.storage.delivery_claims import Claim, claim_due
+from feedsvc.storage.delivery_claims import Claim, claim_due, renew_leases
 from feedsvc.storage.delivery_outcomes import PAUSED, Outcome, Result, record_outcomes
 
 log = logging.getLogger("feedsvc.delivery")
 T = TypeVar("T")
 
-LEASE = timedelta(minutes=5)  # delivery.lease
-MAX_BATCH = 500
-FLUSH_EVERY = 0.2  # seconds between writes of outcomes
+LEASE = timedelta(seconds=30)  # delivery.lease
+# Rows a connection may hold in the sender's pipeline (claimed → queued → on the wire →
+# outcome waiting to be recorded). On the wire there are only ever two: the message, and
+# the next one whose envelope rides with its final dot. The rest cover the time a claim
+# or a record takes when the store is slow (another process writing; this process's
+# event loop keeping the store's thread waiting for the GIL): without a rate limit, 8
+# connections hold 512 rows, a fraction of a second's sending, and keep bench/send.py's
+# throughput (smaller pipelines left connections idle). With delivery.rate, AHEAD binds.
+PIPELINE_DEPTH = 64
+AHEAD = 2.0  # seconds of sending at delivery.rate a run may hold
+FLUSH_EVERY = 0.2  # seconds between writes of outcomes, at the latest
+RENEWALS = 3  # lease renewals per delivery.lease: two may be late before a row is lost
+STEPS = 4  # a run claims (and records) a quarter of its window at a time
+RECHECK = 1.0  # seconds between claims that look for expired leases and retries first
 IDLE = 0.05  # seconds between looks for rows while more are being rendered
 
 
@@ -78,7 +100,7 @@ class SendReport:
 
 @dataclass(frozen=True, slots=True)
 class Pace:
-    """How hard to push: connections, messages a second, batch size, lease, patience."""
+    """How hard to push: connections, messages a second, rows held, lease, patience."""
 
     concurrency: int = 8
     rate: float = 100.0
@@ -87,9 +109,11 @@ class Pace:
     policy: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
-    def batch(self) -> int:
-        # A batch should take seconds to send (well inside the lease), not minutes.
-        return max(self.concurrency * 2, min(MAX_BATCH, int(self.rate * 5)))
+    def window(self) -> int:
+        """Rows a run holds at most (claimed, outcome not yet recorded): what its
+        connections can have on the wire, and no more than the rate sends in ``AHEAD``
+        seconds. After a crash these are all that wait for their lease to run out."""
+        return max(1, min(self.concurrency * PIPELINE_DEPTH, math.ceil(self.rate * AHEAD)))
 
     @classmethod
     def from_settings(cls, settings: Settings, *, share: int = 1) -> Pace:
@@ -130,6 +154,15 @@ def _released(claim: Claim, reason: str) -> Outcome:
     return Outcome(m.delivery_id, m.subscriber_id, Result.RELEASED, error=reason)
 
 
+@dataclass(frozen=True, slots=True)
+class _Turn:
+    """What one store transaction of a run did."""
+
+    bounced: list[int]
+    claims: list[Claim]
+    lost: set[int]
+
+
 class _Run:
     def __init__(
         self,
@@ -149,49 +182,138 @@ class _Run:
         self.on_progress = on_progress
         self.stop = stop if stop is not None else asyncio.Event()
         self.report = SendReport()
-        self.queue: asyncio.Queue[Claim | None] = asyncio.Queue(maxsize=pace.batch)
+        self.window = pace.window
+        # Claim and record in steps of a part of the window: a transaction carries a few
+        # rows at least, and the connections keep the rest of the window meanwhile.
+        self.step = max(1, self.window // STEPS)
+        self.queue: asyncio.Queue[Claim | None] = asyncio.Queue()  # never above the window
+        # Rows claimed whose outcome is not recorded yet: id → the attempts its claim left.
+        # Only the keeper changes it.
+        self.held: dict[int, int] = {}
+        self.lost: set[int] = set()  # rows another sender took (their lease lapsed)
         self.outcomes: list[Outcome] = []
         self.bucket = TokenBucket(pace.rate)
-        self.db = asyncio.Lock()
-        self.flushed = asyncio.Event()
+        self.wake = asyncio.Event()  # for the keeper: a step of outcomes is done, or all
+        self.finished = asyncio.Event()  # the workers are done
+        self.claiming = True
+        self.checked = -math.inf  # when a claim last looked at expired leases first
+        self.broken: BaseException | None = None  # the store failed: nothing more is sent
 
     def halted(self) -> bool:
-        return self.report.paused is not None or self.stop.is_set()
+        return self.report.paused is not None or self.stop.is_set() or self.broken is not None
 
     def _halt_reason(self) -> str:
         if self.report.paused is not None:
             return PAUSED + self.report.paused
         return "sending stopped before this message was tried"
 
-    async def claim(self) -> list[Claim]:
-        def work() -> list[Claim]:
+    async def transact(self, batch: list[Outcome], want: int, renew: bool) -> _Turn:
+        """One write transaction: record ``batch``, renew the leases held (if ``renew``),
+        claim up to ``want`` rows; in a thread."""
+        moment = asyncio.get_running_loop().time()
+        new_first = moment - self.checked < RECHECK
+        if want and not new_first:
+            self.checked = moment
+        recorded = {o.delivery_id for o in batch}  # no longer ``sending`` once recorded
+        held = {i: n for i, n in self.held.items() if i not in recorded} if renew else {}
+        pace = self.pace
+
+        def work() -> _Turn:
             with self.store.write() as conn:
-                return claim_due(
-                    conn, self.clock.now(), limit=self.pace.batch, lease=self.pace.lease
+                now = self.clock.now()
+                bounced = (
+                    record_outcomes(conn, batch, now, bounce_limit=pace.bounce_limit)
+                    if batch
+                    else []
                 )
-
-        async with self.db:
-            return await asyncio.to_thread(work)
-
-    async def flush(self) -> None:
-        batch, self.outcomes = self.outcomes, []
-        if not batch:
-            return
-
-        def work(outcomes: Sequence[Outcome]) -> list[int]:
-            with self.store.write() as conn:
-                return record_outcomes(
-                    conn, outcomes, self.clock.now(), bounce_limit=self.pace.bounce_limit
+                lost = renew_leases(conn, held, now, lease=pace.lease) if held else set()
+                claims = (
+                    claim_due(conn, now, limit=want, lease=pace.lease, new_first=new_first)
+                    if want
+                    else []
                 )
+            return _Turn(bounced, claims, lost)
 
-        async with self.db:
-            bounced = await asyncio.to_thread(work, batch)
-        self.report.bounced += len(bounced)
-        if self.on_progress is not None:
+        return await asyncio.to_thread(work)
+
+    def _settle(self, batch: list[Outcome], turn: _Turn) -> None:
+        for outcome in batch:
+            self.held.pop(outcome.delivery_id, None)
+        self.report.bounced += len(turn.bounced)
+        if turn.lost:
+            self._drop(turn.lost)
+        for claim in turn.claims:
+            self.held[claim.message.delivery_id] = claim.message.attempts
+            self.queue.put_nowait(claim)
+        if batch and self.on_progress is not None:
             self.on_progress(self.report)
 
+    def _drop(self, lost: set[int]) -> None:
+        """Rows another sender claimed once their lease lapsed (this process stalled):
+        leave them to it, and never start those not handed to a connection yet."""
+        log.warning(
+            "%d claimed messages were taken over by another sender (this one did not renew "
+            "their lease within delivery.lease = %s): it leaves them to that sender",
+            len(lost),
+            self.pace.lease,
+        )
+        self.lost |= lost
+        for delivery_id in lost:
+            self.held.pop(delivery_id, None)
+        waiting = [self.queue.get_nowait() for _ in range(self.queue.qsize())]
+        for claim in waiting:
+            if claim is None or claim.message.delivery_id not in lost:
+                self.queue.put_nowait(claim)
+
+    def _end_claims(self) -> None:
+        """No more claims: each worker ends once the queue before it is done."""
+        if self.claiming:
+            self.claiming = False
+            for _ in range(self.pace.concurrency):
+                self.queue.put_nowait(None)
+
+    async def keeper(self) -> None:
+        """The one task that touches the store. Each turn, one transaction records the
+        outcomes done, renews the leases held when it is time, and claims into the room
+        the window has; then it waits for a step of outcomes (or ``FLUSH_EVERY``)."""
+        loop = asyncio.get_running_loop()
+        every = self.pace.lease.total_seconds() / RENEWALS
+        renew_at = loop.time() + every
+        try:
+            while not (self.finished.is_set() and not self.outcomes):
+                if self.halted():
+                    self._end_claims()
+                batch, self.outcomes = self.outcomes, []
+                room = self.window - len(self.held) + len(batch)
+                want = room if self.claiming and room >= self.step else 0
+                renew = loop.time() >= renew_at
+                wait = FLUSH_EVERY
+                if batch or want or renew:
+                    turn = await self.transact(batch, want, renew)
+                    renew_at = loop.time() + every if renew else renew_at
+                    self._settle(batch, turn)
+                    if want and not turn.claims:
+                        if self.more_coming is None or not self.more_coming():
+                            self._end_claims()
+                        wait = IDLE  # rows are still being rendered: look again soon
+                if self.finished.is_set():
+                    continue  # the workers are done: record what is left, then end
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), min(wait, renew_at - loop.time()))
+                self.wake.clear()
+        except Exception as exc:
+            log.error("sending stops: the store failed: %s", exc)
+            self.broken = exc
+            raise
+        finally:
+            self._end_claims()
+
     def note(self, outcome: Outcome) -> None:
+        if outcome.delivery_id in self.lost and outcome.result is not Result.SENT:
+            return  # the row is another sender's now: only a 250 is worth telling it
         self.outcomes.append(outcome)
+        if len(self.outcomes) >= self.step:
+            self.wake.set()
         r = self.report
         if outcome.result is Result.SENT:
             r.sent += 1
@@ -255,42 +377,18 @@ class _Run:
             return
         self.note(outcome_of(claim, attempt, self.clock.now(), self.pace.policy))
 
-    async def flusher(self) -> None:
-        while not self.flushed.is_set():
-            # A timeout is the normal case here: it is time to write what is done.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.flushed.wait(), FLUSH_EVERY)
-            await self.flush()
-
     async def run(self) -> SendReport:
         workers = [
             asyncio.create_task(self.worker(SmtpConnection(self.options)))
             for _ in range(self.pace.concurrency)
         ]
-        flusher = asyncio.create_task(self.flusher())
+        keeper = asyncio.create_task(self.keeper())
         try:
-            while not self.halted():
-                claims = await self.claim()
-                if not claims:
-                    if self.more_coming is None or not self.more_coming():
-                        break
-                    # Rows are still being rendered (by another process): look again soon.
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.stop.wait(), IDLE)
-                    continue
-                for index, claim in enumerate(claims):
-                    if self.halted():
-                        for left in claims[index:]:
-                            self.note(_released(left, self._halt_reason()))
-                        break
-                    await self.queue.put(claim)
-        finally:
-            for _ in workers:
-                await self.queue.put(None)
             await asyncio.gather(*workers, return_exceptions=True)
-            self.flushed.set()
-            await flusher
-            await self.flush()
+        finally:
+            self.finished.set()
+            self.wake.set()
+            await keeper  # records the last outcomes; raises the store's error, if any
         return self.report
 
 

@@ -147,15 +147,7 @@ def _update_many(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -
     if conn.dialect.name != "sqlite":
         conn.execute(statement, rows)
         return
-    compiled = statement.compile(dialect=conn.dialect)
-    fixed = compiled.construct_params(rows[0])  # with the values the statement carries
-    names = tuple(compiled.positiontup or ())
-    # dialect_impl: a TypeDecorator's own bind_processor skips the dialect's (dates as text)
-    processors = [
-        compiled.binds[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        for name in names
-    ]
-    steps = list(zip(names, processors, strict=True))
+    sql, steps, fixed = _sqlite_form(conn, statement, rows[0])
     values = [
         tuple(
             (value if process is None or value is None else process(value))
@@ -164,7 +156,35 @@ def _update_many(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -
         )
         for row in rows
     ]
-    conn.exec_driver_sql(compiled.string, values)
+    conn.exec_driver_sql(sql, values)
+
+
+_Steps = list[tuple[str, Any]]
+# Compiled once per statement: a sender records a few rows at a time, many times a
+# second, and compiling costs far more than SQLite takes to run the statement.
+_SQLITE_FORMS: dict[int, tuple[str, _Steps, dict[str, Any]]] = {}
+
+
+def _sqlite_form(
+    conn: Connection, statement: Any, row: dict[str, Any]
+) -> tuple[str, _Steps, dict[str, Any]]:
+    """The SQL of ``statement`` (one of this module's), its parameters' names, each with
+    its type's bind processor, and the values the statement carries itself."""
+    form = _SQLITE_FORMS.get(id(statement))
+    if form is not None:
+        return form
+    compiled = statement.compile(dialect=conn.dialect)
+    # The values the statement carries itself (not the first row's, which are not kept).
+    fixed = {k: v for k, v in compiled.construct_params(row).items() if k not in row}
+    names = tuple(compiled.positiontup or ())
+    # dialect_impl: a TypeDecorator's own bind_processor skips the dialect's (dates as text)
+    processors = [
+        compiled.binds[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        for name in names
+    ]
+    form = (compiled.string, list(zip(names, processors, strict=True)), fixed)
+    _SQLITE_FORMS[id(statement)] = form
+    return form
 
 
 def _is_hard(code: int | None) -> bool:
