@@ -231,7 +231,9 @@ class DeliverySettings(_Section):
     # many processes `feedsvc digest send` sends from.
     min_backoff: Duration = timedelta(minutes=5)
     max_backoff: Duration = timedelta(hours=1)
-    lease: Duration = timedelta(minutes=5)
+    # Short, because a sender renews it every third of it while it holds rows: after a
+    # crash, what the dead sender held goes out again this long after.
+    lease: Duration = timedelta(seconds=30)
     messages_per_connection: int = Field(default=500, gt=0)
     workers: int = Field(default=1, gt=0, le=16)
 
@@ -240,6 +242,14 @@ class DeliverySettings(_Section):
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("expected a duration above zero, such as 5m")
+        return value
+
+    @field_validator("lease")
+    @classmethod
+    def _renewable(cls, value: timedelta) -> timedelta:
+        # Renewed every third of it: shorter leases lapse whenever the store is slow.
+        if value < timedelta(seconds=5):
+            raise ValueError("expected at least 5s (a sender renews its lease every third of it)")
         return value
 
     @field_validator("max_backoff")
