@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feedsvc.config import settings_from_mapping
-from feedsvc.delivery import Pace
+from feedsvc.delivery import AHEAD, PIPELINE_DEPTH, Pace
 from feedsvc.errors import ConfigError
 from feedsvc.pacing import RetryPolicy, TokenBucket
 from feedsvc.smtp import SmtpOptions
@@ -61,6 +61,31 @@ def test_take_paces_messages_to_the_rate() -> None:
     assert asyncio.run(run()) >= 0.09
 
 
+@pytest.mark.parametrize(
+    ("concurrency", "rate", "window"),
+    [
+        (8, 100, 200),  # the defaults: two seconds at the rate, below 8 connections' share
+        (4, 100, 200),
+        (8, 1_000_000, 8 * PIPELINE_DEPTH),  # no real rate limit: the connections bound it
+        (1, 1_000_000, PIPELINE_DEPTH),
+        (8, 10, 20),
+        (2, 0.2, 1),  # a message every five seconds: one row at a time
+    ],
+)
+def test_a_run_holds_no_more_than_its_connections_and_a_few_seconds_at_the_rate_allow(
+    concurrency: int, rate: float, window: int
+) -> None:
+    pace = Pace(concurrency=concurrency, rate=rate)
+    assert pace.window == window
+    assert pace.window <= concurrency * PIPELINE_DEPTH
+    assert pace.window <= max(1, rate * AHEAD)
+
+
+def test_the_window_splits_with_the_rate_between_sender_processes() -> None:
+    settings = settings_from_mapping({"delivery": {"rate": 100, "workers": 2}})
+    assert Pace.from_settings(settings, share=2).window == 100  # each sends 50 a second
+
+
 def test_the_retry_schedule_lease_and_connection_limit_come_from_delivery_settings() -> None:
     settings = settings_from_mapping(
         {
@@ -82,10 +107,10 @@ def test_the_retry_schedule_lease_and_connection_limit_come_from_delivery_settin
     assert SmtpOptions.from_settings(settings).max_per_connection == 50
 
 
-def test_the_defaults_are_postfix_like_and_one_process() -> None:
+def test_the_defaults_are_postfix_like_one_process_and_a_short_lease() -> None:
     d = settings_from_mapping({}).delivery
     assert (d.min_backoff, d.max_backoff) == (timedelta(minutes=5), timedelta(hours=1))
-    assert (d.lease, d.messages_per_connection, d.workers) == (timedelta(minutes=5), 500, 1)
+    assert (d.lease, d.messages_per_connection, d.workers) == (timedelta(seconds=30), 500, 1)
 
 
 @pytest.mark.parametrize(
@@ -93,6 +118,8 @@ def test_the_defaults_are_postfix_like_and_one_process() -> None:
     [
         ({"min_backoff": "10m", "max_backoff": "5m"}, "delivery.max_backoff = '5m'"),
         ({"lease": "0s"}, "delivery.lease = '0s': expected a duration above zero"),
+        ({"lease": "2s"}, "delivery.lease = '2s': expected at least 5s"),
+        ({"lease": "soon"}, "delivery.lease = 'soon': expected a duration"),
         ({"workers": 0}, "delivery.workers = 0"),
         ({"messages_per_connection": 0}, "delivery.messages_per_connection = 0"),
     ],
