@@ -18,7 +18,10 @@ from feedsvc.errors import ConfigError
 from feedsvc.models import SubscriberStatus
 from feedsvc.storage.subscribers import get_subscriber
 from feedsvc.web import create_app
+from tests.test_web_uvicorn import served
 from tests.web_helpers import WebSite, confirm_link, make_site, web_settings
+
+__all__ = ["served"]  # a fixture, used below
 
 TOKEN = "metrics-token-0123456789abcdef"
 
@@ -85,6 +88,19 @@ def test_metrics_via_a_reverse_proxy_on_loopback_are_refused(
     response = call(web.app, "GET", "/metrics", ("127.0.0.1", 50000), headers=header)
     assert response.status_code == 403
     assert "feedsvc_" not in response.text
+
+
+def test_behind_uvicorns_proxy_headers_a_forwarded_loopback_address_is_not_local(
+    served: tuple[WebSite, str],
+) -> None:
+    """uvicorn (proxy_headers on, 127.0.0.1 trusted, as ``feedsvc run`` sets it) turns
+    ``X-Forwarded-For: 127.0.0.1`` into a loopback client; the header still refuses it."""
+    _, base = served
+    with httpx.Client(base_url=base) as client:
+        assert client.get("/metrics").status_code == 200
+        for forwarded in ("127.0.0.1", "203.0.113.9"):
+            spoofed = client.get("/metrics", headers={"X-Forwarded-For": forwarded})
+            assert spoofed.status_code == 403, forwarded
 
 
 def test_with_a_token_metrics_need_it_from_everyone_even_loopback(web: WebSite) -> None:
