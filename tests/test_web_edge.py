@@ -321,3 +321,12 @@ def test_form_media_types_are_matched_case_insensitively(web: WebSite, media: st
     assert "메일함을 확인해 주세요" in response.text
     with web.store.read() as conn:
         assert get_subscriber(conn, "양식@example.kr") is not None
+
+
+def test_brackets_inside_json_strings_do_not_count_as_nesting(web: WebSite) -> None:
+    name = r"[[[[[[[[[[{{{{{{{{{{ 괄호 \" 이름 ]]"  # an escaped quote does not end it
+    body = f'{{"email": "괄호@example.kr", "name": "{name}", "categories": []}}'
+    response = web.post(
+        "/subscribe", content=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 202, response.text

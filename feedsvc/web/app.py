@@ -5,6 +5,10 @@
       frame-ancestors   no traces      max_body       /unsubscribe/…, /preferences/…,
                                                       /healthz, /metrics, feeds
 
+``/metrics`` is for the operator only: with ``server.metrics_token`` (or the variable
+``server.metrics_token_env`` names) a request must bear it; without one, only a loopback
+peer that sent no proxy header gets it (:func:`metrics`).
+
 The middlewares are plain ASGI (no per-request task or body copying), so serving a feed
 from memory stays cheap. ``create_app`` takes everything it needs — settings, store,
 clock, delivery backend — and keeps no global state.
