@@ -330,3 +330,22 @@ def test_brackets_inside_json_strings_do_not_count_as_nesting(web: WebSite) -> N
         "/subscribe", content=body.encode(), headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 202, response.text
+
+
+def test_a_sign_up_the_store_cannot_record_is_logged_in_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The answer went out before the store failed: the log says what was lost, no trace."""
+    from sqlalchemy import create_engine
+
+    site = make_site(tmp_path, f"sqlite:///{tmp_path / 'gone.db'}")
+    try:
+        site.store.engine = create_engine(f"sqlite:///{tmp_path / '없는' / '폴더' / 'x.db'}")
+        caplog.set_level(logging.INFO)
+        response = site.post("/subscribe", json={"email": "잃어버린@example.kr"})
+        assert response.status_code == 202
+        lines = [r for r in caplog.records if "was not recorded" in r.getMessage()]
+        assert len(lines) == 1 and "sign up again" in lines[0].getMessage()
+        assert not [r for r in caplog.records if r.exc_info], caplog.text
+    finally:
+        site.store.close()
