@@ -261,10 +261,33 @@ class DeliverySettings(_Section):
         return value
 
 
+METRICS_TOKEN_MIN = 16
+
+
+def check_metrics_token(value: str) -> str:
+    """A bearer token fit for an HTTP header: printable ASCII, long enough not to guess."""
+    if len(value) < METRICS_TOKEN_MIN or not re.fullmatch(r"[\x21-\x7e]+", value):
+        raise ValueError(
+            f"expected at least {METRICS_TOKEN_MIN} printable ASCII characters without spaces, "
+            "such as the output of `openssl rand -hex 32` (null: /metrics for loopback only)"
+        )
+    return value
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, lt=65536)
     public_url: str = "http://127.0.0.1:8080/"
+    # GET /metrics: with a token (here, or in the variable metrics_token_env names, which
+    # wins) only `Authorization: Bearer <token>` reads it; without, only a loopback peer
+    # that sent no proxy header.
+    metrics_token: str | None = None
+    metrics_token_env: str = "FEEDSVC_METRICS_TOKEN"
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: str | None) -> str | None:
+        return None if value is None else check_metrics_token(value)
 
     @field_validator("public_url")
     @classmethod

@@ -14,9 +14,11 @@ falls back to the file's mtime for a feed without one.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
+import logging
 import os
 import re
 import threading
@@ -26,6 +28,8 @@ from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 from feedsvc.output import FEED_NAMES, GENERATED_DIRS
+
+log = logging.getLogger("feedsvc.web")
 
 CONTENT_TYPES = {
     "feed.xml": "application/rss+xml; charset=utf-8",
@@ -43,6 +47,11 @@ _FEED_PATH = re.compile(
 _RSS_DATE = re.compile(rb"<lastBuildDate>([^<]+)</lastBuildDate>")
 _ATOM_DATE = re.compile(rb"<updated>([^<]+)</updated>")
 GZIP_MIN = 512  # smaller bodies are not worth compressing
+# What a path a stranger typed can make the file system answer: "no such feed", quietly
+# (a 300-character category name is ENAMETOOLONG, not a fault of ours).
+_NO_SUCH_FILE = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.ELOOP, errno.EINVAL}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +70,7 @@ class FeedFile:
 
 @dataclass(slots=True)
 class _Slot:
-    feed: FeedFile | None
+    feed: FeedFile
     checked: float  # monotonic seconds of the last stat
 
 
@@ -90,16 +99,29 @@ def content_last_modified(name: str, body: bytes) -> datetime | None:
         return None
 
 
+def _unreadable(target: Path, exc: OSError) -> None:
+    """One log line (no traceback) for a feed that is there but cannot be read; nothing
+    for a path that names no file."""
+    if exc.errno not in _NO_SUCH_FILE:
+        log.warning(
+            "feed %s cannot be read (%s); it is answered 404 until the daemon's user can "
+            "read it (check its permissions and the disk)",
+            target,
+            exc.strerror or exc,
+        )
+
+
 def load_feed(folder: Path, path: str) -> FeedFile | None:
-    """Read and prepare the feed ``path`` below ``folder``; None when there is no such file."""
+    """Read and prepare the feed ``path`` below ``folder``; None when there is no such file
+    or it cannot be read (any OSError: the caller answers 404)."""
     target = folder / path
     try:
-        fd = os.open(target, os.O_RDONLY)
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        with open(target, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            body = handle.read()
+    except OSError as exc:
+        _unreadable(target, exc)
         return None
-    with os.fdopen(fd, "rb") as handle:
-        stat = os.fstat(handle.fileno())
-        body = handle.read()
     name = path.rsplit("/", 1)[-1]
     moment = content_last_modified(name, body)
     if moment is None or moment.tzinfo is None:
@@ -131,7 +153,9 @@ class FeedCache:
 
     def get(self, path: str, now: float) -> FeedFile | None:
         """The feed at ``path`` (already checked by :func:`is_feed_path`); ``now`` is a
-        monotonic time, for the stat throttle."""
+        monotonic time, for the stat throttle. Only feeds that exist are kept: a miss is
+        forgotten at once, so strangers' made-up paths cannot grow the cache (the cache
+        holds at most the feeds on disk)."""
         slot = self._slots.get(path)
         if slot is not None and now - slot.checked < self.check_every:
             return slot.feed
@@ -140,8 +164,15 @@ class FeedCache:
             if slot is not None and now - slot.checked < self.check_every:
                 return slot.feed
             feed = self._refresh(path, None if slot is None else slot.feed)
-            self._slots[path] = _Slot(feed, now)
+            if feed is None:
+                self._slots.pop(path, None)
+            else:
+                self._slots[path] = _Slot(feed, now)
             return feed
+
+    def __len__(self) -> int:
+        """How many feeds are kept in memory."""
+        return len(self._slots)
 
     def reload(self) -> None:
         """Forget every check: the next request for each feed looks at the disk again."""
@@ -154,9 +185,11 @@ class FeedCache:
         return [feed for name in FEED_NAMES if (feed := self.get(name, now)) is not None]
 
     def _refresh(self, path: str, known: FeedFile | None) -> FeedFile | None:
+        target = self.folder / path
         try:
-            stat = (self.folder / path).stat()
-        except (FileNotFoundError, NotADirectoryError):
+            stat = target.stat()
+        except OSError as exc:
+            _unreadable(target, exc)
             return None
         if known is not None and known.stat_key == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
             return known

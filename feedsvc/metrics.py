@@ -113,7 +113,9 @@ class Metrics:
         )
         self.subscribe_requests = Counter(
             "feedsvc_subscribe_requests",
-            "POST /subscribe by outcome (queued, quiet, invalid, honeypot, limited).",
+            # One "accepted" for every valid address, new or known: an outcome per
+            # subscription state would tell a scraper whether an address is subscribed.
+            "POST /subscribe by outcome (accepted, invalid, honeypot, limited).",
             ["outcome"],
             registry=self.registry,
         )

@@ -5,6 +5,10 @@
       frame-ancestors   no traces      max_body       /unsubscribe/…, /preferences/…,
                                                       /healthz, /metrics, feeds
 
+``/metrics`` is for the operator only: with ``server.metrics_token`` (or the variable
+``server.metrics_token_env`` names) a request must bear it; without one, only a loopback
+peer that sent no proxy header gets it (:func:`metrics`).
+
 The middlewares are plain ASGI (no per-request task or body copying), so serving a feed
 from memory stays cheap. ``create_app`` takes everything it needs — settings, store,
 clock, delivery backend — and keeps no global state.
@@ -12,7 +16,10 @@ clock, delivery backend — and keeps no global state.
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -33,7 +40,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedsvc.clock import Clock
-from feedsvc.config import Settings
+from feedsvc.config import Settings, check_metrics_token
+from feedsvc.errors import ConfigError
 from feedsvc.feedcache import FeedCache, FeedFile, is_feed_path
 from feedsvc.metrics import CONTENT_TYPE as METRICS_TYPE
 from feedsvc.metrics import Metrics
@@ -76,6 +84,7 @@ class WebState:
     metrics: Metrics
     subscribe_limit: RateLimiter
     secure_cookies: bool
+    metrics_token: str | None = None  # see metrics_token_of
 
     def page(self, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
         """A page from ``templates/``, with what every page shows."""
@@ -308,8 +317,73 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "store": "ok"}, headers={"Cache-Control": "no-store"})
 
 
+# Headers a reverse proxy adds: a request carrying one came through a proxy, so its
+# loopback peer address says nothing about who asked.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def metrics_token_of(settings: Settings) -> str | None:
+    """The bearer token for /metrics: ``$<server.metrics_token_env>`` when set (a secret
+    is better kept out of config.yaml), else ``server.metrics_token``; None for none."""
+    server = settings.server
+    from_env = os.environ.get(server.metrics_token_env, "")
+    if not from_env:
+        return server.metrics_token
+    try:
+        return check_metrics_token(from_env)
+    except ValueError as exc:
+        raise ConfigError(
+            settings.source,
+            [
+                f"server.metrics_token_env = {server.metrics_token_env!r}: the environment "
+                f"variable holds a token that is not usable: {exc}"
+            ],
+        ) from None
+
+
+def is_local_peer(request: Request) -> bool:
+    """True when the TCP peer is a loopback address and no proxy header came with the
+    request (behind a proxy on the same machine every request comes from 127.0.0.1)."""
+    if request.client is None or any(name in request.headers for name in PROXY_HEADERS):
+        return False
+    try:
+        peer = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False  # not an IP (a Unix socket, a test client's name)
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return peer.is_loopback
+
+
+def _bearer_ok(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
 async def metrics(request: Request) -> Response:
-    body = await run_in_threadpool(state_of(request).metrics.render)
+    """Prometheus text, only for whoever may read it: with ``server.metrics_token`` set,
+    a request bearing it (from anywhere; 401 otherwise); without one, a loopback peer that
+    sent no proxy header (403 otherwise)."""
+    web = state_of(request)
+    refused = {"Cache-Control": "no-store"}
+    if web.metrics_token is not None:
+        if not _bearer_ok(request, web.metrics_token):
+            return PlainTextResponse(
+                "401: /metrics needs the header Authorization: Bearer <server.metrics_token>.\n",
+                status_code=401,
+                headers={**refused, "WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    elif not is_local_peer(request):
+        return PlainTextResponse(
+            "403: /metrics is served to loopback clients that are not behind a proxy; set "
+            "server.metrics_token (or the environment variable server.metrics_token_env "
+            "names) to scrape it from elsewhere.\n",
+            status_code=403,
+            headers=refused,
+        )
+    body = await run_in_threadpool(web.metrics.render)
     return PlainTextResponse(body, media_type=METRICS_TYPE, headers={"Cache-Control": "no-store"})
 
 
@@ -345,6 +419,7 @@ def create_app(
         subscribe_limit=subscribe_limit
         or RateLimiter(burst=SUBSCRIBE_BURST, per_second=SUBSCRIBE_PER_SECOND),
         secure_cookies=settings.server.public_url.startswith("https://"),
+        metrics_token=metrics_token_of(settings),
     )
     handlers: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
         HTTPException: http_error

@@ -29,6 +29,9 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 CATEGORIES = "categories"  # the field
 HONEYPOT = "website"
 MAX_CATEGORIES = 50
+# A sign-up is an object holding strings and one list: two levels. Deeper bodies are
+# refused before parsing (json's C parser recurses: ~1,000 levels is a RecursionError).
+MAX_JSON_DEPTH = 8
 EXPIRED_FORM = "양식이 만료되었습니다. 페이지를 새로 고친 뒤 다시 보내 주세요."
 
 
@@ -42,8 +45,9 @@ class BadInput(Exception):
 
 
 def media_type(request: Request) -> str:
-    """The request's Content-Type without parameters ("application/json")."""
-    return request.headers.get("content-type", "").split(";")[0].strip()
+    """The request's Content-Type without parameters, lower case ("application/json" for
+    ``Application/JSON; charset=utf-8``: media types are case-insensitive, RFC 9110 §8.3.1)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 async def read_form(request: Request) -> FormData:
@@ -60,10 +64,44 @@ def form_fields(form: FormData) -> dict[str, Any]:
     return fields
 
 
+def json_depth(text: str) -> int:
+    """How deep arrays and objects nest in ``text`` (brackets in strings skipped), without
+    parsing it. A plain loop: linear in the body (a regex for strings backtracks
+    quadratically on an unterminated one), under a millisecond for the 16 KB bodies taken."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
 def json_fields(body: bytes) -> dict[str, Any]:
     """A JSON sign-up's fields."""
+    too_deep = BadInput(
+        f"JSON이 너무 깊게 중첩되어 있습니다 (최대 {MAX_JSON_DEPTH}단계). "
+        "email, name, frequency, categories를 담은 객체 하나로 보내 주세요."
+    )
     try:
-        parsed = json.loads(body)
+        # Decoded as json.loads decodes bytes (UTF-8, -16 or -32, by the first bytes).
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        if json_depth(text) > MAX_JSON_DEPTH:
+            raise too_deep
+        parsed = json.loads(text)
+    except RecursionError:  # a safety net: the depth check comes first
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError):
         raise BadInput("JSON을 읽을 수 없습니다.") from None
     if not isinstance(parsed, dict):
