@@ -5,6 +5,7 @@ gets the same "bad link" page.
 
 from __future__ import annotations
 
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -53,6 +54,35 @@ def _holder(web: WebState, purpose: Purpose, token: str) -> Subscriber | None:
 
 # --- confirm ---------------------------------------------------------------------------------
 
+_CONFIRMED = "구독이 확인되었습니다"
+_ALREADY = "이미 구독 중입니다"
+
+
+def _askable(conn: Connection, subscriber: Subscriber) -> bool:
+    """True when ``subscriber`` may be confirmed now: pending, or unsubscribed and asked
+    again after leaving (an old link from before the unsubscribe does not bring it back).
+    Bounced or complained addresses stay stopped."""
+    if subscriber.status is SubscriberStatus.PENDING:
+        return True
+    if subscriber.status is SubscriberStatus.UNSUBSCRIBED:
+        asked = last_confirmation_at(conn, subscriber.id)
+        return not (
+            asked is None or subscriber.unsubscribed is None or asked <= subscriber.unsubscribed
+        )
+    return False
+
+
+def _confirm_standing(web: WebState, token: str) -> tuple[str, Subscriber] | None:
+    """What the button would do, changing nothing: ("ask", …) or ("already", …); None for
+    a bad link."""
+    subscriber = _holder(web, Purpose.CONFIRM, token)
+    if subscriber is None:
+        return None
+    if subscriber.status is SubscriberStatus.ACTIVE:
+        return "already", subscriber
+    with web.store.read() as conn:
+        return ("ask", subscriber) if _askable(conn, subscriber) else None
+
 
 def _confirm(web: WebState, token: str, ip: str | None) -> str | None:
     """Confirm; the outcome ("confirmed", "already") or None for a bad link."""
@@ -66,19 +96,44 @@ def _confirm(web: WebState, token: str, ip: str | None) -> str | None:
             return None
         if current.status is SubscriberStatus.ACTIVE:
             return "already"
-        if current.status is SubscriberStatus.UNSUBSCRIBED:
-            # Only a confirmation asked for after leaving brings an address back; an old
-            # link from before the unsubscribe does not.
-            asked = last_confirmation_at(conn, current.id)
-            if asked is None or current.unsubscribed is None or asked <= current.unsubscribed:
-                return None
-        elif current.status is not SubscriberStatus.PENDING:
-            return None  # bounced or complained: stays stopped
+        if not _askable(conn, current):
+            return None
         confirm(conn, current, now=now, ip=ip)
     return "confirmed"
 
 
+def _confirmed_notice(web: WebState, outcome: str) -> Response:
+    return notice(
+        web,
+        _CONFIRMED if outcome == "confirmed" else _ALREADY,
+        "이제 새 글을 이메일로 받아 보실 수 있습니다.",
+        "받는 주기와 분류는 메일 아래의 ‘구독 설정 변경’에서 바꿀 수 있습니다.",
+    )
+
+
 async def confirm_page(request: Request) -> Response:
+    """GET (and HEAD) shows a button and changes nothing: mail link scanners open links
+    by themselves. Only the button's POST (:func:`confirm_post`) confirms."""
+    web = state_of(request)
+    token = request.path_params["token"]
+    standing = await run_in_threadpool(_confirm_standing, web, token)
+    if standing is None:
+        return error_page(web, 400, _BAD_LINK)
+    outcome, subscriber = standing
+    if outcome == "already":
+        return _confirmed_notice(web, outcome)
+    response = web.page(
+        "confirm_page.html.j2", {"email": subscriber.email, "action": f"/confirm/{token}"}
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def confirm_post(request: Request) -> Response:
+    """The button: confirms. No cookie or CSRF field is needed (as for the one-click
+    unsubscribe): the token in the URL is the credential and the request borrows no
+    ambient authority a cross-site page could abuse, and browsers without cookies can
+    still confirm."""
     web = state_of(request)
     outcome = await run_in_threadpool(
         _confirm, web, request.path_params["token"], client_ip(request)
@@ -87,12 +142,7 @@ async def confirm_page(request: Request) -> Response:
         return error_page(web, 400, _BAD_LINK)
     if outcome == "confirmed":
         web.metrics.page_changes.labels("confirmed").inc()
-    return notice(
-        web,
-        "구독이 확인되었습니다" if outcome == "confirmed" else "이미 구독 중입니다",
-        "이제 새 글을 이메일로 받아 보실 수 있습니다.",
-        "받는 주기와 분류는 메일 아래의 ‘구독 설정 변경’에서 바꿀 수 있습니다.",
-    )
+    return _confirmed_notice(web, outcome)
 
 
 # --- unsubscribe -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from feedsvc.web.app import WebState, client_ip, error_page, state_of
 from feedsvc.web.csrf import csrf_ok
 from feedsvc.web.email_links import (
     confirm_page,
+    confirm_post,
     preferences_page,
     unsubscribe_page,
     unsubscribe_post,
@@ -133,7 +134,8 @@ def routes() -> list[Route]:
     return [
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/subscribe", subscribe, methods=["POST"]),
-        Route("/confirm/{token}", confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", confirm_page, methods=["GET", "HEAD"]),
+        Route("/confirm/{token}", confirm_post, methods=["POST"]),
         Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", unsubscribe_post, methods=["POST"]),
         Route("/preferences/{token}", preferences_page, methods=["GET", "HEAD", "POST"]),
