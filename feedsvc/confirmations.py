@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 
 from jinja2 import Environment
@@ -48,6 +48,14 @@ MAX_ATTEMPTS = 8
 SEND_BATCH = 20
 # Who may be asked to confirm: new or pending addresses, and those who left and come back.
 _ASKABLE = frozenset({SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED})
+
+
+def confirm_binding(email: str, unsubscribed: datetime | None) -> str:
+    """What a confirm token is made for: the address, and when it last unsubscribed (if it
+    did). Unsubscribing changes it, so no link sent before an unsubscribe works after it."""
+    if unsubscribed is None:
+        return email  # links sent before this binding existed keep working
+    return f"{email}\n{unsubscribed.astimezone(UTC).isoformat(timespec='microseconds')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +93,10 @@ def request_confirmation(
         if last is not None and now - last < settings.security.confirm_interval:
             return False
         url = tokens.url(
-            settings.server.public_url, Purpose.CONFIRM, subscriber.id, subscriber.email
+            settings.server.public_url,
+            Purpose.CONFIRM,
+            subscriber.id,
+            confirm_binding(subscriber.email, subscriber.unsubscribed),
         )
         message = render_confirmation(
             sender,

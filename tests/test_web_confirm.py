@@ -8,6 +8,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -117,3 +118,55 @@ def test_a_bad_or_expired_confirm_link_gets_the_bad_link_page_on_get_head_and_po
             assert BAD_LINK in response.text and "Traceback" not in response.text
         assert web.request("HEAD", f"/confirm/{token}").status_code == 400, reason
     assert status_of(web, "pending@example.kr") is SubscriberStatus.PENDING
+
+
+# --- item 7: a link from before an unsubscribe -------------------------------------------
+
+
+def test_a_confirm_link_from_before_the_unsubscribe_is_refused_and_the_new_one_works(
+    web: WebSite,
+) -> None:
+    """She subscribes (link A) and confirms, then unsubscribes; someone else signs her up
+    again (link B). Link A, posted now, is refused with a page saying why and she stays
+    unsubscribed; link B confirms; afterwards either link only says it is done."""
+    address = "sora@example.kr"
+    sign_up(web, address)
+    (first,) = mails_to(web, address)
+    link_a = confirm_link(first)
+    assert web.post(link_a).status_code == 200
+    assert status_of(web, address) is SubscriberStatus.ACTIVE
+
+    with web.store.read() as conn:
+        found = get_subscriber(conn, address)
+    assert found is not None
+    leave = web.tokens.make(Purpose.UNSUBSCRIBE, found.id, address)
+    web.clock.advance(timedelta(days=1))
+    left = web.post(f"/unsubscribe/{leave}", data={"List-Unsubscribe": "One-Click"})
+    assert left.status_code == 200
+    assert status_of(web, address) is SubscriberStatus.UNSUBSCRIBED
+
+    web.clock.advance(timedelta(hours=2))
+    web.cookies.clear()  # someone else, in another browser
+    sign_up(web, address)
+    second = [m for m in mails_to(web, address) if m["Message-ID"] != first["Message-ID"]]
+    assert len(second) == 1
+    link_b = confirm_link(second[0])
+    assert link_b != link_a
+
+    for method in ("POST", "GET"):
+        refused = web.request(method, link_a)
+        assert refused.status_code == 400, method
+        assert "구독을 해지하기 전에 보낸 링크" in refused.text
+        assert "가장 최근에 받은 확인 메일" in refused.text
+    assert status_of(web, address) is SubscriberStatus.UNSUBSCRIBED
+
+    assert "구독 확인하기" in web.get(link_b).text
+    done = web.post(link_b)
+    assert done.status_code == 200 and "구독이 확인되었습니다" in done.text
+    assert status_of(web, address) is SubscriberStatus.ACTIVE
+    for link in (link_a, link_b):
+        shown = web.get(link)
+        assert shown.status_code == 200 and "이미 구독 중입니다" in shown.text
+    with web.store.read() as conn:
+        kinds = [e.kind for e in events_of(conn, found.id)]
+    assert kinds.count(SubscriberEventKind.CONFIRMED) == 2
