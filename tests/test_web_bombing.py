@@ -22,7 +22,9 @@ import httpx
 import pytest
 
 from feedsvc.clock import FixedClock
-from feedsvc.service import Listen, Service
+from feedsvc.config import settings_from_mapping
+from feedsvc.errors import ConfigError
+from feedsvc.service import Listen, Service, proxy_options
 from feedsvc.smtp import SmtpBackend, SmtpOptions
 from feedsvc.storage import open_store
 from feedsvc.storage.subscribers import get_subscriber
@@ -230,3 +232,22 @@ def test_x_forwarded_for_is_ignored_unless_the_proxy_is_listed(tmp_path: Path) -
     assert consent_ip_through_the_service(tmp_path / "기본") == "127.0.0.1"
     listed = consent_ip_through_the_service(tmp_path / "프록시", forwarded_allow_ips=["127.0.0.1"])
     assert listed == "198.51.100.77"
+
+
+def test_forwarded_allow_ips_takes_addresses_and_networks_and_names_a_bad_entry() -> None:
+    default = settings_from_mapping({})
+    assert default.server.forwarded_allow_ips == ()
+    assert proxy_options(default) == {"proxy_headers": False}
+    listed = settings_from_mapping(
+        {"server": {"forwarded_allow_ips": "127.0.0.1, 10.1.2.3/8, ::1"}}
+    )
+    assert proxy_options(listed) == {
+        "proxy_headers": True,
+        "forwarded_allow_ips": ["127.0.0.1/32", "10.0.0.0/8", "::1/128"],
+    }
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping({"server": {"forwarded_allow_ips": ["127.0.0.1", "프록시.local"]}})
+    message = str(caught.value)
+    assert "server.forwarded_allow_ips" in message and "프록시.local" in message
+    with pytest.raises(ConfigError, match=r"server\.confirmations_per_minute"):
+        settings_from_mapping({"server": {"confirmations_per_minute": 0}})
