@@ -8,6 +8,7 @@ the folder of the config file (the current folder when running on embedded defau
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from datetime import timedelta
@@ -288,6 +289,31 @@ class ServerSettings(_Section):
     @classmethod
     def _metrics_token(cls, value: str | None) -> str | None:
         return None if value is None else check_metrics_token(value)
+
+    # Proxies whose X-Forwarded-For/-Proto are believed (addresses or networks, "*" for
+    # any); empty: nobody's, the client is the TCP peer (issue 14, item 6).
+    forwarded_allow_ips: tuple[str, ...] = ()
+    # Confirmation emails queued per minute, all addresses together (sign-up floods).
+    confirmations_per_minute: int = Field(default=30, ge=1, le=100_000)
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _proxies(cls, value: Any) -> Any:
+        entries = value.split(",") if isinstance(value, str) else value
+        if not isinstance(entries, list | tuple):
+            return value
+        proxies: list[str] = []
+        for entry in (str(e).strip() for e in entries if str(e).strip()):
+            try:
+                proxies.append(
+                    entry if entry == "*" else str(ipaddress.ip_network(entry, strict=False))
+                )
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or network; list your proxy's "
+                    "addresses, e.g. [127.0.0.1, 10.0.0.0/8], or '*' for any"
+                ) from None
+        return tuple(proxies)
 
     @field_validator("public_url")
     @classmethod

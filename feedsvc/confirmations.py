@@ -6,19 +6,23 @@ failure.
                                                                      + confirmations row
                      send_pending_confirmations ─ claim ─▶ Backend.send ─▶ sent / retry
 
-At most one confirmation per address per ``security.confirm_interval``; none for an
-address that is active, bounced, complained or erased. The caller answers the same in
-every case (no address enumeration).
+At most one confirmation per mailbox (``victim+1@`` and ``victim+2@`` are one) per
+``security.confirm_interval``, and ``server.confirmations_per_minute`` for all addresses
+together; none for an address that is active, bounced, complained or erased. The email
+goes to the bare address and never shows the name typed into the form. The caller
+answers the same in every case (no address enumeration, no telling which mail went).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 
 from jinja2 import Environment
+from sqlalchemy import Connection
 
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
@@ -35,9 +39,11 @@ from feedsvc.storage.confirmations import (
     last_confirmation_at,
     mark_confirmation,
     queue_confirmation,
+    recent_confirmations,
 )
 from feedsvc.storage.delivery_claims import Claimed
 from feedsvc.storage.subscriptions import sign_up
+from feedsvc.subscribers import mailbox_of
 from feedsvc.tokens import Purpose, Tokens
 
 log = logging.getLogger("feedsvc.confirmations")
@@ -46,8 +52,17 @@ LEASE = timedelta(minutes=5)
 RETRY_DELAY = timedelta(minutes=2)
 MAX_ATTEMPTS = 8
 SEND_BATCH = 20
+MAX_RECENT = 20_000  # confirmations read to apply the caps, at most
 # Who may be asked to confirm: new or pending addresses, and those who left and come back.
 _ASKABLE = frozenset({SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED})
+
+
+def confirm_binding(email: str, unsubscribed: datetime | None) -> str:
+    """What a confirm token is made for: the address, and when it last unsubscribed (if it
+    did). Unsubscribing changes it, so no link sent before an unsubscribe works after it."""
+    if unsubscribed is None:
+        return email  # links sent before this binding existed keep working
+    return f"{email}\n{unsubscribed.astimezone(UTC).isoformat(timespec='microseconds')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +99,18 @@ def request_confirmation(
         last = last_confirmation_at(conn, subscriber.id)
         if last is not None and now - last < settings.security.confirm_interval:
             return False
+        if not _within_caps(conn, settings, subscriber.email, now):
+            return False
         url = tokens.url(
-            settings.server.public_url, Purpose.CONFIRM, subscriber.id, subscriber.email
+            settings.server.public_url,
+            Purpose.CONFIRM,
+            subscriber.id,
+            confirm_binding(subscriber.email, subscriber.unsubscribed),
         )
         message = render_confirmation(
             sender,
             env,
             email=subscriber.email,
-            name=subscriber.name,
             confirm_url=url,
             valid_for=settings.security.confirm_max_age,
             now=now,
@@ -99,6 +118,29 @@ def request_confirmation(
         message_id = BytesHeaderParser().parsebytes(message)["Message-ID"] or ""
         queue_confirmation(conn, subscriber.id, message_id=message_id, message=message, now=now)
     return True
+
+
+def _within_caps(conn: Connection, settings: Settings, email: str, now: datetime) -> bool:
+    """True when a confirmation to ``email`` stays within both caps: fewer than
+    ``server.confirmations_per_minute`` in the last minute, all addresses together, and
+    none to the same mailbox (``+tag`` ignored) within ``security.confirm_interval``."""
+    per_minute = settings.server.confirmations_per_minute
+    interval = settings.security.confirm_interval
+    # The global cap bounds how many rows the interval can hold: read no more than that.
+    minutes = max(1, math.ceil(interval / timedelta(minutes=1)))
+    recent = recent_confirmations(conn, limit=min(MAX_RECENT, per_minute * minutes))
+    last_minute = sum(1 for _, at in recent if now - at < timedelta(minutes=1))
+    if last_minute >= per_minute:
+        log.warning(
+            "a confirmation was not sent: %d in the last minute reach "
+            "server.confirmations_per_minute (%d); a sign-up flood? The address can ask "
+            "again in a minute",
+            last_minute,
+            per_minute,
+        )
+        return False
+    mailbox = mailbox_of(email)
+    return not any(mailbox_of(other) == mailbox and now - at < interval for other, at in recent)
 
 
 @dataclass

@@ -183,19 +183,19 @@ def render_confirmation(
     env: Environment,
     *,
     email: str,
-    name: str | None,
     confirm_url: str,
     valid_for: timedelta,
     now: datetime,
 ) -> bytes:
-    """The double opt-in message (``confirm.html.j2``, ``confirm.txt.j2``)."""
+    """The double opt-in message (``confirm.html.j2``, ``confirm.txt.j2``), to the bare
+    address: the name came from whoever filled in the form, who may not own the address,
+    so it appears nowhere in the message (no spam in a stranger's ``To:``)."""
     labels = labels_for(sender.site.language)
     days = max(1, round(valid_for / timedelta(days=1)))
     context: dict[str, Any] = {
         "site": sender.site,
         "labels": labels,
         "email": email,
-        "name": name,
         "confirm_url": confirm_url,
         "valid_days": days,
         "preheader": labels["confirm_body"].format(site=sender.site.title),
@@ -208,7 +208,7 @@ def render_confirmation(
     tag = hashlib.blake2b(seed, digest_size=10).hexdigest()
     headers = [
         ("From", sender.from_header()),
-        ("To", format_address(name, email, "To")),
+        ("To", format_address(None, email, "To")),
         ("Subject", header_text(subject, "Subject")),
         ("Date", sender.date_header(now)),
         ("Message-ID", f"<confirm.{tag}@{sender.domain}>"),

@@ -1,4 +1,5 @@
-"""Token buckets per key (the client's IP for ``POST /subscribe``), in memory.
+"""Token buckets per key (the client's network for ``POST /subscribe``: see
+:func:`client_key`), in memory.
 
 A bucket holds up to ``burst`` tokens and gains ``rate`` per second; each request takes
 one. Times come from the caller (the app's clock), so tests move time by hand. Buckets
@@ -9,8 +10,28 @@ which is fine for a limit meant to stop scripts, not to count exactly.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from dataclasses import dataclass
+
+IPV6_PREFIX = 64
+
+
+def client_key(ip: str | None) -> str:
+    """The bucket of a client address: an IPv4 address as it is, an IPv6 one by its /64
+    (a host or a home line usually holds a whole /64, so its /128s are free to pick),
+    an IPv4-mapped IPv6 address as its IPv4 address, and "-" when there is none."""
+    if not ip:
+        return "-"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip  # not an IP (a unix socket path): its own bucket
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
+    return str(address)
 
 
 @dataclass(slots=True)

@@ -192,6 +192,17 @@ class _Server(uvicorn.Server):
         yield
 
 
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's proxy settings: X-Forwarded-For/-Proto are believed only from the
+    proxies in ``server.forwarded_allow_ips`` (by default from nobody: uvicorn would
+    otherwise trust 127.0.0.1, or $FORWARDED_ALLOW_IPS, and let a local proxy's clients
+    choose the address that rate limits and consent records see)."""
+    proxies = list(settings.server.forwarded_allow_ips)
+    if not proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": proxies}
+
+
 # --- the service ---------------------------------------------------------------------
 
 
@@ -251,7 +262,7 @@ class Service:
             lifespan="off",
             log_config=None,
             server_header=False,
-            proxy_headers=True,
+            **proxy_options(settings),
         )
         self.server = _Server(config)
 

@@ -37,6 +37,10 @@ CONSENT_SOURCE_MAX = 256
 _LOCAL_MAX = 64
 _ADDRESS_MAX = 254
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Unicode bidi controls (embeddings, overrides, isolates, marks): stripped from names.
+_BIDI_CONTROLS = dict.fromkeys(
+    [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
+)
 # A versioned prefix, so the hash is feedsvc's own and can change scheme one day.
 _SUPPRESSION_PREFIX = b"feedsvc-suppression-v1\x00"
 
@@ -125,9 +129,20 @@ def suppression_hash(email: str) -> str:
 # --- single fields ------------------------------------------------------------------
 
 
+def mailbox_of(address: str) -> str:
+    """The mailbox a normalised address delivers to, for per-mailbox limits: a ``+tag``
+    dropped (``victim+1@example.com`` and ``victim@example.com`` are one mailbox)."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return address
+    base = local.split("+", 1)[0]
+    return f"{base or local}@{domain}"
+
+
 def clean_name(raw: str) -> str | None:
-    """A display name: NFC, whitespace (line breaks too) collapsed; None when empty."""
-    text = " ".join(unicodedata.normalize("NFC", raw).split())
+    """A display name: NFC, bidi controls removed (they reorder the text around them),
+    whitespace (line breaks too) collapsed; None when empty."""
+    text = " ".join(unicodedata.normalize("NFC", raw).translate(_BIDI_CONTROLS).split())
     if not text:
         return None
     if _CONTROL.search(text):

@@ -2,9 +2,9 @@
 driven by Playwright) against the app on a real uvicorn.
 
 Open ``/``, fill in the form, submit, read the confirmation email from the outbox, open its
-link, then open the unsubscribe link and press the button. Screenshots go to tmp_path;
-with FEEDSVC_TEST_ARTIFACTS=DIR a copy is kept there. Skipped, saying why, without
-/usr/bin/chromium or the playwright package.
+link and press the button, then open the unsubscribe link and press the button.
+Screenshots go to tmp_path; with FEEDSVC_TEST_ARTIFACTS=DIR a copy is kept there. Skipped,
+saying why, without /usr/bin/chromium or the playwright package.
 """
 
 from __future__ import annotations
@@ -68,6 +68,11 @@ def test_subscribe_confirm_and_unsubscribe_in_a_browser(
         time.sleep(0.05)
     (message,) = site.messages()
     page.goto(base + confirm_link(message))
+    assert page.locator("h1").inner_text() == "구독 확인"
+    assert _status(site, "minji.browser@example.kr") is SubscriberStatus.PENDING
+    _shoot(page, tmp_path, "web-confirm.png")
+    page.get_by_role("button", name="구독 확인하기").click()
+    page.wait_for_load_state()
     assert page.locator("h1").inner_text() == "구독이 확인되었습니다"
     assert _status(site, "minji.browser@example.kr") is SubscriberStatus.ACTIVE
     _shoot(page, tmp_path, "web-confirmed.png")

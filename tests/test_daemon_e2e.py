@@ -134,7 +134,7 @@ def test_sign_up_publish_digest_unsubscribe_and_restart(tmp_path: Path, server: 
         assert text is not None
         link = re.search(rf"{re.escape(daemon.base)}(/confirm/\S+)", text.get_content())
         assert link is not None, text.get_content()
-        assert client.get(link.group(1)).status_code == 200
+        assert client.post(link.group(1)).status_code == 200
 
         # Digests carry posts published after the reader joined; the date has seconds.
         time.sleep(1.1)

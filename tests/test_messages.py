@@ -337,7 +337,8 @@ def test_quoted_printable_with_slots_decodes_exactly(
     decoded = binascii.a2b_qp(filled).decode("utf-8").replace("\r\n", "\n")
     expected = text.replace("\r\n", "\n").replace("\r", "\n")
     expected = _SLOT.sub(lambda m: first if m.group(1) == "A" else second, expected)
-    assert decoded == expected
+    # A value's own CR LF reads back as a line break, like the text's.
+    assert decoded == expected.replace("\r\n", "\n")
 
 
 # --- sanitising and URLs -----------------------------------------------------------------------
@@ -524,14 +525,13 @@ def test_confirmation_message_in_korean() -> None:
         Sender.from_settings(settings),
         environment(settings),
         email="minji@example.kr",
-        name="김민지",
         confirm_url=url,
         valid_for=timedelta(days=7),
         now=datetime(2024, 6, 1, tzinfo=UTC),
     )
     message = parsed(data)
     assert message["Subject"] == "부산 시정 소식 구독을 확인해 주세요"
-    assert message["To"].addresses[0].display_name == "김민지"
+    assert str(message["To"]) == "minji@example.kr"  # no name: a stranger may have typed it
     assert message["List-Unsubscribe"] is None
     assert url in html_part(data) and url in text_part(data)
     assert "7일 동안 유효합니다" in text_part(data)

@@ -279,7 +279,7 @@ def test_a_confirmed_sign_up_keeps_its_known_categories(web: WebSite) -> None:
     data = {"email": "minji@example.kr", "csrf": web.csrf(), "categories": ["축제", "교통"]}
     assert web.post("/subscribe", data=data).status_code == 200
     [message] = web.messages()
-    assert web.get(confirm_link(message)).status_code == 200
+    assert web.post(confirm_link(message)).status_code == 200
     with web.store.read() as conn:
         found = get_subscriber(conn, "minji@example.kr")
     assert found is not None and found.status is SubscriberStatus.ACTIVE

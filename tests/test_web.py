@@ -41,7 +41,7 @@ def subscribe(web: WebSite, address: str = "민지@예시.한국", **fields: str
 def active_subscriber(web: WebSite, address: str = "minji@example.kr") -> int:
     assert subscribe(web, address) == 200
     (message,) = [m for m in web.messages() if address in str(m["To"])]
-    assert web.get(confirm_link(message)).status_code == 200
+    assert web.post(confirm_link(message)).status_code == 200
     with web.store.read() as conn:
         found = get_subscriber(conn, address)
     assert found is not None and found.status is SubscriberStatus.ACTIVE
@@ -356,9 +356,9 @@ def test_subscribing_is_rate_limited_per_ip(tmp_path: Path) -> None:
 def test_the_confirmation_link_activates_and_records_the_event(web: WebSite) -> None:
     subscribe(web, "confirm@example.kr")
     (message,) = web.messages()
-    page = web.get(confirm_link(message))
+    page = web.post(confirm_link(message))
     assert page.status_code == 200 and "구독이 확인되었습니다" in page.text
-    again = web.get(confirm_link(message))
+    again = web.post(confirm_link(message))
     assert again.status_code == 200 and "이미 구독 중입니다" in again.text
     with web.store.read() as conn:
         found = get_subscriber(conn, "confirm@example.kr")
@@ -481,14 +481,14 @@ def test_an_old_confirmation_link_does_not_undo_an_unsubscribe(web: WebSite) -> 
     token = web.tokens.make(Purpose.UNSUBSCRIBE, ident, "minji@example.kr")
     web.clock.advance(timedelta(minutes=5))
     web.post(f"/unsubscribe/{token}", data=ONE_CLICK)
-    assert web.get(confirm_link(message)).status_code == 400
+    assert web.post(confirm_link(message)).status_code == 400
     # Asking again on the site, and confirming that, brings the address back.
     web.clock.advance(timedelta(hours=2))
     assert subscribe(web, "minji@example.kr") == 200
     latest = web.messages()
     assert len(latest) == 2
     (newer,) = [m for m in latest if m["Message-ID"] != message["Message-ID"]]
-    assert web.get(confirm_link(newer)).status_code == 200
+    assert web.post(confirm_link(newer)).status_code == 200
     with web.store.read() as conn:
         found = get_subscriber(conn, "minji@example.kr")
     assert found is not None and found.status is SubscriberStatus.ACTIVE

@@ -152,7 +152,7 @@ def test_metrics_do_not_tell_whether_an_address_was_already_subscribed(web: WebS
     data = {"email": "active@example.kr", "csrf": web.csrf()}
     assert web.post("/subscribe", data=data).status_code == 200
     (message,) = web.messages()
-    assert web.get(confirm_link(message)).status_code == 200
+    assert web.post(confirm_link(message)).status_code == 200
     web.clock.advance(timedelta(hours=2))
     before = outcomes()
     web.post("/subscribe", json={"email": "새주소@example.kr"})
@@ -245,7 +245,7 @@ def test_subscribe_answers_before_touching_the_store_for_new_and_active_addresse
     data = {"email": "active@example.kr", "csrf": web.csrf()}
     assert web.post("/subscribe", data=data).status_code == 200
     (message,) = web.messages()
-    assert web.get(confirm_link(message)).status_code == 200
+    assert web.post(confirm_link(message)).status_code == 200
     web.clock.advance(timedelta(hours=2))
 
     def state(address: str) -> tuple[Any, ...]:

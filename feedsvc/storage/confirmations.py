@@ -60,6 +60,18 @@ def last_confirmation_at(conn: Connection, subscriber_id: int) -> datetime | Non
     ).scalar()
 
 
+def recent_confirmations(conn: Connection, *, limit: int) -> list[tuple[str, datetime]]:
+    """The newest ``limit`` confirmations as (address, when queued), newest first. Read
+    backwards along the primary key, so the cost stays the same as the table grows."""
+    query = (
+        select(subscribers.c.email, confirmations.c.created_at)
+        .join(subscribers, subscribers.c.id == confirmations.c.subscriber_id)
+        .order_by(confirmations.c.id.desc())
+        .limit(limit)
+    )
+    return [(row.email, row.created_at) for row in conn.execute(query)]
+
+
 def claim_confirmations(
     conn: Connection, now: datetime, *, limit: int, lease: timedelta
 ) -> list[QueuedConfirmation]:

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Connection, select, update
 
 from feedsvc.models import Frequency, Subscriber, SubscriberEventKind, SubscriberStatus
-from feedsvc.storage.schema import subscribers
+from feedsvc.storage.schema import subscriber_events, subscribers
 from feedsvc.storage.subscribers import (
     get_subscriber,
     is_suppressed,
@@ -124,6 +124,19 @@ def unsubscribe(
         detail={"ip": ip, "via": via},
     )
     return True
+
+
+def unsubscribe_times(conn: Connection, subscriber_id: int) -> list[datetime]:
+    """When ``subscriber_id`` unsubscribed (from its events), oldest first."""
+    query = (
+        select(subscriber_events.c.at)
+        .where(
+            subscriber_events.c.subscriber_id == subscriber_id,
+            subscriber_events.c.kind == SubscriberEventKind.UNSUBSCRIBED.value,
+        )
+        .order_by(subscriber_events.c.id)
+    )
+    return list(conn.execute(query).scalars())
 
 
 def change_preferences(

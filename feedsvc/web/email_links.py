@@ -1,22 +1,27 @@
 """The pages behind the links in emails: confirm, unsubscribe (with RFC 8058 one-click),
-preferences. The token in the URL names the subscriber; a forged, expired or stale one
-gets the same "bad link" page.
+preferences. The token in the URL names the subscriber; a forged or expired one gets the
+same "bad link" page, a confirm link from before the address's last unsubscribe a page
+saying so. Opening a link (GET, HEAD) never changes anything: mail scanners open links.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from feedsvc.confirmations import confirm_binding
 from feedsvc.models import Subscriber, SubscriberStatus
 from feedsvc.sender import ONE_CLICK
-from feedsvc.storage.confirmations import last_confirmation_at
 from feedsvc.storage.subscriptions import (
     change_preferences,
     confirm,
     subscriber_by_id,
     unsubscribe,
+    unsubscribe_times,
 )
 from feedsvc.tokens import Purpose, TokenError
 from feedsvc.web.app import WebState, client_ip, error_page, state_of
@@ -37,11 +42,10 @@ _BAD_LINK = "링크가 올바르지 않거나 만료되었습니다. 받은 메�
 
 
 def _holder(web: WebState, purpose: Purpose, token: str) -> Subscriber | None:
-    """The subscriber a valid token names, or None (forged, expired, wrong purpose,
-    erased subscriber, or an id now held by another address)."""
-    max_age = web.settings.security.confirm_max_age if purpose is Purpose.CONFIRM else None
+    """The subscriber a valid unsubscribe or preferences token names, or None (forged,
+    wrong purpose, erased subscriber, or an id now held by another address)."""
     try:
-        subject = web.tokens.read(purpose, token, max_age=max_age)
+        subject = web.tokens.read(purpose, token)
     except TokenError:
         return None
     with web.store.read() as conn:
@@ -53,46 +57,109 @@ def _holder(web: WebState, purpose: Purpose, token: str) -> Subscriber | None:
 
 # --- confirm ---------------------------------------------------------------------------------
 
+_CONFIRMED = "구독이 확인되었습니다"
+_ALREADY = "이미 구독 중입니다"
+_STALE_LINK = (
+    "구독을 해지하기 전에 보낸 링크라 더 이상 쓸 수 없습니다. 다시 구독하시려면 "
+    "가장 최근에 받은 확인 메일의 링크를 열어 주세요."
+)
+# What a confirm token can do now: "ask" (the button confirms), "already" (active),
+# "stale" (this address's link from before its last unsubscribe), "bad" (anything else).
+Standing = tuple[str, Subscriber | None]
 
-def _confirm(web: WebState, token: str, ip: str | None) -> str | None:
-    """Confirm; the outcome ("confirmed", "already") or None for a bad link."""
-    subscriber = _holder(web, Purpose.CONFIRM, token)
+
+def _confirm_standing(web: WebState, conn: Connection, token: str) -> Standing:
+    """Where the confirm ``token`` stands, changing nothing.
+
+    A confirm token is made for :func:`confirm_binding` — the address and the time it last
+    unsubscribed — so an unsubscribe retires every link sent before it, though a later
+    sign-up sends a new one (issue 14, item 7)."""
+    max_age = web.settings.security.confirm_max_age
+    try:
+        subject = web.tokens.read(Purpose.CONFIRM, token, max_age=max_age)
+    except TokenError:
+        return "bad", None
+    subscriber = subscriber_by_id(conn, subject.subscriber_id)
     if subscriber is None:
-        return None
-    now = web.clock.now()
+        return "bad", None
+
+    def made_for(unsubscribed: datetime | None) -> bool:
+        return web.tokens.is_for(subject, confirm_binding(subscriber.email, unsubscribed))
+
+    status = subscriber.status
+    if made_for(subscriber.unsubscribed):
+        if status is SubscriberStatus.ACTIVE:
+            return "already", subscriber
+        if status is SubscriberStatus.PENDING or (
+            status is SubscriberStatus.UNSUBSCRIBED and subscriber.unsubscribed is not None
+        ):
+            return "ask", subscriber
+        return "bad", None  # bounced or complained: stays stopped
+    # An older link of this address (before an unsubscribe), or none of its links at all.
+    older = made_for(None) or any(made_for(at) for at in unsubscribe_times(conn, subscriber.id))
+    if not older:
+        return "bad", None
+    return ("already" if status is SubscriberStatus.ACTIVE else "stale"), subscriber
+
+
+def _confirm_standing_now(web: WebState, token: str) -> Standing:
+    with web.store.read() as conn:
+        return _confirm_standing(web, conn, token)
+
+
+def _confirm(web: WebState, token: str, ip: str | None) -> str:
+    """Confirm when the token allows it; "confirmed", or the standing that stopped it."""
     with web.store.write() as conn:
-        current = subscriber_by_id(conn, subscriber.id)
-        if current is None:
-            return None
-        if current.status is SubscriberStatus.ACTIVE:
-            return "already"
-        if current.status is SubscriberStatus.UNSUBSCRIBED:
-            # Only a confirmation asked for after leaving brings an address back; an old
-            # link from before the unsubscribe does not.
-            asked = last_confirmation_at(conn, current.id)
-            if asked is None or current.unsubscribed is None or asked <= current.unsubscribed:
-                return None
-        elif current.status is not SubscriberStatus.PENDING:
-            return None  # bounced or complained: stays stopped
-        confirm(conn, current, now=now, ip=ip)
+        outcome, subscriber = _confirm_standing(web, conn, token)
+        if outcome != "ask" or subscriber is None:
+            return outcome
+        confirm(conn, subscriber, now=web.clock.now(), ip=ip)
     return "confirmed"
 
 
+def _refused(web: WebState, outcome: str) -> Response:
+    return error_page(web, 400, _STALE_LINK if outcome == "stale" else _BAD_LINK)
+
+
+def _confirmed_notice(web: WebState, outcome: str) -> Response:
+    return notice(
+        web,
+        _CONFIRMED if outcome == "confirmed" else _ALREADY,
+        "이제 새 글을 이메일로 받아 보실 수 있습니다.",
+        "받는 주기와 분류는 메일 아래의 ‘구독 설정 변경’에서 바꿀 수 있습니다.",
+    )
+
+
 async def confirm_page(request: Request) -> Response:
+    """GET (and HEAD) shows a button and changes nothing: mail link scanners open links
+    by themselves. Only the button's POST (:func:`confirm_post`) confirms."""
+    web = state_of(request)
+    token = request.path_params["token"]
+    outcome, subscriber = await run_in_threadpool(_confirm_standing_now, web, token)
+    if outcome == "already":
+        return _confirmed_notice(web, outcome)
+    if outcome != "ask" or subscriber is None:
+        return _refused(web, outcome)
+    response = web.page(
+        "confirm_page.html.j2", {"email": subscriber.email, "action": f"/confirm/{token}"}
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def confirm_post(request: Request) -> Response:
+    """The button: confirms. No cookie or CSRF field is needed (as for the one-click
+    unsubscribe): the token in the URL is the credential, the request borrows no ambient
+    authority a cross-site page could abuse, and browsers without cookies still work."""
     web = state_of(request)
     outcome = await run_in_threadpool(
         _confirm, web, request.path_params["token"], client_ip(request)
     )
-    if outcome is None:
-        return error_page(web, 400, _BAD_LINK)
+    if outcome not in ("confirmed", "already"):
+        return _refused(web, outcome)
     if outcome == "confirmed":
         web.metrics.page_changes.labels("confirmed").inc()
-    return notice(
-        web,
-        "구독이 확인되었습니다" if outcome == "confirmed" else "이미 구독 중입니다",
-        "이제 새 글을 이메일로 받아 보실 수 있습니다.",
-        "받는 주기와 분류는 메일 아래의 ‘구독 설정 변경’에서 바꿀 수 있습니다.",
-    )
+    return _confirmed_notice(web, outcome)
 
 
 # --- unsubscribe -----------------------------------------------------------------------------

@@ -24,10 +24,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from feedsvc.confirmations import SignUp, request_confirmation, send_pending_confirmations
+from feedsvc.ratelimit import client_key
 from feedsvc.web.app import WebState, client_ip, error_page, state_of
 from feedsvc.web.csrf import csrf_ok
 from feedsvc.web.email_links import (
     confirm_page,
+    confirm_post,
     preferences_page,
     unsubscribe_page,
     unsubscribe_post,
@@ -64,9 +66,10 @@ async def subscribe(request: Request) -> Response:
     web = state_of(request)
     ip = client_ip(request)
     wants_json = media_type(request) == "application/json"
-    if not web.subscribe_limit.allow(ip or "-", time.monotonic()):
+    bucket = client_key(ip)
+    if not web.subscribe_limit.allow(bucket, time.monotonic()):
         web.metrics.subscribe_requests.labels("limited").inc()
-        wait = str(max(1, web.subscribe_limit.retry_after(ip or "-", time.monotonic())))
+        wait = str(max(1, web.subscribe_limit.retry_after(bucket, time.monotonic())))
         if wants_json:
             return JSONResponse(
                 {"error": "요청이 너무 많습니다. 잠시 뒤에 다시 시도해 주세요."},
@@ -156,7 +159,8 @@ def routes() -> list[Route]:
     return [
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/subscribe", subscribe, methods=["POST"]),
-        Route("/confirm/{token}", confirm_page, methods=["GET"]),
+        Route("/confirm/{token}", confirm_page, methods=["GET", "HEAD"]),
+        Route("/confirm/{token}", confirm_post, methods=["POST"]),
         Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", unsubscribe_post, methods=["POST"]),
         Route("/preferences/{token}", preferences_page, methods=["GET", "HEAD", "POST"]),
