@@ -46,7 +46,14 @@ from feedsvc.pacing import RetryPolicy, TokenBucket
 from feedsvc.smtp import Attempt, SendingPaused, SmtpConnection, SmtpOptions, Verdict
 from feedsvc.storage import Store
 from feedsvc.storage.delivery_claims import Claim, claim_due, renew_leases
-from feedsvc.storage.delivery_outcomes import PAUSED, Outcome, Result, record_outcomes
+from feedsvc.storage.delivery_outcomes import (
+    BOUNCE_NOTE,
+    NOT_A_BOUNCE,
+    PAUSED,
+    Outcome,
+    Result,
+    record_outcomes,
+)
 
 log = logging.getLogger("feedsvc.delivery")
 T = TypeVar("T")
@@ -135,8 +142,15 @@ def outcome_of(claim: Claim, attempt: Attempt, now: datetime, policy: RetryPolic
         return Outcome(m.delivery_id, m.subscriber_id, Result.SENT, attempt.code, attempt.reply)
     error = f"{m.email}: {attempt.summary}"
     if attempt.verdict is Verdict.PERMANENT:
+        bounce = attempt.bounce and attempt.code is not None
         return Outcome(
-            m.delivery_id, m.subscriber_id, Result.FAILED, attempt.code, attempt.reply, error
+            m.delivery_id,
+            m.subscriber_id,
+            Result.FAILED,
+            attempt.code,
+            attempt.reply,
+            error + (BOUNCE_NOTE if bounce else NOT_A_BOUNCE),
+            bounce=bounce,
         )
     at = policy.next_attempt(m.attempts, claim.queued_at, now)
     if at is None:
