@@ -46,7 +46,14 @@ from feedsvc.pacing import RetryPolicy, TokenBucket
 from feedsvc.smtp import Attempt, SendingPaused, SmtpConnection, SmtpOptions, Verdict
 from feedsvc.storage import Store
 from feedsvc.storage.delivery_claims import Claim, claim_due, renew_leases
-from feedsvc.storage.delivery_outcomes import PAUSED, Outcome, Result, record_outcomes
+from feedsvc.storage.delivery_outcomes import (
+    BOUNCE_NOTE,
+    NOT_A_BOUNCE,
+    PAUSED,
+    Outcome,
+    Result,
+    record_outcomes,
+)
 
 log = logging.getLogger("feedsvc.delivery")
 T = TypeVar("T")
@@ -66,6 +73,7 @@ RENEWALS = 3  # lease renewals per delivery.lease: two may be late before a row 
 STEPS = 4  # a run claims (and records) a quarter of its window at a time
 RECHECK = 1.0  # seconds between claims that look for expired leases and retries first
 IDLE = 0.05  # seconds between looks for rows while more are being rendered
+UNRECORDED_STEPS = 2  # steps of outcomes a run may have waiting to be recorded
 
 
 @dataclass
@@ -135,8 +143,15 @@ def outcome_of(claim: Claim, attempt: Attempt, now: datetime, policy: RetryPolic
         return Outcome(m.delivery_id, m.subscriber_id, Result.SENT, attempt.code, attempt.reply)
     error = f"{m.email}: {attempt.summary}"
     if attempt.verdict is Verdict.PERMANENT:
+        bounce = attempt.bounce and attempt.code is not None
         return Outcome(
-            m.delivery_id, m.subscriber_id, Result.FAILED, attempt.code, attempt.reply, error
+            m.delivery_id,
+            m.subscriber_id,
+            Result.FAILED,
+            attempt.code,
+            attempt.reply,
+            error + (BOUNCE_NOTE if bounce else NOT_A_BOUNCE),
+            bounce=bounce,
         )
     at = policy.next_attempt(m.attempts, claim.queued_at, now)
     if at is None:
@@ -192,6 +207,13 @@ class _Run:
         self.held: dict[int, int] = {}
         self.lost: set[int] = set()  # rows another sender took (their lease lapsed)
         self.outcomes: list[Outcome] = []
+        # Outcomes noted and not yet committed (those waiting, and the batch being
+        # written). Workers start no message while UNRECORDED_STEPS steps of them wait: if
+        # the store stops taking writes (slowly: a locked or failing disk), no more than
+        # that goes out unrecorded, to be sent again after the lease.
+        self.unrecorded = 0
+        self.unrecorded_limit = UNRECORDED_STEPS * self.step
+        self.recorded = asyncio.Condition()
         self.bucket = TokenBucket(pace.rate)
         self.wake = asyncio.Event()  # for the keeper: a step of outcomes is done, or all
         self.finished = asyncio.Event()  # the workers are done
@@ -292,6 +314,8 @@ class _Run:
                     turn = await self.transact(batch, want, renew)
                     renew_at = loop.time() + every if renew else renew_at
                     self._settle(batch, turn)
+                    self.unrecorded -= len(batch)
+                    await self._tell_workers()
                     if want and not turn.claims:
                         if self.more_coming is None or not self.more_coming():
                             self._end_claims()
@@ -302,16 +326,39 @@ class _Run:
                     await asyncio.wait_for(self.wake.wait(), min(wait, renew_at - loop.time()))
                 self.wake.clear()
         except Exception as exc:
-            log.error("sending stops: the store failed: %s", exc)
+            log.error(
+                "sending stops: the store failed to record what was sent (%s); the %d "
+                "messages held stay claimed and go out again once their lease "
+                "(delivery.lease = %s) runs out",
+                exc,
+                len(self.held),
+                self.pace.lease,
+            )
             self.broken = exc
             raise
         finally:
             self._end_claims()
+            await self._tell_workers()
+
+    async def _tell_workers(self) -> None:
+        async with self.recorded:
+            self.recorded.notify_all()
+
+    async def _until_recorded(self) -> None:
+        """Wait while too many outcomes wait to be recorded (or until sending halts)."""
+        if self.unrecorded < self.unrecorded_limit:
+            return
+        self.wake.set()
+        async with self.recorded:
+            await self.recorded.wait_for(
+                lambda: self.unrecorded < self.unrecorded_limit or self.halted()
+            )
 
     def note(self, outcome: Outcome) -> None:
         if outcome.delivery_id in self.lost and outcome.result is not Result.SENT:
             return  # the row is another sender's now: only a 250 is worth telling it
         self.outcomes.append(outcome)
+        self.unrecorded += 1
         if len(self.outcomes) >= self.step:
             self.wake.set()
         r = self.report
@@ -342,6 +389,7 @@ class _Run:
             claim = await self.queue.get()
             paid = False  # whether claim's token is taken already
             while claim is not None:
+                await self._until_recorded()
                 if self.halted():
                     self.note(_released(claim, self._halt_reason()))
                     claim, paid = await self.queue.get(), False

@@ -272,6 +272,7 @@ class SubscriberEventKind(StrEnum):
     UPDATED = "updated"
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"
+    UNBOUNCED = "unbounced"  # `feedsvc subscribers unbounce`: back to active
     COMPLAINED = "complained"
     IMPORTED = "imported"
     FORGOTTEN = "forgotten"

@@ -11,8 +11,18 @@ aiosmtplib opens each connection (TLS, login); mail transactions then run on a
 
 Replies: 250 after the final dot → sent (the reply is kept). 4xx, timeouts and dropped
 connections → temporary (a timeout after the dot is "unknown": retried with the same
-bytes and Message-ID). 5xx → permanent. An authentication or TLS failure is not the
-message's fault: :class:`SendingPaused` stops all sending and says what to fix.
+bytes and Message-ID). An authentication or TLS failure is not the message's fault:
+:class:`SendingPaused` stops all sending and says what to fix. So are the 5xx replies
+that refuse *this sender* rather than one message (:func:`refuses_sender`): every
+message would get them. Other 5xx replies → permanent; only those that refuse the
+recipient's address (:func:`refuses_address`) count towards the subscriber's bounces:
+
+    stage / reply                               outcome
+    MAIL FROM 5xx; any 5.7.x; 530; 503          sending paused, rows stay pending
+    RCPT TO 5xx (not 5.7.x)                     failed, counts as a bounce
+    DATA or after the dot, 5.1.x / 5.2.x        failed, counts as a bounce (the mailbox)
+    DATA or after the dot, other 5xx            failed, not a bounce (the message, e.g.
+                                                554 5.6.0 or 552 5.3.4: fix and retry)
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import ssl
 from dataclasses import dataclass
 from enum import Enum
@@ -33,7 +44,9 @@ from feedsvc.outbox import DeliveryError
 from feedsvc.smtp_wire import (
     Disconnected,
     NoReply,
+    Reply,
     Session,
+    Stage,
     Unsendable,
     crlf_size,
     wire_form,
@@ -110,15 +123,55 @@ class Verdict(Enum):
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """What the server made of one message."""
+    """What the server made of one message. ``bounce``: a permanent failure that refused
+    the recipient's address (it counts towards ``delivery.bounce_limit``)."""
 
     verdict: Verdict
     code: int | None
     reply: str
+    bounce: bool = False
 
     @property
     def summary(self) -> str:
         return f"{self.code} {self.reply}" if self.code is not None else self.reply
+
+
+_ENHANCED = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+
+
+def enhanced_status(text: str) -> tuple[int, int, int] | None:
+    """The RFC 3463 enhanced status code a reply's text starts with (``5.1.1``), if any."""
+    found = _ENHANCED.match(text)
+    if found is None:
+        return None
+    return int(found[1]), int(found[2]), int(found[3])
+
+
+def refuses_sender(reply: Reply) -> bool:
+    """A 5xx that refuses this sender, not one message or recipient: at MAIL FROM, any
+    5.7.x (security or policy), 530 (authentication required) and 503 (bad sequence of
+    commands). Every message would get it: failing them would bounce the whole list."""
+    if not 500 <= reply.code < 600:
+        return False
+    if reply.code in (503, 530) or reply.stage is Stage.MAIL:
+        return True
+    status = enhanced_status(reply.text)
+    return status is not None and status[1] == 7
+
+
+def refuses_address(reply: Reply) -> bool:
+    """A 5xx (not :func:`refuses_sender`) that refuses the recipient's address: at RCPT
+    TO, or at DATA / after the message with a 5.1.x (address) or 5.2.x (mailbox) status."""
+    if not 500 <= reply.code < 600 or refuses_sender(reply):
+        return False
+    if reply.stage is Stage.RCPT:
+        return True
+    status = enhanced_status(reply.text)
+    return status is not None and status[1] in (1, 2)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _tls_cause(exc: BaseException) -> ssl.SSLError | None:
@@ -224,7 +277,8 @@ class SmtpConnection:
 
     async def send(self, message: Claimed, then: Claimed | None = None) -> Attempt:
         """Hand one message over; raises SendingPaused on an authentication or TLS
-        failure, otherwise reports the verdict (nothing else escapes).
+        failure or a reply that refuses the sender (:func:`refuses_sender`), otherwise
+        reports the verdict (nothing else escapes).
 
         ``then``: the message the next ``send`` on this connection will carry, if known;
         with PIPELINING its envelope goes out with this message (one round trip saved).
@@ -273,14 +327,26 @@ class SmtpConnection:
             return Attempt(Verdict.TEMPORARY, None, f"connection to {where} failed{when}: {exc}")
         if reply.code == 250:
             return Attempt(Verdict.SENT, 250, reply.text)
-        return self._reply_attempt(reply.code, reply.text)
+        return self._reply_attempt(reply, message.email)
 
-    def _reply_attempt(self, code: int, text: str) -> Attempt:
+    def _reply_attempt(self, reply: Reply, recipient: str) -> Attempt:
+        code, text = reply.code, reply.text
         if code == 421 or code < 400:
             # 421: the server is closing the session; anything else odd: start afresh.
             self.close()
+        if refuses_sender(reply):
+            o = self.options
+            about = f" for {recipient}" if reply.stage is Stage.RCPT else ""
+            raise SendingPaused(
+                f"the SMTP server {o.where} refused {reply.stage or 'the transaction'}{about}: "
+                f"{code} {_one_line(text)}. This refuses the sender (digest.from = "
+                f"{o.envelope_from}), not one subscriber: sending is paused, nothing failed or "
+                "bounced. Fix the relay's setup (sender allowed, login, TLS) or "
+                "delivery.smtp, then run `feedsvc digest send` again (the daemon tries "
+                "again on its next run)"
+            )
         if 500 <= code < 600:
-            return Attempt(Verdict.PERMANENT, code, text)
+            return Attempt(Verdict.PERMANENT, code, text, bounce=refuses_address(reply))
         return Attempt(Verdict.TEMPORARY, code, text)
 
 

@@ -20,7 +20,8 @@ leading dots (one search, and a replace when there are any).
 
 What a transaction answers is what aiosmtplib's did: the server's reply to the message,
 or the first reply that was not a success (a transaction that failed before the message
-is reset with RSET; after a 421 the session is closed). :class:`NoReply` (the timeout
+is reset with RSET; after a 421 the session is closed), with the :class:`Stage` it
+answers. :class:`NoReply` (the timeout
 passed) and :class:`Disconnected` say whether the whole message had been written: after
 the final dot, the outcome is unknown.
 """
@@ -28,9 +29,11 @@ the final dot, the outcome is unknown.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import cast
 
 from feedsvc.mime import ascii_address
@@ -67,10 +70,24 @@ def crlf_size(message: bytes) -> int:
     return len(message) + (0 if message.endswith(b"\r\n") else 2)
 
 
+class Stage(StrEnum):
+    """Which step of a mail transaction a reply answers: what a refusal is about (the
+    sender, the recipient, or the message)."""
+
+    MAIL = "MAIL FROM"
+    RCPT = "RCPT TO"
+    DATA = "DATA"
+    MESSAGE = "the message"  # the reply after the final dot
+
+
+_STAGES = (Stage.MAIL, Stage.RCPT, Stage.DATA)
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     code: int
     text: str
+    stage: Stage | None = None  # set on what :meth:`Session.send` answers
 
     @property
     def positive(self) -> bool:
@@ -281,7 +298,7 @@ class Session(asyncio.Protocol):
             self._ahead = then[0] + then[1] + b"DATA\r\n"
             data += self._ahead
         self._write(data)
-        return await self._reply(after_data=True)
+        return dataclasses.replace(await self._reply(after_data=True), stage=Stage.MESSAGE)
 
     async def _abandon(self, failed: Reply, replies: list[Reply]) -> None:
         """End a transaction that failed before the message: RSET, or close the session
@@ -312,10 +329,11 @@ class Session(asyncio.Protocol):
 
 
 def _failure(replies: list[Reply]) -> Reply | None:
-    """The first reply that is not what its command wanted (2xx; 354 for DATA)."""
+    """The first reply that is not what its command wanted (2xx; 354 for DATA), with the
+    stage it answers."""
     for index, reply in enumerate(replies):
         if not (reply.code == 354 if index == 2 else reply.positive):
-            return reply
+            return dataclasses.replace(reply, stage=_STAGES[index])
     return None
 
 

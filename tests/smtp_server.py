@@ -4,7 +4,9 @@ as a script says: per recipient, one behaviour per attempt (then "ok").
 Behaviours: "ok"; "421", "451", "452", "550" at RCPT; "552" and "554" after DATA; "drop
 before data" (the connection closes at RCPT); "drop after data" (the message arrives, the
 connection closes before the reply); "stall" (the message arrives, the reply comes only
-after ``stall_seconds``, past the client's timeout).
+after ``stall_seconds``, past the client's timeout); "RCPT <reply>" and "DATA <reply>":
+that exact reply at RCPT TO / after the message (e.g. "DATA 554 5.6.0 Content rejected").
+``Recorder.mail_reply``: the reply to every MAIL FROM (a relay that refuses the sender).
 
 aiosmtpd does not offer PIPELINING (RFC 2920), though it reads commands in order from
 one stream, as a pipelining server must; ``Recorder(pipelining=True)`` offers it, so that
@@ -53,11 +55,25 @@ class Recorder:
     attempts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    mail_reply: str | None = None
+    mail_refused: int = 0  # MAIL FROMs answered with mail_reply
+
     def _next(self, address: str, stage: set[str]) -> str:
         steps = self.script.get(address)
-        if steps and steps[0] in stage:
+        if steps and (steps[0] in stage or steps[0].split(" ", 1)[0] in stage):
             return steps.pop(0)
         return "ok"
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if self.mail_reply is not None:
+            with self.lock:
+                self.mail_refused += 1
+            return self.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
@@ -74,10 +90,12 @@ class Recorder:
     ) -> str:
         with self.lock:
             self.attempts[address] += 1
-            step = self._next(address, {"421", "451", "452", "550", "drop before data"})
+            step = self._next(address, {"421", "451", "452", "550", "drop before data", "RCPT"})
         if step == "drop before data":
             server.transport.close()
             return "250 OK"  # never reaches the client
+        if step.startswith("RCPT "):
+            return step.removeprefix("RCPT ")
         if step != "ok":
             return REPLIES[step]
         envelope.rcpt_tos.append(address)
@@ -88,9 +106,11 @@ class Recorder:
         headers = BytesHeaderParser().parsebytes(data)
         address = envelope.rcpt_tos[0]
         with self.lock:
-            step = self._next(address, {"552", "554", "drop after data", "stall"})
+            step = self._next(address, {"552", "554", "drop after data", "stall", "DATA"})
         if step in ("552", "554"):
             return REPLIES[step]
+        if step.startswith("DATA "):
+            return step.removeprefix("DATA ")
         with self.lock:
             for rcpt in envelope.rcpt_tos:
                 self.received.append(Received(rcpt, str(headers["Message-ID"]), data))

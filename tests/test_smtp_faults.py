@@ -5,6 +5,7 @@ FEEDSVC_TEST_DATABASE_URL is set)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from feedsvc.digests import DeliveryStatus
 from feedsvc.mailer import Renderer, create_due_digests, render_pending
 from feedsvc.pacing import RetryPolicy
 from feedsvc.smtp import SmtpOptions
+from feedsvc.status import collect_status, format_status
 from feedsvc.storage import Store
 from feedsvc.storage.schema import deliveries, subscriber_events, subscribers
 from feedsvc.storage.subscribers import unsubscribe
@@ -123,17 +125,21 @@ def test_a_4xx_reply_is_retried_after_about_five_minutes(
     assert server.recorder.by_recipient()["minji@example.kr"] == [minji.message_id]
 
 
-@pytest.mark.parametrize("reply", ["550", "552"])
-def test_a_5xx_reply_fails_the_row_and_bounces_the_subscriber(
-    store: Store, settings: Settings, server: SmtpServer, reply: str
+@pytest.mark.parametrize(
+    "step", ["550", "RCPT 551 User not local", "DATA 550 5.1.1 No such user", "DATA 552 5.2.2 Full"]
+)
+def test_a_5xx_that_refuses_the_address_fails_the_row_and_bounces_the_subscriber(
+    store: Store, settings: Settings, server: SmtpServer, step: str
 ) -> None:
+    """RCPT TO 5xx, or a 5.1.x / 5.2.x (the mailbox) at DATA: a bounce of that subscriber."""
     prepare(store, settings)
-    server.recorder.script["jisu@example.kr"] = [reply]
+    server.recorder.script["jisu@example.kr"] = [step]
     report = send(store, server)
     assert (report.sent, report.retried, report.failed, report.bounced) == (3, 0, 1, 1)
     jisu = rows(store)["jisu@example.kr"]
-    assert (jisu.status, jisu.reply_code, jisu.who) == ("failed", int(reply), "bounced")
-    assert "5." in jisu.reply
+    code = int(step.split()[-1] if step.isdigit() else step.split()[1])
+    assert (jisu.status, jisu.reply_code, jisu.who) == ("failed", code, "bounced")
+    assert "counts as a bounce" in jisu.last_error
     with store.read() as conn:
         events = conn.execute(
             select(subscriber_events.c.kind, subscriber_events.c.actor).where(
@@ -142,6 +148,107 @@ def test_a_5xx_reply_fails_the_row_and_bounces_the_subscriber(
         ).all()
     assert ("bounced", "delivery") in [tuple(e) for e in events]
     assert "jisu@example.kr" not in server.recorder.by_recipient()
+
+
+@pytest.mark.parametrize(
+    "step", ["552", "DATA 554 5.6.0 Content rejected", "DATA 550 Message refused"]
+)
+def test_a_5xx_that_refuses_the_message_fails_it_without_bouncing_the_subscriber(
+    store: Store, settings: Settings, server: SmtpServer, step: str
+) -> None:
+    """552 5.3.4 (too big), 554 5.6.0 (content), a DATA 5xx with no enhanced status: the
+    message is failed with the reply; the address is fine, so no bounce is counted."""
+    prepare(store, settings)
+    server.recorder.script["jisu@example.kr"] = [step]
+    report = send(store, server)
+    assert (report.sent, report.failed, report.bounced, report.paused) == (3, 1, 0, None)
+    jisu = rows(store)["jisu@example.kr"]
+    assert (jisu.status, jisu.who) == ("failed", "active")
+    assert "not counted as a bounce" in jisu.last_error and str(jisu.reply_code) in jisu.last_error
+    with store.read() as conn:
+        kinds = conn.execute(
+            select(subscriber_events.c.kind).where(
+                subscriber_events.c.subscriber_id == jisu.subscriber_id
+            )
+        ).scalars()
+        assert "bounced" not in list(kinds)
+
+
+def _assert_paused_and_untouched(
+    store: Store, settings: Settings, server: SmtpServer, report: SendReport, reply: str
+) -> None:
+    assert (report.sent, report.failed, report.bounced) == (0, 0, 0)
+    assert report.paused is not None
+    assert f"{server.host}:{server.port}" in report.paused and reply in report.paused
+    stored = rows(store)
+    assert {r.status for r in stored.values()} == {"pending"}
+    assert {r.attempts for r in stored.values()} == {0}
+    assert {r.who for r in stored.values()} == {"active"}
+    shown = format_status(collect_status(settings, store))
+    assert re.search(r"sending paused since \S+: .*" + re.escape(reply), shown), shown
+
+
+@pytest.mark.parametrize(
+    "reply",
+    ["550 5.7.1 Sender rejected", "530 5.7.0 Authentication required", "503 5.5.1 Need AUTH"],
+)
+def test_a_5xx_at_mail_from_pauses_sending_and_bounces_nobody(
+    store: Store, settings: Settings, server: SmtpServer, reply: str
+) -> None:
+    """The relay refuses the sender: every message would fail the same way, so sending is
+    paused like a refused login (rows pending, not tried), and no subscriber is bounced."""
+    prepare(store, settings)
+    server.recorder.mail_reply = reply
+    report = send(store, server)
+    _assert_paused_and_untouched(store, settings, server, report, reply)
+    assert server.recorder.received == []
+    server.recorder.mail_reply = None  # the relay is fixed
+    assert send(store, server).sent == 4
+    assert sorted(server.recorder.by_recipient()) == sorted(PEOPLE)
+    assert "sending paused" not in format_status(collect_status(settings, store))
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "DATA 554 5.7.1 Rejected by policy",
+        "DATA 552 5.7.0 Message refused by policy",
+        "RCPT 550 5.7.1 Relaying denied",
+        "RCPT 530 5.7.0 Authentication required",
+    ],
+)
+def test_a_policy_rejection_5_7_pauses_sending_at_any_stage(
+    store: Store, settings: Settings, server: SmtpServer, step: str
+) -> None:
+    """5.7.x (security or policy) is about this sender, not the address: pause."""
+    prepare(store, settings, {"minji@example.kr": "김민지"})
+    server.recorder.script["minji@example.kr"] = [step]
+    report = send(store, server)
+    _assert_paused_and_untouched(store, settings, server, report, step.split(" ", 1)[1])
+    assert send(store, server).sent == 1
+
+
+def test_a_relay_refusing_the_sender_bounces_none_of_500_subscribers(
+    store: Store, settings: Settings
+) -> None:
+    """The review's case at scale: MAIL FROM 550 5.7.1 for everyone → nothing failed,
+    nobody bounced; once the relay is fixed every message goes out exactly once."""
+    people = {f"독자{n:03d}@example.kr": f"독자 {n}" for n in range(500)}
+    prepare(store, settings, people)
+    for server in serving(Recorder(pipelining=True, mail_reply="550 5.7.1 Sender rejected")):
+        report = send(store, server)
+        assert (report.failed, report.bounced, report.sent) == (0, 0, 0)
+        assert report.paused is not None and "550 5.7.1 Sender rejected" in report.paused
+        # Sending stopped at the first refusal: not one MAIL FROM per subscriber.
+        assert server.recorder.mail_refused <= 2 * 4
+        with store.read() as conn:
+            statuses = conn.execute(select(subscribers.c.status)).scalars().all()
+        assert set(statuses) == {"active"}
+        server.recorder.mail_reply = None
+        assert send(store, server).sent == 500
+        got = server.recorder.by_recipient()
+        assert len(got) == 500 and all(len(ids) == 1 for ids in got.values())
+        assert send(store, server).sent == 0
 
 
 def test_a_dropped_connection_before_data_is_retried_and_nothing_arrived(

@@ -1,4 +1,5 @@
-"""``feedsvc subscribers add|remove|list|import|export|forget``: argument parsing and output.
+"""``feedsvc subscribers add|remove|list|import|export|forget|unbounce``: argument parsing
+and output.
 
 The rules live in ``feedsvc.subscribers`` (addresses, fields) and
 ``feedsvc.storage.subscriber_merge`` (what a write may change). ``import`` and ``export``
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
 import click
@@ -73,7 +75,7 @@ def _describe(subscriber: Subscriber) -> str:
 
 @click.group()
 def subscribers() -> None:
-    """Email subscribers: add, remove, list, import, export, forget."""
+    """Email subscribers: add, remove, list, import, export, forget, unbounce."""
 
 
 @subscribers.command()
@@ -331,6 +333,77 @@ def forget(obj: Context, email: str) -> None:
         click.echo(
             f"no records of {address}; its one-way hash is recorded, so that no import can add it"
         )
+
+
+def _since(raw: str, zone: str, moment: datetime) -> datetime:
+    """``--since``: an ISO 8601 date or date-time (without a zone: in ``site.timezone``),
+    or a duration back from ``moment`` such as 30m, 2h or 7d."""
+    from zoneinfo import ZoneInfo
+
+    from feedsvc.config import _DURATION, _parse_duration
+    from feedsvc.subscribers import parse_time
+
+    duration = _DURATION.match(raw)
+    if duration is not None and duration.group(2) is not None:
+        ago: timedelta = _parse_duration(raw)
+        return moment - ago
+    try:
+        found = parse_time(raw, ZoneInfo(zone))
+    except ValueError:
+        found = None
+    if found is None:
+        fail(
+            f"--since {raw!r}: expected an ISO 8601 date or date-time such as "
+            "2024-06-01T09:00:00+09:00, or a duration back from now such as 2h or 7d",
+            EXIT_USAGE,
+        )
+    return found
+
+
+@subscribers.command()
+@click.argument("emails", metavar="EMAIL...", nargs=-1)
+@click.option(
+    "--since",
+    default=None,
+    help="Every subscriber bounced at this time or later: an ISO 8601 date or date-time "
+    "(site.timezone if it has no zone) or a duration back from now, e.g. 2h.",
+)
+@click.pass_obj
+def unbounce(obj: Context, emails: tuple[str, ...], since: str | None) -> None:
+    """Restore bounced subscribers to active (bounced by mistake, e.g. by a relay that
+    refused every message): by EMAIL, or all bounced --since a time.
+
+    Their bounce count starts again from zero; an `unbounced` event records who did it.
+    Their failed deliveries stay failed (`feedsvc deliveries retry` sends them again).
+    """
+    from feedsvc.storage.bounces import bounced_since
+    from feedsvc.storage.bounces import unbounce as restore
+
+    if bool(emails) == (since is not None):
+        fail("name the addresses to restore, or give --since TIME (not both)", EXIT_USAGE)
+    addresses = [_address(email, allow_test_domains=True) for email in emails]
+    settings = obj.settings()
+    moment = now()
+    start = None if since is None else _since(since, settings.site.timezone, moment)
+    store = command_store(obj)
+    try:
+        with store.write() as conn:
+            if start is not None:
+                addresses = bounced_since(conn, start)
+            done = restore(conn, addresses, now=moment, actor=actor())
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+    count = len(done.restored)
+    restored = f"restored {count} subscriber{'s' if count != 1 else ''} to active"
+    if start is not None:
+        restored += f" (bounced since {start.isoformat()})"
+    click.echo(restored + (": " + ", ".join(done.restored) if 0 < count <= 20 else ""))
+    for email, status in done.not_bounced:
+        warn(f"{email} is {status.value}, not bounced; nothing changed")
+    for email in done.unknown:
+        warn(f"no subscriber {email}; nothing changed")
+    if done.unknown:
+        sys.exit(EXIT_PROBLEMS)
 
 
 subscribers.add_command(import_)

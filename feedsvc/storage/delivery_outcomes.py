@@ -3,6 +3,11 @@
 Outcomes are written in batches, one short transaction each, after the SMTP work. Only a
 row still ``sending`` changes (except to ``sent``): if its lease ran out and another
 sender got it sent meanwhile, a late retry or failure from the first must not undo that.
+
+A subscriber's bounces are its failed rows whose ``last_error`` ends in
+:data:`BOUNCE_NOTE`: failures that refused the address (:func:`feedsvc.smtp.refuses_address`),
+not the message or the sender. `feedsvc subscribers unbounce` turns the note into
+:data:`CLEARED_NOTE` (:func:`clear_bounces`), which resets the count.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 
 from feedsvc.digests import DeliveryStatus
 from feedsvc.models import SubscriberEventKind, SubscriberStatus
@@ -24,6 +29,10 @@ ACTOR = "delivery"
 # How a row released because sending paused (authentication, TLS) says so: `feedsvc
 # status` finds the pause by it while such rows wait.
 PAUSED = "sending paused: "
+# How a failed row says whether it counts towards its subscriber's bounces.
+BOUNCE_NOTE = " (the address was refused: counts as a bounce)"
+NOT_A_BOUNCE = " (the message was refused, not the address: not counted as a bounce)"
+CLEARED_NOTE = " (the address was refused; cleared by `feedsvc subscribers unbounce`)"
 
 
 class Result(StrEnum):
@@ -46,9 +55,14 @@ class Outcome:
     reply: str | None = None
     error: str | None = None
     next_attempt: datetime | None = None
+    bounce: bool = False  # a failure that refused the address (ends in BOUNCE_NOTE)
 
 
 _SENDING = deliveries.c.status == DeliveryStatus.SENDING.value
+_COUNTS_AS_BOUNCE = and_(
+    deliveries.c.status == DeliveryStatus.FAILED.value,
+    deliveries.c.last_error.like("%" + BOUNCE_NOTE),
+)
 _SENT = (
     update(deliveries)
     .where(deliveries.c.id == bindparam("d_id"))
@@ -126,17 +140,16 @@ _STATEMENTS = {
 def record_outcomes(
     conn: Connection, outcomes: Sequence[Outcome], now: datetime, *, bounce_limit: int
 ) -> list[int]:
-    """Write a batch of outcomes; subscribers with ``bounce_limit`` hard failures become
-    ``bounced`` (with an event). Returns the ids of the subscribers bounced now."""
+    """Write a batch of outcomes; subscribers with ``bounce_limit`` failures that refused
+    their address become ``bounced`` (with an event). Returns the ids of the subscribers
+    bounced now."""
     by_kind: dict[Result, list[dict[str, Any]]] = {kind: [] for kind in Result}
     for o in outcomes:
         by_kind[o.result].append(_parameters(o.result, o, now))
     for kind, rows in by_kind.items():
         if rows:
             _update_many(conn, _STATEMENTS[kind], rows)
-    hard = sorted(
-        {o.subscriber_id for o in outcomes if o.result is Result.FAILED and _is_hard(o.code)}
-    )
+    hard = sorted({o.subscriber_id for o in outcomes if o.result is Result.FAILED and o.bounce})
     return _bounce(conn, hard, now, bounce_limit) if hard else []
 
 
@@ -187,20 +200,12 @@ def _sqlite_form(
     return form
 
 
-def _is_hard(code: int | None) -> bool:
-    return code is not None and 500 <= code < 600
-
-
 def _bounce(conn: Connection, ids: Sequence[int], now: datetime, limit: int) -> list[int]:
-    """Mark bounced the active subscribers among ``ids`` with ``limit`` hard failures."""
+    """Mark bounced the active subscribers among ``ids`` with ``limit`` failures that
+    refused their address."""
     counts = (
         select(deliveries.c.subscriber_id, func.count())
-        .where(
-            deliveries.c.subscriber_id.in_(ids),
-            deliveries.c.status == DeliveryStatus.FAILED.value,
-            deliveries.c.reply_code >= 500,
-            deliveries.c.reply_code < 600,
-        )
+        .where(deliveries.c.subscriber_id.in_(ids), _COUNTS_AS_BOUNCE)
         .group_by(deliveries.c.subscriber_id)
     )
     over = {sid: n for sid, n in conn.execute(counts) if n >= limit}
@@ -217,10 +222,7 @@ def _bounce(conn: Connection, ids: Sequence[int], now: datetime, limit: int) -> 
         if changed:
             last = conn.execute(
                 select(deliveries.c.reply_code, deliveries.c.reply)
-                .where(
-                    deliveries.c.subscriber_id == subscriber_id,
-                    deliveries.c.status == DeliveryStatus.FAILED.value,
-                )
+                .where(deliveries.c.subscriber_id == subscriber_id, _COUNTS_AS_BOUNCE)
                 .order_by(deliveries.c.id.desc())
                 .limit(1)
             ).one()
@@ -234,3 +236,16 @@ def _bounce(conn: Connection, ids: Sequence[int], now: datetime, limit: int) -> 
             )
             bounced.append(subscriber_id)
     return bounced
+
+
+def clear_bounces(conn: Connection, subscriber_ids: Sequence[int]) -> int:
+    """Stop the failures that refused these subscribers' addresses from counting as
+    bounces (their rows stay failed, saying so); how many rows changed."""
+    if not subscriber_ids:
+        return 0
+    result = conn.execute(
+        update(deliveries)
+        .where(deliveries.c.subscriber_id.in_(list(subscriber_ids)), _COUNTS_AS_BOUNCE)
+        .values(last_error=func.replace(deliveries.c.last_error, BOUNCE_NOTE, CLEARED_NOTE))
+    )
+    return int(result.rowcount)

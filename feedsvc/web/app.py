@@ -303,6 +303,10 @@ async def serve_feed(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    """200 when the store answers and takes writes (a sender can record what it sends);
+    503 with a short reason otherwise."""
+    from feedsvc.storage.health import check_writable
+
     web = state_of(request)
 
     def ping() -> None:
@@ -314,6 +318,15 @@ async def healthz(request: Request) -> Response:
     except SQLAlchemyError as exc:
         log.warning("health check: the store is not reachable: %s", exc)
         return JSONResponse({"status": "error", "store": "unreachable"}, status_code=503)
+    try:
+        await run_in_threadpool(check_writable, web.store)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("health check: the store does not take writes: %s", exc)
+        return JSONResponse(
+            {"status": "error", "store": "not writable"},
+            status_code=503,
+            headers={"Cache-Control": "no-store"},
+        )
     return JSONResponse({"status": "ok", "store": "ok"}, headers={"Cache-Control": "no-store"})
 
 
