@@ -14,6 +14,7 @@ from markupsafe import Markup
 
 from feedsvc.digests import Period
 from feedsvc.labels import date_label, labels_for
+from feedsvc.markup_bounds import measure
 from feedsvc.mime import clean_header_text
 from feedsvc.models import Frequency, Post
 from feedsvc.urls import quote_url
@@ -47,6 +48,16 @@ def sanitise_html(fragment: str, base_url: str) -> str:
         link_rel="noopener noreferrer",
         strip_comments=True,
     )
+
+
+def _bounded_html(fragment: str, base_url: str) -> str:
+    """The sanitised post HTML, or nothing (the template still shows the summary) when
+    it nests too deep or is too big for nh3 and css-inline: a render stored before the
+    build refused such posts, or markup html5ever reads deeper than libxml2 did."""
+    if measure(fragment) is not None:
+        return ""
+    clean = sanitise_html(fragment, base_url)
+    return "" if measure(clean) is not None else clean
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -88,7 +99,7 @@ def post_view(post: Post, tz: ZoneInfo, language: str) -> PostView:
         published=local,
         date=date_label(local, language),
         summary=post.summary,
-        html=Markup(sanitise_html(post.html, meta.url)),
+        html=Markup(_bounded_html(post.html, meta.url)),
         image=None if image is None else quote_url(image),
         categories=meta.categories,
         author=meta.author.name if meta.author else None,

@@ -15,7 +15,7 @@ from feedsvc.dates import to_datetime
 from feedsvc.errors import ContentError
 from feedsvc.front_matter import DATE_HELP
 from feedsvc.models import Author
-from feedsvc.plaintext import NOT_ONE_LINE, html_to_text, one_line
+from feedsvc.plaintext import NOT_ONE_LINE, html_to_text, one_line, shown
 from feedsvc.urls import slugify
 
 DATE_KEYS = ("date", "pubDate", "published", "created")
@@ -156,7 +156,7 @@ class Fields:
         if value is not None and (not value.startswith("/") or _UNSAFE_PERMALINK.search(value)):
             raise self.fail(
                 "permalink",
-                f"value {value!r} must be a path on this site: start with '/', no '..', "
+                f"value {shown(value)} must be a path on this site: start with '/', no '..', "
                 "no '\\', no scheme or host, no spaces (for example /2024/my-post/)",
             )
         return value
@@ -167,11 +167,11 @@ class Fields:
         if raw is not None and (".." in raw or "/" in raw or "\\" in raw):
             raise self.fail(
                 "slug",
-                f"value {raw!r} is unsafe ('..', '/' or '\\'); use a plain slug like my-post",
+                f"value {shown(raw)} is unsafe ('..', '/' or '\\'); use a plain slug like my-post",
             )
         slug = slugify(raw if raw is not None else bare_stem)
         if not slug:
-            source = "'slug'" if raw is not None else f"the file name {bare_stem!r}"
+            source = "'slug'" if raw is not None else f"the file name {shown(bare_stem)}"
             raise ContentError(
                 self.path,
                 f"{source} has no letters or digits to make a URL slug; "
@@ -194,5 +194,4 @@ def _describe(value: object) -> str:
 
 
 def _shown(value: object) -> str:
-    shown = repr(value if isinstance(value, str) else str(value))
-    return shown if len(shown) <= 60 else shown[:57] + "…"
+    return shown(value)

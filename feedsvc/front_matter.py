@@ -42,12 +42,102 @@ class TOMLHandler(BaseHandler):
         return fast if fast is not None else tomllib.loads(fm)
 
 
+# Front matter is a few dozen values; aliases (&a … *a) may repeat parts of it, but not
+# grow it past this many nodes: nine levels of nine-fold aliases in 1 KB ("billion
+# laughs") make ~400 million, which formatting or walking would turn into gigabytes.
+MAX_YAML_NODES = 10_000
+
+
+class AliasBomb(Exception):
+    """The YAML's aliases expand beyond MAX_YAML_NODES (or refer to themselves)."""
+
+    def __init__(self, key: str, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.key, self.line, self.reason = key, line, reason
+
+
 class FastYAMLHandler(YAMLHandler):
-    """python-frontmatter's YAML handler, trying the simple-YAML fast path first."""
+    """python-frontmatter's YAML handler, trying the simple-YAML fast path first; the rest
+    composed by libyaml and measured (aliases expanded) before any Python object is made."""
 
     def load(self, fm: str, **kwargs: Any) -> Any:
         fast = simple_yaml.load(fm)
-        return fast if fast is not None else super().load(fm, **kwargs)
+        if fast is not None:
+            return fast
+        loader = _SAFE_LOADER(fm)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if "*" in fm:  # only aliases repeat nodes: without one, size follows the text
+                _check_expansion(node)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+
+
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Raise AliasBomb naming the top-level key where the expanded node count (an alias
+    counted as often as it is used) passes MAX_YAML_NODES. Linear in the distinct nodes:
+    each node's expanded size is computed once, without recursion."""
+    sizes: dict[int, int] = {}
+    if isinstance(root, yaml.MappingNode):
+        entries = [(k, v) for k, v in root.value]
+    else:
+        entries = [(root, root)]
+    total = 1
+    for key_node, value_node in entries:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+        line = key_node.start_mark.line
+        try:
+            total += _expanded(key_node, sizes) + _expanded(value_node, sizes)
+        except _Cycle:
+            raise AliasBomb(key, line, "refers to itself through an alias") from None
+        if total > MAX_YAML_NODES:
+            raise AliasBomb(
+                key,
+                line,
+                f"expands through YAML aliases (*name) to more than {MAX_YAML_NODES:,} values; "
+                "write the value out, or drop the aliases",
+            )
+
+
+class _Cycle(Exception):
+    pass
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _expanded(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for once its aliases are expanded (capped)."""
+    if id(node) in sizes:
+        return sizes[id(node)]
+    open_nodes: set[int] = {id(node)}
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        current, children_done = stack.pop()
+        if children_done:
+            size = 1 + sum(sizes[id(child)] for child in _children(current))
+            sizes[id(current)] = min(size, MAX_YAML_NODES + 1)
+            open_nodes.discard(id(current))
+            continue
+        stack.append((current, True))
+        for child in _children(current):
+            if id(child) in open_nodes:
+                raise _Cycle
+            if id(child) not in sizes:
+                open_nodes.add(id(child))
+                stack.append((child, False))
+    return sizes[id(node)]
 
 
 _HANDLERS: tuple[BaseHandler, ...] = (FastYAMLHandler(), TOMLHandler())
@@ -142,6 +232,8 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str, int, 
     kind = "TOML" if delimiter == "+++" else "YAML"
     try:
         loaded: object = handler.load(fm)
+    except AliasBomb as exc:
+        raise ContentError(path, f"'{exc.key}' {exc.reason}", fm_line + exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = fm_line + mark.line if mark is not None else None

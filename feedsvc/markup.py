@@ -19,6 +19,8 @@ from lxml import etree
 
 from feedsvc.config import Settings
 from feedsvc.content import ParsedSource, html_to_text, strip_xml_illegal
+from feedsvc.errors import ContentError
+from feedsvc.markup_bounds import line_of_element, measure
 from feedsvc.models import Post, PostMeta, Problem, Severity
 from feedsvc.urls import absolute_url
 
@@ -61,12 +63,15 @@ _BLANK_LINES = re.compile(r"\n\s*\n")
 def render_post(
     parsed: ParsedSource, meta: PostMeta, settings: Settings
 ) -> tuple[Post, list[Problem]]:
-    """The post's absolute-URL HTML and summary, and warnings about what was left as is."""
+    """The post's absolute-URL HTML and summary, and warnings about what was left as is.
+
+    Raises ContentError for HTML nesting too deep or too many elements (markup_bounds)."""
     problems: list[Problem] = []
     body = strip_xml_illegal(parsed.body)
     if "{%" in body or "{{" in body:
         body = _liquid(parsed, body, settings.site.url, problems)
     rendered = render_markdown(body) if parsed.body_format == "markdown" else body
+    _check_bounds(parsed, rendered)
     post_html = absolutize_urls(rendered, meta.url, settings.site.url)
     if "&#" in body:  # cmark and lxml turn references such as &#1; back into characters
         post_html = strip_xml_illegal(post_html)
@@ -75,6 +80,21 @@ def render_post(
     else:
         summary = make_excerpt(post_html, settings.content.excerpt_separator)
     return Post(meta=meta, html=post_html, summary=summary), problems
+
+
+def _check_bounds(parsed: ParsedSource, rendered: str) -> None:
+    """Refuse HTML too deep or too big for the sanitiser and CSS inliner (one linear pass);
+    the line is where the source itself goes over, else the body's first line."""
+    excess = measure(rendered)
+    if excess is None:
+        return
+    line = parsed.body_line
+    in_source = measure(parsed.body)
+    if in_source is not None:
+        found = line_of_element(parsed.body, in_source.element)
+        if found is not None:
+            line = parsed.body_line + found - 1
+    raise ContentError(parsed.path, f"{excess.reason}; the post is not published", line)
 
 
 def _liquid(parsed: ParsedSource, body: str, site_url: str, problems: list[Problem]) -> str:

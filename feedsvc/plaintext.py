@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+import reprlib
 
 _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 _LINE_BREAK = re.compile(r"\r\n?|\n")
@@ -21,6 +22,23 @@ _TAG_BLOCK = re.compile(
     re.IGNORECASE,
 )
 _TAG_ANY = re.compile(r"</?[A-Za-z][^>]*>|<![^>]*>|<\?[^>]*>")
+
+
+_SHOWN = reprlib.Repr()  # Python 3.11's takes no keyword arguments
+_SHOWN.maxlevel = 2
+_SHOWN.maxdict = _SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxset = 3
+_SHOWN.maxstring = _SHOWN.maxother = 60
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """A value as an error message may quote it: at most about ``limit`` characters, made
+    without formatting more of the value than that (a YAML alias bomb expands to
+    gigabytes when printed whole). Scalars as quoted text, containers abbreviated."""
+    if isinstance(value, str | int | float) or type(value).__name__ in ("date", "datetime"):
+        text = value if isinstance(value, str) else str(value)
+        quoted = repr(text[: limit + 1])
+        return quoted if len(text) <= limit and len(quoted) <= limit else quoted[: limit - 3] + "…"
+    return _SHOWN.repr(value)
 
 
 def strip_xml_illegal(text: str) -> str:

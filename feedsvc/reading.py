@@ -180,7 +180,10 @@ def render_one(
         return None, [Problem(meta.source, exc.reason, exc.line)]
     from feedsvc.markup import render_post
 
-    return render_post(parsed, meta, settings)
+    try:
+        return render_post(parsed, meta, settings)
+    except ContentError as exc:  # markup too deep or too big to render safely
+        return None, [Problem(meta.source, exc.reason, exc.line)]
 
 
 def render_batch(

@@ -19,6 +19,7 @@ from feedsvc.config import Settings
 from feedsvc.content import to_meta
 from feedsvc.errors import ContentError
 from feedsvc.models import PostMeta, Problem, meta_from_dict
+from feedsvc.plaintext import shown
 from feedsvc.reading import AssetSizes, Outcome, meta_json_of
 from feedsvc.storage import Store
 from feedsvc.storage.posts import SourceRow, first_seen_dates, peek_first_seen
@@ -214,12 +215,12 @@ class Settling:
             meta = metas[path]
             if meta.slug in taken_slug:
                 refused[path] = (
-                    f"duplicate slug {meta.slug!r}: {taken_slug[meta.slug]} already uses it; "
+                    f"duplicate slug {shown(meta.slug)}: {taken_slug[meta.slug]} already uses it; "
                     "give this post its own `slug:` in the front matter"
                 )
             elif meta.id in taken_id:
                 refused[path] = (
-                    f"duplicate id {meta.id!r}: {taken_id[meta.id]} already uses it; "
+                    f"duplicate id {shown(meta.id)}: {taken_id[meta.id]} already uses it; "
                     "give this post its own `id:` (or permalink)"
                 )
             else:

@@ -131,6 +131,12 @@ def _block_scalar(style: str, lines: list[str], final_break: bool) -> str:
 _UNUSUAL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
+@functools.lru_cache(maxsize=1024)
+def _string_key(key: str) -> bool:
+    """Whether PyYAML reads ``key`` (a plain scalar) as that very string."""
+    return _plain(key) == key and isinstance(_plain(key), str)
+
+
 def _load(text: str) -> dict[str, Any]:
     if _UNUSUAL.search(text):
         raise _NotSimple
@@ -141,12 +147,14 @@ def _load(text: str) -> dict[str, Any]:
     while i < count:
         line = lines[i]
         i += 1
-        if not line or line.isspace():
-            continue
+        if not line.strip(" "):
+            continue  # only spaces are blank to YAML: U+3000, U+00A0, U+2003 are not
         match = _KEY.match(line)
         if match is None:
             raise _NotSimple
         key, value = match.groups()
+        if not _string_key(key):
+            raise _NotSimple  # on, yes, no, true, null … are booleans or None to PyYAML
         if key in result:
             raise _NotSimple  # duplicate keys: leave them to PyYAML (_KEY rules out merges)
         if i == count or not lines[i].startswith(" "):  # the usual case: one line

@@ -677,3 +677,70 @@ POST = "https://x.kr/blog/2024/01/02/a/"
 )
 def test_absolute_url_resolves_like_a_browser_with_the_site_root(ref: str, expected: str) -> None:
     assert absolute_url(ref, POST, "https://x.kr/blog/") == expected
+
+
+# --- YAML alias bombs and bounded messages ----------------------------------------------
+
+
+def laughs(levels: int) -> str:
+    """Front matter of ``levels`` nine-fold alias levels ("billion laughs"), ~1 KB."""
+    lines = ['웃음0: &a0 ["하하", "하하", "하하", "하하", "하하", "하하", "하하", "하하", "하하"]']
+    for i in range(1, levels + 1):
+        lines.append(f"웃음{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    lines.append(f"title: *a{levels}")
+    return "---\n" + "\n".join(lines) + "\n---\n본문\n"
+
+
+def test_aliases_expanding_past_the_bound_are_refused_naming_key_and_line() -> None:
+    exc = error(laughs(5))  # ~530,000 values expanded: small enough to fail safely
+    assert exc.line == 6  # 웃음4: the first key whose value expands past 10,000
+    assert "'웃음4' expands through YAML aliases" in exc.reason and "drop the aliases" in exc.reason
+
+
+def test_small_aliases_are_still_read() -> None:
+    parsed = front("기본: &tags [부산, 여행]\ntags: *tags\ntitle: 해운대")
+    assert parsed.tags == ("부산", "여행") and parsed.title == "해운대"
+
+
+def test_an_alias_to_itself_is_refused() -> None:
+    exc = error("---\ntitle: 제목\n고리: &a [1, *a]\n---\n")
+    assert "'고리' refers to itself" in exc.reason and exc.line == 3
+
+
+def test_a_huge_wrong_value_is_quoted_in_a_bounded_message() -> None:
+    items = ", ".join(f'"{i}"' for i in range(50_000))
+    exc = error(f'---\ndate: [[{items}]]\npermalink: "/{"긴" * 100_000}"\n---\n')
+    assert len(str(exc)) < 300 and "'date'" in exc.reason
+    slug = error(f'---\nslug: "../{"가" * 100_000}"\n---\n')
+    assert len(str(slug)) < 300
+
+
+@pytest.mark.slow
+def test_ten_alias_levels_fail_fast_within_a_memory_cap(tmp_path: Path) -> None:
+    """One level more than the 5.5 GB build: a clear problem, exit 1, under 1 GB and 60 s."""
+    import resource
+    import subprocess
+    import sys
+
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "2024-05-01-폭탄.md").write_text(laughs(10), encoding="utf-8")
+    (tmp_path / "config.yaml").write_text(
+        'site: {title: "부산", url: "https://news.example.kr/", language: ko}\n'
+        f'storage: {{url: "sqlite:///{tmp_path / "state.db"}"}}\n',
+        encoding="utf-8",
+    )
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "feedsvc", "--config", str(tmp_path / "config.yaml"), "build"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "2024-05-01-폭탄.md:6: error: '웃음4' expands through YAML aliases" in done.stderr
+    assert "MemoryError" not in done.stderr and "Traceback" not in done.stderr

@@ -59,6 +59,11 @@ def test_common_front_matter_is_loaded_like_pyyaml(text: str) -> None:
         "tags: [a, [b]]\n",
         "tags: [a, 'b']\n",
         "tags: [a:b]\n",
+        "on: 1\n",  # PyYAML: {True: 1}
+        "null: x\n",  # PyYAML: {None: 'x'}
+        "title: x\n\u3000\n",  # PyYAML: an error
+        "title: x\n\u00a0\ndate: 2024-01-02\n",
+        "\u2003\ntitle: x\n",
         "",
     ],
 )
@@ -131,7 +136,14 @@ SCALARS = st.sampled_from(
         "+.5",
     ]
 )
-KEYS = st.sampled_from(["title", "date", "tags", "categories", "draft", "excerpt", "x_y", "a-b"])
+KEYS = st.sampled_from(
+    [
+        *("title", "date", "tags", "categories", "draft", "excerpt", "x_y", "a-b"),
+        *("on", "Off", "yes", "NO", "y", "true", "False", "null", "Null", "_", "nan", "inf"),
+    ]
+)
+# Lines of whitespace that YAML does not count as blank (and plain spaces, which it does).
+ODD_BLANKS = st.text(st.sampled_from(" \u3000\u00a0\u2003\u2002\u200b"), min_size=1, max_size=3)
 
 
 @st.composite
@@ -155,6 +167,8 @@ def documents(draw: st.DrawFn) -> str:
                 lines.append(indent + draw(words))
         else:
             lines.append(f"{key}: {draw(st.text(max_size=15))}")
+        if draw(st.integers(0, 4)) == 0:
+            lines.append(draw(ODD_BLANKS))
     return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\n\n"]))
 
 
