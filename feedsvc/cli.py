@@ -39,6 +39,7 @@ LAZY_COMMANDS = {
     "digest": "feedsvc.commands.digest:digest",
     "deliveries": "feedsvc.commands.deliveries:deliveries",
     "run": "feedsvc.commands.run:run",
+    "secret": "feedsvc.commands.secret:secret",
 }
 
 

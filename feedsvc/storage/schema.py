@@ -29,7 +29,7 @@ from sqlalchemy import (
     false,
 )
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -343,4 +343,17 @@ confirmations = Table(
     ),
     Index("ix_confirmations_subscriber_created", "subscriber_id", "created_at"),
     Index("ix_confirmations_status_next_attempt", "status", "next_attempt_at"),
+)
+
+
+# The keys that sign the links in emails, on PostgreSQL (revision 0009): every daemon on
+# one database signs and verifies with the same keys, whatever its config folder. The
+# highest generation signs; all of them verify (feedsvc.tokens). A SQLite store keeps its
+# keys in a file beside the database instead, so that this table is empty there.
+secret_keys = Table(
+    "secret_keys",
+    metadata,
+    Column("generation", Integer, primary_key=True, autoincrement=False),
+    Column("secret", String(256), nullable=False),
+    Column("created", UTCDateTime, nullable=False),
 )

@@ -49,7 +49,7 @@ from feedsvc.outbox import Backend
 from feedsvc.ratelimit import RateLimiter
 from feedsvc.storage import Store
 from feedsvc.templating import environment, render
-from feedsvc.tokens import Tokens, load_secret
+from feedsvc.tokens import Tokens, load_secrets
 
 log = logging.getLogger("feedsvc.web")
 
@@ -418,14 +418,14 @@ def create_app(
     queued in the store and sent by whoever runs :func:`send_pending_confirmations`)."""
     from feedsvc.web.subscription import routes as subscription_routes
 
-    secret = load_secret(settings)
+    keys = load_secrets(settings, store=store)  # oldest first: the newest signs
     web = WebState(
         settings=settings,
         store=store,
         clock=clock,
         backend=backend,
-        tokens=tokens if tokens is not None else Tokens(secret),
-        secret=secret,
+        tokens=tokens if tokens is not None else Tokens(keys),
+        secret=keys[-1],
         env=environment(settings),
         feeds=FeedCache(settings.output_dir, check_every=feed_check_every),
         metrics=Metrics(store, clock),
