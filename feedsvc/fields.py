@@ -24,6 +24,7 @@ CATEGORY_KEYS = ("categories", "category")
 TAG_KEYS = ("tags",)
 EXCERPT_KEYS = ("excerpt", "description", "summary")
 IMAGE_KEYS = ("image", "feature_image", "cover")
+_URL_SCHEME = re.compile(r"\s*([A-Za-z][A-Za-z0-9+.-]*):")
 _TERM_SPLIT = re.compile(r"[,\s]+")
 _SCALAR = (str, int, float)
 _UNSAFE_PERMALINK = re.compile(r"\.\.|\\|^//|^[A-Za-z][A-Za-z0-9+.-]*:|[\x00-\x20\x7f]")
@@ -141,7 +142,15 @@ class Fields:
             return None
         if not isinstance(value, str):
             raise self.wrong_type(key, value, "a URL or path (text)")
-        return one_line(value) or None
+        image = one_line(value) or None
+        scheme = _URL_SCHEME.match(image or "")
+        if scheme and scheme.group(1).lower() not in ("http", "https"):
+            # Feed readers and mail clients fetch it: javascript:, data:, file: … never.
+            raise self.fail(
+                key,
+                f"must be an http(s) URL or a path on the site, not {shown(image)}; fix its value",
+            )
+        return image
 
     def excerpt(self) -> str | None:
         key, value = self.first(EXCERPT_KEYS)
