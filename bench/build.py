@@ -169,7 +169,7 @@ class FeedsvcSite:
     ) -> FeedsvcSite:
         site = cls(root)
         root.mkdir(parents=True, exist_ok=True)
-        # Only keys of SPEC §9 / feedsvc/config.py: unknown keys are rejected.
+        # Only keys of feedsvc/config.py: unknown keys are rejected.
         config = {
             "site": {
                 "title": "bench",
@@ -381,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if seen.warm_rewrites:
         notes.append(
             f"warm runs rewrote {seen.warm_rewrites} file(s) with nothing changed "
-            "(SPEC §3: files are written only when their bytes change)"
+            "(files are written only when their bytes change)"
         )
     if seen.feedsvc_stderr:
         lines = seen.feedsvc_stderr.splitlines()

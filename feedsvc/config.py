@@ -1,9 +1,10 @@
 """config.yaml + environment → frozen, validated settings.
 
-Every section and key of SPEC §9 is here with the default that makes the embedded
-set-up work. Unknown keys are errors (a typo must not pass silently). Errors name the
-dotted key, the value given and what was expected. Relative paths are resolved against
-the folder of the config file (the current folder when running on embedded defaults).
+Every section and key of the README's configuration reference is here with the default
+that makes the embedded set-up work. Unknown keys are errors (a typo must not pass
+silently). Errors name the dotted key, the value given and what was expected. Relative
+paths are resolved against the folder of the config file (the current folder when running
+on embedded defaults).
 """
 
 from __future__ import annotations
@@ -227,7 +228,7 @@ class DeliverySettings(_Section):
     shutdown_grace: Duration = timedelta(seconds=30)
     smtp: SmtpSettings = SmtpSettings()
     dkim: DkimSettings = DkimSettings()
-    # Beyond SPEC §9: the retry schedule (Postfix's minimal_backoff_time and
+    # Beyond the original key set: the retry schedule (Postfix's minimal_backoff_time and
     # maximal_backoff_time), the claim lease, the per-connection message limit, and how
     # many processes `feedsvc digest send` sends from.
     min_backoff: Duration = timedelta(minutes=5)

@@ -5,7 +5,7 @@
     cursors ───────┘                      up to the period's end; categories; cap
 
 The promise: every post that goes live after you subscribed reaches you once, in your
-cadence. The rules that keep it (SPEC §5):
+cadence. The rules that keep it:
 
 - A post becomes "new" once, at ``eligible_at``: when a build first published it (or, for
   a scheduled post, the build at its time), or when a held or archive post was released.

@@ -1,4 +1,4 @@
-"""Which `feedsvc run` leads: builds the feeds and creates the digests (SPEC §8).
+"""Which `feedsvc run` leads: builds the feeds and creates the digests.
 
 Several daemons may share one PostgreSQL store: every one of them serves HTTP and sends
 (claims keep two senders off one row), but only one builds and creates digests. That one

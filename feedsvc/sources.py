@@ -1,6 +1,6 @@
 """The content folder on disk → the list of source files to consider (the I/O edge of content).
 
-Rules (SPEC §2): every file below the folder with a configured extension, recursively;
+Rules: every file below the folder with a configured extension, recursively;
 hidden files and folders and ``_drafts/`` skipped; a symlink whose target leaves the
 folder is refused and reported; a file over ``content.max_bytes`` is reported, not read.
 """

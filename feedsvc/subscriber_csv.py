@@ -41,7 +41,7 @@ from feedsvc.subscribers import (
     parse_timezone,
 )
 
-# What `import` reads: the SPEC's columns, then what `export` adds.
+# What `import` reads: the documented columns (README, Subscribers), then what `export` adds.
 IMPORT_COLUMNS = ("email", "name", "frequency", "categories", "timezone")
 EXPORT_COLUMNS = (
     *IMPORT_COLUMNS,

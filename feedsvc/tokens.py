@@ -154,7 +154,7 @@ class Tokens:
         return secrets.compare_digest(subject.check, address_check(email))
 
     def url(self, public_url: str, purpose: Purpose, subscriber_id: int, email: str) -> str:
-        """``<server.public_url><purpose>/<token>``, the route of SPEC §7."""
+        """``<server.public_url><purpose>/<token>``, the routes of the README's Web section."""
         return f"{public_url}{purpose.value}/{self.make(purpose, subscriber_id, email)}"
 
 

@@ -1,4 +1,4 @@
-"""feedsvc.content: source bytes → ParsedSource → PostMeta (SPEC §2)."""
+"""feedsvc.content: source bytes → ParsedSource → PostMeta."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""feedsvc.markup: bodies → absolute-URL HTML, Liquid handling, summaries (SPEC §2)."""
+"""feedsvc.markup: bodies → absolute-URL HTML, Liquid handling, summaries."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def test_the_defaults_ship_inside_the_package() -> None:
 
 
 def test_top_level_templates_folder_is_the_package_folder() -> None:
-    """SPEC §1's top-level templates/ is the same folder (a symlink), not a second copy."""
+    """The top-level templates/ is the same folder (a symlink), not a second copy."""
     top = REPO / "templates"
     assert top.is_dir()
     assert top.resolve() == DEFAULT_TEMPLATES.resolve()

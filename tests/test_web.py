@@ -1,5 +1,5 @@
 """The web app through httpx's ASGI transport: feeds, pages, sign-up, confirm,
-unsubscribe, preferences, operations, and every bad input (SPEC §7)."""
+unsubscribe, preferences, operations, and every bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``feedsvc run [--host] [--port] [--log-format human|json]``: the daemon (SPEC §8).
+"""``feedsvc run [--host] [--port] [--log-format human|json]``: the daemon.
 
 One process serves the web app, rebuilds the feeds when content changes, publishes
 future-dated posts at their time, creates and sends digests and retries; see

@@ -1,4 +1,4 @@
-"""The web surface (SPEC §7): :func:`create_app` builds the Starlette app."""
+"""The web surface: :func:`create_app` builds the Starlette app."""
 
 from feedsvc.web.app import create_app
 

@@ -1,4 +1,4 @@
-"""The Starlette app of SPEC §7: feeds, pages, subscription, health and metrics.
+"""The Starlette app: feeds, pages, subscription, health and metrics.
 
     SecurityHeaders ─▶ CatchErrors ─▶ BodyLimit ─▶ Starlette router
       CSP, nosniff,     500 page,      413 past       /, /subscribe, /confirm/…,
