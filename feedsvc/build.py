@@ -25,6 +25,7 @@ from feedsvc.build_memo import Memo, nothing_changed, outputs_key, remember, set
 from feedsvc.build_report import BuildReport, build_record
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
+from feedsvc.errors import OutputError
 from feedsvc.feed_cache import FeedCache, Feeds, RenderCache
 from feedsvc.head_start import HeadStart, parse_batches
 from feedsvc.models import PostMeta, meta_from_dict
@@ -39,6 +40,7 @@ from feedsvc.storage.posts import (
     BuildRecord,
     SourceRow,
     delete_sources,
+    forget_outputs,
     has_sources,
     last_build,
     load_sources,
@@ -79,6 +81,28 @@ class Builder:
         return memo if memo is not None and last == memo.record else None
 
     def build(
+        self,
+        *,
+        dry_run: bool = False,
+        render_all: bool = False,
+        changed: Collection[str] | None = None,
+        head_start: HeadStart | None = None,
+    ) -> BuildReport:
+        """Publish what is good and report the rest (see :meth:`_build`). When the feeds
+        cannot be written (a full disk), the previous ones stay on disk and the next build
+        must not take them for this build's: the last build's record of its outputs is
+        dropped, so the next one renders and writes every feed again."""
+        try:
+            return self._build(
+                dry_run=dry_run, render_all=render_all, changed=changed, head_start=head_start
+            )
+        except OutputError:
+            with self.store.write() as conn:
+                forget_outputs(conn)
+            self._memo = None
+            raise
+
+    def _build(
         self,
         *,
         dry_run: bool = False,

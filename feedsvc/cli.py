@@ -18,7 +18,7 @@ import click
 
 from feedsvc import __version__
 from feedsvc.config import Settings, load_settings
-from feedsvc.errors import ConfigError, StoreError
+from feedsvc.errors import ConfigError, OutputError, StoreError
 from feedsvc.models import Problem
 
 # Commands that run without the cyclic garbage collector, which the console script turns
@@ -58,6 +58,41 @@ class LazyGroup(click.Group):
             assert isinstance(command, click.Command)
             return command
         return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # only the store's own failures are handled; see below
+            if isinstance(exc, OutputError):  # the feeds' folder, not the store
+                click.echo(f"feedsvc: {exc}", err=True)
+                sys.exit(EXIT_PROBLEMS)
+            failure = _store_failure(exc, ctx)
+            if failure is None:
+                raise
+            click.echo(f"feedsvc: {failure}", err=True)
+            sys.exit(EXIT_STORE)
+
+
+def _store_failure(exc: BaseException, ctx: click.Context) -> str | None:
+    """One line for a store that fails after it was opened (disk full, read-only file
+    system, permissions, a database gone away), or None for anything else. SQLAlchemy is
+    looked up only if a command already loaded it: the CLI starts without it."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.OperationalError):
+        return None
+    from feedsvc.storage.engine import _safe as safe_url
+
+    where = "the store"
+    if isinstance(ctx.obj, Context):
+        url = ctx.obj.settings().storage_url
+        sqlite_path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
+        where = f"the store {sqlite_path or safe_url(url)}"
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return (
+        f"{where} failed: {reason}; free disk space or make it writable (a read-only file "
+        "system, permissions, a database server that went away), then run the command "
+        "again: what was written before stays"
+    )
 
 
 class Context:

@@ -4,6 +4,7 @@
     ├── ConfigError              config.yaml or environment: names the dotted key
     ├── ContentError             one source file cannot become a post: path, line, reason
     ├── StoreError               the state store cannot be opened or migrated
+    ├── OutputError              a feed file cannot be written (disk full, read-only)
     ├── AddressError             an email address that cannot be used: the address, why
     └── CsvFormatError           a subscriber CSV that cannot be read at all: file, line
 
@@ -40,6 +41,10 @@ class ContentError(FeedsvcError):
 
 class StoreError(FeedsvcError):
     """The state store is unreachable, or its schema cannot be brought up to date."""
+
+
+class OutputError(FeedsvcError):
+    """A feed file could not be written; nothing of that build's feeds was published."""
 
 
 class AddressError(FeedsvcError):

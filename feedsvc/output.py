@@ -7,7 +7,10 @@ import tempfile
 from collections.abc import Collection, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
+
+from feedsvc.errors import OutputError
 
 FEED_NAMES = ("feed.xml", "atom.xml", "feed.json")
 GENERATED_DIRS = ("categories", "tags")
@@ -44,6 +47,13 @@ def _stage(path: Path, data: bytes) -> str:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(
+            f"cannot write {path}: {exc.strerror or exc}; no feed of this build was "
+            "published, the previous ones stay as they were: free disk space or fix the "
+            "folder's permissions, then build again"
+        ) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -67,13 +77,53 @@ def write_feed_files(
     are as it wrote them and no feed went away (the daemon after a watcher's report).
     Returns the relative paths written or removed, sorted.
     """
-    # The site's own feeds first: they are the ones most readers poll.
-    names = sorted(files, key=lambda rel: ("/" in rel, rel))
-    names = [rel for rel in names if only is None or rel in only]
-    changed = _write_in_order(output_dir, names, files)
+    changed = publish(stage_feed_files(output_dir, files, only=only))
     if only is not None:
         return sorted(changed)
     return sorted(changed + remove_stale_feeds(output_dir, files.keys()))
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Feed files written to temp files beside their place and synced, not yet renamed:
+    ``(relative path, temp file)`` in the order they are to be published."""
+
+    output_dir: Path
+    files: tuple[tuple[str, str], ...]
+
+
+def stage_feed_files(
+    output_dir: Path, files: dict[str, bytes], *, only: Collection[str] | None = None
+) -> Staged:
+    """Every changed feed file written and synced under a temp name. If one cannot be
+    written (a full disk), none is kept and the error is raised: the feeds on disk stay
+    the previous build's complete set."""
+    # The site's own feeds first: they are the ones most readers poll.
+    names = sorted(files, key=lambda rel: ("/" in rel, rel))
+    names = [rel for rel in names if only is None or rel in only]
+    return Staged(output_dir, _stage_all(output_dir, names, files))
+
+
+def publish(*sets: Staged) -> list[str]:
+    """Rename staged files into place, in order; the relative paths published."""
+    published: list[str] = []
+    pending = [(staged.output_dir, rel, tmp) for staged in sets for rel, tmp in staged.files]
+    try:
+        for output_dir, rel, tmp in pending:
+            os.replace(tmp, output_dir / rel)
+            published.append(rel)
+    except BaseException:
+        discard(Staged(Path(), tuple((rel, tmp) for _, rel, tmp in pending[len(published) :])))
+        raise
+    return published
+
+
+def discard(*sets: Staged) -> None:
+    """Remove staged temp files that will not be published."""
+    for staged in sets:
+        for _, tmp in staged.files:
+            with suppress(OSError):
+                os.unlink(tmp)
 
 
 def remove_stale_feeds(output_dir: Path, produced: Collection[str]) -> list[str]:
@@ -94,29 +144,26 @@ def remove_stale_feeds(output_dir: Path, produced: Collection[str]) -> list[str]
     return removed
 
 
-def _write_in_order(output_dir: Path, names: Sequence[str], files: dict[str, bytes]) -> list[str]:
-    """``write_if_changed`` for each of ``names``, renamed into place in that order.
+def _stage_all(
+    output_dir: Path, names: Sequence[str], files: dict[str, bytes]
+) -> tuple[tuple[str, str], ...]:
+    """The changed ones of ``names`` staged, in that order.
 
     The comparisons run here (a warm build is all reads, which threads only slow down);
-    the changed files' temp files are written and synced by a few threads at once. The
-    renames stay in order, so a file is never published before one listed ahead of it,
-    and a failure publishes nothing after it (the temp files staged beyond it go).
+    the changed files' temp files are written and synced by a few threads at once. Nothing
+    is renamed here: a failure removes every temp file and raises.
     """
     changed = [rel for rel in names if not _holds(output_dir / rel, files[rel])]
     if not changed:
-        return []
+        return ()
     with ThreadPoolExecutor(min(_WRITERS, len(changed)), "feedsvc-write") as pool:
         staged = [pool.submit(_stage, output_dir / rel, files[rel]) for rel in changed]
-        done = 0
         try:
-            for rel, future in zip(changed, staged, strict=True):
-                tmp = future.result()
-                done += 1  # from here on, _publish cleans up this one's temp file
-                _publish(tmp, output_dir / rel)
+            temps = [future.result() for future in staged]
         except BaseException:
-            _discard(staged[done:])
+            _discard(staged)
             raise
-    return changed
+    return tuple(zip(changed, temps, strict=True))
 
 
 def _discard(staged: Sequence[Future[str]]) -> None:

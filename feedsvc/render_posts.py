@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from feedsvc.batches import Batches, worker_pool
 from feedsvc.config import Settings
 from feedsvc.feed_cache import RenderCache
 from feedsvc.models import Post, PostMeta, Problem
-from feedsvc.output import write_feed_files
+from feedsvc.output import Staged, discard, publish, stage_feed_files
 from feedsvc.reading import render_batch
 from feedsvc.storage import Store
 from feedsvc.storage.posts import Render, load_renders
@@ -129,16 +129,28 @@ def render_split(
 ) -> tuple[list[str], list[str], list[Render]]:
     """Every feed of ``plan`` with the posts it shows, half of the feeds here and half in
     ``pool``'s worker, each side rendering the posts of its own feeds (a post that both
-    show is rendered on both sides) and writing its feed files: nothing waits for the
-    other side but the end. ``rendering.posts`` gets the new renders. Returns the feed
-    files (paths below the output folder), those written, and the new renders."""
+    show is rendered on both sides) and staging its feed files: nothing waits for the
+    other side but the end, when both sides' files are renamed into place.
+    ``rendering.posts`` gets the new renders. Returns the feed files (paths below the
+    output folder), those written, and the new renders."""
     todo = {meta.id: (meta, path) for meta, path in rendering.todo}
     halves = [_half(specs, rendering.posts, todo) for specs in _split(plan)]
     far = pool.submit(render_group, settings, *halves[1])
-    names, written, near = render_group(settings, *halves[0])
-    far_names, far_written, far_new = far.result()
+    try:
+        names, near_staged, near = render_group(settings, *halves[0])
+    except BaseException:
+        with suppress(Exception):  # the far half's files are not published either
+            discard(far.result()[1])
+        raise
+    try:
+        far_names, far_staged, far_new = far.result()
+    except BaseException:
+        discard(near_staged)
+        raise
+    # Both halves staged: only now is anything renamed, so a full disk leaves the
+    # previous build's complete set of feeds.
+    written = sorted(publish(near_staged, far_staged))
     names += far_names
-    written += far_written
     renders: dict[str, Render] = {}
     seen: set[str] = set()
     for meta, post, found in near + far_new:
@@ -192,10 +204,10 @@ def render_group(
     specs: list[FeedSpec],
     done: dict[str, Post],
     todo: list[tuple[PostMeta, str]],
-) -> tuple[list[str], list[str], Rendered]:
+) -> tuple[list[str], Staged, Rendered]:
     """``todo`` rendered, then the feeds of ``specs`` from them and ``done`` (a post that
-    failed to render is left out, as the build does), written to the output folder: the
-    files' paths, those that changed, and the renders."""
+    failed to render is left out, as the build does), staged in the output folder but not
+    renamed into place: the files' paths, the staged changed ones, and the renders."""
     from feedsvc.feeds import render_feeds
 
     posts = dict(done)
@@ -206,5 +218,5 @@ def render_group(
             posts[meta.id] = post
     shown = [replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in specs]
     files = render_feeds(shown, posts, settings)
-    written = write_feed_files(settings.output_dir, files, only=files.keys())
-    return list(files), written, new
+    staged = stage_feed_files(settings.output_dir, files, only=files.keys())
+    return list(files), staged, new

@@ -32,6 +32,7 @@ from lxml import etree
 
 from feedsvc import __version__
 from feedsvc.config import Settings, settings_from_mapping
+from feedsvc.errors import OutputError
 from feedsvc.feed_plan import FeedSpec, feed_base_url, plan_feeds
 from feedsvc.feeds import render_feeds
 from feedsvc.models import Author, Image, Post, PostMeta
@@ -747,11 +748,16 @@ def test_write_feed_files_publishes_site_feeds_first_in_order(
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
 @pytest.mark.parametrize("failing", ["feed.json", "categories/b/feed.xml"])
 @pytest.mark.parametrize("step", ["fsync", "replace"])
-def test_a_failed_write_publishes_nothing_after_it_and_leaves_no_temp_files(
+def test_a_failed_write_leaves_the_previous_set_and_no_temp_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str, step: str
 ) -> None:
+    """A file that cannot be written (a full disk fails the write or its fsync) publishes
+    nothing: every feed keeps the previous build's bytes. A rename that fails (rare: the
+    data is already on disk) publishes nothing after it. No temp file is left either way."""
     order = ["atom.xml", "feed.json", "feed.xml", "categories/a/feed.xml"]
     order += ["categories/b/feed.xml", "tags/c/feed.json"]
+    write_feed_files(tmp_path, FEED_FILES)
+    newer = {rel: data + "\n<!-- 새 빌드 -->".encode() for rel, data in FEED_FILES.items()}
     real_fsync, real_replace = os.fsync, os.replace
     target = (tmp_path / failing).resolve()
 
@@ -759,7 +765,7 @@ def test_a_failed_write_publishes_nothing_after_it_and_leaves_no_temp_files(
         temp = Path(os.readlink(f"/proc/self/fd/{fd}"))  # Linux: the file behind fd
         temp_of_target = temp.parent == target.parent and temp.name.startswith(f".{target.name}.")
         if step == "fsync" and temp_of_target:
-            raise OSError(5, "disk on fire")
+            raise OSError(28, "No space left on device")
         real_fsync(fd)
 
     def replace(src: str, dst: Path) -> None:
@@ -769,10 +775,13 @@ def test_a_failed_write_publishes_nothing_after_it_and_leaves_no_temp_files(
 
     monkeypatch.setattr("feedsvc.output.os.fsync", fsync)
     monkeypatch.setattr("feedsvc.output.os.replace", replace)
-    with pytest.raises(OSError, match="disk on fire"):
-        write_feed_files(tmp_path, FEED_FILES)
-    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
-    assert written == sorted(order[: order.index(failing)])
+    with pytest.raises((OSError, OutputError), match=r"No space left|disk on fire"):
+        write_feed_files(tmp_path, newer)
+    published = order[: order.index(failing)] if step == "replace" else []
+    for rel in order:
+        expected = newer[rel] if rel in published else FEED_FILES[rel]
+        assert (tmp_path / rel).read_bytes() == expected, rel
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
 
 
 # ---------------------------------------------------------------- golden files

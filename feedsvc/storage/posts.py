@@ -9,7 +9,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import TypeVar
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from feedsvc.models import Problem, Severity
 from feedsvc.storage.bulk import execute_tuples, rows_among, upsert
@@ -182,6 +182,13 @@ def peek_first_seen(conn: Connection, slugs: Iterable[str]) -> dict[str, datetim
     """Like :func:`first_seen_dates` but records nothing (for ``feedsvc check``)."""
     query = select(first_seen.c.slug, first_seen.c.seen_at)
     return {row.slug: row.seen_at for row in rows_among(conn, query, first_seen.c.slug, set(slugs))}
+
+
+def forget_outputs(conn: Connection) -> None:
+    """Drop the newest build's record of the feed files it left, so the next build does
+    not take the files on disk for up to date (a build that could not write its feeds)."""
+    newest = select(func.max(builds.c.id)).scalar_subquery()
+    conn.execute(update(builds).where(builds.c.id == newest).values(outputs=None))
 
 
 def record_build(conn: Connection, record: BuildRecord) -> None:
