@@ -134,9 +134,18 @@ def test_links_in_sent_mail_carry_signed_tokens_from_the_kept_secret(site: Site)
     assert unsubscribe in html_part(site.outbox()[0].read_bytes())
     if site.settings.storage_url.startswith("sqlite"):
         secret = Path(site.settings.storage_url.removeprefix("sqlite:///") + ".secret")
-    else:
-        secret = site.folder / ".feedsvc" / "secret"
-    assert secret.is_file()
+        assert secret.is_file()
+    else:  # on PostgreSQL the keys live in the database, shared by every instance
+        from feedsvc.storage import open_store
+        from feedsvc.storage.secret_keys import stored_keys
+
+        store = open_store(site.settings.storage_url)
+        try:
+            with store.read() as conn:
+                assert stored_keys(conn)
+        finally:
+            store.close()
+        assert not (site.folder / ".feedsvc" / "secret").exists()
 
 
 def test_preview_writes_the_html_and_says_where(site: Site, tmp_path: Path) -> None:
