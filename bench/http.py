@@ -48,10 +48,10 @@ def serve(site: Path, port: int) -> None:
     """Child process: build the site and serve it (what ``feedsvc run`` does)."""
     import uvicorn
 
-    from feedsvc.build import Builder
+    from feedsvc.build.builder import Builder
     from feedsvc.clock import SystemClock
     from feedsvc.config import load_settings
-    from feedsvc.mailer import backend_for
+    from feedsvc.newsletter.jobs import backend_for
     from feedsvc.storage import open_store
     from feedsvc.web import create_app
 

@@ -127,12 +127,12 @@ class Result:
 def workload(mode: str, subscribers: int, mixes: int) -> Result:
     """Render and personalise: ``fast`` (feedsvc), ``naive`` or ``dkim``."""
     from feedsvc.config import settings_from_mapping
-    from feedsvc.digests import Period, category_keys, matches
-    from feedsvc.mailer import Renderer
-    from feedsvc.messages import DigestContent, MessageTemplate, render_digest
-    from feedsvc.mime import DkimKey
+    from feedsvc.delivery.mime import DkimKey
     from feedsvc.models import Frequency
-    from feedsvc.tokens import Tokens
+    from feedsvc.newsletter.digests import Period, category_keys, matches
+    from feedsvc.newsletter.jobs import Renderer
+    from feedsvc.newsletter.messages import DigestContent, MessageTemplate, render_digest
+    from feedsvc.newsletter.tokens import Tokens
 
     settings = settings_from_mapping(
         {

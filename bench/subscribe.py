@@ -37,12 +37,12 @@ import uvicorn  # noqa: E402
 
 from feedsvc.clock import SystemClock  # noqa: E402
 from feedsvc.config import settings_from_mapping  # noqa: E402
-from feedsvc.mailer import backend_for  # noqa: E402
 from feedsvc.models import Frequency  # noqa: E402
-from feedsvc.ratelimit import RateLimiter  # noqa: E402
+from feedsvc.newsletter.jobs import backend_for  # noqa: E402
 from feedsvc.storage import open_store  # noqa: E402
 from feedsvc.storage.subscriptions import confirm, sign_up  # noqa: E402
 from feedsvc.web import create_app  # noqa: E402
+from feedsvc.web.ratelimit import RateLimiter  # noqa: E402
 
 ACTIVE = "활성@example.kr"
 PENDING = "대기@example.kr"

@@ -1,5 +1,5 @@
 """``python -m feedsvc`` is the ``feedsvc`` command."""
 
-from feedsvc.entry import main
+from feedsvc.cli.entry import main
 
 main()

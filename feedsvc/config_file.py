@@ -2,7 +2,7 @@
 
 No validation here (that is :mod:`feedsvc.config`, with pydantic), so that this is cheap
 to import: a new store's ``feedsvc build`` reads the file before anything else to start
-parsing early (:mod:`feedsvc.head_start`). The few rules both need are here once: where
+parsing early (:mod:`feedsvc.build.head_start`). The few rules both need are here once: where
 the file is looked for, the environment's store URL, and relative paths.
 """
 

@@ -282,7 +282,8 @@ class SubscriberEventKind(StrEnum):
 class Subscriber:
     """A stored subscriber.
 
-    ``email`` is normalised (see ``feedsvc.subscribers.normalise_address``) and lower case,
+    ``email`` is normalised (see ``feedsvc.newsletter.subscribers.normalise_address``) and lower
+    case,
     so it is unique case-insensitively. ``categories`` empty means every category;
     ``timezone`` None means the site's. ``confirmed`` is when the subscriber confirmed by
     email (None for addresses added by the site owner or imported without that date).

@@ -3,7 +3,7 @@
 The parse pipeline (``front_matter``, ``content``, ``reading``) takes a ``ParseOptions``
 rather than the whole validated ``Settings``: it can then run, and be tested, without the
 config machinery, and a new store's first build can start parsing before the config is
-validated (:mod:`feedsvc.head_start`). The defaults here are the config's own
+validated (:mod:`feedsvc.build.head_start`). The defaults here are the config's own
 (:mod:`feedsvc.config` uses them).
 """
 

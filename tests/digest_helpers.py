@@ -10,9 +10,9 @@ from lxml import etree
 from sqlalchemy import Connection, insert
 
 from feedsvc.config import Settings, settings_from_mapping
-from feedsvc.digests import Period
-from feedsvc.messages import DigestContent, Personal
 from feedsvc.models import Author, Frequency, Image, Post, PostMeta, meta_to_dict
+from feedsvc.newsletter.digests import Period
+from feedsvc.newsletter.messages import DigestContent, Personal
 from feedsvc.storage.schema import posts as posts_table
 
 SITE_URL = "https://news.example.kr/"

@@ -9,7 +9,7 @@ from itertools import pairwise
 
 import pytest
 
-from feedsvc.batches import Batches, chunk_bounds
+from feedsvc.build.parallel import Batches, chunk_bounds
 from feedsvc.config import Settings, settings_from_mapping
 
 SETTINGS = settings_from_mapping({})

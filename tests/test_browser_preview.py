@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from feedsvc.messages import Sender, render_digest
-from feedsvc.mime import html_part
+from feedsvc.delivery.mime import html_part
+from feedsvc.newsletter.messages import Sender, render_digest
 from feedsvc.templating import environment
 from tests.digest_helpers import digest_settings, minji, sample_content
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from feedsvc.models import SubscriberStatus
+from feedsvc.newsletter.tokens import Purpose
 from feedsvc.storage.subscribers import get_subscriber
-from feedsvc.tokens import Purpose
 from tests.test_web_uvicorn import served
 from tests.web_helpers import WebSite, confirm_link
 

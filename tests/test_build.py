@@ -12,10 +12,10 @@ import feedparser
 import pytest
 from sqlalchemy import text as sql
 
-from feedsvc import head_start as head_start_module
-from feedsvc import render_posts
-from feedsvc.build import Builder
-from feedsvc.build_report import BuildReport
+from feedsvc.build import head_start as head_start_module
+from feedsvc.build import render as render_posts
+from feedsvc.build.builder import Builder
+from feedsvc.build.report import BuildReport
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
 from feedsvc.storage import Store, open_store

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from feedsvc import __version__
-from feedsvc.cli import main
+from feedsvc.cli.main import main
 from tests.conftest import REPO, run_feedsvc
 
 
@@ -128,12 +128,12 @@ def report():
     print("collector on:", gc.isenabled(), flush=True)
 atexit.register(report)
 real_exit = os._exit
-def quick_exit(code):  # build and check skip atexit (feedsvc.entry._exit_now)
+def quick_exit(code):  # build and check skip atexit (feedsvc.cli.entry._exit_now)
     report()
     real_exit(code)
 os._exit = quick_exit
 sys.argv = ["feedsvc", *sys.argv[1:]]
-from feedsvc.entry import main
+from feedsvc.cli.entry import main
 main()
 """
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from feedsvc.build import Builder
-from feedsvc.cli import main
+from feedsvc.build.builder import Builder
+from feedsvc.cli.main import main
 from feedsvc.clock import FixedClock
 from feedsvc.config import load_settings
-from feedsvc.mailer import announce_live_posts
-from feedsvc.mime import html_part, parse_message
+from feedsvc.delivery.mime import html_part, parse_message
+from feedsvc.newsletter.jobs import announce_live_posts
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.announcements import note_published
 from tests.digest_helpers import (

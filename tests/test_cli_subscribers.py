@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
-from feedsvc.cli import main
+from feedsvc.cli.main import main
 from feedsvc.storage.engine import make_engine, normalise_url, run_alembic_upgrade
 from feedsvc.storage.schema import HEAD_REVISION
 from tests.conftest import PG_ENV

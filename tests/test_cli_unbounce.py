@@ -13,15 +13,15 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, update
 
-from feedsvc.cli import main
+from feedsvc.cli.main import main
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
-from feedsvc.delivery import Pace, SendReport, deliver_pending
-from feedsvc.mailer import Renderer, create_due_digests, render_pending
-from feedsvc.smtp import SmtpOptions
+from feedsvc.delivery.dispatch import Pace, SendReport, deliver_pending
+from feedsvc.delivery.smtp import SmtpOptions
+from feedsvc.newsletter.jobs import Renderer, create_due_digests, render_pending
+from feedsvc.newsletter.tokens import Tokens
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.schema import deliveries, subscriber_events, subscribers
-from feedsvc.tokens import Tokens
 from tests.digest_helpers import SECRET, add_subscriber, digest_settings, make_post, sample_posts
 from tests.smtp_server import Recorder, SmtpServer, serving
 from tests.test_storage_digests import MORNING, publish

@@ -1,4 +1,4 @@
-"""feedsvc.content: source bytes → ParsedSource → PostMeta."""
+"""feedsvc.content.posts: source bytes → ParsedSource → PostMeta."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feedsvc.config import Settings, settings_from_mapping
-from feedsvc.content import ParsedSource, parse_source, strip_xml_illegal, to_meta
+from feedsvc.content.posts import ParsedSource, parse_source, strip_xml_illegal, to_meta
+from feedsvc.content.urls import absolute_url, permalink_for, slugify
 from feedsvc.errors import ContentError
 from feedsvc.models import Author, Image
-from feedsvc.urls import absolute_url, permalink_for, slugify
 
 SEED = Path(__file__).resolve().parents[1] / "content" / "000_efb257d3228fd9cc.txt"
 SEOUL = ZoneInfo("Asia/Seoul")

@@ -11,10 +11,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from feedsvc.config import settings_from_mapping
-from feedsvc.delivery import AHEAD, PIPELINE_DEPTH, Pace
+from feedsvc.delivery.dispatch import AHEAD, PIPELINE_DEPTH, Pace
+from feedsvc.delivery.pacing import RetryPolicy, TokenBucket
+from feedsvc.delivery.smtp import SmtpOptions
 from feedsvc.errors import ConfigError
-from feedsvc.pacing import RetryPolicy, TokenBucket
-from feedsvc.smtp import SmtpOptions
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, time, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedsvc.digests import (
+from feedsvc.models import Frequency, Subscriber, SubscriberStatus
+from feedsvc.newsletter.digests import (
     Announced,
     Cursor,
     Recipient,
@@ -26,7 +27,6 @@ from feedsvc.digests import (
     matches,
     plan_digests,
 )
-from feedsvc.models import Frequency, Subscriber, SubscriberStatus
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 HORIZON = 10 * 24 * 60  # the random part: ten days, in minutes

@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from feedsvc.digests import Schedule, next_send
 from feedsvc.models import Frequency
+from feedsvc.newsletter.digests import Schedule, next_send
 from tests.smtp_server import SmtpServer, free_port, serving
 from tests.test_daemon_e2e import Daemon, make_site, messages_to, wait_for
 

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feedsvc.config import settings_from_mapping
-from feedsvc.digests import (
+from feedsvc.models import Frequency, Subscriber, SubscriberStatus
+from feedsvc.newsletter.digests import (
     Announced,
     Choice,
     Cursor,
@@ -28,7 +29,6 @@ from feedsvc.digests import (
     start_of,
     upcoming_period,
 )
-from feedsvc.models import Frequency, Subscriber, SubscriberStatus
 from feedsvc.storage.announcements import is_flood
 
 SEOUL = "Asia/Seoul"

@@ -33,11 +33,11 @@ from lxml import etree
 from feedsvc import __version__
 from feedsvc.config import Settings, settings_from_mapping
 from feedsvc.errors import OutputError
-from feedsvc.feed_plan import FeedSpec, feed_base_url, plan_feeds
-from feedsvc.feeds import render_feeds
+from feedsvc.feeds.output import write_feed_files
+from feedsvc.feeds.plan import FeedSpec, feed_base_url, plan_feeds
+from feedsvc.feeds.pretty_json import Encoded, encode
+from feedsvc.feeds.render import render_feeds
 from feedsvc.models import Author, Image, Post, PostMeta
-from feedsvc.output import write_feed_files
-from feedsvc.pretty_json import Encoded, encode
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden" / "feeds"
@@ -724,7 +724,7 @@ def test_write_feed_files_publishes_site_feeds_first_in_order(
         renamed.append(dst.relative_to(tmp_path).as_posix())
         real_replace(src, dst)
 
-    monkeypatch.setattr("feedsvc.output.os.replace", recording_replace)
+    monkeypatch.setattr("feedsvc.feeds.output.os.replace", recording_replace)
     assert write_feed_files(tmp_path, FEED_FILES) == sorted(FEED_FILES)
     assert renamed == [
         "atom.xml",
@@ -773,8 +773,8 @@ def test_a_failed_write_leaves_the_previous_set_and_no_temp_files(
             raise OSError(5, "disk on fire")
         real_replace(src, dst)
 
-    monkeypatch.setattr("feedsvc.output.os.fsync", fsync)
-    monkeypatch.setattr("feedsvc.output.os.replace", replace)
+    monkeypatch.setattr("feedsvc.feeds.output.os.fsync", fsync)
+    monkeypatch.setattr("feedsvc.feeds.output.os.replace", replace)
     with pytest.raises((OSError, OutputError), match=r"No space left|disk on fire"):
         write_feed_files(tmp_path, newer)
     published = order[: order.index(failing)] if step == "replace" else []

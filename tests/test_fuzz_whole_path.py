@@ -94,7 +94,7 @@ def run_example(root: str) -> None:
     base = Path(root)
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
     try:
-        from feedsvc.cli import main as cli
+        from feedsvc.cli.main import main as cli
 
         def feedsvc(*args: str) -> int:
             try:
@@ -128,7 +128,7 @@ def context() -> multiprocessing.context.ForkServerContext:
     """Children forked from a server that loaded feedsvc once: fast, and free of the
     test process's threads and locks."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["feedsvc.cli", "feedsvc.build", "feedparser"])
+    ctx.set_forkserver_preload(["feedsvc.cli.main", "feedsvc.build.builder", "feedparser"])
     return ctx
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from feedsvc import head_start
+from feedsvc.build import head_start
 from feedsvc.config import load_settings
 from tests.conftest import REPO, run_feedsvc
 

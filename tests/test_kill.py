@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from feedsvc.delivery import Pace
-from feedsvc.digests import DeliveryStatus
+from feedsvc.delivery.dispatch import Pace
+from feedsvc.newsletter.digests import DeliveryStatus
 from feedsvc.storage import open_store
 from feedsvc.storage.announcements import note_published
 from feedsvc.storage.schema import deliveries, subscribers

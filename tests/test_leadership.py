@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from feedsvc.leadership import AdvisoryLock, SoleInstance, leadership_for
+from feedsvc.daemon.leadership import AdvisoryLock, SoleInstance, leadership_for
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import normalise_url
 from tests.conftest import PG_ENV

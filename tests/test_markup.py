@@ -1,4 +1,4 @@
-"""feedsvc.markup: bodies → absolute-URL HTML, Liquid handling, summaries."""
+"""feedsvc.content.markup: bodies → absolute-URL HTML, Liquid handling, summaries."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from feedsvc.config import Settings, settings_from_mapping
-from feedsvc.content import parse_source, to_meta
+from feedsvc.content.markup import absolutize_urls, make_excerpt, render_markdown, render_post
+from feedsvc.content.posts import parse_source, to_meta
 from feedsvc.errors import ContentError
-from feedsvc.markup import absolutize_urls, make_excerpt, render_markdown, render_post
 from feedsvc.models import Post, Problem, Severity
 
 SEED = Path(__file__).resolve().parents[1] / "content" / "000_efb257d3228fd9cc.txt"

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from feedsvc.markup_bounds import MAX_DEPTH, MAX_ELEMENTS, line_of_element, measure
+from feedsvc.content.markup_bounds import MAX_DEPTH, MAX_ELEMENTS, line_of_element, measure
 from tests.conftest import run_feedsvc
 from tests.smtp_server import SmtpServer, serving
 

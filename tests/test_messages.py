@@ -21,19 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedsvc.digest_views import period_view, post_view, preheader
-from feedsvc.errors import ConfigError
-from feedsvc.labels import labels_for
-from feedsvc.messages import (
-    DigestContent,
-    MessageTemplate,
-    Personal,
-    Sender,
-    inline_css,
-    render_confirmation,
-    render_digest,
-)
-from feedsvc.mime import (
+from feedsvc.delivery.mime import (
     DkimKey,
     dkim_sign,
     encode_words,
@@ -44,6 +32,18 @@ from feedsvc.mime import (
     qp_value,
     qp_with_slots,
 )
+from feedsvc.errors import ConfigError
+from feedsvc.newsletter.labels import labels_for
+from feedsvc.newsletter.messages import (
+    DigestContent,
+    MessageTemplate,
+    Personal,
+    Sender,
+    inline_css,
+    render_confirmation,
+    render_digest,
+)
+from feedsvc.newsletter.views import period_view, post_view, preheader
 from feedsvc.templating import environment, render
 from tests.digest_helpers import (
     SITE_URL,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
-from feedsvc.delivery import Pace, deliver_pending
-from feedsvc.metrics import Metrics
+from feedsvc.delivery.dispatch import Pace, deliver_pending
 from feedsvc.storage import Store
+from feedsvc.web.metrics import Metrics
 from tests.digest_helpers import digest_settings
 from tests.smtp_server import serving
 from tests.test_smtp_faults import options, prepare

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.mime import parse_message
-from feedsvc.outbox import DeliveryError, OutboxBackend, eml_name
+from feedsvc.delivery.mime import parse_message
+from feedsvc.delivery.outbox import DeliveryError, OutboxBackend, eml_name
 from feedsvc.storage.delivery_claims import Claimed
 
 MESSAGE = (

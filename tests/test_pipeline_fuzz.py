@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from feedsvc.config import settings_from_mapping
-from feedsvc.content import parse_source, to_meta
+from feedsvc.content.markup import render_post
+from feedsvc.content.posts import parse_source, to_meta
 from feedsvc.errors import ContentError
-from feedsvc.feed_plan import plan_feeds
-from feedsvc.feeds import render_feeds
-from feedsvc.markup import render_post
+from feedsvc.feeds.plan import plan_feeds
+from feedsvc.feeds.render import render_feeds
 from feedsvc.models import Post
 from tests.test_markup import _TEXT
 

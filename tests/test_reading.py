@@ -1,4 +1,5 @@
-"""feedsvc.reading: one file → Outcome in a worker, and back to PostMeta in the main process.
+"""feedsvc.content.reading: one file → Outcome in a worker, and back to PostMeta in the main
+process.
 
 What a worker sends must decode to exactly what the store's JSON of the same metadata
 decodes to, and that JSON must be ``json.dumps(meta_to_dict(meta))`` byte for byte: the
@@ -18,6 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedsvc.config import Settings
+from feedsvc.content.reading import Outcome, decoded_meta, meta_json_of, parse_batch, read_source
+from feedsvc.content.sources import SourceFile, scan_content
 from feedsvc.models import (
     Author,
     Image,
@@ -28,8 +31,6 @@ from feedsvc.models import (
     meta_json_from_fields,
     meta_to_dict,
 )
-from feedsvc.reading import Outcome, decoded_meta, meta_json_of, parse_batch, read_source
-from feedsvc.sources import SourceFile, scan_content
 
 POSTS = {
     "2024-01-02-dated-by-name.md": "---\ntitle: 이름의 날짜\ntags: [a, b]\n---\n본문\n",
@@ -169,8 +170,8 @@ def test_dates_with_the_same_offset_share_one_zone_object() -> None:
 
 
 def test_asset_sizes_look_each_missing_folder_up_once(tmp_path: Path) -> None:
+    from feedsvc.content.reading import AssetSizes
     from feedsvc.parse_options import ParseOptions
-    from feedsvc.reading import AssetSizes
 
     (tmp_path / "img" / "부산").mkdir(parents=True)
     (tmp_path / "img" / "부산" / "a.png").write_bytes(b"x" * 10)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from feedsvc.feed_plan import FeedSpec
-from feedsvc.render_posts import _split
+from feedsvc.build.render import _split
+from feedsvc.feeds.plan import FeedSpec
 
 
 def _feed(name: str, ids: range) -> FeedSpec:

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from feedsvc.build import Builder
+from feedsvc.build.builder import Builder
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
-from feedsvc.mailer import backend_for, renderer_for
-from feedsvc.scheduler import Jobs, Schedule, watch_content
-from feedsvc.smtp import SmtpBackend, SmtpOptions
+from feedsvc.daemon.scheduler import Jobs, Schedule, watch_content
+from feedsvc.delivery.smtp import SmtpBackend, SmtpOptions
+from feedsvc.newsletter.jobs import backend_for, renderer_for
 from feedsvc.storage import Store, open_store
 from tests.conftest import make_settings
 from tests.digest_helpers import add_subscriber
@@ -276,7 +276,7 @@ def test_a_saved_file_reaches_the_feed_through_the_watcher(tmp_path: Path) -> No
 
 
 def test_status_shows_the_next_digest_runs_per_zone(site: tuple[Settings, Store]) -> None:
-    from feedsvc.status import collect_status, format_status
+    from feedsvc.cli.status import collect_status, format_status
 
     settings, store = site
     with store.write() as conn:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from feedsvc.cli import main
+from feedsvc.cli.main import main
 from feedsvc.config import Settings
-from feedsvc.tokens import (
+from feedsvc.newsletter.tokens import (
     SECRET_ENV,
     Purpose,
     TokenError,

@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from feedsvc.cli import main
+from feedsvc.cli.main import main
 from feedsvc.config import load_settings
-from feedsvc.mime import assemble_encoded
-from feedsvc.smtp import SmtpBackend, SmtpOptions
+from feedsvc.delivery.mime import assemble_encoded
+from feedsvc.delivery.smtp import SmtpBackend, SmtpOptions
 from feedsvc.storage import open_store
 from feedsvc.storage.announcements import note_published
 from feedsvc.web import create_app

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from feedsvc.clock import FixedClock
-from feedsvc.service import (
+from feedsvc.daemon.service import (
     DaemonLock,
     DaemonLocked,
     JsonFormatter,
@@ -98,8 +98,8 @@ def test_the_service_serves_builds_and_exits_0_on_sigterm(tmp_path: Path) -> Non
 
 
 def test_a_broken_template_stops_the_start_naming_file_and_line(tmp_path: Path) -> None:
+    from feedsvc.daemon.service import check_templates
     from feedsvc.errors import ConfigError
-    from feedsvc.service import check_templates
 
     own = tmp_path / "templates"
     own.mkdir()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedsvc import simple_toml
+from feedsvc.content import _simple_toml as simple_toml
 from tests.conftest import corpus_front_matters
 
 

@@ -9,7 +9,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedsvc import simple_yaml
+from feedsvc.content import _simple_yaml as simple_yaml
 from tests.conftest import corpus_front_matters
 
 
@@ -200,7 +200,7 @@ def test_the_unusual_characters_are_exactly_those_pyyaml_does_not_take() -> None
     (less line breaks), over every code point."""
     import re
 
-    from feedsvc.simple_yaml import _UNUSUAL
+    from feedsvc.content._simple_yaml import _UNUSUAL
 
     accepted = re.compile(
         "[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"

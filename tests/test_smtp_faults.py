@@ -15,18 +15,18 @@ import pytest
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select
 
+from feedsvc.cli.status import collect_status, format_status
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
-from feedsvc.delivery import Pace, SendReport, deliver_pending
-from feedsvc.digests import DeliveryStatus
-from feedsvc.mailer import Renderer, create_due_digests, render_pending
-from feedsvc.pacing import RetryPolicy
-from feedsvc.smtp import SmtpOptions
-from feedsvc.status import collect_status, format_status
+from feedsvc.delivery.dispatch import Pace, SendReport, deliver_pending
+from feedsvc.delivery.pacing import RetryPolicy
+from feedsvc.delivery.smtp import SmtpOptions
+from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.newsletter.jobs import Renderer, create_due_digests, render_pending
+from feedsvc.newsletter.tokens import Tokens
 from feedsvc.storage import Store
 from feedsvc.storage.schema import deliveries, subscriber_events, subscribers
 from feedsvc.storage.subscribers import unsubscribe
-from feedsvc.tokens import Tokens
 from tests.digest_helpers import SECRET, add_subscriber, digest_settings, sample_posts
 from tests.smtp_server import Recorder, SmtpServer, serving
 from tests.test_storage_digests import MORNING, publish

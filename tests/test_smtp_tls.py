@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import trustme
 
+from feedsvc.cli.status import collect_status, format_status
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
-from feedsvc.delivery import Pace, SendReport, deliver_pending
-from feedsvc.status import collect_status, format_status
+from feedsvc.delivery.dispatch import Pace, SendReport, deliver_pending
 from feedsvc.storage import Store
 from feedsvc.storage.deliveries import delivery_summary
 from tests.digest_helpers import digest_settings

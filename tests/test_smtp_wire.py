@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from feedsvc.smtp import SmtpConnection, SmtpOptions, Verdict
-from feedsvc.smtp_wire import wire_form
+from feedsvc.delivery._smtp_wire import wire_form
+from feedsvc.delivery.smtp import SmtpConnection, SmtpOptions, Verdict
 from feedsvc.storage.delivery_claims import Claimed
 
 MESSAGE = b"Subject: test\r\n\r\n.hidden dot\r\nbody\r\n..two\r\n"

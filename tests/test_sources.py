@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.sources import Scan, rescan, scan_content
+from feedsvc.content.sources import Scan, rescan, scan_content
 
 EXTENSIONS = (".md", ".html", ".txt")
 MAX_BYTES = 1000

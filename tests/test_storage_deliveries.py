@@ -19,14 +19,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert, select, text, update
 
-from feedsvc import delivery
-from feedsvc.cli import main
+from feedsvc.cli.main import main
+from feedsvc.cli.status import collect_status, format_status
 from feedsvc.clock import FixedClock, SystemClock
 from feedsvc.config import Settings
-from feedsvc.delivery import Pace, SendReport, deliver_pending
-from feedsvc.digests import DeliveryStatus
-from feedsvc.smtp import SmtpOptions
-from feedsvc.status import collect_status, format_status
+from feedsvc.delivery import dispatch as delivery
+from feedsvc.delivery.dispatch import Pace, SendReport, deliver_pending
+from feedsvc.delivery.smtp import SmtpOptions
+from feedsvc.newsletter.digests import DeliveryStatus
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.deliveries import delivery_summary, list_deliveries, requeue_failed
 from feedsvc.storage.delivery_claims import claim_due, renew_leases

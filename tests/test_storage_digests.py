@@ -14,17 +14,18 @@ from sqlalchemy import Select, delete, func, select, update
 
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
-from feedsvc.digests import DeliveryStatus
-from feedsvc.mailer import (
+from feedsvc.delivery.mime import html_part, parse_message
+from feedsvc.delivery.outbox import OutboxBackend
+from feedsvc.models import Post
+from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.newsletter.jobs import (
     Renderer,
     create_due_digests,
     plan_due_digests,
     render_pending,
     send_pending,
 )
-from feedsvc.mime import html_part, parse_message
-from feedsvc.models import Post
-from feedsvc.outbox import OutboxBackend
+from feedsvc.newsletter.tokens import Tokens
 from feedsvc.storage import Store
 from feedsvc.storage.announcements import held_posts, note_published, release_held
 from feedsvc.storage.deliveries import delivery_counts
@@ -41,7 +42,6 @@ from feedsvc.storage.schema import (
     posts,
 )
 from feedsvc.storage.subscribers import forget, unsubscribe
-from feedsvc.tokens import Tokens
 from tests.digest_helpers import (
     SECRET,
     T0,

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Table, func, select, text
 
 from feedsvc.models import Frequency, Subscriber, SubscriberEventKind, SubscriberStatus
+from feedsvc.newsletter.subscribers import SubscriberInput
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import current_revision, make_engine, run_alembic_upgrade
 from feedsvc.storage.posts import SourceRow, load_sources, save_sources
@@ -26,7 +27,6 @@ from feedsvc.storage.subscribers import (
     iter_subscribers,
     unsubscribe,
 )
-from feedsvc.subscribers import SubscriberInput
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)

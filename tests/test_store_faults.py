@@ -20,12 +20,12 @@ from sqlalchemy.exc import OperationalError
 
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
-from feedsvc.delivery import Pace, deliver_pending
-from feedsvc.mailer import Renderer, create_due_digests, render_pending
-from feedsvc.smtp import SmtpOptions
+from feedsvc.delivery.dispatch import Pace, deliver_pending
+from feedsvc.delivery.smtp import SmtpOptions
+from feedsvc.newsletter.jobs import Renderer, create_due_digests, render_pending
+from feedsvc.newsletter.tokens import Tokens
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.schema import deliveries
-from feedsvc.tokens import Tokens
 from tests.digest_helpers import SECRET, add_subscriber, digest_settings, sample_posts
 from tests.smtp_server import Recorder, serving
 from tests.test_storage_digests import MORNING, publish

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from feedsvc.categories import SiteCategories
-from feedsvc.cli import main
+from feedsvc.cli.main import main
 from feedsvc.models import SubscriberStatus
+from feedsvc.newsletter.categories import SiteCategories
+from feedsvc.newsletter.tokens import Purpose
 from feedsvc.storage import open_store
 from feedsvc.storage.subscribers import get_subscriber
-from feedsvc.tokens import Purpose
 from tests.digest_helpers import add_subscriber, make_post, store_post
 from tests.web_helpers import WebSite, confirm_link, make_site
 

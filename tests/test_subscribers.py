@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from feedsvc.errors import AddressError, CsvFormatError
 from feedsvc.models import Frequency, Subscriber, SubscriberStatus
-from feedsvc.subscriber_csv import (
+from feedsvc.newsletter.subscriber_csv import (
     EXPORT_COLUMNS,
     BadRow,
     SubscriberCsv,
@@ -22,7 +22,7 @@ from feedsvc.subscriber_csv import (
     decoded_lines,
     export_row,
 )
-from feedsvc.subscribers import (
+from feedsvc.newsletter.subscribers import (
     SubscriberInput,
     clean_name,
     format_time,

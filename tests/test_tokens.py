@@ -10,7 +10,7 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from feedsvc.errors import ConfigError
-from feedsvc.tokens import (
+from feedsvc.newsletter.tokens import (
     SECRET_ENV,
     Purpose,
     TokenError,

@@ -1,4 +1,5 @@
-"""feedsvc.urls: the quick path of a URL below the site is urlsplit's path, or urlsplit's error."""
+"""feedsvc.content.urls: the quick path of a URL below the site is urlsplit's path, or
+urlsplit's error."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedsvc.urls import url_path
+from feedsvc.content.urls import url_path
 
 _PIECES = st.sampled_from(
     [
@@ -57,7 +58,7 @@ def test_quote_url_takes_its_shortcut_only_where_quote_agrees(url: str) -> None:
     """URLs made of characters quote() keeps skip it; the result is quote()'s either way."""
     from urllib.parse import quote
 
-    from feedsvc.urls import _LONE_PERCENT, quote_url
+    from feedsvc.content.urls import _LONE_PERCENT, quote_url
 
     slow = quote(_LONE_PERCENT.sub("%25", url), safe=":/?#[]@!$&'()*+,;=%~")
     assert quote_url(url) == slow

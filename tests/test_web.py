@@ -15,9 +15,9 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from feedsvc.models import SubscriberEventKind, SubscriberStatus
-from feedsvc.ratelimit import RateLimiter
+from feedsvc.newsletter.tokens import Purpose, address_check
 from feedsvc.storage.subscribers import events_of, get_subscriber
-from feedsvc.tokens import Purpose, address_check
+from feedsvc.web.ratelimit import RateLimiter
 from tests.test_web_edge import call
 from tests.web_helpers import CLIENT_IP, SECRET, WebSite, confirm_link, make_site
 

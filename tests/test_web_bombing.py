@@ -23,12 +23,12 @@ import pytest
 
 from feedsvc.clock import FixedClock
 from feedsvc.config import settings_from_mapping
+from feedsvc.daemon.service import Listen, Service, proxy_options
+from feedsvc.delivery.smtp import SmtpBackend, SmtpOptions
 from feedsvc.errors import ConfigError
-from feedsvc.service import Listen, Service, proxy_options
-from feedsvc.smtp import SmtpBackend, SmtpOptions
+from feedsvc.newsletter.subscribers import clean_name
 from feedsvc.storage import open_store
 from feedsvc.storage.subscribers import get_subscriber
-from feedsvc.subscribers import clean_name
 from feedsvc.web import create_app
 from tests.smtp_server import SmtpServer, serving
 from tests.test_cli_subscribers import Site
@@ -179,8 +179,8 @@ def test_bidi_controls_are_stripped_from_names_on_add_and_import(tmp_path: Path)
 
 
 def test_ipv6_clients_share_a_rate_limit_bucket_per_64() -> None:
-    from feedsvc.ratelimit import client_key
-    from feedsvc.subscribers import mailbox_of
+    from feedsvc.newsletter.subscribers import mailbox_of
+    from feedsvc.web.ratelimit import client_key
 
     assert client_key("2001:db8:7:7::1") == client_key("2001:db8:7:7:ffff:1:2:3")
     assert client_key("2001:db8:7:7::1") != client_key("2001:db8:7:8::1")

@@ -16,8 +16,8 @@ import pytest
 from itsdangerous import TimestampSigner
 
 from feedsvc.models import SubscriberEventKind, SubscriberStatus
+from feedsvc.newsletter.tokens import Purpose, address_check
 from feedsvc.storage.subscribers import events_of, get_subscriber
-from feedsvc.tokens import Purpose, address_check
 from tests.web_helpers import SECRET, WebSite, confirm_link, make_site
 
 BAD_LINK = "링크가 올바르지 않거나 만료되었습니다"

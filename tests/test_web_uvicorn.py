@@ -13,7 +13,7 @@ import httpx
 import pytest
 import uvicorn
 
-from feedsvc.tokens import Purpose
+from feedsvc.newsletter.tokens import Purpose
 from tests.web_helpers import WebSite, make_site
 
 

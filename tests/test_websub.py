@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from feedsvc.build import Builder
+from feedsvc.build.builder import Builder
 from feedsvc.clock import FixedClock
+from feedsvc.feeds.websub import announce, feed_urls
 from feedsvc.models import Severity
 from feedsvc.storage import open_store
-from feedsvc.websub import announce, feed_urls
 from tests.conftest import make_settings
 from tests.test_build import NOW, post
 

@@ -16,15 +16,15 @@ import anyio
 import httpx
 from sqlalchemy import insert, select
 
-from feedsvc.build import Builder
+from feedsvc.build.builder import Builder
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
-from feedsvc.mailer import backend_for
-from feedsvc.ratelimit import RateLimiter
+from feedsvc.newsletter.jobs import backend_for
+from feedsvc.newsletter.tokens import Tokens
 from feedsvc.storage import Store
 from feedsvc.storage.schema import builds, posts
-from feedsvc.tokens import Tokens
 from feedsvc.web import create_app
+from feedsvc.web.ratelimit import RateLimiter
 from tests.conftest import make_settings
 
 NOW = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection
 
-from feedsvc.categories import SiteCategories
+from feedsvc.newsletter.categories import SiteCategories
 from feedsvc.storage.digests import live_metas
 
 

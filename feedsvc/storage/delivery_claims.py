@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, func, select, update
 
-from feedsvc.digests import DeliveryStatus
 from feedsvc.models import SubscriberStatus
+from feedsvc.newsletter.digests import DeliveryStatus
 from feedsvc.storage.schema import deliveries, delivery_messages, subscribers
 
 _CHUNK = 500

@@ -5,7 +5,8 @@ row still ``sending`` changes (except to ``sent``): if its lease ran out and ano
 sender got it sent meanwhile, a late retry or failure from the first must not undo that.
 
 A subscriber's bounces are its failed rows whose ``last_error`` ends in
-:data:`BOUNCE_NOTE`: failures that refused the address (:func:`feedsvc.smtp.refuses_address`),
+:data:`BOUNCE_NOTE`: failures that refused the address
+(:func:`feedsvc.delivery.smtp.refuses_address`),
 not the message or the sender. `feedsvc subscribers unbounce` turns the note into
 :data:`CLEARED_NOTE` (:func:`clear_bounces`), which resets the count.
 """
@@ -20,8 +21,8 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
-from feedsvc.digests import DeliveryStatus
 from feedsvc.models import SubscriberEventKind, SubscriberStatus
+from feedsvc.newsletter.digests import DeliveryStatus
 from feedsvc.storage.schema import deliveries, subscribers
 from feedsvc.storage.subscribers import record_event
 

@@ -20,20 +20,20 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, text
 
-from feedsvc.digests import (
-    Announced,
-    Cursor,
-    DeliveryStatus,
-    Period,
-    Plan,
-    Recipient,
-)
 from feedsvc.models import (
     Frequency,
     Post,
     PostMeta,
     SubscriberStatus,
     meta_from_dict,
+)
+from feedsvc.newsletter.digests import (
+    Announced,
+    Cursor,
+    DeliveryStatus,
+    Period,
+    Plan,
+    Recipient,
 )
 from feedsvc.storage.bulk import execute_many, upsert
 from feedsvc.storage.schema import (

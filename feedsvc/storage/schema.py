@@ -132,7 +132,7 @@ subscribers = Table(
     "subscribers",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    # Normalised and lower-cased by feedsvc.subscribers.normalise_address, so the plain
+    # Normalised and lower-cased by feedsvc.newsletter.subscribers.normalise_address, so the plain
     # unique index is case-insensitive uniqueness, on both backends, without functions.
     Column("email", String(320), nullable=False),
     Column("name", String(256), nullable=True),
@@ -179,7 +179,7 @@ subscriber_events = Table(
     Index("ix_subscriber_events_subscriber_id", "subscriber_id"),
 )
 
-# Addresses erased with `forget`: only a hash (feedsvc.subscribers.suppression_hash), so
+# Addresses erased with `forget`: only a hash (feedsvc.newsletter.subscribers.suppression_hash), so
 # that no import or `add` can bring the address back, and nothing else is kept about it.
 suppressions = Table(
     "suppressions",
@@ -348,7 +348,7 @@ confirmations = Table(
 
 # The keys that sign the links in emails, on PostgreSQL (revision 0009): every daemon on
 # one database signs and verifies with the same keys, whatever its config folder. The
-# highest generation signs; all of them verify (feedsvc.tokens). A SQLite store keeps its
+# highest generation signs; all of them verify (feedsvc.newsletter.tokens). A SQLite store keeps its
 # keys in a file beside the database instead, so that this table is empty there.
 secret_keys = Table(
     "secret_keys",

@@ -1,4 +1,5 @@
-"""The signing keys kept in a PostgreSQL store (table ``secret_keys``; see feedsvc.tokens).
+"""The signing keys kept in a PostgreSQL store (table ``secret_keys``; see
+feedsvc.newsletter.tokens).
 
 Generation 1 is written by whichever daemon or command needs a key first: ``INSERT … ON
 CONFLICT DO NOTHING`` then ``SELECT``, so that processes starting together all read the

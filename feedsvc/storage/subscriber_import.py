@@ -19,9 +19,9 @@ from sqlalchemy.exc import DBAPIError
 
 from feedsvc.errors import StoreError
 from feedsvc.models import SubscriberEventKind
+from feedsvc.newsletter.subscribers import SubscriberInput
 from feedsvc.storage.engine import Store
 from feedsvc.storage.subscriber_upserts import Outcome, save_subscribers
-from feedsvc.subscribers import SubscriberInput
 
 BATCH = 1000  # rows per transaction in imports: short locks, few round trips
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected

@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import case, func, literal_column, or_
 
 from feedsvc.models import SubscriberStatus
+from feedsvc.newsletter.subscribers import SubscriberInput
 from feedsvc.storage.schema import subscribers
-from feedsvc.subscribers import SubscriberInput
 
 _STOPPED = tuple(s.value for s in SubscriberStatus if s.stopped)
 # Fields an existing subscriber may take from an input (see subscriber_csv.SubscriberCsv.updates).

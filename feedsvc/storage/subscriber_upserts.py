@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 
 from feedsvc.models import SubscriberEventKind, SubscriberStatus
+from feedsvc.newsletter.subscribers import SubscriberInput, suppression_hash
 from feedsvc.storage.schema import subscriber_events, subscribers, suppressions
 from feedsvc.storage.subscriber_merge import (
     COLUMNS,
@@ -43,7 +44,6 @@ from feedsvc.storage.subscriber_merge import (
     upsert_values,
 )
 from feedsvc.storage.subscribers import suppressed_addresses
-from feedsvc.subscribers import SubscriberInput, suppression_hash
 
 _PG_COPY_STAGING = f"COPY feedsvc_import ({', '.join(COLUMNS)}, email_hash, ordinal) FROM STDIN"
 

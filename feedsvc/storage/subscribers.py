@@ -23,8 +23,8 @@ from sqlalchemy import (
 )
 
 from feedsvc.models import Frequency, Subscriber, SubscriberEventKind, SubscriberStatus
+from feedsvc.newsletter.subscribers import suppression_hash
 from feedsvc.storage.schema import subscriber_events, subscribers, suppressions
-from feedsvc.subscribers import suppression_hash
 
 _FETCH = 1000  # rows per round trip when streaming subscribers
 

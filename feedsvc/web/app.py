@@ -41,15 +41,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from feedsvc.clock import Clock
 from feedsvc.config import Settings, check_metrics_token
+from feedsvc.delivery.outbox import Backend
 from feedsvc.errors import ConfigError
-from feedsvc.feedcache import FeedCache, FeedFile, is_feed_path
-from feedsvc.metrics import CONTENT_TYPE as METRICS_TYPE
-from feedsvc.metrics import Metrics
-from feedsvc.outbox import Backend
-from feedsvc.ratelimit import RateLimiter
+from feedsvc.newsletter.tokens import Tokens, load_secrets
 from feedsvc.storage import Store
 from feedsvc.templating import environment, render
-from feedsvc.tokens import Tokens, load_secrets
+from feedsvc.web.metrics import CONTENT_TYPE as METRICS_TYPE
+from feedsvc.web.metrics import Metrics
+from feedsvc.web.ratelimit import RateLimiter
+from feedsvc.web.served import FeedCache, FeedFile, is_feed_path
 
 log = logging.getLogger("feedsvc.web")
 

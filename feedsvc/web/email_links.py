@@ -13,9 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from feedsvc.confirmations import confirm_binding
+from feedsvc.delivery.sender import ONE_CLICK
 from feedsvc.models import Subscriber, SubscriberStatus
-from feedsvc.sender import ONE_CLICK
+from feedsvc.newsletter.confirmations import confirm_binding
+from feedsvc.newsletter.tokens import Purpose, TokenError
 from feedsvc.storage.subscriptions import (
     change_preferences,
     confirm,
@@ -23,7 +24,6 @@ from feedsvc.storage.subscriptions import (
     unsubscribe,
     unsubscribe_times,
 )
-from feedsvc.tokens import Purpose, TokenError
 from feedsvc.web.app import WebState, client_ip, error_page, state_of
 from feedsvc.web.csrf import csrf_ok
 from feedsvc.web.forms import (

@@ -13,11 +13,11 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from feedsvc.categories import SiteCategories, quoted
-from feedsvc.confirmations import SignUp
 from feedsvc.errors import AddressError
 from feedsvc.models import Frequency
-from feedsvc.subscribers import (
+from feedsvc.newsletter.categories import SiteCategories, quoted
+from feedsvc.newsletter.confirmations import SignUp
+from feedsvc.newsletter.subscribers import (
     clean_name,
     normalise_address,
     parse_categories,

@@ -23,8 +23,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from feedsvc.confirmations import SignUp, request_confirmation, send_pending_confirmations
-from feedsvc.ratelimit import client_key
+from feedsvc.newsletter.confirmations import (
+    SignUp,
+    request_confirmation,
+    send_pending_confirmations,
+)
 from feedsvc.web.app import WebState, client_ip, error_page, state_of
 from feedsvc.web.csrf import csrf_ok
 from feedsvc.web.email_links import (
@@ -47,6 +50,7 @@ from feedsvc.web.forms import (
     sign_up_from,
 )
 from feedsvc.web.pages import current_categories, form_page, notice
+from feedsvc.web.ratelimit import client_key
 
 log = logging.getLogger("feedsvc.web")
 

@@ -1,0 +1,2 @@
+"""The `feedsvc` command line: the entry point, argument parsing and one module per command
+group."""

@@ -1,0 +1,74 @@
+"""``feedsvc deliveries list|retry``: look at the outbox in the store, re-queue failures.
+
+Exit status as for the rest of the CLI: 0 done; 2 bad usage; 3 the store cannot be opened.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from feedsvc.cli.invocation import EXIT_STORE, command_store, fail, now
+from feedsvc.errors import StoreError
+from feedsvc.newsletter.digests import DeliveryStatus
+
+if TYPE_CHECKING:
+    from feedsvc.cli.main import Context
+
+
+@click.group()
+def deliveries() -> None:
+    """The per-recipient outbox: list rows, re-queue failed ones."""
+
+
+@deliveries.command("list")
+@click.option(
+    "--status",
+    "status",
+    type=click.Choice([s.value for s in DeliveryStatus]),
+    default=None,
+    help="Only rows with this status (e.g. failed).",
+)
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@click.pass_obj
+def list_(obj: Context, status: str | None, limit: int) -> None:
+    """Deliveries, newest first: id, status, attempts, address, last reply or error."""
+    from feedsvc.storage.deliveries import list_deliveries
+
+    store = command_store(obj)
+    try:
+        with store.read() as conn:
+            found = list_deliveries(
+                conn, status=None if status is None else DeliveryStatus(status), limit=limit
+            )
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+    for row in found:
+        when = row.last_attempt_at.isoformat() if row.last_attempt_at else "never tried"
+        detail = row.error or ""
+        click.echo(
+            f"{row.id}\t{row.status.value}\t{row.attempts} attempts\t{row.email}\t{when}\t{detail}"
+        )
+    if not found:
+        click.echo(f"no {status} deliveries" if status else "no deliveries")
+
+
+@deliveries.command()
+@click.argument("ids", nargs=-1, type=int)
+@click.pass_obj
+def retry(obj: Context, ids: tuple[int, ...]) -> None:
+    """Re-queue failed deliveries (all, or those IDS) after fixing the cause: they go
+    out with the next `feedsvc digest send`, same bytes, same Message-ID."""
+    from feedsvc.storage.deliveries import requeue_failed
+
+    store = command_store(obj)
+    try:
+        with store.write() as conn:
+            count = requeue_failed(conn, now(), list(ids) if ids else None)
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+    click.echo(
+        f"{count} failed deliveries re-queued; `feedsvc digest send` sends them "
+        "(rows of subscribers who bounced or left are cancelled then, not sent)"
+    )

@@ -1,0 +1,384 @@
+"""``feedsvc digest preview|send|release``: argument parsing and output.
+
+The rules live in ``feedsvc.newsletter.digests`` (who gets what, when),
+``feedsvc.newsletter.messages`` (the
+bytes) and ``feedsvc.newsletter.jobs`` (the jobs). Exit status as for the rest of the CLI: 0 done;
+1 some messages failed; 2 bad usage or configuration; 3 the store cannot be opened.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from feedsvc.cli.invocation import EXIT_PROBLEMS, EXIT_STORE, EXIT_USAGE, fail, store_for
+from feedsvc.cli.invocation import now as clock_now
+from feedsvc.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from feedsvc.cli.main import Context
+    from feedsvc.config import Settings
+    from feedsvc.delivery.workers import Helpers
+    from feedsvc.models import Post, Subscriber
+    from feedsvc.newsletter.digests import Cursor
+    from feedsvc.newsletter.jobs import DueDigests
+    from feedsvc.storage import Store
+
+PREVIEW_FILE = "digest-preview.html"
+
+
+@click.group()
+def digest() -> None:
+    """Email digests: preview, send, release held posts."""
+
+
+@digest.command()
+@click.option("--to", "to", default=None, help="Preview what this subscriber's next digest holds.")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Where to write the HTML (default ./{PREVIEW_FILE}).",
+)
+@click.pass_obj
+def preview(obj: Context, to: str | None, out: Path | None) -> None:
+    """Write the HTML of a digest to a file, to open in a browser.
+
+    With --to, the posts that subscriber's next digest would hold (or, when none is
+    waiting, their newest matching posts); otherwise the site's newest posts.
+    """
+    from feedsvc.delivery.mime import html_part
+    from feedsvc.models import Frequency
+    from feedsvc.newsletter.digests import Schedule, upcoming_period
+    from feedsvc.newsletter.jobs import renderer_for
+    from feedsvc.newsletter.messages import DigestContent, render_digest
+
+    settings = obj.settings()
+    now = clock_now()
+    target = out if out is not None else Path(PREVIEW_FILE)
+    try:
+        renderer = renderer_for(settings)
+        store = store_for(settings)
+        subscriber = None if to is None else _subscriber(store, to)
+        posts, note = _preview_posts(store, settings, subscriber, now)
+        if not posts:
+            fail("no published posts in the store; run `feedsvc build` first", EXIT_PROBLEMS)
+        period = upcoming_period(
+            subscriber.frequency if subscriber else Frequency.DAILY,
+            subscriber.timezone if subscriber else None,
+            now,
+            Schedule.from_settings(settings),
+        )
+        template = render_digest(
+            renderer.sender, DigestContent(0, period, tuple(posts), now), renderer.env
+        )
+        if subscriber is None:
+            person = renderer.personal(0, "subscriber@example.com", None)
+        else:
+            person = renderer.personal(subscriber.id, subscriber.email, subscriber.name)
+        _, data = renderer.message(template, person)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(html_part(data), encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {target}: {exc.strerror}", EXIT_USAGE)
+    who = subscriber.email if subscriber else "a sample subscriber"
+    click.echo(f"subject: {template.subject}")
+    if note:
+        click.echo(note)
+    click.echo(f"wrote the preview ({len(posts)} posts for {who}) to {target.resolve()}")
+
+
+def _subscriber(store: Store, raw: str) -> Subscriber:
+    from feedsvc.newsletter.subscribers import AddressError, normalise_address
+    from feedsvc.storage.subscribers import get_subscriber
+
+    try:
+        address = normalise_address(raw, allow_test_domains=True)
+    except AddressError as exc:
+        fail(str(exc), EXIT_USAGE)
+    with store.read() as conn:
+        found = get_subscriber(conn, address)
+    if found is None:
+        fail(
+            f"{address} is not a subscriber; add it with `feedsvc subscribers add` "
+            "or preview without --to",
+            EXIT_USAGE,
+        )
+    return found
+
+
+def _preview_posts(
+    store: Store, settings: Settings, subscriber: Subscriber | None, now: datetime
+) -> tuple[list[Post], str]:
+    """The posts to preview, and a note when they are a sample, not the next digest."""
+    from feedsvc.models import Frequency
+    from feedsvc.newsletter.digests import (
+        Recipient,
+        Schedule,
+        category_keys,
+        joined_at,
+        matches,
+        plan_digests,
+    )
+    from feedsvc.storage.digests import live_metas, load_announced, load_posts, oldest_cursor
+
+    limit = settings.digest.max_posts
+    with store.read() as conn:
+        metas = live_metas(conn, now)
+        if subscriber is None:
+            ids = [m.id for m in metas[:limit]]
+            note = ""
+        else:
+            # What their next digest would hold: plan as if their period ended now.
+            as_if_now = replace(subscriber, frequency=Frequency.IMMEDIATE)
+            plan = plan_digests(
+                [Recipient(as_if_now, _cursor_of(conn, subscriber.id))],
+                load_announced(conn, since=oldest_cursor(conn), until=now),
+                now=now,
+                schedule=Schedule.from_settings(settings),
+                max_posts=limit,
+            )
+            ids = list(plan.digests[0].post_ids) if plan.digests else []
+            note = ""
+            if not ids:
+                wanted = category_keys(subscriber.categories)
+                ids = [m.id for m in metas if matches(m.categories, wanted)][:limit]
+                note = (
+                    f"no new posts are waiting for {subscriber.email} (joined "
+                    f"{joined_at(subscriber):%Y-%m-%d}); showing their newest posts instead"
+                )
+        found = load_posts(conn, ids, now)
+    return [found[i] for i in ids if i in found], note
+
+
+def _cursor_of(conn: Connection, subscriber_id: int) -> Cursor | None:
+    from feedsvc.storage.digests import cursor_of
+
+    return cursor_of(conn, subscriber_id)
+
+
+@digest.command()
+@click.option("--dry-run", is_flag=True, help="Print who would get which posts; send nothing.")
+@click.pass_obj
+def send(obj: Context, dry_run: bool) -> None:
+    """Create the digests that are due, render them, and deliver them.
+
+    Due: daily and weekly digests whose send time has passed (at most digest.max_lateness
+    ago), immediate ones for every post not sent yet. With the outbox backend each
+    message becomes a .eml file in delivery.outbox_dir; with smtp they go to
+    delivery.smtp.host over pooled connections (a progress bar on a terminal).
+    """
+    from feedsvc.clock import SystemClock
+    from feedsvc.newsletter.jobs import (
+        backend_for,
+        create_due_digests,
+        plan_due_digests,
+        render_pending,
+        renderer_for,
+        send_outbox,
+    )
+
+    settings = obj.settings()
+    now = clock_now()
+    try:
+        store = store_for(settings)
+        if dry_run:
+            _print_plan(plan_due_digests(store, settings, now))
+            return
+        renderer = renderer_for(settings)
+        due = create_due_digests(store, settings, now)
+        backend = backend_for(settings)
+        helpers = _start_helpers(store, settings, now) if backend is None else None
+        try:
+            rendered = render_pending(store, renderer, now)
+        finally:
+            if helpers is not None:
+                helpers.rendering_finished()
+        created = due.created
+        assert created is not None
+        if due.announced:
+            click.echo(f"{len(due.announced)} new posts announced")
+        click.echo(
+            f"{created.digests} digests created for {created.deliveries} subscribers; "
+            f"{rendered.rendered} messages rendered"
+            + (
+                f", {rendered.cancelled} cancelled (subscriber left or posts removed)"
+                if rendered.cancelled
+                else ""
+            )
+        )
+        if backend is None:
+            _send_smtp(store, settings, helpers)
+            return
+        sent = send_outbox(store, backend, SystemClock(), settings)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+    folder = settings.path(settings.delivery.outbox_dir)
+    click.echo(
+        f"{sent.sent} messages written to {folder}"
+        + (
+            f"; {sent.retried} to retry, {sent.failed} failed"
+            if sent.retried or sent.failed
+            else ""
+        )
+    )
+    for error in sorted(set(sent.errors)):
+        click.echo(f"feedsvc: {error}", err=True)
+    if sent.failed or sent.retried:
+        sys.exit(EXIT_PROBLEMS)
+
+
+def _start_helpers(store: Store, settings: Settings, now: datetime) -> Helpers | None:
+    """With ``delivery.workers`` > 1: the helper sender processes, which start sending
+    while this process renders."""
+    from feedsvc.delivery.smtp import SmtpOptions
+    from feedsvc.delivery.workers import Helpers
+    from feedsvc.storage.deliveries import due_count
+
+    if settings.delivery.workers < 2:
+        return None
+    SmtpOptions.from_settings(settings)  # a missing password stops here, not in each helper
+    with store.read() as conn:
+        waiting = due_count(conn, now, rendered_only=False)
+    return Helpers.start(store, settings, waiting)
+
+
+def _send_smtp(store: Store, settings: Settings, helpers: Helpers | None) -> None:
+    """Send over SMTP (with the helper processes, if any) with a progress bar on a
+    terminal; end with the counts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from feedsvc.clock import SystemClock
+    from feedsvc.delivery.dispatch import SendReport, send_due
+    from feedsvc.storage.deliveries import due_count
+
+    clock = SystemClock()
+    smtp = settings.delivery.smtp
+    helped = helpers.done() if helpers is not None else 0
+    with store.read() as conn:
+        total = due_count(conn, clock.now()) + helped
+    bar = Progress(
+        "sending", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+    )
+    task = bar.add_task("send", total=total)
+
+    def progress(report: SendReport) -> None:
+        bar.update(task, completed=report.done + (helpers.done() if helpers else 0))
+
+    show = sys.stdout.isatty() and total > 0
+    if show:
+        bar.start()
+    try:
+        report = send_due(
+            store,
+            settings,
+            clock,
+            on_progress=progress if show else None,
+            share=settings.delivery.workers if helpers is not None else 1,
+        )
+        if helpers is not None:
+            report.add(helpers.finish())
+    finally:
+        if show:
+            bar.stop()
+    click.echo(
+        f"{report.sent} sent, {report.retried} retrying, {report.failed} failed "
+        f"(SMTP {smtp.host}:{smtp.port})"
+        + (f"; {report.bounced} subscribers bounced" if report.bounced else "")
+    )
+    for error, count in report.errors.most_common(5):
+        click.echo(f"feedsvc: {count} × {error}", err=True)
+    for problem in report.problems:
+        click.echo(f"feedsvc: {problem}", err=True)
+    if report.paused is not None:
+        fail(f"sending paused: {report.paused}", EXIT_PROBLEMS)
+    if report.failed or report.retried or report.problems:
+        sys.exit(EXIT_PROBLEMS)
+
+
+def _print_plan(due: DueDigests) -> None:
+    plan = due.plan
+    if due.announced:
+        click.echo(f"{len(due.announced)} published posts would be announced as new")
+    for post in due.archive:
+        click.echo(f"{post.source_path}: {post.note}")
+    if not plan.digests:
+        click.echo("dry run: no digest is due; nothing would be sent")
+        return
+    for item in plan.digests:
+        titles = " · ".join(due.titles.get(i, i) for i in item.post_ids)
+        for subscriber_id in item.subscriber_ids:
+            subscriber = due.recipients[subscriber_id].subscriber
+            name = f" ({subscriber.name})" if subscriber.name else ""
+            click.echo(
+                f"{subscriber.email}{name} ← {len(item.post_ids)} posts "
+                f"[{item.period.key}]: {titles}"
+            )
+    by_period = Counter(item.period.key for item in plan.digests)
+    click.echo(
+        f"dry run: {plan.messages} messages in {len(plan.digests)} digests "
+        f"({len(by_period)} periods) would be sent; nothing was sent"
+    )
+
+
+@digest.command()
+@click.option("--discard", is_flag=True, help="Never email the held posts (they stop being held).")
+@click.argument("posts", nargs=-1)
+@click.pass_obj
+def release(obj: Context, discard: bool, posts: tuple[str, ...]) -> None:
+    """Release the posts the flood guard holds: they go out with the next digests.
+
+    With POST arguments (an archive post's file as `feedsvc status` shows it, or its
+    URL), release those archive posts instead: posts that went live dated more than
+    digest.backdate_limit earlier, which are otherwise never mailed.
+    """
+    from feedsvc.storage.announcements import NotArchived, release_archived, release_held
+
+    settings = obj.settings()
+    store = store_for(settings)
+    if posts and discard:
+        fail("--discard goes with the held posts, not with POST arguments", EXIT_USAGE)
+    try:
+        with store.write() as conn:
+            if posts:
+                archived = release_archived(conn, posts, clock_now())
+            else:
+                released = release_held(conn, clock_now(), discard=discard)
+    except NotArchived as exc:
+        fail(
+            f"{exc.args[0]} is not an archive post waiting to be mailed; `feedsvc status` "
+            "lists them (by file)",
+            EXIT_USAGE,
+        )
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+    if posts:
+        for post in archived:
+            click.echo(f"released: {post.source_path}")
+        click.echo(f"{len(archived)} archive posts released: the next digests include them")
+        return
+    if not released:
+        click.echo("no posts are held")
+        return
+    for held in released:
+        click.echo(f"{'discarded' if discard else 'released'}: {held.source_path}")
+    if discard:
+        click.echo(f"{len(released)} held posts discarded: they will never be emailed")
+    else:
+        click.echo(f"{len(released)} held posts released: the next digests include them")

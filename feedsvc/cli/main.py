@@ -1,0 +1,252 @@
+"""The ``feedsvc`` command line: argument parsing only; the work is in the modules it calls.
+
+Exit status: 0 all good; 1 content problems (``build`` still publishes every good post);
+2 bad usage or configuration; 3 the store cannot be opened.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from feedsvc import __version__
+from feedsvc.config import Settings, load_settings
+from feedsvc.errors import ConfigError, OutputError, StoreError
+from feedsvc.models import Problem
+
+# Commands that run without the cyclic garbage collector, which the console script turns
+# off before anything is imported (feedsvc.cli.entry).
+ONE_SHOT_BUILDS = frozenset({"build", "check"})
+
+EXIT_PROBLEMS = 1
+EXIT_CONFIG = 2
+EXIT_STORE = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# Command groups in their own modules, imported only when used: `feedsvc build` must not
+# pay for the mail, delivery and web stacks at start-up.
+LAZY_COMMANDS = {
+    "subscribers": "feedsvc.cli.subscribers:subscribers",
+    "digest": "feedsvc.cli.digest:digest",
+    "deliveries": "feedsvc.cli.deliveries:deliveries",
+    "run": "feedsvc.cli.run:run",
+    "secret": "feedsvc.cli.secret:secret",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose listed subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module, _, attribute = LAZY_COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:  # only the store's own failures are handled; see below
+            if isinstance(exc, OutputError):  # the feeds' folder, not the store
+                click.echo(f"feedsvc: {exc}", err=True)
+                sys.exit(EXIT_PROBLEMS)
+            failure = _store_failure(exc, ctx)
+            if failure is None:
+                raise
+            click.echo(f"feedsvc: {failure}", err=True)
+            sys.exit(EXIT_STORE)
+
+
+def _store_failure(exc: BaseException, ctx: click.Context) -> str | None:
+    """One line for a store that fails after it was opened (disk full, read-only file
+    system, permissions, a database gone away), or None for anything else. SQLAlchemy is
+    looked up only if a command already loaded it: the CLI starts without it."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is None or not isinstance(exc, sa_exc.OperationalError):
+        return None
+    from feedsvc.storage.engine import _safe as safe_url
+
+    where = "the store"
+    if isinstance(ctx.obj, Context):
+        url = ctx.obj.settings().storage_url
+        sqlite_path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
+        where = f"the store {sqlite_path or safe_url(url)}"
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    return (
+        f"{where} failed: {reason}; free disk space or make it writable (a read-only file "
+        "system, permissions, a database server that went away), then run the command "
+        "again: what was written before stays"
+    )
+
+
+class Context:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+
+    def settings(self) -> Settings:
+        try:
+            return load_settings(self.config_path)
+        except ConfigError as exc:
+            _drop_early_parse()
+            click.echo(f"feedsvc: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+
+
+def _drop_early_parse() -> None:
+    """Stop a parse `feedsvc build` started before the config was found invalid."""
+    head_start = sys.modules.get("feedsvc.build.head_start")
+    if head_start is not None:
+        head_start.drop_early()
+
+
+def _open_store(settings: Settings) -> Any:
+    from feedsvc.storage import open_store
+
+    try:
+        store = open_store(settings.storage_url)
+    except StoreError as exc:
+        click.echo(f"feedsvc: {exc}", err=True)
+        sys.exit(EXIT_STORE)
+    if store.migration:
+        click.echo(f"feedsvc: {store.migration} ({_safe_url(store)})", err=True)
+    return store
+
+
+def _safe_url(store: Any) -> str:
+    return str(store.engine.url.render_as_string(hide_password=True))
+
+
+def _print_problems(problems: list[Problem]) -> None:
+    for problem in problems:
+        click.echo(str(problem), err=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    envvar="FEEDSVC_CONFIG",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Config file (default ./config.yaml, else built-in defaults). Env: FEEDSVC_CONFIG.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+@click.version_option(__version__, prog_name="feedsvc")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """feedsvc: a folder of blog posts in, RSS/Atom/JSON feeds and newsletters out."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="feedsvc: %(levelname)s: %(message)s",
+    )
+    ctx.obj = Context(config_path)
+    if not gc.isenabled() and ctx.invoked_subcommand not in ONE_SHOT_BUILDS:
+        gc.freeze()  # what start-up made stays; the rest is collected as usual
+        gc.enable()
+
+
+def _builder(settings: Settings) -> Any:
+    """A Builder on the opened store (imports the build pipeline and SQLAlchemy)."""
+    from feedsvc.build.builder import Builder
+    from feedsvc.clock import SystemClock
+
+    return Builder(settings, _open_store(settings), SystemClock())
+
+
+@main.command()
+@click.pass_obj
+def build(obj: Context) -> None:
+    """Publish every good post to the feeds; report the files that have problems."""
+    from feedsvc.build.head_start import head_start, take
+
+    started = time.perf_counter()
+    settings = obj.settings()
+    # A new store: parse while the rest is imported (started before the CLI, if it could).
+    early = take(settings)
+    if early is not None:
+        logging.getLogger("feedsvc.build").debug("parsing began before the config was checked")
+    early = early or head_start(settings)
+    builder = _builder(settings)
+    report = builder.build(head_start=early)
+    builder.store.close()  # checkpoint SQLite's log now, not in the interpreter's exit
+    _print_problems(report.problems)
+    for phase, seconds in report.timings.items():
+        logging.getLogger("feedsvc.build").debug("%s: %.3f s", phase, seconds)
+    elapsed = time.perf_counter() - started
+    click.echo(
+        f"{report.files} files, {report.parsed} parsed, {report.published} published, "
+        f"{report.rendered} rendered; {len(report.feeds_written)} feed files changed in "
+        f"{settings.output_dir}; {report.errors} errors, {report.warnings} warnings "
+        f"({elapsed:.2f} s)"
+    )
+    if report.next_publish is not None:
+        click.echo(f"next scheduled post goes live at {report.next_publish.isoformat()}")
+    if report.errors:
+        click.echo(
+            f"feedsvc: {report.errors} file(s) could not be published; see above "
+            "(every other post was published)",
+            err=True,
+        )
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@click.pass_obj
+def check(obj: Context) -> None:
+    """Check config and every content file; exit non-zero when anything is wrong."""
+    settings = obj.settings()
+    builder = _builder(settings)
+    report = builder.build(dry_run=True, render_all=True)
+    builder.store.close()
+    _print_problems(report.problems)
+    click.echo(
+        f"{report.files} files checked: {report.published} publishable, "
+        f"{report.errors} errors, {report.warnings} warnings"
+    )
+    if report.errors:
+        sys.exit(EXIT_PROBLEMS)
+
+
+@main.command()
+@click.pass_obj
+def status(obj: Context) -> None:
+    """Show the last build and its content problems."""
+    from feedsvc.cli.status import collect_status, format_status
+
+    settings = obj.settings()
+    store = _open_store(settings)
+    click.echo(format_status(collect_status(settings, store)))
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+def init(directory: Path) -> None:
+    """Write a working site skeleton (config.yaml, content/ with sample posts) to DIRECTORY."""
+    from feedsvc.cli.skeleton import write_skeleton
+
+    written, skipped = write_skeleton(directory)
+    for path in written:
+        click.echo(f"wrote {path}")
+    for path in skipped:
+        click.echo(f"kept {path} (already exists)")
+    click.echo(f"next: cd {directory} && feedsvc build")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

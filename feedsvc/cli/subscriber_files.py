@@ -1,0 +1,408 @@
+"""``feedsvc subscribers import|export``: subscriber CSV files in and out, streamed.
+
+Registered on the ``subscribers`` group by :mod:`feedsvc.cli.subscribers`. The rows
+are read and written by ``feedsvc.newsletter.subscriber_csv``; an import is written in batches by
+``feedsvc.storage.subscriber_import`` while the next rows are read.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+from zoneinfo import ZoneInfo
+
+import click
+
+from feedsvc.cli.invocation import (
+    EXIT_PROBLEMS,
+    EXIT_STORE,
+    EXIT_USAGE,
+    TEST_DOMAINS_HELP,
+    actor,
+    command_store,
+    fail,
+    now,
+)
+from feedsvc.errors import CsvFormatError, StoreError
+from feedsvc.models import Problem, Severity, SubscriberEventKind
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from feedsvc.cli.main import Context
+    from feedsvc.newsletter.categories import SiteCategories
+    from feedsvc.newsletter.subscriber_csv import SubscriberCsv
+    from feedsvc.newsletter.subscribers import SubscriberInput
+    from feedsvc.storage import Store
+    from feedsvc.storage.subscriber_import import BatchWriter, Finished
+    from feedsvc.storage.subscriber_upserts import Outcome
+
+
+@dataclass
+class _Tally:
+    """What an import did, for the summary."""
+
+    rows: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    bad: int = 0
+    unknown_categories: int = 0  # rows imported with a category no post has
+
+    def count(self, outcome: Outcome) -> None:
+        self.outcomes[outcome] += 1
+
+    @property
+    def written(self) -> int:
+        return sum(self.outcomes.values()) - self.outcomes["suppressed"]
+
+
+@click.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check every row and report; write nothing.")
+@click.option(
+    "--encoding",
+    default="utf-8-sig",
+    show_default=True,
+    help="The file's encoding (a byte-order mark is skipped); cp949 for Korean Excel files.",
+)
+@click.option("--allow-test-domains", is_flag=True, help=TEST_DOMAINS_HELP)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse the file when a row names a category no published post has: report "
+    "each such row, import nothing (without it: a warning, and the rows are imported).",
+)
+@click.pass_obj
+def import_(
+    obj: Context,
+    file: Path,
+    dry_run: bool,
+    encoding: str,
+    allow_test_domains: bool,
+    strict: bool,
+) -> None:
+    """Add or update subscribers from FILE (CSV: email,name,frequency,categories,timezone).
+
+    Every bad row is reported with its line number and reason; every good row is
+    imported. Existing addresses are updated; unsubscribed, bounced or complained ones
+    are never re-activated, and forgotten ones are never added back. A row whose
+    categories no published post has is imported with a warning; with --strict, such
+    rows are reported and nothing is imported.
+    """
+    from feedsvc.newsletter.subscriber_csv import SubscriberCsv, check_encoding, decoded_lines
+    from feedsvc.storage.subscriber_import import BatchWriter
+
+    settings = obj.settings()
+    source = str(file)
+    try:
+        check_encoding(encoding)
+        raw: BinaryIO = file.open("rb")
+    except ValueError as exc:
+        fail(f"--encoding: {exc}", EXIT_USAGE)
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc}", EXIT_USAGE)
+    tally = _Tally()
+
+    def rows_of(handle: BinaryIO) -> SubscriberCsv:
+        return SubscriberCsv(
+            decoded_lines(handle, encoding=encoding, source=source),
+            source=source,
+            assume_timezone=ZoneInfo(settings.site.timezone),
+            consent_source=f"import {file.name}",
+            allow_test_domains=allow_test_domains,
+        )
+
+    with raw:
+        try:
+            reader = rows_of(raw)
+        except CsvFormatError as exc:
+            fail(str(exc), EXIT_USAGE)
+        store = command_store(obj)
+        check = _CategoryCheck(source, _site_categories(store, reader))
+        if strict and check.site is not None and not check.site.empty:
+            _refuse_unknown_categories(file, rows_of, check)
+        writer = BatchWriter(
+            store,
+            updates=reader.updates,
+            now=now(),
+            actor=actor(),
+            event=SubscriberEventKind.IMPORTED,
+            source=file.name,
+            dry_run=dry_run,
+        )
+        try:
+            with _progress(file.stat().st_size) as progress, writer:
+
+                def advance() -> None:
+                    if progress is not None:
+                        progress.update(progress.task_ids[0], completed=raw.tell())
+
+                _import_rows(reader, writer, tally, _reporter(progress), advance, check)
+        except CsvFormatError as exc:
+            written = tally.written if not dry_run else 0
+            done = f" ({written} rows before it were imported; import again is safe)"
+            fail(f"{exc}{done if written else ''}", EXIT_USAGE)
+        except StoreError as exc:
+            fail(str(exc), EXIT_STORE)
+    tally.unknown_categories = check.unknown_rows
+    click.echo(_summary(source, tally, dry_run))
+    if tally.bad:
+        sys.exit(EXIT_PROBLEMS)
+
+
+def _import_rows(
+    reader: SubscriberCsv,
+    writer: BatchWriter,
+    tally: _Tally,
+    report: Callable[[Problem], None],
+    advance: Callable[[], None],
+    check: _CategoryCheck,
+) -> None:
+    """Feed the good rows to ``writer`` in batches; count, and report every bad row (and
+    warn about each good one whose categories no post has).
+
+    A file that turns undecodable half-way (CsvFormatError) first lets the batches read
+    before it finish, so that the message can say how many rows were imported.
+    """
+    from feedsvc.newsletter.subscriber_csv import BadRow
+    from feedsvc.storage.subscriber_import import BATCH
+    from feedsvc.storage.subscriber_upserts import Outcome
+
+    def settle(done: list[Finished]) -> None:
+        for batch, outcomes in done:
+            for row, outcome in zip(batch, outcomes, strict=True):
+                tally.count(outcome)
+                if outcome == Outcome.SUPPRESSED:
+                    tally.bad += 1
+                    reason = (
+                        f"{row.email} was erased with `feedsvc subscribers forget`; "
+                        "it is never imported again"
+                    )
+                    report(Problem(reader.source, reason, row.line))
+        advance()
+
+    batch: list[SubscriberInput] = []
+    try:
+        for item in reader:
+            tally.rows += 1
+            if tally.rows % BATCH == 0:
+                advance()  # also through long runs of bad rows
+            if isinstance(item, BadRow):
+                tally.bad += 1
+                report(Problem(reader.source, item.reason, item.line))
+                continue
+            warning = check.problem(item, Severity.WARNING)
+            if warning is not None:
+                report(warning)
+            batch.append(item)
+            if len(batch) >= BATCH:
+                settle(writer.submit(batch))
+                batch.clear()
+    except CsvFormatError:
+        settle(writer.finish())
+        raise
+    if batch:
+        settle(writer.submit(batch))
+    settle(writer.finish())
+
+
+def _summary(source: str, tally: _Tally, dry_run: bool) -> str:
+    got = tally.outcomes.get
+    kept = got("kept_stopped", 0)
+    parts = [
+        f"{got('added', 0)} added",
+        f"{got('updated', 0) + kept} updated",
+    ]
+    if kept:
+        parts[-1] += f" ({kept} stayed unsubscribed, bounced or complained)"
+    parts.append(f"{tally.bad} bad row{'s' if tally.bad != 1 else ''} not imported")
+    if tally.unknown_categories:
+        unknown = tally.unknown_categories
+        parts.append(
+            f"{unknown} row{'s' if unknown != 1 else ''} with categories no post has "
+            "(see the warnings)"
+        )
+    head = f"{source}: {tally.rows} row{'s' if tally.rows != 1 else ''}: "
+    if dry_run:
+        return "dry run, nothing written: " + head + ", ".join(parts).replace("added", "to add")
+    return head + ", ".join(parts)
+
+
+@dataclass
+class _CategoryCheck:
+    """The categories of each row against the site's (``site`` None: the file has no
+    categories column). A site without posts yet gets one warning, not one per row."""
+
+    source: str
+    site: SiteCategories | None
+    said_empty: bool = False
+    unknown_rows: int = 0
+
+    def problem(self, row: SubscriberInput, severity: Severity) -> Problem | None:
+        from feedsvc.newsletter.categories import NO_CATEGORIES_YET, unknown_reason
+
+        if self.site is None or not row.categories:
+            return None
+        if self.site.empty:
+            if self.said_empty:
+                return None
+            self.said_empty = True
+            reason = (
+                f"{NO_CATEGORIES_YET}, so the categories in this file cannot be checked; "
+                "its rows are imported with them. Run `feedsvc build` first to have "
+                "categories checked"
+            )
+            return Problem(self.source, reason, row.line, Severity.WARNING)
+        unknown = self.site.unknown(row.categories)
+        if not unknown:
+            return None
+        self.unknown_rows += 1
+        reason = f"{row.email}: {unknown_reason(unknown, self.site)}"
+        if severity is Severity.ERROR:
+            reason += "; fix the spelling"
+        else:
+            reason += (
+                "; imported all the same (a category matches once a post has it). If it is "
+                "a typo, fix the file and import again; --strict refuses such files"
+            )
+        return Problem(self.source, reason, row.line, severity)
+
+
+def _site_categories(store: Store, reader: SubscriberCsv) -> SiteCategories | None:
+    """The site's categories, when the file has a categories column."""
+    from feedsvc.storage.categories import site_categories
+
+    if "categories" not in reader.columns:
+        return None
+    try:
+        with store.read() as conn:
+            return site_categories(conn, now())
+    except StoreError as exc:
+        fail(str(exc), EXIT_STORE)
+
+
+def _refuse_unknown_categories(
+    file: Path, rows_of: Callable[[BinaryIO], SubscriberCsv], check: _CategoryCheck
+) -> None:
+    """--strict: read the whole file first; report every row whose categories no post
+    has and stop (exit 1) before anything is written. Other bad rows are left to the
+    import itself (or to --dry-run)."""
+    from feedsvc.newsletter.subscriber_csv import BadRow
+
+    refused = 0
+    try:
+        with file.open("rb") as raw:
+            for item in rows_of(raw):
+                if isinstance(item, BadRow):
+                    continue
+                problem = check.problem(item, Severity.ERROR)
+                if problem is not None:
+                    refused += 1
+                    click.echo(str(problem), err=True)
+    except CsvFormatError as exc:
+        fail(f"{exc}; nothing was imported", EXIT_USAGE)
+    except OSError as exc:
+        fail(f"cannot read {file}: {exc}", EXIT_USAGE)
+    if refused:
+        rows_word = "row names" if refused == 1 else "rows name"
+        fail(
+            f"{file}: --strict: {refused} {rows_word} categories no published post "
+            "has; nothing was imported. Fix them and import again, or import without "
+            "--strict to keep them (with a warning)",
+            EXIT_PROBLEMS,
+        )
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Progress | None]:
+    """A progress bar on stderr when the command runs on a terminal, else None."""
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as progress:
+        progress.add_task("import", total=total)
+        yield progress
+
+
+def _reporter(progress: Progress | None) -> Callable[[Problem], None]:
+    """How to print one bad row: above the bar on a terminal, else a line on stderr."""
+
+    def report(problem: Problem) -> None:
+        if progress is not None:
+            progress.console.print(str(problem), markup=False, highlight=False)
+        else:
+            click.echo(str(problem), err=True)
+
+    return report
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
+@click.option("--bom", is_flag=True, help="Start with a UTF-8 byte-order mark (for Excel).")
+@click.pass_obj
+def export(obj: Context, file: Path, bom: bool) -> None:
+    """Write every subscriber to FILE as CSV (import's columns plus status, dates, consent).
+
+    ``-`` writes to standard output. The file is replaced only when complete.
+    """
+    from feedsvc.newsletter.subscriber_csv import csv_lines, export_row
+    from feedsvc.storage.subscribers import iter_subscribers
+
+    store = command_store(obj)
+    count = 0
+    with store.read() as conn:
+        rows = (export_row(subscriber) for subscriber in iter_subscribers(conn))
+        if str(file) == "-":
+            out = sys.stdout
+            if bom:
+                out.write("\ufeff")
+            for text in csv_lines(rows):
+                out.write(text)
+                count += 1
+        else:
+            count = _write_atomically(file, csv_lines(rows), bom=bom)
+    count -= 1  # the header
+    if str(file) != "-":
+        click.echo(f"wrote {count} subscriber{'s' if count != 1 else ''} to {file}")
+
+
+def _write_atomically(path: Path, lines: Iterator[str], *, bom: bool) -> int:
+    """Write ``lines`` to a temporary file beside ``path``, then rename it; lines written."""
+    directory = path.resolve().parent
+    if not directory.is_dir():
+        fail(f"cannot write {path}: the folder {directory} does not exist", EXIT_USAGE)
+    count = 0
+    # mkstemp makes the file readable by its owner only: right for a list of people.
+    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with open(descriptor, "w", encoding="utf-8-sig" if bom else "utf-8", newline="") as out:
+            for text in lines:
+                out.write(text)
+                count += 1
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return count

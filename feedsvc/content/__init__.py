@@ -1,0 +1,1 @@
+"""Source files → post metadata and feed-ready HTML: the pure content pipeline."""

@@ -1,0 +1,1 @@
+"""`feedsvc run`: the service, its scheduled jobs and watcher, and leadership among daemons."""

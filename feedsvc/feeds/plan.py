@@ -1,0 +1,123 @@
+"""Which feeds exist and which posts each holds, from metadata alone (pure).
+
+The site feed holds the newest ``feeds.limit`` live posts; each category (and, with
+``feeds.per_tag``, each tag) gets a feed named after its slug, "News" and "news" sharing
+one. Rendering the plan into bytes is ``feedsvc.feeds.render``' part (feedgen, lxml), so a build
+can plan without importing them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Literal
+
+from feedsvc.config import Settings
+from feedsvc.content.urls import slugify
+from feedsvc.models import PostMeta
+
+FeedKind = Literal["site", "category", "tag"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """One feed to write: where, what it is called, and which posts it holds."""
+
+    path: str  # folder below the output dir: "" | "categories/<slug>/" | "tags/<slug>/"
+    title: str
+    description: str
+    kind: FeedKind
+    term: str | None  # the category or tag as written
+    post_ids: tuple[str, ...]  # newest first, at most settings.feeds.limit
+
+
+def feed_base_url(settings: Settings) -> str:
+    """The URL the output dir is published at (``site.url``, ending in ``/``)."""
+    return settings.site.url
+
+
+def plan_feeds(metas: Iterable[PostMeta], settings: Settings) -> list[FeedSpec]:
+    """The site feed, then category feeds, then tag feeds (each by slug) for live posts."""
+    ordered = _newest_first(metas)
+    site = settings.site
+    limit = settings.feeds.limit
+    plan = [
+        FeedSpec(
+            path="",
+            title=site.title,
+            description=site.description or site.title,
+            kind="site",
+            term=None,
+            post_ids=tuple(m.id for m in ordered[:limit]),
+        )
+    ]
+    if settings.feeds.per_category:
+        plan += _term_feeds(ordered, settings, "category", attrgetter("categories"))
+    if settings.feeds.per_tag:
+        plan += _term_feeds(ordered, settings, "tag", attrgetter("tags"))
+    return plan
+
+
+def _newest_first(metas: Iterable[PostMeta]) -> list[PostMeta]:
+    # Two stable sorts: published descending, ties by id ascending.
+    ordered = sorted(metas, key=_ID)
+    ordered.sort(key=_PUBLISHED, reverse=True)
+    unique: dict[str, PostMeta] = {}  # a repeated id would be one item twice to a reader
+    for meta in ordered:
+        unique.setdefault(meta.id, meta)
+    return list(unique.values()) if len(unique) < len(ordered) else ordered
+
+
+_ID = attrgetter("id")
+_PUBLISHED = attrgetter("published")
+
+
+def _term_feeds(
+    ordered: list[PostMeta],
+    settings: Settings,
+    kind: Literal["category", "tag"],
+    terms_of: Callable[[PostMeta], tuple[str, ...]],
+) -> list[FeedSpec]:
+    # Each spelling's posts (as places in ``ordered``), then the spellings of each slug:
+    # a site has few terms and many posts, so the loop over posts does as little as it can.
+    places: dict[str, list[int]] = {}
+    for place, meta in enumerate(ordered):
+        for term in terms_of(meta):
+            found = places.get(term)
+            if found is None:
+                places[term] = [place]
+            else:
+                found.append(place)
+    spellings: dict[str, list[str]] = {}
+    for term in places:
+        slug = slugify(term)
+        if slug:  # else nothing is left to name a folder with
+            spellings.setdefault(slug, []).append(term)
+    site = settings.site
+    folder = "categories" if kind == "category" else "tags"
+    specs = []
+    for slug in sorted(spellings):
+        terms = spellings[slug]
+        # "News" and "news" share a feed, named after the most used spelling; a post
+        # that has both (or one twice) is in it once.
+        term = min(terms, key=lambda t: (-len(places[t]), t))
+        merged: list[int] = []
+        for place in heapq.merge(*(places[t] for t in terms)):
+            if not merged or merged[-1] != place:
+                merged.append(place)
+                if len(merged) == settings.feeds.limit:
+                    break
+        title = f"{site.title} – {term}" if kind == "category" else f"{site.title} – #{term}"
+        specs.append(
+            FeedSpec(
+                path=f"{folder}/{slug}/",
+                title=title,
+                description=site.description or title,
+                kind=kind,
+                term=term,
+                post_ids=tuple(ordered[p].id for p in merged),
+            )
+        )
+    return specs

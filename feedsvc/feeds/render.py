@@ -1,0 +1,371 @@
+"""Posts → RSS 2.0 / Atom 1.0 / JSON Feed 1.1 bytes (pure: no files, no clock).
+
+``feedsvc.feeds.plan`` decides which feeds exist and which posts each holds, from metadata
+alone; ``render_feeds`` turns the plan into bytes. feedgen writes RSS and Atom; a small
+feedgen extension (``_FeedFixups``/``_EntryFixups``) repairs what feedgen 1.0 gets
+wrong and adds what it lacks:
+
+- Atom entry links lose ``rel``/``type``/``length`` (upstream issue #135), which would
+  turn the enclosure into a second alternate link;
+- feedgen ties ``atom:id`` to the RSS guid, but a non-URI id needs a ``urn:uuid`` in Atom;
+- per-entry ``xml:lang``; the RSS ``atom:link rel="hub"``; the version in RSS
+  ``<generator>``.
+
+JSON Feed is written by hand (``pretty_json``). Categories and tags both become categories (RSS
+``domain``/Atom ``scheme`` = ``{site.url}categories/`` or ``{site.url}tags/``) and
+JSON Feed ``tags``. Every date is written in UTC, to the second. A post in several feeds
+(site, categories, tags) has its parts built once per call and shared (``_Shared``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
+from feedgen.ext.dc import DcEntryExtension, DcExtension
+from feedgen.ext.media import MediaEntryExtension, MediaExtension
+from feedgen.feed import FeedGenerator
+from lxml import etree
+
+from feedsvc import __version__
+from feedsvc.config import Settings
+from feedsvc.content.posts import strip_xml_illegal
+from feedsvc.feeds.plan import FeedSpec, feed_base_url
+from feedsvc.feeds.pretty_json import INDENT, Encoded, encode
+from feedsvc.models import Author, Post
+
+FILE_NAMES: dict[str, str] = {"rss": "feed.xml", "atom": "atom.xml", "json": "feed.json"}
+JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
+# An empty feed has no newest item; a fixed moment keeps its bytes deterministic.
+EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
+
+# JSON Feed layout (json.dumps(..., indent=2)): items sit two levels deep.
+_ITEM_NEWLINE = "\n" + 2 * INDENT
+_ATOM_NS = "http://www.w3.org/2005/Atom"
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+# lxml refuses these (XML 1.0 Char production); lone surrogates cannot even be encoded.
+# Characters kept as they are when an IRI becomes a URI: reserved ones and "%" (so an
+# already-encoded URL is left alone).
+_URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
+# A language tag, as config.py accepts for site.language; anything else is not written.
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+# Ids Atom can use as they are; anything else (a bare slug, "post:1") gets a urn:uuid.
+_ABSOLUTE_ID = re.compile(r"^(?:https?://[^/\s]+|urn:[A-Za-z0-9][A-Za-z0-9-]*:|tag:)\S*$")
+# A fixed table rather than `mimetypes`, whose answers depend on the host's files.
+_IMAGE_TYPES = {
+    "avif": "image/avif",
+    "gif": "image/gif",
+    "jpeg": "image/jpeg",
+    "jpg": "image/jpeg",
+    "png": "image/png",
+    "svg": "image/svg+xml",
+    "webp": "image/webp",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """A post's feed fields, cleaned once and shared by every feed that holds it."""
+
+    guid: str
+    guid_is_permalink: bool
+    atom_id: str
+    url: str
+    title: str
+    summary: str
+    html: str
+    published: datetime
+    updated: datetime
+    categories: tuple[tuple[str, str], ...]  # (term, scheme)
+    author: Author
+    lang: str | None
+    image_url: str | None
+    image_type: str
+    image_length: int | None
+
+
+@dataclass(slots=True)
+class _Shared:
+    """One post's parts for every feed holding it, each built on first use in one call."""
+
+    item: _Item
+    entry: _CachedEntry | None = None
+    json: Encoded | None = None
+
+
+def render_feeds(
+    plan: Sequence[FeedSpec], posts: Mapping[str, Post], settings: Settings
+) -> dict[str, bytes]:
+    """Bytes of each feed file in ``settings.feeds.formats``, keyed by path below the output dir."""
+    shared: dict[str, _Shared] = {}
+    files: dict[str, bytes] = {}
+    for spec in plan:
+        feed_items = []
+        for post_id in spec.post_ids:
+            if post_id not in shared:
+                if post_id not in posts:
+                    raise ValueError(f"feed {spec.path or '/'!r} names post {post_id!r}, not given")
+                shared[post_id] = _Shared(_item(posts[post_id], settings))
+            feed_items.append(shared[post_id])
+        updated = max((s.item.updated for s in feed_items), default=EMPTY_FEED_UPDATED)
+        formats = settings.feeds.formats
+        generator: Any = None
+        if "rss" in formats or "atom" in formats:  # one feedgen object serves both
+            generator = _feedgen(spec, feed_items, updated, settings)
+        for fmt in formats:
+            name = spec.path + FILE_NAMES[fmt]
+            if fmt == "json":
+                files[name] = _json_feed(spec, feed_items, settings)
+            elif fmt == "rss":
+                files[name] = generator.rss_str(pretty=True)
+            else:
+                files[name] = generator.atom_str(pretty=True)
+    return files
+
+
+def _uri(iri: str) -> str:
+    """``iri`` as a URI: non-ASCII and unsafe characters percent-encoded (idempotent)."""
+    return quote(strip_xml_illegal(iri), safe=_URI_SAFE)
+
+
+def _author(author: Author | None, settings: Settings) -> Author:
+    """``author`` if it has a name, else the site's (Atom needs a name), cleaned for XML."""
+    if author is None or not author.name.strip():
+        site = settings.site.author
+        author = Author(site.name.strip() or settings.site.title, site.email)
+    return Author(
+        strip_xml_illegal(author.name), strip_xml_illegal(author.email) if author.email else None
+    )
+
+
+def _utc(moment: datetime, post_id: str) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"post {post_id!r} has a date without time zone: {moment.isoformat()}")
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def _item(post: Post, settings: Settings) -> _Item:
+    meta = post.meta
+    base = feed_base_url(settings)
+    guid = _uri(meta.id) if meta.id_is_url else strip_xml_illegal(meta.id)
+    if _ABSOLUTE_ID.match(guid):
+        atom_id = _uri(guid)
+    else:  # Atom ids must be absolute IRIs; derive a stable one from site and id.
+        atom_id = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, base + "#" + meta.id))
+    published = _utc(meta.published, meta.id)
+    # An edit cannot predate the post; readers sort on updated.
+    updated = max(published, _utc(meta.updated, meta.id))
+    category_scheme, tag_scheme = _uri(base + "categories/"), _uri(base + "tags/")
+    categories = tuple((strip_xml_illegal(c), category_scheme) for c in meta.categories)
+    tags = tuple((strip_xml_illegal(t), tag_scheme) for t in meta.tags)
+    image = meta.image
+    image_type = "application/octet-stream"
+    if image is not None:
+        extension = image.url.rsplit("?", 1)[0].rsplit(".", 1)[-1].lower()
+        image_type = image.media_type or _IMAGE_TYPES.get(extension, image_type)
+    title = strip_xml_illegal(meta.title) or meta.slug or meta.url  # Atom entries must have a title
+    return _Item(
+        guid=guid,
+        guid_is_permalink=meta.id_is_url,
+        atom_id=atom_id,
+        url=_uri(meta.url),
+        title=title,
+        # RSS needs a description before content:encoded; an empty one would swap them.
+        summary=strip_xml_illegal(post.summary) or title,
+        html=strip_xml_illegal(post.html),
+        published=published,
+        updated=updated,
+        categories=tuple(c for c in categories + tags if c[0]),
+        author=_author(meta.author, settings),
+        lang=meta.lang if meta.lang and _LANGUAGE.match(meta.lang) else None,
+        image_url=_uri(image.url) if image is not None else None,
+        image_type=image_type,
+        image_length=image.length if image is not None else None,
+    )
+
+
+class _FeedFixups(BaseExtension):  # type: ignore[misc]
+    """Fixes the RSS channel: its own self link, the hub link, the generator version."""
+
+    def __init__(self) -> None:
+        self.rss_url = ""
+        self.hub: str | None = None
+
+    def extend_rss(self, rss: Any) -> Any:
+        channel = rss.find("channel")
+        self_link = channel.find(f"{{{_ATOM_NS}}}link")
+        self_link.set("href", self.rss_url)
+        self_link.set("type", "application/rss+xml")
+        channel.find("generator").text = f"feedsvc {__version__}"
+        if self.hub:
+            etree.SubElement(channel, f"{{{_ATOM_NS}}}link", href=self.hub, rel="hub")
+        return rss
+
+
+class _CachedEntry(FeedEntry):  # type: ignore[misc]
+    """A feedgen entry that builds its ``<item>``/``<entry>`` once, not once per feed.
+
+    feedgen moves what it gets into the feed, so each call hands out a copy.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._built: dict[tuple[str, bool], Any] = {}
+
+    def rss_entry(self, extensions: bool = True) -> Any:
+        return self._copy("rss", extensions)
+
+    def atom_entry(self, extensions: bool = True) -> Any:
+        return self._copy("atom", extensions)
+
+    def _copy(self, fmt: str, extensions: bool) -> Any:
+        if (fmt, extensions) not in self._built:
+            build = super().rss_entry if fmt == "rss" else super().atom_entry
+            self._built[fmt, extensions] = build(extensions)
+        return self._built[fmt, extensions].__copy__()  # lxml: a deep copy
+
+
+class _EntryFixups(BaseEntryExtension):  # type: ignore[misc]
+    """Rewrites an Atom entry's id, link attributes and language (see module docstring)."""
+
+    def __init__(self) -> None:
+        self.item: _Item | None = None
+
+    def extend_atom(self, entry: Any) -> Any:
+        item = self.item
+        assert item is not None
+        entry.find("id").text = item.atom_id
+        links = entry.findall("link")
+        links[0].set("rel", "alternate")
+        links[0].set("type", "text/html")
+        if item.image_url is not None:
+            links[1].set("rel", "enclosure")
+            links[1].set("type", item.image_type)
+            if item.image_length is not None:
+                links[1].set("length", str(item.image_length))
+        if item.lang:
+            entry.set(_XML_LANG, item.lang)
+        return entry
+
+
+def _feedgen(spec: FeedSpec, items: list[_Shared], updated: datetime, settings: Settings) -> Any:
+    site = settings.site
+    title = strip_xml_illegal(spec.title)
+    base = feed_base_url(settings) + spec.path
+    fg = FeedGenerator()
+    # register_extension, as load_extension does, minus its failing import of a
+    # feedgen.ext.*_entry module per feed (a search of the whole import path each time).
+    fg.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
+    fg.register_extension("media", MediaExtension, MediaEntryExtension, atom=True, rss=True)
+    fg.register_extension("feedsvc", _FeedFixups, _EntryFixups, atom=True, rss=True)
+    fg.id(_uri(base + FILE_NAMES["atom"]))
+    fg.title(title)
+    fg.description(strip_xml_illegal(spec.description) or title)
+    fg.language(site.language)
+    fg.generator("feedsvc", version=__version__)
+    fg.updated(updated)  # also lastBuildDate; feedgen's default is "now"
+    author = _author(None, settings)  # Atom: then no entry is without an author
+    fg.author(name=author.name, **({"email": author.email} if author.email else {}))
+    if author.email:
+        fg.managingEditor(f"{author.email} ({author.name})")
+    # One generator serves both formats; _FeedFixups points RSS's self link at feed.xml.
+    fg.link(href=_uri(base + FILE_NAMES["atom"]), rel="self", type="application/atom+xml")
+    fg.feedsvc.rss_url = _uri(base + FILE_NAMES["rss"])
+    if settings.feeds.websub_hub:
+        fg.link(href=_uri(settings.feeds.websub_hub), rel="hub")
+        fg.feedsvc.hub = _uri(settings.feeds.websub_hub)
+    # Last: feedgen's RSS <link> is the last link added.
+    fg.link(href=_uri(site.url), rel="alternate", type="text/html")
+    # add_entry prepends by default, which would reverse our newest-first order. Every
+    # feed loads the same extensions, so a shared entry already has them (feedgen skips
+    # them with ImportError "already loaded").
+    for post in items:
+        if post.entry is None:
+            post.entry = fg.add_entry(_CachedEntry(), order="append")
+            _fill_entry(post.entry, post.item)
+        else:
+            fg.add_entry(post.entry, order="append")
+    return fg
+
+
+def _fill_entry(fe: Any, item: _Item) -> None:
+    fe.feedsvc.item = item
+    fe.title(item.title)
+    fe.guid(item.guid, permalink=item.guid_is_permalink)
+    fe.link(href=item.url, rel="alternate")
+    if item.image_url is not None:
+        length = str(item.image_length) if item.image_length is not None else "0"
+        fe.enclosure(item.image_url, length, item.image_type)  # RSS demands a length
+        fe.media.thumbnail(url=item.image_url, group=None)  # group=None: no <media:group>
+    fe.published(item.published)
+    fe.updated(item.updated)
+    fe.summary(item.summary)
+    fe.content(item.html, type="html")  # escaped text, never CDATA ("]]>" would end it)
+    author = item.author
+    if author.email:
+        fe.author(name=author.name, email=author.email)
+    else:  # RSS <author> must be an email address
+        fe.author(name=author.name)
+        fe.dc.dc_creator(author.name)
+    if item.lang:
+        fe.dc.dc_language(item.lang)
+    if item.categories:
+        fe.category([{"term": term, "scheme": scheme} for term, scheme in item.categories])
+
+
+def _json_feed(spec: FeedSpec, items: list[_Shared], settings: Settings) -> bytes:
+    site = settings.site
+    title = strip_xml_illegal(spec.title)
+    feed: dict[str, Any] = {
+        "version": JSON_FEED_VERSION,
+        "title": title,
+        "home_page_url": _uri(site.url),
+        "feed_url": _uri(feed_base_url(settings) + spec.path + FILE_NAMES["json"]),
+        "description": strip_xml_illegal(spec.description) or title,
+        "language": site.language,
+        "authors": [_json_author(_author(None, settings))],
+    }
+    if settings.feeds.websub_hub:
+        feed["hubs"] = [{"type": "WebSub", "url": _uri(settings.feeds.websub_hub)}]
+    for post in items:
+        if post.json is None:
+            post.json = Encoded(encode(_json_item(post.item), _ITEM_NEWLINE))
+    feed["items"] = [post.json for post in items]
+    return (encode(feed) + "\n").encode("utf-8")
+
+
+def _json_item(item: _Item) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "id": item.guid,
+        "url": item.url,
+        "title": item.title,
+        "content_html": item.html,
+        "summary": item.summary,
+    }
+    if item.image_url is not None:
+        entry["image"] = item.image_url
+    entry["date_published"] = item.published.isoformat()
+    entry["date_modified"] = item.updated.isoformat()
+    # Categories and tags are one list here; a term used as both appears once.
+    tags = list(dict.fromkeys(term for term, _ in item.categories))
+    if tags:
+        entry["tags"] = tags
+    entry["authors"] = [_json_author(item.author)]
+    if item.lang:
+        entry["language"] = item.lang
+    return entry
+
+
+def _json_author(author: Author) -> dict[str, str]:
+    # JSON Feed authors have no email field; its spec allows a mailto: url instead.
+    result = {"name": author.name}
+    if author.email:
+        result["url"] = "mailto:" + _uri(author.email)
+    return result

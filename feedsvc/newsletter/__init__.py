@@ -1,0 +1,2 @@
+"""Subscribers, digest selection and views, message rendering and personalising, tokens,
+confirmations, digest jobs."""
