@@ -1,4 +1,8 @@
-"""config.yaml + environment → frozen, validated settings.
+"""config.yaml + environment → frozen, validated settings, and the slices of them that
+pure modules take.
+
+    the file (read_config) ─▶ + environment (with_environment) ─▶ Settings (pydantic)
+                                                                  ─▶ slices: ParseOptions
 
 Every section and key of the README's configuration reference is here with the default
 that makes the embedded set-up work. Unknown keys are errors (a typo must not pass
@@ -12,12 +16,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -28,20 +34,64 @@ from pydantic import (
     field_validator,
 )
 
-from feedsvc.config_file import read_config, resolve_path, resolve_storage_url, with_environment
 from feedsvc.errors import ConfigError
-from feedsvc.parse_options import (
-    DEFAULT_ASSETS_DIR,
-    DEFAULT_CONTENT_DIR,
-    DEFAULT_ENCODING,
-    DEFAULT_EXTENSIONS,
-    DEFAULT_MAX_BYTES,
-    DEFAULT_PERMALINK,
-    DEFAULT_SITE_URL,
-    DEFAULT_STORAGE_URL,
-    DEFAULT_TIMEZONE,
-    ParseOptions,
-)
+
+CONFIG_ENV = "FEEDSVC_CONFIG"
+STORAGE_URL_ENV = "FEEDSVC_STORAGE_URL"
+DEFAULT_CONFIG = "config.yaml"
+
+# --- the config file -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigFile:
+    raw: dict[str, Any]  # the file's mapping (empty for the embedded defaults)
+    base_dir: Path  # relative paths in it are below this folder
+    source: str  # the file's path, or "embedded defaults"
+
+
+def read_config(path: str | os.PathLike[str] | None = None) -> ConfigFile:
+    """The config at ``path``, ``$FEEDSVC_CONFIG`` or ``./config.yaml``, unvalidated.
+
+    With no path given and no ``./config.yaml``, the embedded defaults are used (an empty
+    mapping). A path that was named explicitly and does not exist is an error.
+    """
+    explicit = path if path is not None else os.environ.get(CONFIG_ENV) or None
+    config_path = Path(explicit) if explicit is not None else Path(DEFAULT_CONFIG)
+    if not config_path.exists():
+        if explicit is not None:
+            raise ConfigError(
+                str(config_path), ["the file does not exist (check --config or $FEEDSVC_CONFIG)"]
+            )
+        return ConfigFile({}, Path.cwd(), "embedded defaults")
+    try:
+        text = config_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(config_path), [f"cannot read the file: {exc}"]) from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise ConfigError(str(config_path), [f"{where}not valid YAML: {exc}"]) from None
+    if loaded is None:
+        loaded = {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(str(config_path), ["expected a mapping of sections (site:, content:, …)"])
+    return ConfigFile(loaded, config_path.resolve().parent, str(config_path))
+
+
+def with_environment(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with what the environment overrides (``$FEEDSVC_STORAGE_URL``)."""
+    data = dict(raw)
+    env_url = os.environ.get(STORAGE_URL_ENV)
+    if env_url:
+        storage = data.get("storage")
+        data["storage"] = {**(storage if isinstance(storage, dict) else {}), "url": env_url}
+    return data
+
+
+# --- the settings --------------------------------------------------------------------
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -84,10 +134,10 @@ class AuthorSettings(_Section):
 
 class SiteSettings(_Section):
     title: str = "feedsvc"
-    url: str = DEFAULT_SITE_URL
+    url: str = "http://127.0.0.1:8080/"
     description: str = ""
     language: str = "en"
-    timezone: str = DEFAULT_TIMEZONE
+    timezone: str = "UTC"
     author: AuthorSettings = AuthorSettings()
 
     @field_validator("url")
@@ -111,15 +161,15 @@ class SiteSettings(_Section):
 
 
 class ContentSettings(_Section):
-    dir: Path = Path(DEFAULT_CONTENT_DIR)
-    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
-    encoding: str = DEFAULT_ENCODING
-    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, gt=0)
+    dir: Path = Path("content")
+    extensions: tuple[str, ...] = (".md", ".markdown", ".html", ".txt")
+    encoding: str = "utf-8"
+    max_bytes: int = Field(default=5_000_000, gt=0)
     excerpt_separator: str = "<!--more-->"
-    permalink: str = DEFAULT_PERMALINK
+    permalink: str = "/{year}/{month}/{day}/{slug}/"
     # The folder that root-relative asset URLs (/assets/img/x.png) map to; used for
     # enclosure lengths. Defaults to the site folder (where config.yaml lives).
-    assets_dir: Path = Path(DEFAULT_ASSETS_DIR)
+    assets_dir: Path = Path(".")
 
     @field_validator("extensions")
     @classmethod
@@ -170,7 +220,7 @@ class FeedSettings(_Section):
 
 
 class StorageSettings(_Section):
-    url: str = DEFAULT_STORAGE_URL
+    url: str = "sqlite:///feedsvc.db"
 
     @field_validator("url")
     @classmethod
@@ -349,7 +399,7 @@ class Settings(_Section):
 
     def path(self, relative: Path) -> Path:
         """A configured path, absolute (relative ones are below the config's folder)."""
-        return resolve_path(self.base_dir, relative)
+        return relative if relative.is_absolute() else self.base_dir / relative
 
     @property
     def content_dir(self) -> Path:
@@ -366,7 +416,12 @@ class Settings(_Section):
     @property
     def storage_url(self) -> str:
         """The store URL; a relative SQLite path is below the config's folder."""
-        return resolve_storage_url(self.storage.url, self.base_dir)
+        url, prefix = self.storage.url, "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix:
+            rest = url[len(prefix) :]
+            if not rest.startswith(":memory:"):
+                return prefix + str((self.base_dir / rest).resolve())
+        return url
 
     @cached_property
     def parse_options(self) -> ParseOptions:
@@ -380,6 +435,27 @@ class Settings(_Section):
             self.content.max_bytes,
             str(self.assets_dir),
         )
+
+
+# --- slices of the settings, for pure modules ------------------------------------------
+# Plain values, made once from the settings: a module that takes one runs, and is tested,
+# without the whole Settings.
+
+
+@dataclass(frozen=True, slots=True)
+class ParseOptions:
+    """What reading and parsing a source file depends on (``front_matter``, ``posts``,
+    ``reading``): sent to every parse worker, so small."""
+
+    site_url: str  # ends in "/"
+    timezone: str  # IANA name, for dates written without a zone
+    permalink: str  # content.permalink
+    encoding: str  # content.encoding
+    max_bytes: int  # content.max_bytes
+    assets_dir: str  # absolute: where root-relative asset URLs point (enclosure lengths)
+
+
+# --- validating ----------------------------------------------------------------------
 
 
 def _format_error(error: Any, raw: dict[str, Any]) -> str:

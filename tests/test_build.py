@@ -12,14 +12,17 @@ import feedparser
 import pytest
 from sqlalchemy import text as sql
 
-from feedsvc.build import head_start as head_start_module
+from feedsvc.build import builder as builder_module
+from feedsvc.build import parse as parse_phase
 from feedsvc.build import render as render_posts
 from feedsvc.build.builder import Builder
 from feedsvc.build.report import BuildReport
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
 from feedsvc.storage import Store, open_store
+from feedsvc.storage.posts import record_first_seen
 from tests.conftest import REPO, make_settings
+from tests.digest_helpers import add_subscriber
 
 NOW = datetime(2024, 6, 1, 0, 0, tzinfo=UTC)
 
@@ -273,7 +276,7 @@ def test_worker_processes_give_the_same_feeds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Posts and feeds rendered by a worker process and the main process together.
-    monkeypatch.setattr(head_start_module, "PARSE_THRESHOLD", 2)
+    monkeypatch.setattr(parse_phase, "PARSE_THRESHOLD", 2)
     monkeypatch.setattr(render_posts, "RENDER_THRESHOLD", 2)
     monkeypatch.setattr(render_posts, "FEEDS_THRESHOLD", 2)
     outputs = []
@@ -513,17 +516,30 @@ def test_a_deleted_feed_file_comes_back_on_the_next_full_build(site: Site) -> No
     assert (site.root / "public" / "atom.xml").exists()
 
 
-def test_a_new_stores_parse_started_early_gives_the_same_feeds(
+def _first_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the builds that parsed as they scanned (a new store's first build)."""
+    calls: list[int] = []
+    real = parse_phase.first_parse
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(builder_module, "first_parse", counted)
+    return calls
+
+
+def test_a_new_stores_first_build_gives_the_same_feeds_and_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`feedsvc build` on a new store parses before opening it; the feeds are the same."""
-    monkeypatch.setattr(head_start_module, "PARSE_THRESHOLD", 2)
-    monkeypatch.setattr(head_start_module, "FIRST_CHUNK", 4)  # chunks sent during the scan
+    """The first build on an empty store parses while it scans and saves each chunk as it
+    comes; the feeds, rows and announcements are those of the ordinary parse."""
+    monkeypatch.setattr(parse_phase, "PARSE_THRESHOLD", 2)
+    monkeypatch.setattr(parse_phase, "FIRST_CHUNK", 4)  # chunks sent during the scan
+    first_parses = _first_parses(monkeypatch)
     outputs = []
-    for early in (False, True):
-        site = Site(tmp_path / f"early-{early}")
-        site.store.close()
-        Path(site.settings.storage_url.removeprefix("sqlite:///")).unlink()
+    for as_new in (False, True):
+        site = Site(tmp_path / f"new-{as_new}")
         for i in range(30):
             site.write(f"2024-02-{i % 28 + 1:02d}-글-{i}.md", post(f"글 {i}", date=None))
         site.write("깨진.md", "---\ntitle: [broken\n---\n")
@@ -534,11 +550,11 @@ def test_a_new_stores_parse_started_early_gives_the_same_feeds(
         site.write("하-같은-글.md", post("같은 글 하", extra="id: 같은-글\nslug: 같은-하"))
         site.write("초안.md", post("초안", extra="draft: true"))
         site.write("예약.md", post("예약", date="2099-01-01"))
-        started = head_start_module.head_start(site.settings) if early else None
-        assert (started is not None) == early
-        site.store = open_store(site.settings.storage_url)
         builder = Builder(site.settings, site.store, site.clock, workers=2)
-        report = builder.build(head_start=started)
+        if not as_new:  # as if the store had held something: the ordinary parse
+            monkeypatch.setattr(builder, "_first_build", lambda *args: False)
+        report = builder.build()
+        assert len(first_parses) == as_new
         assert report.parsed == 36
         problems = [(p.path, p.reason) for p in report.problems]
         with site.store.read() as conn:
@@ -560,7 +576,7 @@ def test_a_new_stores_parse_started_early_gives_the_same_feeds(
             )
         # The rows in the store are as complete: another build parses nothing.
         again = Builder(site.settings, site.store, site.clock, workers=2).build()
-        assert again.parsed == 0
+        assert again.parsed == 0 and len(first_parses) == as_new
         assert [(p.path, p.reason) for p in again.problems] == problems
         outputs.append(((site.root / "public" / "feed.xml").read_bytes(), problems, stored))
     assert outputs[0] == outputs[1]
@@ -574,19 +590,40 @@ def test_a_new_stores_parse_started_early_gives_the_same_feeds(
     assert ("같은-글", "가-같은-글.md") in [(r[0], r[1]) for r in rows]
 
 
-def test_a_head_start_is_dropped_when_the_store_knew_the_files(
+def test_a_small_new_site_is_parsed_after_the_scan(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(head_start_module, "PARSE_THRESHOLD", 2)
+    """Below the parse threshold the workers forked for the walk are stopped, and the
+    build goes on with the scan it made."""
+    monkeypatch.setattr(parse_phase, "PARSE_THRESHOLD", 5)
+    first_parses = _first_parses(monkeypatch)
+    for i in range(3):
+        site.write(f"{i}.md", post(f"글 {i}", date=f"2024-01-0{i + 1}"))
+    report = site.build(workers=2)
+    assert len(first_parses) == 1
+    assert report.parsed == 3 and report.published == 3
+    assert site.titles() == ["글 2", "글 1", "글 0"]
+
+
+@pytest.mark.parametrize("held", ["a build", "a first sighting", "a subscriber"])
+def test_a_store_that_holds_anything_is_not_parsed_as_new(
+    site: Site, monkeypatch: pytest.MonkeyPatch, held: str
+) -> None:
+    """Only a store with nothing a build consults settles as it parses; any other uses
+    its rows, its first sightings and the flood guard's rules as every build does."""
+    monkeypatch.setattr(parse_phase, "PARSE_THRESHOLD", 2)
     for i in range(5):
         site.write(f"{i}.md", post(f"글 {i}", date=f"2024-01-0{i + 1}"))
-    site.build()
-    assert not head_start_module.new_store(site.settings.storage_url)
-    site.write("0.md", post("고친 글", date="2024-01-01"))
-    scan_only = head_start_module.head_start(
-        make_settings(site.root, storage={"url": f"sqlite:///{site.root / 'new.db'}"})
-    )
-    assert scan_only is not None  # as if the file had been missing a moment ago
-    report = Builder(site.settings, site.store, site.clock, workers=2).build(head_start=scan_only)
-    assert report.parsed == 1  # the store's cache was used, the head start dropped
-    assert "고친 글" in site.titles()
+    if held == "a build":
+        site.build()
+        site.write("0.md", post("고친 글", date="2024-01-01"))
+    with site.store.write() as conn:
+        if held == "a first sighting":
+            record_first_seen(conn, ["딴-글"], NOW)
+        elif held == "a subscriber":
+            add_subscriber(conn, "minji@example.kr")
+    first_parses = _first_parses(monkeypatch)
+    report = site.build(workers=2)
+    assert first_parses == []
+    assert report.parsed == (1 if held == "a build" else 5)  # the store's cache was used
+    assert "고친 글" in site.titles() or held != "a build"

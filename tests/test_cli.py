@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from feedsvc import __version__
+from feedsvc.build.parse import PARSE_THRESHOLD
 from feedsvc.cli.main import main
 from tests.conftest import REPO, run_feedsvc
 
@@ -172,3 +173,46 @@ def test_a_build_that_skips_the_teardown_keeps_its_exit_status_and_output(tmp_pa
         assert db.execute("SELECT count(*) FROM builds").fetchone() == (1,)
     finally:
         db.close()
+
+
+def _posts(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        day = i % 28 + 1
+        (folder / f"2024-03-{day:02d}-소식-{i}.md").write_text(
+            f"---\ntitle: 부산 소식 {i}\ncategories: [행정]\n---\n\n본문 {i}입니다.\n",
+            encoding="utf-8",
+        )
+
+
+def test_a_new_stores_first_build_parses_everything_once(tmp_path: Path) -> None:
+    """`feedsvc build` on a new store, in a fresh process: big enough to parse in worker
+    processes while it walks the folder; every post is published and stored, and the
+    next build parses nothing."""
+    posts = PARSE_THRESHOLD + 20
+    _posts(tmp_path / "content", posts)
+    config = tmp_path / "config.yaml"
+    config.write_text("site: {url: 'https://news.example.kr/'}\n", encoding="utf-8")
+    done = run_feedsvc("--config", str(config), "build", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"{posts} files, {posts} parsed, {posts} published" in done.stdout
+    db = sqlite3.connect(tmp_path / "feedsvc.db")
+    try:
+        assert db.execute("SELECT count(*) FROM posts").fetchone() == (posts,)
+        assert db.execute("SELECT count(*) FROM first_seen").fetchone() == (posts,)
+    finally:
+        db.close()
+    (tmp_path / "public" / "feed.xml").unlink()  # something to do for the next build
+    again = run_feedsvc("--config", str(config), "build", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert f"{posts} files, 0 parsed, {posts} published" in again.stdout
+
+
+def test_an_invalid_config_exits_2_before_the_store_is_made(tmp_path: Path) -> None:
+    _posts(tmp_path / "content", 3)
+    config = tmp_path / "config.yaml"
+    config.write_text("site: {url: 'https://x.example.kr/'}\nfeeds: {limt: 5}\n", encoding="utf-8")
+    done = run_feedsvc("--config", str(config), "build", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "feeds.limt: unknown key" in done.stderr
+    assert not (tmp_path / "feedsvc.db").exists()

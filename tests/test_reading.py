@@ -1,4 +1,4 @@
-"""feedsvc.content.reading: one file → Outcome in a worker, and back to PostMeta in the main
+"""feedsvc.content.reading: one file → SourceReading in a worker, and back to PostMeta in the main
 process.
 
 What a worker sends must decode to exactly what the store's JSON of the same metadata
@@ -19,7 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedsvc.config import Settings
-from feedsvc.content.reading import Outcome, decoded_meta, meta_json_of, parse_batch, read_source
+from feedsvc.content.reading import (
+    SourceReading,
+    decoded_meta,
+    meta_json_of,
+    parse_batch,
+    read_source,
+)
 from feedsvc.content.sources import SourceFile, scan_content
 from feedsvc.models import (
     Author,
@@ -76,7 +82,7 @@ def test_a_file_with_the_cached_hash_is_not_parsed(site_settings: Settings) -> N
     file = next(f for f in _files(site_settings) if f.path == "zoned.md")
     first = parse_batch(site_settings.parse_options, [(file, None)])[0]
     again = parse_batch(site_settings.parse_options, [(file, first.content_hash)])[0]
-    assert again == Outcome(file.path, file.size, file.mtime_ns, first.content_hash)
+    assert again == SourceReading(file.path, file.size, file.mtime_ns, first.content_hash)
 
 
 def test_a_file_gone_since_the_scan_is_a_problem(site_settings: Settings) -> None:
@@ -170,8 +176,8 @@ def test_dates_with_the_same_offset_share_one_zone_object() -> None:
 
 
 def test_asset_sizes_look_each_missing_folder_up_once(tmp_path: Path) -> None:
+    from feedsvc.config import ParseOptions
     from feedsvc.content.reading import AssetSizes
-    from feedsvc.parse_options import ParseOptions
 
     (tmp_path / "img" / "부산").mkdir(parents=True)
     (tmp_path / "img" / "부산" / "a.png").write_bytes(b"x" * 10)

@@ -1,13 +1,32 @@
 """One build: content folder → posts → feeds on disk, incrementally, reporting every problem.
 
-    scan (sources) → parse what changed (content, in worker processes when many)
-      → first-seen dates, duplicates, last good versions (store)
-      → choose feed posts (feed_plan.plan_feeds) → render only those (markup)
-      → feed bytes (feeds.render_feeds) → atomic writes of changed files (output)
+    scan    the content folder (content.sources), beside the store's rows and last build;
+            when nothing changed, the last build's feeds stand and the build ends here
+    parse   the files that changed (build.parse: content.reading, in worker processes
+            when many)
+    settle  each file: a post's metadata or its problem, with first-seen dates, last good
+            versions and duplicates (build.settle); then which posts are live
+    render  the posts some feed shows (feeds.plan, build.render), then the feeds' bytes
+            (feeds.render; build.kept keeps what the next build can reuse); the store's
+            rows are written meanwhile
+    write   the changed feed files, atomically (feeds.output); WebSub; the renders and
+            the build's record in the store
 
 A file whose size and mtime match the cache is not read; one whose bytes hash the same is
 not parsed. Only posts that appear in some feed are rendered, and a render is reused while
 the file's hash and the settings fingerprint stay the same.
+
+How a build runs follows from what it is asked (:class:`BuildMode`) and from what the
+store and the builder hold:
+
+- the first build on an empty store parses while it walks the folder, and settles and
+  saves each chunk of results as it comes (:func:`~feedsvc.build.parse.first_parse`);
+- after a watcher's report (``changed``), a builder that built before looks only at the
+  paths it names;
+- a builder with no feeds kept (a one-off ``feedsvc build``) renders a big site's posts
+  and feeds in two halves at once (:func:`~feedsvc.build.render.render_split`);
+- ``feedsvc check`` (``dry_run``, ``render_all``) reads and renders everything and
+  writes nothing.
 """
 
 from __future__ import annotations
@@ -16,28 +35,46 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Collection
-from dataclasses import replace
+from collections.abc import Collection, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
-from feedsvc.build.head_start import HeadStart, parse_batches
-from feedsvc.build.kept import FeedCache, Feeds, RenderCache
+from sqlalchemy import Connection, select
+
+from feedsvc.build.kept import Feeds, KeptFeeds, KeptRenders
 from feedsvc.build.memo import Memo, nothing_changed, outputs_key, remember, settings_fingerprint
 from feedsvc.build.parallel import default_workers
-from feedsvc.build.render import finish_render, render_split, start_render, tail_pool
+from feedsvc.build.parse import (
+    Decoded,
+    Parsing,
+    decode,
+    files_to_read,
+    first_parse,
+    import_renderers,
+    reparse,
+)
+from feedsvc.build.render import Rendering, finish_render, render_split, start_render, tail_pool
 from feedsvc.build.report import BuildReport, build_record
-from feedsvc.build.settle import Settled, Settling
+from feedsvc.build.settle import FirstSeen, Settled, Settling
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
-from feedsvc.content.reading import Outcome, decoded_meta, import_renderers
-from feedsvc.content.sources import Scan, SourceFile, rescan, scan_content
+from feedsvc.content.sources import Scan, rescan, scan_content
 from feedsvc.errors import OutputError
 from feedsvc.feeds.output import remove_stale_feeds, write_feed_files
-from feedsvc.models import PostMeta, meta_from_dict
+from feedsvc.models import Post, PostMeta, meta_from_dict
 from feedsvc.storage import Store
-from feedsvc.storage.announcements import announce_first
+from feedsvc.storage.announcements import (
+    announce_first,
+    any_announced,
+    any_subscriber,
+    note_published,
+    settle_first,
+)
 from feedsvc.storage.posts import (
     BuildRecord,
+    Render,
     SourceRow,
     delete_sources,
     forget_outputs,
@@ -51,8 +88,84 @@ from feedsvc.storage.posts import (
     save_renders,
     save_sources,
 )
+from feedsvc.storage.schema import first_seen
+
+if TYPE_CHECKING:  # feeds (feedgen, lxml) is imported only when feeds are rendered
+    from feedsvc.feeds.plan import FeedSpec
 
 log = logging.getLogger("feedsvc.build")
+
+
+@dataclass(frozen=True)
+class BuildMode:
+    """What a build is asked to do (the CLI's ``build`` and ``check``, the daemon's
+    rebuilds)."""
+
+    dry_run: bool = False  # write nothing; trust no cached row or render (``check``)
+    render_all: bool = False  # render every published post, not only the feeds' (``check``)
+    # The only paths that may have changed since this builder's last build (a watcher's
+    # report); the folder is walked again when that cannot be trusted.
+    changed: Collection[str] | None = None
+
+    @property
+    def may_repeat(self) -> bool:
+        """Whether an unchanged site keeps the last build's feeds, and what this build
+        renders is kept for the next."""
+        return not (self.dry_run or self.render_all)
+
+
+@dataclass
+class _Run:
+    """One build under way: what its scan found, for the phases after it."""
+
+    mode: BuildMode
+    now: datetime
+    report: BuildReport
+    memo: Memo | None  # what this builder's last build left, while still the store's
+    scan: Scan
+    cached: dict[str, SourceRow]  # the store's source rows, by path
+    known_metas: dict[str, tuple[str, PostMeta]]  # rows' metadata decoded before
+    first: Parsing | None  # the first build on an empty store: its parse, under way
+    lapped: float  # when the phase under way began (time.perf_counter)
+
+    def lap(self, phase: str) -> None:
+        self.lapped = self.report.lap(phase, self.lapped)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """The parse and settle of the files looked at."""
+
+    settled: Settled
+    rows: list[SourceRow]  # every source row this build made
+    # A new store's first build: its rows are saved already and its live posts
+    # announced, here by id with their files; None for any other build.
+    recorded: dict[str, str] | None
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """What the settle phase chose: the live posts and the files left out."""
+
+    published: list[PostMeta]
+    refused: dict[str, str]  # duplicates left out: path → why
+    broken_paths: set[str]  # files with a problem (their last good version may stand)
+    hashes: dict[str, str]  # each file's content hash, by path
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    feeds: Feeds
+    renders: list[Render]  # the posts rendered now, for the store
+    written: list[str] | None  # feed files written already (two halves), else None
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """What writing the source rows did, for the builder's memo."""
+
+    gone: list[str]  # files no longer there, forgotten
+    announced: frozenset[str]  # post ids the store knows as announced
 
 
 class Builder:
@@ -72,13 +185,9 @@ class Builder:
         self._settling = Settling(settings, store, self.fingerprint)
         # A builder that builds again (the daemon) re-renders only the feeds whose posts
         # changed, and keeps the rendered posts those feeds show.
-        self._feeds = FeedCache()
-        self._renders = RenderCache()
+        self._feeds = KeptFeeds()
+        self._renders = KeptRenders()
         self._output_stats: dict[str, list[int]] = {}  # feed file → [size, mtime_ns]
-
-    def _remembered(self, last: BuildRecord | None) -> Memo | None:
-        memo = self._memo
-        return memo if memo is not None and last == memo.record else None
 
     def build(
         self,
@@ -86,283 +195,77 @@ class Builder:
         dry_run: bool = False,
         render_all: bool = False,
         changed: Collection[str] | None = None,
-        head_start: HeadStart | None = None,
     ) -> BuildReport:
-        """Publish what is good and report the rest (see :meth:`_build`). When the feeds
+        """Publish what is good and report the rest (see :class:`BuildMode`). When the feeds
         cannot be written (a full disk), the previous ones stay on disk and the next build
         must not take them for this build's: the last build's record of its outputs is
         dropped, so the next one renders and writes every feed again."""
+        mode = BuildMode(dry_run=dry_run, render_all=render_all, changed=changed)
         try:
-            return self._build(
-                dry_run=dry_run, render_all=render_all, changed=changed, head_start=head_start
-            )
+            return self._build(mode)
         except OutputError:
             with self.store.write() as conn:
                 forget_outputs(conn)
             self._memo = None
             raise
 
-    def _build(
-        self,
-        *,
-        dry_run: bool = False,
-        render_all: bool = False,
-        changed: Collection[str] | None = None,
-        head_start: HeadStart | None = None,
-    ) -> BuildReport:
-        """Publish what is good and report the rest. ``dry_run`` writes nothing (``check``).
+    def _build(self, mode: BuildMode) -> BuildReport:
+        """scan → parse → settle → render → write, each phase a method below."""
+        run = self._scan_phase(mode)
+        if isinstance(run, BuildReport):
+            return run  # nothing changed
+        parsed = self._parse_phase(run)
+        chosen = self._settle_phase(run, parsed)
+        rendered, saved = self._render_phase(run, parsed, chosen)
+        self._write_phase(run, parsed, rendered, saved)
+        return run.report
 
-        ``changed``: the only paths that may have changed since this builder's last build
-        (from a watcher); the folder is walked again when that cannot be trusted.
-        ``head_start``: the parse of a new store, started before the store was opened.
-        """
-        settings = self.settings
+    # --- scan ---------------------------------------------------------------------------
+
+    def _scan_phase(self, mode: BuildMode) -> _Run | BuildReport:
+        """The content folder beside the store's rows; the report of a build with nothing
+        to do, or the build under way (on an empty store, parsing already)."""
         now = self.clock.now()
         report = BuildReport(started=now)
-        lap = time.perf_counter()
+        lapped = time.perf_counter()
+        first: Parsing | None = None
         with self.store.read() as conn:
             last = last_build(conn)
             memo = self._remembered(last)
-            if head_start is not None and (dry_run or last is not None or has_sources(conn)):
-                head_start.drop()  # the store is not as new as it looked
-                head_start = None
-            if head_start is not None:
-                scan = head_start.scan
+            if self._first_build(mode, last, conn):
+                scan, first = first_parse(
+                    self.settings.parse_options,
+                    self.settings.content_dir,
+                    self.settings.content.extensions,
+                    processes=self.workers - 1,
+                )
             else:
-                scan = self._scan(memo, None if dry_run else changed)
+                scan = self._scan(memo, None if mode.dry_run else mode.changed)
             report.files = len(scan.files)
-            if not (dry_run or render_all) and nothing_changed(
-                settings, self.fingerprint, scan, conn, last, now, memo
+            if mode.may_repeat and nothing_changed(
+                self.settings, self.fingerprint, scan, conn, last, now, memo
             ):
-                return self._repeat(report, last, lap, scan)
+                return self._repeat(report, last, lapped, scan)
             cached = dict(memo.sources) if memo is not None else load_sources(conn)
-        self._memo = None  # rebuilt below once this build is recorded
+        self._memo = None  # rebuilt once this build is recorded
         report.problems.extend(scan.problems)
-        broken_paths = {p.path for p in scan.problems}
-        lap = report.lap("scan+cache", lap)
+        known_metas = memo.metas if memo is not None else {}
+        run = _Run(mode, now, report, memo, scan, cached, known_metas, first, lapped)
+        run.lap("scan+cache")
+        return run
 
-        # 1. Which files need reading, and which of those need parsing. After a watcher's
-        # report, only the paths it named: the others are as the last build settled them.
-        base = memo.settled if memo is not None and scan.touched is not None else None
-        if base is not None and scan.touched is not None:
-            base = base.without(scan.touched)
-            candidates = [f for p in sorted(scan.touched) if (f := scan.find(p)) is not None]
-        else:
-            candidates = scan.files
-        unchanged: list[SourceRow] = []
-        to_read: list[tuple[SourceFile, str | None]] = []
-        for file in candidates if head_start is None else ():
-            row = cached.get(file.path)
-            fresh = row is not None and row.fingerprint == self.fingerprint and not dry_run
-            if fresh and row and row.size == file.size and row.mtime_ns == file.mtime_ns:
-                unchanged.append(row)
-            else:
-                to_read.append((file, row.content_hash if fresh and row else None))
-        if head_start is not None:  # nothing cached: every file, parsing already
-            parsing = head_start.parsing
-        else:
-            # A little under a fair share: the main process also decodes every result.
-            parsing = parse_batches(settings.parse_options, to_read, self.workers, 0.8)
-        import_renderers()  # while the workers parse, not on the unchanged-site path
-        # 2. Settle every file: a post's metadata, or its problem (keeping its last good row).
-        memo_metas = memo.metas if memo is not None else {}
-        settled = base or Settled({}, {}, {})
-        recorded: dict[str, str] | None = None  # a new store's announcements, by post id
-        if head_start is not None:
-            # A new store: each chunk is settled and its rows written as it comes, while
-            # the workers parse the next (nothing cached, so a chunk's rows are final).
-            rows, saved, recorded = [], True, {}
-            report.parsed = 0
-            for chunk in parsing.chunks_ready():
-                decoded = [(o, decoded_meta(o)) for o in chunk]
-                settled, chunk_rows, parsed = self._settling.settle(
-                    decoded, [], cached, now, False, memo_metas, settled, new_store=True
-                )
-                chunk_metas = [settled.metas[r.source_path] for r in chunk_rows if r.post_id]
-                with self.store.write() as conn:
-                    save_sources(conn, chunk_rows)
-                    record_first_seen(conn, _slugs(decoded), now)
-                    announce_first(conn, chunk_metas, now, recorded)
-                rows += chunk_rows
-                report.parsed += parsed
-        else:
-            outcomes: list[tuple[Outcome, PostMeta | None]] = []
-            for chunk in parsing.chunks():
-                outcomes.extend((o, decoded_meta(o)) for o in chunk)
-            settled, rows, report.parsed = self._settling.settle(
-                outcomes, unchanged, cached, now, dry_run, memo_metas, settled
-            )
-            saved = False
-        lap = report.lap("parse", lap)
-        for found in settled.problems.values():
-            report.problems.extend(found)
-        metas, hashes = dict(settled.metas), settled.hashes
-        broken_paths |= {p.path for p in report.problems}
+    def _remembered(self, last: BuildRecord | None) -> Memo | None:
+        memo = self._memo
+        return memo if memo is not None and last == memo.record else None
 
-        # 3. Last good versions of files that are broken now.
-        for path in sorted(broken_paths):
-            row = cached.get(path)
-            if row is not None and row.meta is not None and path not in metas:
-                metas[path] = meta_from_dict(json.loads(row.meta))
-
-        # 4. Duplicates: the post that was there first keeps its slug/id.
-        live, refused = self._settling.without_duplicates(
-            metas, cached, report.problems, self._refused_before
-        )
-        eligible = [m for m in live if not m.draft]
-        # The same instant in the zone of the posts' dates: comparing datetimes that share
-        # a tzinfo object is ~20× cheaper than across zones, and the answer is the same.
-        at = now.astimezone(eligible[0].published.tzinfo) if eligible else now
-        future = [m.published for m in eligible if m.published > at]
-        report.next_publish = min(future) if future else None
-        published = [m for m in eligible if m.published <= at]
-        report.published = len(published)
-
-        lap = report.lap("settle", lap)
-
-        # 5. Render only the posts some feed shows (or all, for `check`), then their feeds.
-        from feedsvc.feeds.plan import plan_feeds
-
-        plan = plan_feeds(published, settings)
-        by_id = {m.id: m for m in published}
-        needed_ids = {pid for spec in plan for pid in spec.post_ids}
-        if render_all:
-            needed_ids = set(by_id)
-        needed = [by_id[i] for i in sorted(needed_ids)]
-        keys = {m.source: self._render_key(hashes.get(m.source, "")) for m in needed}
-        with tail_pool(self.workers, len(needed), len(plan)) as pool:
-            # With no feed kept from an earlier build (a one-off `feedsvc build`), a big
-            # build renders and writes posts and feeds in two halves at once.
-            split = pool is not None and not (dry_run or render_all) and self._feeds.empty
-            rendering = start_render(
-                settings, self.store, self._renders, needed, keys, broken_paths,
-                reuse=not dry_run, pool=pool, workers=self.workers, stored=recorded is None,
-                begin=not split,
-            )  # fmt: skip
-            if not dry_run:  # the store's rows are written while the workers render
-                gone = self._gone(scan, memo, cached, broken_paths)
-                announced = self._write_sources(
-                    [] if saved else rows, gone, published, memo, now, report, recorded,
-                    refused,
-                )  # fmt: skip
-            if split:
-                assert pool is not None
-                names, report.feeds_written, renders = render_split(
-                    settings, plan, rendering, pool, lambda m: keys[m.source], report.problems
-                )
-            else:
-                renders = finish_render(rendering, lambda m: keys[m.source], report.problems)
-            posts = rendering.posts
-            report.rendered = len(renders)
-            if not (dry_run or render_all):
-                self._renders.keep(
-                    {p.meta.source: (keys[p.meta.source], p) for p in posts.values()}
-                )
-            lap = report.lap("render posts", lap)
-            if split:  # the feed cache stays empty: the next build renders every feed
-                feeds = Feeds({}, names, len(plan))
-            else:
-                plan_ids_ok = [
-                    replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan
-                ]
-                feeds = self._feeds.render(plan_ids_ok, posts, settings)
-        files = feeds.files
-        report.feeds_rendered = feeds.rendered
-        lap = report.lap("render feeds", lap)
-
-        # 6. Write the feeds (atomic, only changed bytes), then the renders. After a
-        # watcher's report, the files this builder wrote last time are as it left them.
-        if not dry_run:
-            trusted = changed is not None and memo is not None
-            only = feeds.fresh if trusted and files.keys() == self._output_stats.keys() else None
-            if split:  # written already; only the feeds no longer produced are left
-                removed = remove_stale_feeds(settings.output_dir, feeds.fresh)
-                report.feeds_written = sorted(report.feeds_written + removed)
-            else:
-                report.feeds_written = write_feed_files(settings.output_dir, files, only=only)
-            if settings.feeds.websub_hub and report.feeds_written:
-                from feedsvc.feeds.plan import feed_base_url
-                from feedsvc.feeds.websub import announce, feed_urls
-
-                urls = feed_urls(feed_base_url(settings), report.feeds_written)
-                report.problems.extend(announce(settings.feeds.websub_hub, urls))
-            report.outputs = self._outputs(feeds.fresh if split else files, only)
-        report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
-        report.finished = self.clock.now()
-        if not dry_run:
-            record = build_record(report)
-            with self.store.write() as conn:  # the renders, and the build that made them
-                save_renders(conn, renders)
-                record_build(conn, record)
-            self._memo = remember(record, cached, rows, gone, renders, memo_metas)
-            self._memo.scan = scan
-            self._memo.announced = announced
-            self._memo.settled = settled
-        report.lap("write store", lap)
-        return report
-
-    def _refused_before(self) -> set[str]:
-        """The files the last build left out as duplicates (asked only when there are
-        duplicates to choose between)."""
-        with self.store.read() as conn:
-            return refused_paths(conn)
-
-    @staticmethod
-    def _gone(
-        scan: Scan, memo: Memo | None, cached: dict[str, SourceRow], broken_paths: set[str]
-    ) -> list[str]:
-        """The cached files that are no longer there."""
-        if scan.touched is not None and memo is not None:
-            maybe_gone: Collection[str] = scan.touched  # the rest are as memo knows
-        else:
-            maybe_gone = set(cached) - {f.path for f in scan.files}
-        return sorted(
-            p for p in maybe_gone if p in cached and p not in broken_paths and scan.find(p) is None
-        )
-
-    def _write_sources(
-        self,
-        rows: list[SourceRow],
-        gone: list[str],
-        published: list[PostMeta],
-        memo: Memo | None,
-        now: datetime,
-        report: BuildReport,
-        recorded: dict[str, str] | None,
-        refused: dict[str, str],
-    ) -> frozenset[str]:
-        """Save ``rows``, forget the ``gone`` files, mark the ``refused`` duplicates, and
-        announce the posts live for the first time; the ids announced so far.
-        ``recorded``: a new store's announcements, written with its chunks
-        (storage.announcements.announce_first)."""
-        from feedsvc.storage.announcements import (
-            any_announced,
-            any_subscriber,
-            note_published,
-            settle_first,
-        )
-
-        with self.store.write() as conn:
-            save_sources(conn, rows)
-            delete_sources(conn, gone)
-            mark_refused(conn, refused)
-            if recorded is not None:
-                report.announced = settle_first(conn, recorded, published, now)
-                return frozenset(report.announced)
-            # Posts live for the first time become "new" for the digests, once. The first
-            # build on a store with nobody subscribed is the back catalogue: nobody can be
-            # owed those (anyone joining later joins after them), so neither the flood
-            # guard nor the back-date rule applies, and holding a whole site is only noise.
-            digest = self.settings.digest
-            flood_limit, backdate_limit = digest.flood_limit, digest.backdate_limit
-            known = memo.announced if memo is not None else frozenset()
-            if not known and not any_announced(conn) and not any_subscriber(conn):
-                flood_limit, backdate_limit = max(flood_limit, len(published)), timedelta(0)
-            unknown = [m for m in published if m.id not in known]
-            report.announced = note_published(
-                conn, unknown, now, flood_limit=flood_limit, backdate_limit=backdate_limit
-            )
-        return known.union(m.id for m in unknown) if unknown else known
+    def _first_build(self, mode: BuildMode, last: BuildRecord | None, conn: Connection) -> bool:
+        """Whether this is the first build on an empty store, which parses as it scans:
+        no build, no row, no slug seen, nothing announced, nobody subscribed (nobody is
+        owed the back catalogue), and worker processes to parse in."""
+        if mode.dry_run or self.workers < 2 or last is not None or has_sources(conn):
+            return False
+        seen = conn.execute(select(first_seen.c.slug).limit(1)).first() is not None
+        return not (seen or any_announced(conn) or any_subscriber(conn))
 
     def _scan(self, memo: Memo | None, changed: Collection[str] | None) -> Scan:
         """The content folder now: the last build's scan with ``changed`` looked at again,
@@ -374,6 +277,279 @@ class Builder:
             if scan is not None:
                 return scan
         return scan_content(folder, content.extensions, content.max_bytes)
+
+    def _repeat(
+        self, report: BuildReport, last: BuildRecord | None, lapped: float, scan: Scan
+    ) -> BuildReport:
+        """The report of a build that had nothing to do: the last build's findings."""
+        assert last is not None
+        report.published = last.published
+        report.problems = list(last.problems)
+        report.next_publish = last.next_publish
+        report.outputs = last.outputs
+        report.lap("unchanged check", lapped)
+        report.finished = self.clock.now()
+        record = build_record(report)
+        with self.store.write() as conn:
+            record_build(conn, record)
+        if self._memo is not None and last == self._memo.record:
+            self._memo.record = record  # nothing changed: the rows are still the store's
+            self._memo.scan = scan
+        return report
+
+    # --- parse ----------------------------------------------------------------------------
+
+    def _parse_phase(self, run: _Run) -> _Parsed:
+        """Parse what changed, and settle each file looked at: its metadata or problem."""
+        if run.first is not None:
+            import_renderers()  # while the workers parse
+            parsed = self._settle_as_parsed(run, run.first)
+        else:
+            parsed = self._reparse(run)
+        run.lap("parse")
+        for found in parsed.settled.problems.values():
+            run.report.problems.extend(found)
+        return parsed
+
+    def _reparse(self, run: _Run) -> _Parsed:
+        """Read the files whose size or mtime moved, parse those whose bytes did, and
+        settle them with the rest. After a watcher's report, only the paths it named: the
+        others are as the last build settled them."""
+        memo, scan = run.memo, run.scan
+        base: Settled | None = None
+        if memo is not None and memo.settled is not None and scan.touched is not None:
+            base = memo.settled.without(scan.touched)
+            candidates = [f for p in sorted(scan.touched) if (f := scan.find(p)) is not None]
+        else:
+            candidates = scan.files
+        dry_run = run.mode.dry_run
+        to_read = files_to_read(candidates, run.cached, self.fingerprint, reuse=not dry_run)
+        parsing = reparse(self.settings.parse_options, to_read.files, self.workers)
+        import_renderers()  # while the workers parse, not on the unchanged-site path
+        readings: Decoded = []
+        for chunk in parsing.chunks():
+            readings.extend(decode(chunk))
+        settled, rows, run.report.parsed = self._settling.settle(
+            readings,
+            unchanged=to_read.unchanged,
+            cached=run.cached,
+            now=run.now,
+            known_metas=run.known_metas,
+            base=base or Settled({}, {}, {}),
+            first_seen=FirstSeen.PEEK if dry_run else FirstSeen.RECORD,
+        )
+        return _Parsed(settled, rows, recorded=None)
+
+    def _settle_as_parsed(self, run: _Run, parsing: Parsing) -> _Parsed:
+        """A new store's files, settled and saved a chunk at a time as the workers finish
+        them. Nothing is cached, so a chunk's rows are final: its slugs are first seen
+        now and its live posts announced as they come (announcements.announce_first)."""
+        settled, rows = Settled({}, {}, {}), []
+        recorded: dict[str, str] = {}
+        run.report.parsed = 0
+        for chunk in parsing.chunks_ready():
+            readings = decode(chunk)
+            settled, chunk_rows, parsed = self._settling.settle(
+                readings,
+                cached=run.cached,
+                now=run.now,
+                known_metas=run.known_metas,
+                base=settled,
+                first_seen=FirstSeen.NOW,
+            )
+            chunk_metas = [settled.metas[r.source_path] for r in chunk_rows if r.post_id]
+            with self.store.write() as conn:
+                save_sources(conn, chunk_rows)
+                record_first_seen(conn, _slugs(readings), run.now)
+                announce_first(conn, chunk_metas, run.now, recorded)
+            rows += chunk_rows
+            run.report.parsed += parsed
+        return _Parsed(settled, rows, recorded)
+
+    # --- settle ---------------------------------------------------------------------------
+
+    def _settle_phase(self, run: _Run, parsed: _Parsed) -> _Chosen:
+        """Which posts are live: a broken file's last good version stands in for it, and
+        of two files with one slug or id, the post that was there first keeps it."""
+        report = run.report
+        broken_paths = {p.path for p in report.problems}  # the scan's and the parse's
+        metas = dict(parsed.settled.metas)
+        for path in sorted(broken_paths):
+            row = run.cached.get(path)
+            if row is not None and row.meta is not None and path not in metas:
+                metas[path] = meta_from_dict(json.loads(row.meta))
+        live, refused = self._settling.without_duplicates(
+            metas, run.cached, report.problems, self._refused_before
+        )
+        eligible = [m for m in live if not m.draft]
+        # The same instant in the zone of the posts' dates: comparing datetimes that share
+        # a tzinfo object is ~20× cheaper than across zones, and the answer is the same.
+        at = run.now.astimezone(eligible[0].published.tzinfo) if eligible else run.now
+        future = [m.published for m in eligible if m.published > at]
+        report.next_publish = min(future) if future else None
+        published = [m for m in eligible if m.published <= at]
+        report.published = len(published)
+        run.lap("settle")
+        return _Chosen(published, refused, broken_paths, parsed.settled.hashes)
+
+    def _refused_before(self) -> set[str]:
+        """The files the last build left out as duplicates (asked only when there are
+        duplicates to choose between)."""
+        with self.store.read() as conn:
+            return refused_paths(conn)
+
+    # --- render ---------------------------------------------------------------------------
+
+    def _render_phase(
+        self, run: _Run, parsed: _Parsed, chosen: _Chosen
+    ) -> tuple[_Rendered, _Saved | None]:
+        """Render the posts some feed shows (every published one with ``render_all``),
+        then the feeds; the store's source rows are written while the workers render."""
+        from feedsvc.feeds.plan import plan_feeds
+
+        plan = plan_feeds(chosen.published, self.settings)
+        needed = _needed(plan, chosen.published, render_all=run.mode.render_all)
+        keys = {m.source: self._render_key(chosen.hashes.get(m.source, "")) for m in needed}
+        saved = None
+        with tail_pool(self.workers, len(needed), len(plan)) as pool:
+            # With no feed kept from an earlier build (a one-off `feedsvc build`), a big
+            # build renders and writes posts and feeds in two halves at once.
+            halves = pool is not None and run.mode.may_repeat and self._feeds.empty
+            rendering = start_render(
+                self.settings, self.store, self._renders, needed, keys, chosen.broken_paths,
+                reuse=not run.mode.dry_run, pool=pool, workers=self.workers,
+                stored=parsed.recorded is None, begin=not halves,
+            )  # fmt: skip
+            if not run.mode.dry_run:
+                saved = self._save_sources(run, parsed, chosen)
+            if halves:
+                assert pool is not None
+                rendered = self._render_halves(run, plan, rendering, pool, keys)
+            else:
+                rendered = self._render_in_turn(run, plan, rendering, keys)
+        run.report.feeds_rendered = rendered.feeds.rendered
+        run.lap("render feeds")
+        return rendered, saved
+
+    def _render_in_turn(
+        self, run: _Run, plan: Sequence[FeedSpec], rendering: Rendering, keys: dict[str, str]
+    ) -> _Rendered:
+        """The posts (the pool's workers sharing them, if any), then the feeds whose
+        posts or settings changed since the kept ones."""
+        renders = finish_render(rendering, lambda m: keys[m.source], run.report.problems)
+        self._rendered_posts(run, renders, rendering.posts, keys)
+        posts = rendering.posts
+        shown = [replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in plan]
+        return _Rendered(self._feeds.render(shown, posts, self.settings), renders, None)
+
+    def _render_halves(
+        self,
+        run: _Run,
+        plan: Sequence[FeedSpec],
+        rendering: Rendering,
+        pool: ProcessPoolExecutor,
+        keys: dict[str, str],
+    ) -> _Rendered:
+        """Posts and feeds in two halves at once, here and in ``pool``, the feed files
+        written when both halves are staged (render.render_split). No feed is kept: the
+        next build renders every feed."""
+        names, written, renders = render_split(
+            self.settings, plan, rendering, pool, lambda m: keys[m.source], run.report.problems
+        )
+        self._rendered_posts(run, renders, rendering.posts, keys)
+        return _Rendered(Feeds({}, names, len(plan)), renders, written)
+
+    def _rendered_posts(
+        self, run: _Run, renders: list[Render], posts: dict[str, Post], keys: dict[str, str]
+    ) -> None:
+        """Count the new renders, and keep the feeds' posts for the next build."""
+        run.report.rendered = len(renders)
+        if run.mode.may_repeat:
+            self._renders.keep({p.meta.source: (keys[p.meta.source], p) for p in posts.values()})
+        run.lap("render posts")
+
+    def _render_key(self, content_hash: str) -> str:
+        """What a stored render was made from: the file's bytes and the settings."""
+        blob = f"{content_hash}:{self.fingerprint}".encode()
+        return hashlib.sha256(blob).hexdigest()[:32]  # fits posts.render_key (64)
+
+    def _save_sources(self, run: _Run, parsed: _Parsed, chosen: _Chosen) -> _Saved:
+        """Save the rows (a new store's first build saved its own), forget the files gone,
+        mark the refused duplicates, and announce the posts live for the first time."""
+        gone = _gone(run.scan, run.memo, run.cached, chosen.broken_paths)
+        with self.store.write() as conn:
+            save_sources(conn, [] if parsed.recorded is not None else parsed.rows)
+            delete_sources(conn, gone)
+            mark_refused(conn, chosen.refused)
+            if parsed.recorded is not None:
+                run.report.announced = settle_first(
+                    conn, parsed.recorded, chosen.published, run.now
+                )
+                return _Saved(gone, frozenset(run.report.announced))
+            return _Saved(gone, self._announce(conn, run, chosen.published))
+
+    def _announce(self, conn: Connection, run: _Run, published: list[PostMeta]) -> frozenset[str]:
+        """Posts live for the first time become "new" for the digests, once; the ids
+        announced so far. The first build on a store with nobody subscribed is the back
+        catalogue: nobody can be owed those (anyone joining later joins after them), so
+        neither the flood guard nor the back-date rule applies, and holding a whole site
+        is only noise."""
+        digest = self.settings.digest
+        flood_limit, backdate_limit = digest.flood_limit, digest.backdate_limit
+        known = run.memo.announced if run.memo is not None else frozenset()
+        if not known and not any_announced(conn) and not any_subscriber(conn):
+            flood_limit, backdate_limit = max(flood_limit, len(published)), timedelta(0)
+        unknown = [m for m in published if m.id not in known]
+        run.report.announced = note_published(
+            conn, unknown, run.now, flood_limit=flood_limit, backdate_limit=backdate_limit
+        )
+        return known.union(m.id for m in unknown) if unknown else known
+
+    # --- write ----------------------------------------------------------------------------
+
+    def _write_phase(
+        self, run: _Run, parsed: _Parsed, rendered: _Rendered, saved: _Saved | None
+    ) -> None:
+        """Write the feed files, then the renders and the build's record (nothing for a
+        dry run); the builder remembers what its next build can reuse."""
+        report = run.report
+        if not run.mode.dry_run:
+            self._write_feeds(run, rendered)
+        report.problems.sort(key=lambda p: (p.path, p.line or 0, p.reason))
+        report.finished = self.clock.now()
+        if not run.mode.dry_run:
+            assert saved is not None
+            record = build_record(report)
+            with self.store.write() as conn:  # the renders, and the build that made them
+                save_renders(conn, rendered.renders)
+                record_build(conn, record)
+            memo = remember(
+                record, run.cached, parsed.rows, saved.gone, rendered.renders, run.known_metas
+            )
+            memo.scan, memo.announced, memo.settled = run.scan, saved.announced, parsed.settled
+            self._memo = memo
+        run.lap("write store")
+
+    def _write_feeds(self, run: _Run, rendered: _Rendered) -> None:
+        """The feed files (atomic, only changed bytes) and the hub told of them. After a
+        watcher's report, the files this builder wrote last time are as it left them."""
+        settings, report, feeds = self.settings, run.report, rendered.feeds
+        files = feeds.files
+        trusted = run.mode.changed is not None and run.memo is not None
+        only = feeds.fresh if trusted and files.keys() == self._output_stats.keys() else None
+        if rendered.written is not None:  # only the feeds no longer produced are left
+            removed = remove_stale_feeds(settings.output_dir, feeds.fresh)
+            report.feeds_written = sorted(rendered.written + removed)
+        else:
+            report.feeds_written = write_feed_files(settings.output_dir, files, only=only)
+        if settings.feeds.websub_hub and report.feeds_written:
+            from feedsvc.feeds.plan import feed_base_url
+            from feedsvc.feeds.websub import announce, feed_urls
+
+            urls = feed_urls(feed_base_url(settings), report.feeds_written)
+            report.problems.extend(announce(settings.feeds.websub_hub, urls))
+        written_now = feeds.fresh if rendered.written is not None else files
+        report.outputs = self._outputs(written_now, only)
 
     def _outputs(self, files: Collection[str], only: Collection[str] | None) -> str:
         """The outputs record of this build: its key and each feed file's size and mtime.
@@ -388,32 +564,30 @@ class Builder:
         self._output_stats = stats
         return json.dumps({"key": outputs_key(self.settings, self.fingerprint), "files": stats})
 
-    def _repeat(
-        self, report: BuildReport, last: BuildRecord | None, lap: float, scan: Scan
-    ) -> BuildReport:
-        """The report of a build that had nothing to do: the last build's findings."""
-        assert last is not None
-        report.published = last.published
-        report.problems = list(last.problems)
-        report.next_publish = last.next_publish
-        report.outputs = last.outputs
-        report.lap("unchanged check", lap)
-        report.finished = self.clock.now()
-        record = build_record(report)
-        with self.store.write() as conn:
-            record_build(conn, record)
-        if self._memo is not None and last == self._memo.record:
-            self._memo.record = record  # nothing changed: the rows are still the store's
-            self._memo.scan = scan
-        return report
 
-    def _render_key(self, content_hash: str) -> str:
-        """What a stored render was made from: the file's bytes and the settings."""
-        blob = f"{content_hash}:{self.fingerprint}".encode()
-        return hashlib.sha256(blob).hexdigest()[:32]  # fits posts.render_key (64)
+def _needed(
+    plan: Sequence[FeedSpec], published: list[PostMeta], *, render_all: bool
+) -> list[PostMeta]:
+    """The posts to render: those some feed shows, or every published one."""
+    by_id = {m.id: m for m in published}
+    needed_ids = set(by_id) if render_all else {pid for spec in plan for pid in spec.post_ids}
+    return [by_id[i] for i in sorted(needed_ids)]
 
 
-def _slugs(decoded: list[tuple[Outcome, PostMeta | None]]) -> list[str]:
+def _gone(
+    scan: Scan, memo: Memo | None, cached: dict[str, SourceRow], broken_paths: set[str]
+) -> list[str]:
+    """The cached files that are no longer there."""
+    if scan.touched is not None and memo is not None:
+        maybe_gone: Collection[str] = scan.touched  # the rest are as memo knows
+    else:
+        maybe_gone = set(cached) - {f.path for f in scan.files}
+    return sorted(
+        p for p in maybe_gone if p in cached and p not in broken_paths and scan.find(p) is None
+    )
+
+
+def _slugs(readings: Decoded) -> list[str]:
     """The slugs of the files that parsed (each one's first sighting is recorded)."""
-    slugs = [meta.slug for _, meta in decoded if meta is not None]
-    return slugs + [o.parsed.slug for o, meta in decoded if meta is None and o.parsed]
+    slugs = [meta.slug for _, meta in readings if meta is not None]
+    return slugs + [r.parsed.slug for r, meta in readings if meta is None and r.parsed]

@@ -1,9 +1,9 @@
 """What a builder that builds again (the daemon) keeps of its feeds and renders.
 
 A save in the content folder changes one post; of a site's hundred-odd feeds, only those
-holding that post need new bytes. ``FeedCache`` keeps each feed's bytes with the key of
+holding that post need new bytes. ``KeptFeeds`` keeps each feed's bytes with the key of
 what they were made from (its spec and its posts, whole) and renders only the feeds whose
-key moved. ``RenderCache`` keeps the rendered posts the feeds show, so a build does not
+key moved. ``KeptRenders`` keeps the rendered posts the feeds show, so a build does not
 read them back from the store.
 """
 
@@ -26,7 +26,7 @@ class Feeds(NamedTuple):
     rendered: int  # feeds (site, category, tag) rendered just now
 
 
-class FeedCache:
+class KeptFeeds:
     def __init__(self) -> None:
         self._feeds: dict[str, tuple[str, dict[str, bytes]]] = {}  # folder → (key, files)
         self._posts: dict[str, tuple[Post, bytes]] = {}  # post id → (post, its key part)
@@ -78,7 +78,7 @@ class FeedCache:
         return key
 
 
-class RenderCache:
+class KeptRenders:
     """Rendered posts by source path, with the render key they were made under."""
 
     def __init__(self) -> None:

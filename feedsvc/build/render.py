@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from feedsvc.build.kept import RenderCache
+from feedsvc.build.kept import KeptRenders
 from feedsvc.build.parallel import Batches, worker_pool
 from feedsvc.config import Settings
 from feedsvc.content.reading import render_batch
@@ -55,7 +55,7 @@ class Rendering:
 def start_render(
     settings: Settings,
     store: Store,
-    kept: RenderCache,
+    kept: KeptRenders,
     metas: Sequence[PostMeta],
     keys: dict[str, str],
     broken_paths: set[str],

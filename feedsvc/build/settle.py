@@ -1,6 +1,6 @@
-"""Parse outcomes → what each file is now: a post's metadata, or its problem.
+"""The settle phase: readings → what each file is now, a post's metadata or its problem.
 
-    outcomes + unchanged rows ─▶ first-seen dates (store) ─▶ metadata or problem per file
+    readings + unchanged rows ─▶ first-seen dates (store) ─▶ metadata or problem per file
                               ─▶ duplicates (the post there first keeps its slug and id)
 
 A file that breaks keeps its row's last good metadata (the build publishes that version);
@@ -11,14 +11,16 @@ again after a watcher's report settles only the files it names.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import Enum
 
+from feedsvc.build.parse import Decoded
 from feedsvc.config import Settings
 from feedsvc.content.plaintext import shown
 from feedsvc.content.posts import to_meta
-from feedsvc.content.reading import AssetSizes, Outcome, meta_json_of
+from feedsvc.content.reading import AssetSizes, SourceReading, meta_json_of
 from feedsvc.errors import ContentError
 from feedsvc.models import PostMeta, Problem, meta_from_dict
 from feedsvc.storage import Store
@@ -42,6 +44,25 @@ class Settled:
         return Settled(metas, hashes, problems)
 
 
+class FirstSeen(Enum):
+    """Where a settle finds each slug's first sighting (the date of a post without one)."""
+
+    RECORD = "record"  # the store's, the slugs never seen before recorded as seen now
+    PEEK = "peek"  # the store's, recording nothing (``feedsvc check``)
+    NOW = "now"  # a new store's first build: every slug is first seen now; the caller
+    # records them with the rows (:func:`~feedsvc.storage.posts.record_first_seen`)
+
+
+@dataclass
+class _Sorted:
+    """A settle's readings, sorted: the rows already made, and the files still to settle."""
+
+    rows: list[SourceRow]
+    unchanged: list[SourceRow]  # the rows standing for their files, as cached
+    fresh: list[SourceReading]  # parsed files, to become posts (or problems)
+    metas: dict[str, PostMeta]  # the metadata the workers decoded, by path
+
+
 class Settling:
     """Settles files for one site and store; ``fingerprint`` marks the rows it writes."""
 
@@ -52,120 +73,120 @@ class Settling:
 
     def settle(
         self,
-        outcomes: list[tuple[Outcome, PostMeta | None]],
-        unchanged: list[SourceRow],
+        readings: Decoded,
+        *,
+        unchanged: Sequence[SourceRow] = (),
         cached: dict[str, SourceRow],
         now: datetime,
-        dry_run: bool,
         known_metas: dict[str, tuple[str, PostMeta]],
         base: Settled,
-        *,
-        new_store: bool = False,
+        first_seen: FirstSeen,
     ) -> tuple[Settled, list[SourceRow], int]:
-        """What each file is now (``base``, the files not looked at, plus the outcomes and
-        the unchanged rows), the rows to save, and how many files were parsed.
+        """What each file is now (``base``, the files not looked at, plus the readings and
+        the ``unchanged`` rows), the rows to save, and how many files were parsed.
 
-        ``new_store``: nothing was ever seen, so every slug is first seen ``now``; the
-        caller records them with the rows (:func:`record_first_seen`).
+        ``base`` is updated in place and returned. ``known_metas``: the metadata decoded
+        from rows before (path → (JSON, metadata)), reused while a row's JSON is the same.
         """
-        rows: list[SourceRow] = []
-        fresh: list[Outcome] = []
-        parsed_metas: dict[str, PostMeta] = {}
-        settled = base
-        problems = settled.problems
-        for outcome, decoded in outcomes:
-            if decoded is not None:
-                parsed_metas[outcome.path] = decoded
-            row = cached.get(outcome.path)
-            if outcome.problem is not None:
-                problems[outcome.path] = [outcome.problem]
-                rows.append(self.broken_row(outcome, outcome.problem, row, now))
-            elif not outcome.meta_json and outcome.parsed is None and row is not None:
-                # Same bytes as cached: only the stat moved (a touch, a checkout).
-                refreshed = replace(row, size=outcome.size, mtime_ns=outcome.mtime_ns)
-                rows.append(refreshed)
-                unchanged.append(refreshed)
-            else:
-                fresh.append(outcome)
-
-        # Every slug's first sighting is recorded, so removing a date later keeps it put.
-        seen: dict[str, datetime] = {}  # a new store's: every slug defaults to now
-        if not new_store:
-            slugs = [m.slug for m in parsed_metas.values()]
-            slugs += [o.parsed.slug for o in fresh if o.parsed]
-            if dry_run:
-                with self.store.read() as conn:
-                    seen = peek_first_seen(conn, slugs)
-            else:
-                with self.store.write() as conn:
-                    seen = first_seen_dates(conn, slugs, now)
-
-        metas = settled.metas
-        for outcome in fresh:
-            row = cached.get(outcome.path)
-            meta = parsed_metas.get(outcome.path)
+        problems = base.problems
+        ready = self._sort(readings, unchanged, cached, now, problems)
+        slugs = [m.slug for m in ready.metas.values()]
+        slugs += [r.parsed.slug for r in ready.fresh if r.parsed]
+        seen = self._first_seen(slugs, now, first_seen)
+        for reading in ready.fresh:
+            row = cached.get(reading.path)
+            meta = ready.metas.get(reading.path)
             if meta is None:
-                assert outcome.parsed is not None
+                assert reading.parsed is not None
                 try:
                     meta = to_meta(
-                        outcome.parsed,
+                        reading.parsed,
                         self.settings.parse_options,
-                        first_seen=seen.get(outcome.parsed.slug, now),
+                        first_seen=seen.get(reading.parsed.slug, now),
                         asset_size=AssetSizes(self.settings.parse_options),
                     )
                 except ContentError as exc:
-                    problem = Problem(outcome.path, exc.reason, exc.line)
-                    problems[outcome.path] = [problem]
-                    rows.append(self.broken_row(outcome, problem, row, now))
+                    problem = Problem(reading.path, exc.reason, exc.line)
+                    problems[reading.path] = [problem]
+                    ready.rows.append(self.broken_row(reading, problem, row, now))
                     continue
-            metas[meta.source] = meta
-            rows.append(
-                SourceRow(
-                    source_path=meta.source,
-                    post_id=meta.id,
-                    slug=meta.slug,
-                    size=outcome.size,
-                    mtime_ns=outcome.mtime_ns,
-                    content_hash=outcome.content_hash,
-                    fingerprint=self.fingerprint,
-                    first_seen=seen.get(meta.slug, now),
-                    published=meta.published,
-                    meta=outcome.meta_json or meta_json_of(meta),
-                    render_key=row.render_key if row else None,
-                    problem=None,
-                    problem_line=None,
-                )
-            )
-        hashes = settled.hashes
-        for row in rows:
-            hashes[row.source_path] = row.content_hash
-        for row in unchanged:
-            hashes[row.source_path] = row.content_hash
-            if row.problem is not None:
-                problems[row.source_path] = [
-                    Problem(row.source_path, row.problem, row.problem_line)
-                ]
-            elif row.meta is not None:
-                known = known_metas.get(row.source_path)
-                if known is not None and known[0] == row.meta:
-                    metas[row.source_path] = known[1]
-                else:
-                    meta = meta_from_dict(json.loads(row.meta))
-                    known_metas[row.source_path] = (row.meta, meta)
-                    metas[row.source_path] = meta
-        return settled, rows, len(fresh)
+            base.metas[meta.source] = meta
+            ready.rows.append(self._post_row(reading, meta, row, seen.get(meta.slug, now)))
+        for row in ready.rows:
+            base.hashes[row.source_path] = row.content_hash
+        _settle_unchanged(ready.unchanged, base, known_metas)
+        return base, ready.rows, len(ready.fresh)
+
+    def _sort(
+        self,
+        readings: Decoded,
+        unchanged: Sequence[SourceRow],
+        cached: dict[str, SourceRow],
+        now: datetime,
+        problems: dict[str, list[Problem]],
+    ) -> _Sorted:
+        """Broken files get their problem and row now; a file whose bytes hash as cached
+        keeps its row with the new stat (after the ``unchanged`` ones); the rest are to
+        settle."""
+        ready = _Sorted([], list(unchanged), [], {})
+        for reading, decoded in readings:
+            if decoded is not None:
+                ready.metas[reading.path] = decoded
+            row = cached.get(reading.path)
+            if reading.problem is not None:
+                problems[reading.path] = [reading.problem]
+                ready.rows.append(self.broken_row(reading, reading.problem, row, now))
+            elif not reading.meta_json and reading.parsed is None and row is not None:
+                # Same bytes as cached: only the stat moved (a touch, a checkout).
+                refreshed = replace(row, size=reading.size, mtime_ns=reading.mtime_ns)
+                ready.rows.append(refreshed)
+                ready.unchanged.append(refreshed)
+            else:
+                ready.fresh.append(reading)
+        return ready
+
+    def _first_seen(self, slugs: list[str], now: datetime, how: FirstSeen) -> dict[str, datetime]:
+        """Each slug's first sighting. Every one is recorded (unless ``check``), so that
+        removing a post's date later keeps it put."""
+        if how is FirstSeen.NOW:
+            return {}  # every slug defaults to now
+        if how is FirstSeen.PEEK:
+            with self.store.read() as conn:
+                return peek_first_seen(conn, slugs)
+        with self.store.write() as conn:
+            return first_seen_dates(conn, slugs, now)
+
+    def _post_row(
+        self, reading: SourceReading, meta: PostMeta, row: SourceRow | None, first_seen: datetime
+    ) -> SourceRow:
+        """The row of a file that is a post now."""
+        return SourceRow(
+            source_path=meta.source,
+            post_id=meta.id,
+            slug=meta.slug,
+            size=reading.size,
+            mtime_ns=reading.mtime_ns,
+            content_hash=reading.content_hash,
+            fingerprint=self.fingerprint,
+            first_seen=first_seen,
+            published=meta.published,
+            meta=reading.meta_json or meta_json_of(meta),
+            render_key=row.render_key if row else None,
+            problem=None,
+            problem_line=None,
+        )
 
     def broken_row(
-        self, outcome: Outcome, problem: Problem, row: SourceRow | None, now: datetime
+        self, reading: SourceReading, problem: Problem, row: SourceRow | None, now: datetime
     ) -> SourceRow:
         """The row of a file that cannot be a post now; its last good version stays."""
         return SourceRow(
-            source_path=outcome.path,
+            source_path=reading.path,
             post_id=row.post_id if row else None,
             slug=row.slug if row else None,
-            size=outcome.size,
-            mtime_ns=outcome.mtime_ns,
-            content_hash=outcome.content_hash,
+            size=reading.size,
+            mtime_ns=reading.mtime_ns,
+            content_hash=reading.content_hash,
             fingerprint=self.fingerprint,
             first_seen=row.first_seen if row else now,
             published=row.published if row else None,
@@ -230,3 +251,24 @@ class Settling:
                 continue
             problems.append(Problem(meta.source, refused[path]))
         return live, refused
+
+
+def _settle_unchanged(
+    unchanged: list[SourceRow], settled: Settled, known_metas: dict[str, tuple[str, PostMeta]]
+) -> None:
+    """Files as their rows say: a problem, or metadata decoded from the row's JSON (or
+    reused from ``known_metas`` while the JSON is the same)."""
+    for row in unchanged:
+        settled.hashes[row.source_path] = row.content_hash
+        if row.problem is not None:
+            settled.problems[row.source_path] = [
+                Problem(row.source_path, row.problem, row.problem_line)
+            ]
+        elif row.meta is not None:
+            known = known_metas.get(row.source_path)
+            if known is not None and known[0] == row.meta:
+                settled.metas[row.source_path] = known[1]
+            else:
+                meta = meta_from_dict(json.loads(row.meta))
+                known_metas[row.source_path] = (row.meta, meta)
+                settled.metas[row.source_path] = meta

@@ -7,9 +7,6 @@ and again: about 15% of a cold build. ``build`` and ``check`` make few reference
 exit, so they run without it; every other command turns it back on as soon as it is known
 (:func:`feedsvc.cli.main.main`), the daemon included.
 
-``feedsvc build`` on a new store starts parsing before the CLI is even imported
-(:func:`feedsvc.build.head_start.start_early`).
-
 At exit the interpreter's own collections walk every object still alive, several times
 over: ~0.15 s after a big build. Frozen objects are skipped, and the process's memory
 goes back to the system with it all the same. ``build`` and ``check`` skip the teardown
@@ -24,11 +21,6 @@ import sys
 
 def main() -> None:
     gc.disable()
-    early = _new_build(sys.argv[1:])
-    if early is not None:
-        from feedsvc.build.head_start import start_early
-
-        start_early(early[0])
     from feedsvc.cli.main import main as cli
 
     try:
@@ -57,21 +49,3 @@ def _exit_now(code: object) -> None:
         with suppress(OSError, ValueError):  # a closed pipe: nothing more can reach it
             stream.flush()
     os._exit(code or 0)
-
-
-def _new_build(args: list[str]) -> tuple[str | None] | None:
-    """``(config path or None,)`` when the command line is a plain ``feedsvc build``
-    (options before it: ``--config PATH``, ``-v``); None for anything else."""
-    config: str | None = None
-    rest = list(args)
-    while rest and rest[0] != "build":
-        option = rest.pop(0)
-        if option in ("-v", "--verbose"):
-            continue
-        if option == "--config" and rest:
-            config = rest.pop(0)
-        elif option.startswith("--config="):
-            config = option.removeprefix("--config=")
-        else:
-            return None
-    return (config,) if rest == ["build"] else None

@@ -103,16 +103,8 @@ class Context:
         try:
             return load_settings(self.config_path)
         except ConfigError as exc:
-            _drop_early_parse()
             click.echo(f"feedsvc: {exc}", err=True)
             sys.exit(EXIT_CONFIG)
-
-
-def _drop_early_parse() -> None:
-    """Stop a parse `feedsvc build` started before the config was found invalid."""
-    head_start = sys.modules.get("feedsvc.build.head_start")
-    if head_start is not None:
-        head_start.drop_early()
 
 
 def _open_store(settings: Settings) -> Any:
@@ -173,17 +165,10 @@ def _builder(settings: Settings) -> Any:
 @click.pass_obj
 def build(obj: Context) -> None:
     """Publish every good post to the feeds; report the files that have problems."""
-    from feedsvc.build.head_start import head_start, take
-
     started = time.perf_counter()
     settings = obj.settings()
-    # A new store: parse while the rest is imported (started before the CLI, if it could).
-    early = take(settings)
-    if early is not None:
-        logging.getLogger("feedsvc.build").debug("parsing began before the config was checked")
-    early = early or head_start(settings)
     builder = _builder(settings)
-    report = builder.build(head_start=early)
+    report = builder.build()
     builder.store.close()  # checkpoint SQLite's log now, not in the interpreter's exit
     _print_problems(report.problems)
     for phase, seconds in report.timings.items():

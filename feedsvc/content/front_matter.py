@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 from frontmatter.default_handlers import BaseHandler, YAMLHandler
 
+from feedsvc.config import ParseOptions
 from feedsvc.content import _simple_yaml as simple_yaml
 from feedsvc.errors import ContentError
-from feedsvc.parse_options import ParseOptions
 
 DATE_HELP = "write it as 2024-01-02, 2024-01-02 10:00 or 2024-01-02T10:00:00+09:00"
 _TOML_LINE = re.compile(r"at line (\d+)")

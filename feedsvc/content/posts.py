@@ -17,13 +17,13 @@ from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from feedsvc.config import ParseOptions
 from feedsvc.content.dates import date_in_name, name_prefix_date
 from feedsvc.content.fields import CATEGORY_KEYS, DATE_KEYS, TAG_KEYS, UPDATED_KEYS, Fields
 from feedsvc.content.front_matter import decode_source, split_front_matter
 from feedsvc.content.plaintext import html_to_text, one_line, strip_xml_illegal
 from feedsvc.content.urls import absolute_url, permalink_for, quote_url, url_path
 from feedsvc.models import Author, DateSource, Image, PostMeta
-from feedsvc.parse_options import ParseOptions
 
 # Other modules take these from here, where posts are read.
 __all__ = ["ParsedSource", "html_to_text", "parse_source", "strip_xml_illegal", "to_meta"]

@@ -14,8 +14,8 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from feedsvc.config import ParseOptions, Settings
 from feedsvc.content.posts import ParsedSource, parse_source, to_meta
 from feedsvc.content.sources import SourceFile, asset_size
 from feedsvc.errors import ContentError
@@ -29,14 +29,10 @@ from feedsvc.models import (
     meta_from_fields,
     meta_json_from_fields,
 )
-from feedsvc.parse_options import ParseOptions
-
-if TYPE_CHECKING:  # parsing runs without the config machinery (feedsvc.build.head_start)
-    from feedsvc.config import Settings
 
 
 @dataclass(slots=True)  # not frozen: 10,000 are made and unpickled per cold build
-class Outcome:
+class SourceReading:
     """What a parse worker learned about one file.
 
     ``meta_json`` (the store's cached form of the metadata) and ``meta_fields`` (the same,
@@ -54,11 +50,11 @@ class Outcome:
     problem: Problem | None = None
     meta_fields: MetaFields | None = None
 
-    def __reduce__(self) -> tuple[type[Outcome], tuple[object, ...]]:
+    def __reduce__(self) -> tuple[type[SourceReading], tuple[object, ...]]:
         # Pickled as constructor arguments: loading the default state of a frozen slots
         # dataclass runs a Python loop over fields(), 2.5 µs a file in the main process.
         return (
-            Outcome,
+            SourceReading,
             (
                 self.path,
                 self.size,
@@ -116,41 +112,37 @@ def read_source(abspath: str, size: int) -> bytes:
 
 def parse_one(
     options: ParseOptions, sizes: AssetSizes, file: SourceFile, known_hash: str | None
-) -> Outcome:
+) -> SourceReading:
     try:
         data = read_source(file.abspath, file.size)
     except OSError as exc:
         problem = Problem(file.path, f"cannot read: {exc.strerror}")
-        return Outcome(file.path, file.size, file.mtime_ns, "", problem=problem)
+        return SourceReading(file.path, file.size, file.mtime_ns, "", problem=problem)
     digest = content_hash(data)
     # The file may change between scan and read: record the size actually read.
     size = len(data)
     if digest == known_hash:
-        return Outcome(file.path, size, file.mtime_ns, digest)
+        return SourceReading(file.path, size, file.mtime_ns, digest)
     try:
         parsed = parse_source(file.path, data, options)
         if parsed.date is None:
             # The body is re-read for the few posts that get rendered; don't ship it back.
             bare = replace(parsed, body="")
-            return Outcome(file.path, size, file.mtime_ns, digest, parsed=bare)
+            return SourceReading(file.path, size, file.mtime_ns, digest, parsed=bare)
         meta = to_meta(parsed, options, first_seen=None, asset_size=sizes)
     except ContentError as exc:
         problem = Problem(file.path, exc.reason, exc.line)
-        return Outcome(file.path, size, file.mtime_ns, digest, problem=problem)
+        return SourceReading(file.path, size, file.mtime_ns, digest, problem=problem)
     fields = meta_fields(meta)
     json_text = meta_json_from_fields(fields)
-    return Outcome(file.path, size, file.mtime_ns, digest, json_text, None, None, fields)
+    return SourceReading(file.path, size, file.mtime_ns, digest, json_text, None, None, fields)
 
 
-def import_renderers() -> None:
-    """Import what renders posts and feeds (lxml, cmark, feedgen: ~0.1 s)."""
-
-
-def decoded_meta(outcome: Outcome) -> PostMeta | None:
+def decoded_meta(reading: SourceReading) -> PostMeta | None:
     """The PostMeta of a parsed file, as the store's JSON of it would give it back."""
-    if outcome.meta_fields is not None:
-        return meta_from_fields(outcome.meta_fields)
-    return meta_from_dict(json.loads(outcome.meta_json)) if outcome.meta_json else None
+    if reading.meta_fields is not None:
+        return meta_from_fields(reading.meta_fields)
+    return meta_from_dict(json.loads(reading.meta_json)) if reading.meta_json else None
 
 
 def meta_json_of(meta: PostMeta) -> str:
@@ -160,7 +152,7 @@ def meta_json_of(meta: PostMeta) -> str:
 
 def parse_batch(
     options: ParseOptions, batch: Sequence[tuple[SourceFile, str | None]]
-) -> list[Outcome]:
+) -> list[SourceReading]:
     sizes = AssetSizes(options)
     return [parse_one(options, sizes, file, known) for file, known in batch]
 
