@@ -31,7 +31,7 @@ from feedsvc.storage.announcements import held_posts, note_published, release_he
 from feedsvc.storage.deliveries import delivery_counts
 from feedsvc.storage.delivery_claims import claim_due
 from feedsvc.storage.delivery_messages import save_rendered
-from feedsvc.storage.delivery_outcomes import Outcome, Result, record_outcomes
+from feedsvc.storage.delivery_outcomes import DeliveryOutcome, Result, record_outcomes
 from feedsvc.storage.digests import load_announced
 from feedsvc.storage.schema import (
     announcements,
@@ -357,7 +357,7 @@ def test_an_expired_lease_is_claimed_again_with_the_same_bytes(
     ]
     assert {c.attempts for c in again} == {2}
     with store.write() as conn:
-        sent = Outcome(again[0].delivery_id, again[0].subscriber_id, Result.SENT)
+        sent = DeliveryOutcome(again[0].delivery_id, again[0].subscriber_id, Result.SENT)
         record_outcomes(conn, [sent], MORNING, bounce_limit=1)
         counts = delivery_counts(conn)
     assert counts[DeliveryStatus.SENT] == 1

@@ -58,7 +58,7 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
     """
     from feedsvc.delivery.mime import html_part
     from feedsvc.models import Frequency
-    from feedsvc.newsletter.digests import Schedule, upcoming_period
+    from feedsvc.newsletter.digests import DigestSchedule, upcoming_period
     from feedsvc.newsletter.jobs import renderer_for
     from feedsvc.newsletter.messages import DigestContent, render_digest
 
@@ -76,7 +76,7 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
             subscriber.frequency if subscriber else Frequency.DAILY,
             subscriber.timezone if subscriber else None,
             now,
-            Schedule.from_settings(settings),
+            DigestSchedule.from_settings(settings),
         )
         template = render_digest(
             renderer.sender, DigestContent(0, period, tuple(posts), now), renderer.env
@@ -127,8 +127,8 @@ def _preview_posts(
     """The posts to preview, and a note when they are a sample, not the next digest."""
     from feedsvc.models import Frequency
     from feedsvc.newsletter.digests import (
+        DigestSchedule,
         Recipient,
-        Schedule,
         category_keys,
         joined_at,
         matches,
@@ -149,7 +149,7 @@ def _preview_posts(
                 [Recipient(as_if_now, _cursor_of(conn, subscriber.id))],
                 load_announced(conn, since=oldest_cursor(conn), until=now),
                 now=now,
-                schedule=Schedule.from_settings(settings),
+                schedule=DigestSchedule.from_settings(settings),
                 max_posts=limit,
             )
             ids = list(plan.digests[0].post_ids) if plan.digests else []

@@ -30,7 +30,9 @@ _DATETIME = re.compile(
 )
 
 
-class _NotSimple(Exception):
+# Private control flow: raised and caught inside this module (the caller falls back
+# to the full parser), so it does not live in feedsvc.errors.
+class _NotSimpleToml(Exception):
     """The text uses TOML beyond the fast path."""
 
 
@@ -57,7 +59,7 @@ def _value(text: str) -> Any:
             return _datetime(match)
         if _INTEGER.fullmatch(text):
             return int(text)
-    raise _NotSimple
+    raise _NotSimpleToml
 
 
 def _datetime(match: re.Match[str]) -> date | datetime:
@@ -100,6 +102,6 @@ def load(text: str) -> dict[str, Any] | None:
             if key in result:
                 return None  # tomllib says what is wrong with a duplicate key
             result[key] = _value(value.rstrip(" \t"))
-    except (_NotSimple, ValueError):  # ValueError: an impossible date, tomllib's to report
+    except (_NotSimpleToml, ValueError):  # ValueError: an impossible date, tomllib's to report
         return None
     return result or None  # empty: tomllib decides

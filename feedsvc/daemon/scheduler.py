@@ -239,7 +239,7 @@ async def watch_content(folder: Path, jobs: Jobs, *, debounce_ms: int = WATCH_DE
         jobs.request_rebuild(path for _change, path in changes)
 
 
-class Schedule:
+class JobSchedule:
     """The APScheduler jobs: rescan, digest cycle, and the date job of the next post.
 
     APScheduler counts in wall-clock time; the publish job is placed at "now + how long

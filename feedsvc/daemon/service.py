@@ -33,7 +33,7 @@ from feedsvc.build.builder import Builder
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.daemon.leadership import leadership_for
-from feedsvc.daemon.scheduler import Jobs, Schedule, watch_content
+from feedsvc.daemon.scheduler import Jobs, JobSchedule, watch_content
 from feedsvc.delivery.outbox import Backend
 from feedsvc.delivery.smtp import SmtpBackend, SmtpOptions
 from feedsvc.errors import FeedsvcError
@@ -252,7 +252,7 @@ class Service:
             stop=self.stop,
             on_feeds=self._feeds_changed,
         )
-        self.schedule = Schedule(self.jobs, **(schedule_options or {}))
+        self.schedule = JobSchedule(self.jobs, **(schedule_options or {}))
         self.leadership = leadership_for(store)
         self.jobs.on_next_publish = self.schedule.schedule_publish
         config = uvicorn.Config(

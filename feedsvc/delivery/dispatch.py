@@ -50,7 +50,7 @@ from feedsvc.storage.delivery_outcomes import (
     BOUNCE_NOTE,
     NOT_A_BOUNCE,
     PAUSED,
-    Outcome,
+    DeliveryOutcome,
     Result,
     record_outcomes,
 )
@@ -136,15 +136,19 @@ class Pace:
         )
 
 
-def outcome_of(claim: Claim, attempt: Attempt, now: datetime, policy: RetryPolicy) -> Outcome:
+def outcome_of(
+    claim: Claim, attempt: Attempt, now: datetime, policy: RetryPolicy
+) -> DeliveryOutcome:
     """The row's next state after ``attempt``."""
     m = claim.message
     if attempt.verdict is Verdict.SENT:
-        return Outcome(m.delivery_id, m.subscriber_id, Result.SENT, attempt.code, attempt.reply)
+        return DeliveryOutcome(
+            m.delivery_id, m.subscriber_id, Result.SENT, attempt.code, attempt.reply
+        )
     error = f"{m.email}: {attempt.summary}"
     if attempt.verdict is Verdict.PERMANENT:
         bounce = attempt.bounce and attempt.code is not None
-        return Outcome(
+        return DeliveryOutcome(
             m.delivery_id,
             m.subscriber_id,
             Result.FAILED,
@@ -156,17 +160,17 @@ def outcome_of(claim: Claim, attempt: Attempt, now: datetime, policy: RetryPolic
     at = policy.next_attempt(m.attempts, claim.queued_at, now)
     if at is None:
         error = f"{error} (gave up: still failing after delivery.max_age = {policy.max_age})"
-        return Outcome(
+        return DeliveryOutcome(
             m.delivery_id, m.subscriber_id, Result.FAILED, attempt.code, attempt.reply, error
         )
-    return Outcome(
+    return DeliveryOutcome(
         m.delivery_id, m.subscriber_id, Result.RETRY, attempt.code, attempt.reply, error, at
     )
 
 
-def _released(claim: Claim, reason: str) -> Outcome:
+def _released(claim: Claim, reason: str) -> DeliveryOutcome:
     m = claim.message
-    return Outcome(m.delivery_id, m.subscriber_id, Result.RELEASED, error=reason)
+    return DeliveryOutcome(m.delivery_id, m.subscriber_id, Result.RELEASED, error=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +210,7 @@ class _Run:
         # Only the keeper changes it.
         self.held: dict[int, int] = {}
         self.lost: set[int] = set()  # rows another sender took (their lease lapsed)
-        self.outcomes: list[Outcome] = []
+        self.outcomes: list[DeliveryOutcome] = []
         # Outcomes noted and not yet committed (those waiting, and the batch being
         # written). Workers start no message while UNRECORDED_STEPS steps of them wait: if
         # the store stops taking writes (slowly: a locked or failing disk), no more than
@@ -229,7 +233,7 @@ class _Run:
             return PAUSED + self.report.paused
         return "sending stopped before this message was tried"
 
-    async def transact(self, batch: list[Outcome], want: int, renew: bool) -> _Turn:
+    async def transact(self, batch: list[DeliveryOutcome], want: int, renew: bool) -> _Turn:
         """One write transaction: record ``batch``, renew the leases held (if ``renew``),
         claim up to ``want`` rows; in a thread."""
         moment = asyncio.get_running_loop().time()
@@ -258,7 +262,7 @@ class _Run:
 
         return await asyncio.to_thread(work)
 
-    def _settle(self, batch: list[Outcome], turn: _Turn) -> None:
+    def _settle(self, batch: list[DeliveryOutcome], turn: _Turn) -> None:
         for outcome in batch:
             self.held.pop(outcome.delivery_id, None)
         self.report.bounced += len(turn.bounced)
@@ -354,7 +358,7 @@ class _Run:
                 lambda: self.unrecorded < self.unrecorded_limit or self.halted()
             )
 
-    def note(self, outcome: Outcome) -> None:
+    def note(self, outcome: DeliveryOutcome) -> None:
         if outcome.delivery_id in self.lost and outcome.result is not Result.SENT:
             return  # the row is another sender's now: only a 250 is worth telling it
         self.outcomes.append(outcome)

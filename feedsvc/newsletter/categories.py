@@ -25,7 +25,7 @@ _key = lru_cache(maxsize=4096)(slugify)
 
 
 @dataclass(frozen=True, slots=True)
-class Choice:
+class CategoryChoice:
     """One category checkbox: its name, whether it is ticked, whether a post has it."""
 
     name: str
@@ -69,7 +69,7 @@ class SiteCategories:
         callers say so differently)."""
         return tuple(name for name in names if not self.has(name))
 
-    def choices(self, chosen: Sequence[str], limit: int) -> list[Choice]:
+    def choices(self, chosen: Sequence[str], limit: int) -> list[CategoryChoice]:
         """A form's checkboxes: the site's categories (the first ``limit``, and those of
         ``chosen`` past them), ticked when ``chosen`` holds them in any spelling; then
         the ones of ``chosen`` no post has, ticked, so that saving keeps them unless
@@ -79,8 +79,8 @@ class SiteCategories:
         for name in chosen:
             if self.has(name):
                 shown.setdefault(_key(name), name)
-        found = [Choice(name, key in ticked, known=True) for key, name in shown.items()]
-        found += [Choice(name, True, known=False) for name in self.unknown(chosen)]
+        found = [CategoryChoice(name, key in ticked, known=True) for key, name in shown.items()]
+        found += [CategoryChoice(name, True, known=False) for name in self.unknown(chosen)]
         return found
 
     def listing(self, limit: int = SHOWN) -> str:

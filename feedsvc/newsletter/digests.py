@@ -68,7 +68,7 @@ class DeliveryStatus(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Schedule:
+class DigestSchedule:
     """When daily and weekly digests go out (``digest.*``)."""
 
     send_time: time
@@ -77,7 +77,7 @@ class Schedule:
     max_lateness: timedelta
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Schedule:
+    def from_settings(cls, settings: Settings) -> DigestSchedule:
         hour, minute = (int(part) for part in settings.digest.send_time.split(":"))
         return cls(
             send_time=time(hour, minute),
@@ -124,7 +124,7 @@ def send_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
-def _latest_send(now: datetime, schedule: Schedule, tz: ZoneInfo, weekly: bool) -> date:
+def _latest_send(now: datetime, schedule: DigestSchedule, tz: ZoneInfo, weekly: bool) -> date:
     """The local date of the latest scheduled send at or before ``now``."""
     day = now.astimezone(tz).date()
     for _ in range(9):  # at most a week back, plus DST slack
@@ -137,7 +137,7 @@ def _latest_send(now: datetime, schedule: Schedule, tz: ZoneInfo, weekly: bool) 
 
 
 def latest_period(
-    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: DigestSchedule
 ) -> Period:
     """The latest period of ``frequency`` that has ended by ``now`` (immediate: ends now)."""
     tz_name = zone_name or schedule.site_timezone
@@ -152,14 +152,14 @@ def latest_period(
     return Period(frequency, f"{frequency.value}:{day.isoformat()}@{tz_name}", start, end, tz_name)
 
 
-def is_late(period: Period, now: datetime, schedule: Schedule) -> bool:
+def is_late(period: Period, now: datetime, schedule: DigestSchedule) -> bool:
     """Ended more than ``max_lateness`` ago (the daemon was down at send time): a morning
     digest is not sent in the evening; its posts go into the next one."""
     return now - period.end > schedule.max_lateness
 
 
 def due_period(
-    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: DigestSchedule
 ) -> Period | None:
     """The latest period of ``frequency`` that has ended by ``now``, unless it is late."""
     period = latest_period(frequency, zone_name, now, schedule)
@@ -167,7 +167,7 @@ def due_period(
 
 
 def next_send(
-    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: DigestSchedule
 ) -> datetime:
     """When the next digest of ``frequency`` goes out after ``now`` (immediate: now)."""
     if frequency is Frequency.IMMEDIATE:
@@ -183,7 +183,7 @@ def next_send(
 
 
 def upcoming_period(
-    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: DigestSchedule
 ) -> Period:
     """The period in progress at ``now``: the one whose digest goes out next."""
     tz_name = zone_name or schedule.site_timezone
@@ -278,7 +278,7 @@ def in_announcement_order(announced: Iterable[Announced]) -> list[Announced]:
 
 
 @dataclass(frozen=True, slots=True)
-class Choice:
+class ChosenPosts:
     """One subscriber's posts for one period, and how far that moves their cursor."""
 
     post_ids: tuple[str, ...]  # newest publication first
@@ -293,7 +293,7 @@ def choose_posts(
     stop: int,
     until: datetime,
     max_posts: int,
-) -> Choice:
+) -> ChosenPosts:
     """The posts one subscriber gets from ``ordered[start:stop]`` (in announcement order,
     :func:`in_announcement_order`; the slice is what became new after their cursor and up
     to ``until``, the period's end): those matching ``wanted``, at most ``max_posts``.
@@ -308,9 +308,9 @@ def choose_posts(
             continue
         if len(chosen) == max_posts:
             last = chosen[-1]
-            return Choice(_shown(chosen), Cursor(last.eligible_at, last.post_id))
+            return ChosenPosts(_shown(chosen), Cursor(last.eligible_at, last.post_id))
         chosen.append(post)
-    return Choice(_shown(chosen), Cursor(until))
+    return ChosenPosts(_shown(chosen), Cursor(until))
 
 
 def _shown(chosen: Iterable[Announced]) -> tuple[str, ...]:
@@ -354,7 +354,7 @@ def plan_digests(
     announced: Sequence[Announced],
     *,
     now: datetime,
-    schedule: Schedule,
+    schedule: DigestSchedule,
     max_posts: int,
 ) -> Plan:
     """The digests due at ``now``: per subscriber their due period and chosen posts.
@@ -367,7 +367,7 @@ def plan_digests(
     positions = [a.position for a in ordered]
     times = [a.eligible_at for a in ordered]
     periods: dict[tuple[Frequency, str | None], Period] = {}
-    choices: dict[tuple[str, int, frozenset[str]], Choice] = {}
+    choices: dict[tuple[str, int, frozenset[str]], ChosenPosts] = {}
     groups: dict[tuple[str, tuple[str, ...]], tuple[Period, list[int]]] = {}
     covered: dict[int, Cursor] = {}
     late = 0

@@ -46,7 +46,7 @@ class Result(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class DeliveryOutcome:
     """One attempt's result, as the sender reports it to the store."""
 
     delivery_id: int
@@ -114,7 +114,7 @@ _RELEASED = (
 )
 
 
-def _parameters(kind: Result, o: Outcome, now: datetime) -> dict[str, Any]:
+def _parameters(kind: Result, o: DeliveryOutcome, now: datetime) -> dict[str, Any]:
     if kind is Result.SENT:
         return {"d_id": o.delivery_id, "d_at": now, "d_code": o.code, "d_reply": o.reply}
     if kind is Result.RETRY:
@@ -139,7 +139,7 @@ _STATEMENTS = {
 
 
 def record_outcomes(
-    conn: Connection, outcomes: Sequence[Outcome], now: datetime, *, bounce_limit: int
+    conn: Connection, outcomes: Sequence[DeliveryOutcome], now: datetime, *, bounce_limit: int
 ) -> list[int]:
     """Write a batch of outcomes; subscribers with ``bounce_limit`` failures that refused
     their address become ``bounced`` (with an event). Returns the ids of the subscribers

@@ -49,7 +49,7 @@ from feedsvc.templating import environment, render
 from feedsvc.web.metrics import CONTENT_TYPE as METRICS_TYPE
 from feedsvc.web.metrics import Metrics
 from feedsvc.web.ratelimit import RateLimiter
-from feedsvc.web.served import FeedCache, FeedFile, is_feed_path
+from feedsvc.web.served import FeedFile, ServedFeeds, is_feed_path
 
 log = logging.getLogger("feedsvc.web")
 
@@ -80,7 +80,7 @@ class WebState:
     tokens: Tokens
     secret: bytes  # for the CSRF tokens of forms
     env: Environment
-    feeds: FeedCache
+    feeds: ServedFeeds
     metrics: Metrics
     subscribe_limit: RateLimiter
     secure_cookies: bool
@@ -427,7 +427,7 @@ def create_app(
         tokens=tokens if tokens is not None else Tokens(keys),
         secret=keys[-1],
         env=environment(settings),
-        feeds=FeedCache(settings.output_dir, check_every=feed_check_every),
+        feeds=ServedFeeds(settings.output_dir, check_every=feed_check_every),
         metrics=Metrics(store, clock),
         subscribe_limit=subscribe_limit
         or RateLimiter(burst=SUBSCRIBE_BURST, per_second=SUBSCRIBE_PER_SECOND),
