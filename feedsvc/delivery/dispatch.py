@@ -8,7 +8,8 @@ One task, the keeper, is the only one to touch the store, from a thread
 outcomes done, renews the leases held when it is time, and claims due rows (with a
 lease) into the room that made. ``delivery.concurrency`` workers, each owning one
 :class:`~feedsvc.delivery.smtp.SmtpConnection`, take messages from the queue, one token each from
-the process-wide bucket (``delivery.rate``), and talk SMTP with no transaction open. A
+the process-wide :class:`~feedsvc.delivery.pacing.Throttle` (``delivery.rate``), and talk
+SMTP with no transaction open. A
 worker that finds the next message already waiting hands it to its connection with the
 current one, so that its envelope can be pipelined with the current message's final dot.
 
@@ -42,7 +43,7 @@ from typing import Any, TypeVar
 
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
-from feedsvc.delivery.pacing import RetryPolicy, TokenBucket
+from feedsvc.delivery.pacing import RetryPolicy, Throttle
 from feedsvc.delivery.smtp import Attempt, SendingPaused, SmtpConnection, SmtpOptions, Verdict
 from feedsvc.storage import Store
 from feedsvc.storage.delivery_claims import Claim, claim_due, renew_leases
@@ -218,7 +219,7 @@ class _Run:
         self.unrecorded = 0
         self.unrecorded_limit = UNRECORDED_STEPS * self.step
         self.recorded = asyncio.Condition()
-        self.bucket = TokenBucket(pace.rate)
+        self.throttle = Throttle(pace.rate)
         self.wake = asyncio.Event()  # for the keeper: a step of outcomes is done, or all
         self.finished = asyncio.Event()  # the workers are done
         self.claiming = True
@@ -386,7 +387,7 @@ class _Run:
         if claim is None:  # the end: let the next get() see it
             self.queue.put_nowait(None)
             return None, False
-        return claim, self.bucket.try_take()
+        return claim, self.throttle.try_take()
 
     async def worker(self, connection: SmtpConnection) -> None:
         try:
@@ -399,7 +400,7 @@ class _Run:
                     claim, paid = await self.queue.get(), False
                     continue
                 if not paid:
-                    await self.bucket.take()
+                    await self.throttle.take()
                 after, after_paid = self._next_at_hand()
                 await self.attempt(connection, claim, after if after_paid else None)
                 if after is None:
