@@ -9,17 +9,21 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feedsvc.config import settings_from_mapping
-from feedsvc.models import Frequency, Subscriber, SubscriberStatus
-from feedsvc.newsletter.digests import (
+from feedsvc.models import (
     Announced,
-    ChosenPosts,
     Cursor,
-    DigestSchedule,
+    Frequency,
     Period,
     Recipient,
+    Subscriber,
+    SubscriberStatus,
+    content_key,
+)
+from feedsvc.newsletter.digests import (
+    ChosenPosts,
+    DigestSchedule,
     category_keys,
     choose_posts,
-    content_key,
     due_period,
     in_announcement_order,
     matches,

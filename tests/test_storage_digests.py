@@ -16,8 +16,7 @@ from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
 from feedsvc.delivery.mime import html_part, parse_message
 from feedsvc.delivery.outbox import OutboxBackend
-from feedsvc.models import Post
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus, Post
 from feedsvc.newsletter.jobs import (
     Renderer,
     create_due_digests,

@@ -9,8 +9,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Table, func, select, text
 
-from feedsvc.models import Frequency, Subscriber, SubscriberEventKind, SubscriberStatus
-from feedsvc.newsletter.subscribers import SubscriberInput
+from feedsvc.models import (
+    Frequency,
+    Subscriber,
+    SubscriberEventKind,
+    SubscriberInput,
+    SubscriberStatus,
+)
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import current_revision, make_engine, run_alembic_upgrade
 from feedsvc.storage.posts import SourceRow, load_sources, save_sources

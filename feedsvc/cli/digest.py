@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from feedsvc.cli.main import Context
     from feedsvc.config import Settings
     from feedsvc.delivery.workers import Helpers
-    from feedsvc.models import Post, Subscriber
-    from feedsvc.newsletter.digests import Cursor
+    from feedsvc.models import Cursor, Post, Subscriber
     from feedsvc.newsletter.jobs import DueDigests
     from feedsvc.storage import Store
 
@@ -125,10 +124,9 @@ def _preview_posts(
     store: Store, settings: Settings, subscriber: Subscriber | None, now: datetime
 ) -> tuple[list[Post], str]:
     """The posts to preview, and a note when they are a sample, not the next digest."""
-    from feedsvc.models import Frequency
+    from feedsvc.models import Frequency, Recipient
     from feedsvc.newsletter.digests import (
         DigestSchedule,
-        Recipient,
         category_keys,
         joined_at,
         matches,

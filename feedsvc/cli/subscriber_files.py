@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from feedsvc.cli.main import Context
+    from feedsvc.models import SubscriberInput
     from feedsvc.newsletter.categories import SiteCategories
     from feedsvc.newsletter.subscriber_csv import SubscriberCsv
-    from feedsvc.newsletter.subscribers import SubscriberInput
     from feedsvc.storage import Store
     from feedsvc.storage.subscriber_import import BatchWriter, Finished
     from feedsvc.storage.subscriber_upserts import UpsertResult
@@ -276,7 +276,7 @@ class _CategoryCheck:
 
 def _site_categories(store: Store, reader: SubscriberCsv) -> SiteCategories | None:
     """The site's categories, when the file has a categories column."""
-    from feedsvc.storage.categories import site_categories
+    from feedsvc.newsletter.categories import site_categories
 
     if "categories" not in reader.columns:
         return None

@@ -128,12 +128,8 @@ def add(
     An address that unsubscribed, bounced or complained is never re-activated. A
     --category no published post has is stored with a warning (--strict: refused).
     """
-    from feedsvc.newsletter.subscribers import (
-        SubscriberInput,
-        clean_name,
-        format_time,
-        parse_categories,
-    )
+    from feedsvc.models import SubscriberInput
+    from feedsvc.newsletter.subscribers import clean_name, format_time, parse_categories
     from feedsvc.storage.subscriber_import import write_batch
     from feedsvc.storage.subscriber_upserts import UpsertResult
     from feedsvc.storage.subscribers import get_subscriber
@@ -194,8 +190,12 @@ def add(
 def _check_categories(store: Store, names: tuple[str, ...], *, strict: bool) -> None:
     """Warn about --category values no published post has; with ``strict``, refuse them
     (exit 2, nothing stored). A site without posts yet has nothing to check against."""
-    from feedsvc.newsletter.categories import NO_CATEGORIES_YET, quoted, unknown_reason
-    from feedsvc.storage.categories import site_categories
+    from feedsvc.newsletter.categories import (
+        NO_CATEGORIES_YET,
+        quoted,
+        site_categories,
+        unknown_reason,
+    )
 
     try:
         with store.read() as conn:

@@ -1,5 +1,6 @@
 """The categories a site has — those its published posts name — and the check of a
-subscriber's categories against them. Pure: names in, names out.
+subscriber's categories against them. Pure (names in, names out), but for
+:func:`site_categories`, which reads the live posts' categories from the store.
 
 Names match as digests match them (:func:`feedsvc.newsletter.digests.category_keys`): by slug, so
 ``Smart City``, ``smart city`` and ``smart-city`` are one category, and so are ``부산``
@@ -13,11 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
+
+from sqlalchemy import Connection
 
 from feedsvc.content.urls import slugify
 from feedsvc.models import PostMeta
 from feedsvc.newsletter.digests import category_keys
+from feedsvc.storage.digests import live_metas
 
 SHOWN = 12  # names listed in a message before "and N more"
 # A memo: an import checks the same few names on every row.
@@ -104,3 +109,9 @@ def unknown_reason(unknown: Sequence[str], site: SiteCategories) -> str:
     """Which names no post has, and the ones the site has."""
     noun = "category" if len(unknown) == 1 else "categories"
     return f"no published post has the {noun} {quoted(unknown)} (the site has: {site.listing()})"
+
+
+def site_categories(conn: Connection, now: datetime) -> SiteCategories:
+    """The categories of the posts live at ``now`` (published, not drafts, as the last
+    build left them: :func:`feedsvc.storage.digests.live_metas`)."""
+    return SiteCategories.from_metas(live_metas(conn, now))

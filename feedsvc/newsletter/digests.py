@@ -39,32 +39,27 @@ pair is in any, and a cursor never passes a post that was not considered for it.
 
 from __future__ import annotations
 
-import hashlib
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from functools import lru_cache
-from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedsvc.config import Settings
 from feedsvc.content.urls import slugify
-from feedsvc.models import Frequency, Subscriber
+from feedsvc.models import (
+    Announced,
+    Cursor,
+    DigestPlan,
+    Frequency,
+    Period,
+    Recipient,
+    RunPlan,
+    Subscriber,
+)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class DeliveryStatus(StrEnum):
-    """Where one recipient's message stands (the ``deliveries`` table)."""
-
-    PENDING = "pending"  # created; message bytes may not be rendered yet
-    SENDING = "sending"  # claimed by a sender (``lease_until`` says until when)
-    SENT = "sent"
-    RETRY = "retry"  # a temporary failure; tried again at ``next_attempt_at``
-    FAILED = "failed"  # a permanent failure
-    CANCELLED = "cancelled"  # the subscriber left before it went out
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,22 +80,6 @@ class DigestSchedule:
             site_timezone=settings.site.timezone,
             max_lateness=settings.digest.max_lateness,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """The stretch of time one digest covers; ``end`` is when it goes out.
-
-    ``key`` names it in the store, e.g. ``daily:2024-06-01@Asia/Seoul`` (the local date
-    it goes out) or ``immediate:2024-06-01T08:00:05Z@Asia/Seoul``; the zone names the
-    local dates shown in it. ``start`` is None for immediate.
-    """
-
-    frequency: Frequency
-    key: str
-    start: datetime | None
-    end: datetime
-    timezone: str
 
 
 @lru_cache(maxsize=256)
@@ -202,43 +181,6 @@ def upcoming_period(
 # --- selection ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Announced:
-    """A live post that became new at ``eligible_at`` (announced, or released from hold)."""
-
-    post_id: str
-    eligible_at: datetime
-    published: datetime
-    categories: tuple[str, ...]
-    title: str = ""
-
-    @property
-    def position(self) -> tuple[datetime, str]:
-        """Where it stands in the order posts became new (ties: by id)."""
-        return (self.eligible_at, self.post_id)
-
-
-class Cursor(NamedTuple):
-    """How far one subscriber's announcements were considered, in the order posts became
-    new: every post up to ``until`` (and, where ``post`` is set, those new at exactly
-    ``until`` up to that id) was either put in a digest for them or was not theirs."""
-
-    until: datetime
-    post: str | None = None  # None: everything new at ``until`` is covered
-
-    def covers(self, position: tuple[datetime, str]) -> bool:
-        at, post_id = position
-        return at < self.until or (at == self.until and (self.post is None or post_id <= self.post))
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """An active subscriber and how far their announcements were considered."""
-
-    subscriber: Subscriber
-    cursor: Cursor | None = None
-
-
 def joined_at(subscriber: Subscriber) -> datetime:
     """When the subscriber joined: confirmed, else created (added or imported)."""
     return subscriber.confirmed or subscriber.created
@@ -317,38 +259,6 @@ def _shown(chosen: Iterable[Announced]) -> tuple[str, ...]:
     return tuple(a.post_id for a in newest_first(chosen))
 
 
-def content_key(post_ids: Sequence[str]) -> str:
-    """A short, stable name for a list of posts (one digest's content within a period)."""
-    blob = "\n".join(post_ids).encode("utf-8")
-    return hashlib.blake2b(blob, digest_size=16).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class DigestPlan:
-    """One digest to create: a period, its posts, and who gets it."""
-
-    period: Period
-    post_ids: tuple[str, ...]
-    subscriber_ids: tuple[int, ...]
-
-    @property
-    def content_key(self) -> str:
-        return content_key(self.post_ids)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one run creates: digests, and how far each considered subscriber is covered."""
-
-    digests: tuple[DigestPlan, ...]
-    covered: dict[int, Cursor] = field(default_factory=dict)
-    late: int = 0  # subscribers whose digest was missed by over max_lateness (rolled over)
-
-    @property
-    def messages(self) -> int:
-        return sum(len(d.subscriber_ids) for d in self.digests)
-
-
 def plan_digests(
     recipients: Iterable[Recipient],
     announced: Sequence[Announced],
@@ -356,7 +266,7 @@ def plan_digests(
     now: datetime,
     schedule: DigestSchedule,
     max_posts: int,
-) -> Plan:
+) -> RunPlan:
     """The digests due at ``now``: per subscriber their due period and chosen posts.
 
     Subscribers with the same period and the same posts share one digest (one content,
@@ -406,7 +316,7 @@ def plan_digests(
         DigestPlan(period, post_ids, tuple(ids))
         for (_, post_ids), (period, ids) in sorted(groups.items(), key=lambda item: item[0])
     )
-    return Plan(digests=digests, covered=covered, late=late)
+    return RunPlan(digests=digests, covered=covered, late=late)
 
 
 def _first_after(

@@ -28,8 +28,8 @@ from feedsvc.delivery.mime import DkimKey, dkim_sign
 from feedsvc.delivery.outbox import Backend, DeliveryError, OutboxBackend
 from feedsvc.delivery.pacing import RetryPolicy
 from feedsvc.errors import ConfigError
-from feedsvc.models import SubscriberStatus
-from feedsvc.newsletter.digests import DigestSchedule, Plan, Recipient, plan_digests
+from feedsvc.models import Recipient, RunPlan, SubscriberStatus
+from feedsvc.newsletter.digests import DigestSchedule, plan_digests
 from feedsvc.newsletter.messages import (
     DigestContent,
     MessageTemplate,
@@ -80,7 +80,7 @@ def announce_live_posts(conn: Connection, settings: Settings, now: datetime) -> 
 class DueDigests:
     """What one run planned (and, unless a dry run, created)."""
 
-    plan: Plan
+    plan: RunPlan
     announced: list[str] = field(default_factory=list)
     recipients: dict[int, Recipient] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)

@@ -21,8 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
-from feedsvc.models import SubscriberEventKind, SubscriberStatus
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus, SubscriberEventKind, SubscriberStatus
 from feedsvc.storage.schema import deliveries, subscribers
 from feedsvc.storage.subscribers import record_event
 

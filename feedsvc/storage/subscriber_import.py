@@ -18,8 +18,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from feedsvc.errors import StoreError
-from feedsvc.models import SubscriberEventKind
-from feedsvc.newsletter.subscribers import SubscriberInput
+from feedsvc.models import SubscriberEventKind, SubscriberInput
 from feedsvc.storage.engine import Store
 from feedsvc.storage.subscriber_upserts import UpsertResult, save_subscribers
 

@@ -22,8 +22,7 @@ from typing import Any
 
 from sqlalchemy import case, func, literal_column, or_
 
-from feedsvc.models import SubscriberStatus
-from feedsvc.newsletter.subscribers import SubscriberInput
+from feedsvc.models import SubscriberInput, SubscriberStatus
 from feedsvc.storage.schema import subscribers
 
 _STOPPED = tuple(s.value for s in SubscriberStatus if s.stopped)

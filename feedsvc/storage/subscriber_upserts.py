@@ -33,8 +33,7 @@ from sqlalchemy import (
     table,
 )
 
-from feedsvc.models import SubscriberEventKind, SubscriberStatus
-from feedsvc.newsletter.subscribers import SubscriberInput, suppression_hash
+from feedsvc.models import SubscriberEventKind, SubscriberInput, SubscriberStatus
 from feedsvc.storage.schema import subscriber_events, subscribers, suppressions
 from feedsvc.storage.subscriber_merge import (
     COLUMNS,
@@ -43,7 +42,7 @@ from feedsvc.storage.subscriber_merge import (
     upsert_statement,
     upsert_values,
 )
-from feedsvc.storage.subscribers import suppressed_addresses
+from feedsvc.storage.subscribers import suppressed_addresses, suppression_hash
 
 _PG_COPY_STAGING = f"COPY feedsvc_import ({', '.join(COLUMNS)}, email_hash, ordinal) FROM STDIN"
 

@@ -6,6 +6,7 @@ Adding and updating subscribers (one at a time or a file's worth) is
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,10 +24,11 @@ from sqlalchemy import (
 )
 
 from feedsvc.models import Frequency, Subscriber, SubscriberEventKind, SubscriberStatus
-from feedsvc.newsletter.subscribers import suppression_hash
 from feedsvc.storage.schema import subscriber_events, subscribers, suppressions
 
 _FETCH = 1000  # rows per round trip when streaming subscribers
+# A versioned prefix, so the hash is feedsvc's own and can change scheme one day.
+_SUPPRESSION_PREFIX = b"feedsvc-suppression-v1\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +38,16 @@ class SubscriberEvent:
     at: datetime
     actor: str
     detail: dict[str, Any]
+
+
+def suppression_hash(email: str) -> str:
+    """The hash kept for a forgotten address (``email`` normalised): SHA-256, hex.
+
+    Unsalted, so that any store recognises it and an import can be checked against it; the
+    price is that someone holding the store can test a guessed address. A keyed hash would
+    tie suppressions to the secret key and lose them when it changes.
+    """
+    return hashlib.sha256(_SUPPRESSION_PREFIX + email.encode("utf-8")).hexdigest()
 
 
 def unsubscribe(conn: Connection, email: str, *, now: datetime, actor: str) -> Subscriber | None:
