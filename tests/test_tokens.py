@@ -9,15 +9,8 @@ from pathlib import Path
 import pytest
 from itsdangerous import TimestampSigner
 
-from feedsvc.errors import ConfigError
-from feedsvc.newsletter.tokens import (
-    SECRET_ENV,
-    Purpose,
-    TokenError,
-    Tokens,
-    load_secret,
-    secret_path,
-)
+from feedsvc.errors import ConfigError, TokenError
+from feedsvc.newsletter.tokens import SECRET_ENV, Purpose, Tokens, load_secret, secret_path
 from tests.digest_helpers import SECRET, digest_settings
 
 TOKENS = Tokens(SECRET)

@@ -346,7 +346,8 @@ def release(obj: Context, discard: bool, posts: tuple[str, ...]) -> None:
     URL), release those archive posts instead: posts that went live dated more than
     digest.backdate_limit earlier, which are otherwise never mailed.
     """
-    from feedsvc.storage.announcements import NotArchived, release_archived, release_held
+    from feedsvc.errors import NotArchived
+    from feedsvc.storage.announcements import release_archived, release_held
 
     settings = obj.settings()
     store = store_for(settings)

@@ -30,8 +30,7 @@ _DATETIME = re.compile(
 )
 
 
-# Private control flow: raised and caught inside this module (the caller falls back
-# to the full parser), so it does not live in feedsvc.errors.
+# Control flow within this module (the fast path gives up for tomllib), not an error.
 class _NotSimpleToml(Exception):
     """The text uses TOML beyond the fast path."""
 

@@ -48,8 +48,7 @@ _CONSTRUCT = {
 }
 
 
-# Private control flow: raised and caught inside this module (the caller falls back
-# to the full parser), so it does not live in feedsvc.errors.
+# Control flow within this module (the fast path gives up for PyYAML), not an error.
 class _NotSimpleYaml(Exception):
     """The text uses YAML beyond the fast path."""
 

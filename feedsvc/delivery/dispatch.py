@@ -44,7 +44,8 @@ from typing import Any, TypeVar
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.delivery.pacing import RetryPolicy, Throttle
-from feedsvc.delivery.smtp import Attempt, SendingPaused, SmtpConnection, SmtpOptions, Verdict
+from feedsvc.delivery.smtp import Attempt, SmtpConnection, SmtpOptions, Verdict
+from feedsvc.errors import SendingPaused
 from feedsvc.storage import Store
 from feedsvc.storage.delivery_claims import Claim, claim_due, renew_leases
 from feedsvc.storage.delivery_outcomes import (

@@ -25,9 +25,9 @@ from sqlalchemy import Connection
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.delivery.mime import DkimKey, dkim_sign
-from feedsvc.delivery.outbox import Backend, DeliveryError, OutboxBackend
+from feedsvc.delivery.outbox import Backend, OutboxBackend
 from feedsvc.delivery.pacing import RetryPolicy
-from feedsvc.errors import ConfigError
+from feedsvc.errors import ConfigError, DeliveryError
 from feedsvc.models import Recipient, RunPlan, SubscriberStatus
 from feedsvc.newsletter.digests import DigestSchedule, plan_digests
 from feedsvc.newsletter.messages import (

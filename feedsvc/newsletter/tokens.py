@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 
 from feedsvc.config import Settings
-from feedsvc.errors import ConfigError, FeedsvcError
+from feedsvc.errors import ConfigError, TokenError
 
 if TYPE_CHECKING:
     from feedsvc.storage import Store
@@ -61,15 +61,6 @@ class Purpose(StrEnum):
     CONFIRM = "confirm"
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
-
-
-class TokenError(FeedsvcError):
-    """A token that is forged, for another purpose, malformed or expired."""
-
-    def __init__(self, purpose: Purpose, reason: str) -> None:
-        self.purpose = purpose
-        self.reason = reason
-        super().__init__(f"invalid {purpose.value} token: {reason}")
 
 
 @dataclass(frozen=True, slots=True)

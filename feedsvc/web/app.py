@@ -172,7 +172,8 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class BodyTooLarge(Exception):
+# Control flow within this module (caught in BodyLimit), so not in feedsvc.errors.
+class _BodyTooLarge(Exception):
     """A request body past the limit (raised while reading it)."""
 
 
@@ -194,7 +195,7 @@ class BodyLimit:
                 except ValueError:
                     declared = self.limit + 1
                 if declared > self.limit:
-                    raise BodyTooLarge
+                    raise _BodyTooLarge
         seen = 0
 
         async def counted() -> Message:
@@ -203,7 +204,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise BodyTooLarge
+                    raise _BodyTooLarge
             return message
 
         await self.app(scope, counted, send)
@@ -231,7 +232,7 @@ class CatchErrors:
 
         try:
             await self.app(scope, receive, tracked)
-        except BodyTooLarge:
+        except _BodyTooLarge:
             if not started:
                 await error_page(self.web(), 413)(scope, receive, send)
         except Exception:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from feedsvc.errors import BadInput
 from feedsvc.newsletter.confirmations import (
     SignUp,
     request_confirmation,
@@ -41,7 +42,6 @@ from feedsvc.web.forms import (
     EXPIRED_FORM,
     FORM_TYPES,
     HONEYPOT,
-    BadInput,
     check_categories,
     form_fields,
     json_fields,
