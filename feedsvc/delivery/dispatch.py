@@ -304,6 +304,7 @@ class _Run:
         """The one task that touches the store. Each turn, one transaction records the
         outcomes done, renews the leases held when it is time, and claims into the room
         the window has; then it waits for a step of outcomes (or ``FLUSH_EVERY``)."""
+        # The loop's monotonic time, not the clock: how often to renew is a duration.
         loop = asyncio.get_running_loop()
         every = self.pace.lease.total_seconds() / RENEWALS
         renew_at = loop.time() + every

@@ -99,6 +99,7 @@ class WebState:
                 "type": feed.content_type.split(";")[0],
                 "label": labels[feed.path],
             }
+            # time.monotonic, not the clock: only the stat throttle's interval.
             for feed in self.feeds.feeds(time.monotonic())
         ]
 
@@ -279,6 +280,7 @@ async def serve_feed(request: Request) -> Response:
     """A feed file from memory, conditional GET, gzip, HEAD."""
     path = request.path_params["path"]
     web = state_of(request)
+    # time.monotonic, not the clock: only the stat throttle's interval.
     feed = web.feeds.get(path, time.monotonic()) if is_feed_path(path) else None
     if feed is None:
         raise HTTPException(404)
@@ -425,7 +427,7 @@ def create_app(
         store=store,
         clock=clock,
         backend=backend,
-        tokens=tokens if tokens is not None else Tokens(keys),
+        tokens=tokens if tokens is not None else Tokens(keys, clock=clock),
         secret=keys[-1],
         env=environment(settings),
         feeds=ServedFeeds(settings.output_dir, check_every=feed_check_every),

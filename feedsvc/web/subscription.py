@@ -71,6 +71,7 @@ async def subscribe(request: Request) -> Response:
     ip = client_ip(request)
     wants_json = media_type(request) == "application/json"
     bucket = client_key(ip)
+    # time.monotonic, not the clock: a rate limit counts seconds between requests.
     if not web.subscribe_limit.allow(bucket, time.monotonic()):
         web.metrics.subscribe_requests.labels("limited").inc()
         wait = str(max(1, web.subscribe_limit.retry_after(bucket, time.monotonic())))
