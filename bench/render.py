@@ -128,8 +128,8 @@ def workload(mode: str, subscribers: int, mixes: int) -> Result:
     """Render and personalise: ``fast`` (feedsvc), ``naive`` or ``dkim``."""
     from feedsvc.config import settings_from_mapping
     from feedsvc.delivery.mime import DkimKey
-    from feedsvc.models import Frequency
-    from feedsvc.newsletter.digests import Period, category_keys, matches
+    from feedsvc.models import Frequency, Period
+    from feedsvc.newsletter.digests import category_keys, matches
     from feedsvc.newsletter.jobs import Renderer
     from feedsvc.newsletter.messages import DigestContent, MessageTemplate, render_digest
     from feedsvc.newsletter.tokens import Tokens

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from enum import StrEnum
 from json.encoder import encode_basestring
-from typing import Literal
+from typing import Literal, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,9 @@ class Frequency(StrEnum):
     WEEKLY = "weekly"
 
 
+DEFAULT_FREQUENCY = Frequency.DAILY
+
+
 class SubscriberEventKind(StrEnum):
     """What happened to a subscriber (the ``subscriber_events`` table)."""
 
@@ -303,6 +308,28 @@ class Subscriber:
     consent_ip: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriberInput:
+    """One subscriber to add or update, from a CSV row (``line``) or the command line.
+
+    Dates are None where not given: the store fills ``created`` with the time of the
+    import, and ``unsubscribed`` with it when the status is unsubscribed.
+    """
+
+    email: str
+    name: str | None = None
+    frequency: Frequency = DEFAULT_FREQUENCY
+    categories: tuple[str, ...] = ()
+    timezone: str | None = None
+    status: SubscriberStatus = SubscriberStatus.ACTIVE
+    created: datetime | None = None
+    confirmed: datetime | None = None
+    unsubscribed: datetime | None = None
+    consent_source: str | None = None
+    consent_ip: str | None = None
+    line: int | None = None
+
+
 _ZONES: dict[object, tzinfo] = {}  # UTC offset → the one fixed-offset zone object for it
 
 
@@ -319,3 +346,102 @@ def moment_of(text: str) -> datetime:
         return moment
     shared = _ZONES.setdefault(zone.utcoffset(None), zone)
     return moment if shared is zone else moment.replace(tzinfo=shared)
+
+
+# --- digests and deliveries: what a digest run plans and the store keeps ----------------
+
+
+class DeliveryStatus(StrEnum):
+    """Where one recipient's message stands (the ``deliveries`` table)."""
+
+    PENDING = "pending"  # created; message bytes may not be rendered yet
+    SENDING = "sending"  # claimed by a sender (``lease_until`` says until when)
+    SENT = "sent"
+    RETRY = "retry"  # a temporary failure; tried again at ``next_attempt_at``
+    FAILED = "failed"  # a permanent failure
+    CANCELLED = "cancelled"  # the subscriber left before it went out
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The stretch of time one digest covers; ``end`` is when it goes out.
+
+    ``key`` names it in the store, e.g. ``daily:2024-06-01@Asia/Seoul`` (the local date
+    it goes out) or ``immediate:2024-06-01T08:00:05Z@Asia/Seoul``; the zone names the
+    local dates shown in it. ``start`` is None for immediate.
+    """
+
+    frequency: Frequency
+    key: str
+    start: datetime | None
+    end: datetime
+    timezone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Announced:
+    """A live post that became new at ``eligible_at`` (announced, or released from hold)."""
+
+    post_id: str
+    eligible_at: datetime
+    published: datetime
+    categories: tuple[str, ...]
+    title: str = ""
+
+    @property
+    def position(self) -> tuple[datetime, str]:
+        """Where it stands in the order posts became new (ties: by id)."""
+        return (self.eligible_at, self.post_id)
+
+
+class Cursor(NamedTuple):
+    """How far one subscriber's announcements were considered, in the order posts became
+    new: every post up to ``until`` (and, where ``post`` is set, those new at exactly
+    ``until`` up to that id) was either put in a digest for them or was not theirs."""
+
+    until: datetime
+    post: str | None = None  # None: everything new at ``until`` is covered
+
+    def covers(self, position: tuple[datetime, str]) -> bool:
+        at, post_id = position
+        return at < self.until or (at == self.until and (self.post is None or post_id <= self.post))
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """An active subscriber and how far their announcements were considered."""
+
+    subscriber: Subscriber
+    cursor: Cursor | None = None
+
+
+def content_key(post_ids: Sequence[str]) -> str:
+    """A short, stable name for a list of posts (one digest's content within a period)."""
+    blob = "\n".join(post_ids).encode("utf-8")
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DigestPlan:
+    """One digest to create: a period, its posts, and who gets it."""
+
+    period: Period
+    post_ids: tuple[str, ...]
+    subscriber_ids: tuple[int, ...]
+
+    @property
+    def content_key(self) -> str:
+        return content_key(self.post_ids)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What one digest run creates: digests, and how far each considered subscriber is covered."""
+
+    digests: tuple[DigestPlan, ...]
+    covered: dict[int, Cursor] = field(default_factory=dict)
+    late: int = 0  # subscribers whose digest was missed by over max_lateness (rolled over)
+
+    @property
+    def messages(self) -> int:
+        return sum(len(d.subscriber_ids) for d in self.digests)

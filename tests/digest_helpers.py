@@ -10,8 +10,7 @@ from lxml import etree
 from sqlalchemy import Connection, insert
 
 from feedsvc.config import Settings, settings_from_mapping
-from feedsvc.models import Author, Frequency, Image, Post, PostMeta, meta_to_dict
-from feedsvc.newsletter.digests import Period
+from feedsvc.models import Author, Frequency, Image, Period, Post, PostMeta, meta_to_dict
 from feedsvc.newsletter.messages import DigestContent, Personal
 from feedsvc.storage.schema import posts as posts_table
 

@@ -12,7 +12,7 @@ import pytest
 
 from feedsvc.config import settings_from_mapping
 from feedsvc.delivery.dispatch import AHEAD, PIPELINE_DEPTH, Pace
-from feedsvc.delivery.pacing import RetryPolicy, TokenBucket
+from feedsvc.delivery.pacing import RetryPolicy, Throttle, TokenBucket
 from feedsvc.delivery.smtp import SmtpOptions
 from feedsvc.errors import ConfigError
 
@@ -42,16 +42,31 @@ def test_a_retry_past_max_age_gives_up() -> None:
 
 def test_the_bucket_allows_a_burst_then_the_rate() -> None:
     moment = [0.0]
-    bucket = TokenBucket(10, burst=2, now=lambda: moment[0])
+    bucket = Throttle(10, burst=2, now=lambda: moment[0])
     assert [bucket.wait_for_one() for _ in range(2)] == [0.0, 0.0]
     assert abs(bucket.wait_for_one() - 0.1) < 1e-9
     moment[0] += 0.1
     assert bucket.wait_for_one() == 0.0
 
 
+def test_one_bucket_arithmetic_for_the_throttle_and_the_subscribe_limit() -> None:
+    from feedsvc.web.ratelimit import RateLimiter
+
+    bucket = TokenBucket(0.5, 2.0, now=100.0)
+    assert [bucket.take(100.0) for _ in range(2)] == [0.0, 0.0]
+    assert bucket.wait(100.0) == bucket.take(100.0) == 2.0  # 1 token at 0.5 a second
+    assert bucket.level(99.0) == 0.0  # a moment before the last adds nothing
+    assert bucket.level(110.0) == 2.0  # never above the burst
+    limiter = RateLimiter(burst=2, per_second=0.5, max_keys=2)
+    assert [limiter.allow("a", 100.0) for _ in range(3)] == [True, True, False]
+    assert limiter.retry_after("a", 100.0) == 2 and limiter.retry_after("b", 100.0) == 0
+    assert limiter.allow("b", 103.0) and limiter.allow("c", 104.0)  # "a" full again: dropped
+    assert limiter.retry_after("a", 104.0) == 0 and set(limiter._buckets) == {"b", "c"}
+
+
 def test_take_paces_messages_to_the_rate() -> None:
     async def run() -> float:
-        bucket = TokenBucket(200, burst=1)
+        bucket = Throttle(200, burst=1)
         loop = asyncio.get_running_loop()
         start = loop.time()
         for _ in range(21):

@@ -17,22 +17,14 @@ from datetime import UTC, datetime, time, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedsvc.models import Frequency, Subscriber, SubscriberStatus
-from feedsvc.newsletter.digests import (
-    Announced,
-    Cursor,
-    Recipient,
-    Schedule,
-    category_keys,
-    matches,
-    plan_digests,
-)
+from feedsvc.models import Announced, Cursor, Frequency, Recipient, Subscriber, SubscriberStatus
+from feedsvc.newsletter.digests import DigestSchedule, category_keys, matches, plan_digests
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 HORIZON = 10 * 24 * 60  # the random part: ten days, in minutes
 ZONES = ("Asia/Seoul", "Pacific/Honolulu", "America/New_York", "Europe/London", None)
 CATEGORIES = ("부산", "서울", "Smart City", "제주")
-SCHEDULE = Schedule(
+SCHEDULE = DigestSchedule(
     send_time=time(8, 0), weekday=0, site_timezone="Asia/Seoul", max_lateness=timedelta(hours=12)
 )
 

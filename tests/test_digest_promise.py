@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from feedsvc.models import Frequency
-from feedsvc.newsletter.digests import Schedule, next_send
+from feedsvc.newsletter.digests import DigestSchedule, next_send
 from tests.smtp_server import SmtpServer, free_port, serving
 from tests.test_daemon_e2e import Daemon, make_site, messages_to, wait_for
 
@@ -147,7 +147,7 @@ def test_posts_dated_before_joining_reach_immediate_and_daily_readers_once(
     assert "digest.backdate_limit" in status
 
     # The next daily digest, in Seoul: a, b, c, e and f, and not d.
-    schedule = Schedule(
+    schedule = DigestSchedule(
         send_time=datetime.strptime("08:00", "%H:%M").time(),
         weekday=0,
         site_timezone="Asia/Seoul",

@@ -9,17 +9,21 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from feedsvc.config import settings_from_mapping
-from feedsvc.models import Frequency, Subscriber, SubscriberStatus
-from feedsvc.newsletter.digests import (
+from feedsvc.models import (
     Announced,
-    Choice,
     Cursor,
+    Frequency,
     Period,
     Recipient,
-    Schedule,
+    Subscriber,
+    SubscriberStatus,
+    content_key,
+)
+from feedsvc.newsletter.digests import (
+    ChosenPosts,
+    DigestSchedule,
     category_keys,
     choose_posts,
-    content_key,
     due_period,
     in_announcement_order,
     matches,
@@ -34,11 +38,11 @@ from feedsvc.storage.announcements import is_flood
 SEOUL = "Asia/Seoul"
 HONOLULU = "Pacific/Honolulu"  # UTC−10, no DST
 NEW_YORK = "America/New_York"
-SCHEDULE = Schedule(
+SCHEDULE = DigestSchedule(
     send_time=time(8, 0), weekday=0, site_timezone=SEOUL, max_lateness=timedelta(hours=12)
 )
 # The same, never too late: for tests of period boundaries alone.
-PATIENT = Schedule(
+PATIENT = DigestSchedule(
     send_time=time(8, 0), weekday=0, site_timezone=SEOUL, max_lateness=timedelta(days=8)
 )
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)
@@ -100,7 +104,7 @@ def test_schedule_comes_from_the_digest_settings() -> None:
     settings = settings_from_mapping(
         {"site": {"timezone": SEOUL}, "digest": {"send_time": "07:30", "weekday": "fri"}}
     )
-    schedule = Schedule.from_settings(settings)
+    schedule = DigestSchedule.from_settings(settings)
     assert (schedule.send_time, schedule.weekday, schedule.site_timezone) == (
         time(7, 30),
         4,
@@ -264,7 +268,7 @@ def _choose(
     cursor: Cursor | None = None,
     until: datetime = FAR_AHEAD,
     max_posts: int = 20,
-) -> Choice:
+) -> ChosenPosts:
     """One subscriber's choice, as plan_digests makes it (cursor and joining first)."""
     ordered = in_announcement_order(announced)
     recipient = Recipient(subscriber(joined=joined), cursor)

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from feedsvc.delivery.dispatch import Pace
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus
 from feedsvc.storage import open_store
 from feedsvc.storage.announcements import note_published
 from feedsvc.storage.schema import deliveries, subscribers

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from feedsvc.delivery.mime import parse_message
-from feedsvc.delivery.outbox import DeliveryError, OutboxBackend, eml_name
+from feedsvc.delivery.outbox import OutboxBackend, eml_name
+from feedsvc.errors import DeliveryError
 from feedsvc.storage.delivery_claims import Claimed
 
 MESSAGE = (

@@ -21,7 +21,7 @@ import pytest
 from feedsvc.build.builder import Builder
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
-from feedsvc.daemon.scheduler import Jobs, Schedule, watch_content
+from feedsvc.daemon.scheduler import Jobs, JobSchedule, watch_content
 from feedsvc.delivery.smtp import SmtpBackend, SmtpOptions
 from feedsvc.newsletter.jobs import backend_for, renderer_for
 from feedsvc.storage import Store, open_store
@@ -212,7 +212,7 @@ def test_a_future_post_goes_live_through_the_date_job(tmp_path: Path) -> None:
     store = open_store(settings.storage_url)
     clock = OffsetClock(start)
     jobs = make_jobs(settings, store, clock)
-    schedule = Schedule(jobs, cycle_every=timedelta(hours=1), rescan_every=timedelta(hours=1))
+    schedule = JobSchedule(jobs, cycle_every=timedelta(hours=1), rescan_every=timedelta(hours=1))
     jobs.on_next_publish = schedule.schedule_publish
     feed = settings.output_dir / "feed.xml"
 

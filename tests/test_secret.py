@@ -13,10 +13,10 @@ from click.testing import CliRunner
 
 from feedsvc.cli.main import main
 from feedsvc.config import Settings
+from feedsvc.errors import TokenError
 from feedsvc.newsletter.tokens import (
     SECRET_ENV,
     Purpose,
-    TokenError,
     Tokens,
     load_secrets,
     secret_path,

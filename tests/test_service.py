@@ -16,7 +16,6 @@ import pytest
 from feedsvc.clock import FixedClock
 from feedsvc.daemon.service import (
     DaemonLock,
-    DaemonLocked,
     JsonFormatter,
     Listen,
     Service,
@@ -24,6 +23,7 @@ from feedsvc.daemon.service import (
     lock_path,
     smtp_reachable,
 )
+from feedsvc.errors import DaemonLocked
 from feedsvc.storage import open_store
 from tests.conftest import make_settings
 from tests.smtp_server import free_port

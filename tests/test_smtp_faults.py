@@ -21,7 +21,7 @@ from feedsvc.config import Settings
 from feedsvc.delivery.dispatch import Pace, SendReport, deliver_pending
 from feedsvc.delivery.pacing import RetryPolicy
 from feedsvc.delivery.smtp import SmtpOptions
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus
 from feedsvc.newsletter.jobs import Renderer, create_due_digests, render_pending
 from feedsvc.newsletter.tokens import Tokens
 from feedsvc.storage import Store

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from feedsvc.config import Settings
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus
 from feedsvc.storage import Store
 from tests.digest_helpers import digest_settings
 from tests.smtp_server import Recorder, SmtpServer, serving

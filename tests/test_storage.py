@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import multiprocessing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -269,3 +270,23 @@ def test_two_processes_write_the_same_store_safely(store_url: str) -> None:
     with opened.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM first_seen")).scalar() == 81
     opened.close()
+
+
+BASE_MODULES = {"feedsvc.models", "feedsvc.errors", "feedsvc.clock", "feedsvc.config"}
+
+
+def test_the_store_imports_only_base_modules_and_itself() -> None:
+    """storage sits below delivery, newsletter and the rest: the values it keeps
+    (DeliveryStatus, SubscriberInput, digest periods and cursors) live in models."""
+    folder = Path(__file__).parent.parent / "feedsvc" / "storage"
+    wrong = []
+    for path in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                ours = name == "feedsvc" or name.startswith("feedsvc.")
+                if ours and name not in BASE_MODULES and not name.startswith("feedsvc.storage"):
+                    wrong.append(f"{path.relative_to(folder)}: {name}")
+    assert wrong == []

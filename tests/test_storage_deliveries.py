@@ -26,7 +26,7 @@ from feedsvc.config import Settings
 from feedsvc.delivery import dispatch as delivery
 from feedsvc.delivery.dispatch import Pace, SendReport, deliver_pending
 from feedsvc.delivery.smtp import SmtpOptions
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.deliveries import delivery_summary, list_deliveries, requeue_failed
 from feedsvc.storage.delivery_claims import claim_due, renew_leases

@@ -16,8 +16,7 @@ from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
 from feedsvc.delivery.mime import html_part, parse_message
 from feedsvc.delivery.outbox import OutboxBackend
-from feedsvc.models import Post
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus, Post
 from feedsvc.newsletter.jobs import (
     Renderer,
     create_due_digests,
@@ -31,7 +30,7 @@ from feedsvc.storage.announcements import held_posts, note_published, release_he
 from feedsvc.storage.deliveries import delivery_counts
 from feedsvc.storage.delivery_claims import claim_due
 from feedsvc.storage.delivery_messages import save_rendered
-from feedsvc.storage.delivery_outcomes import Outcome, Result, record_outcomes
+from feedsvc.storage.delivery_outcomes import DeliveryOutcome, Result, record_outcomes
 from feedsvc.storage.digests import load_announced
 from feedsvc.storage.schema import (
     announcements,
@@ -357,7 +356,7 @@ def test_an_expired_lease_is_claimed_again_with_the_same_bytes(
     ]
     assert {c.attempts for c in again} == {2}
     with store.write() as conn:
-        sent = Outcome(again[0].delivery_id, again[0].subscriber_id, Result.SENT)
+        sent = DeliveryOutcome(again[0].delivery_id, again[0].subscriber_id, Result.SENT)
         record_outcomes(conn, [sent], MORNING, bounce_limit=1)
         counts = delivery_counts(conn)
     assert counts[DeliveryStatus.SENT] == 1

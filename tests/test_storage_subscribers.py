@@ -9,15 +9,20 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Table, func, select, text
 
-from feedsvc.models import Frequency, Subscriber, SubscriberEventKind, SubscriberStatus
-from feedsvc.newsletter.subscribers import SubscriberInput
+from feedsvc.models import (
+    Frequency,
+    Subscriber,
+    SubscriberEventKind,
+    SubscriberInput,
+    SubscriberStatus,
+)
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import current_revision, make_engine, run_alembic_upgrade
 from feedsvc.storage.posts import SourceRow, load_sources, save_sources
 from feedsvc.storage.schema import HEAD_REVISION, subscriber_events, subscribers, suppressions
 from feedsvc.storage.subscriber_import import BatchWriter, write_batch
 from feedsvc.storage.subscriber_merge import UPDATABLE
-from feedsvc.storage.subscriber_upserts import Outcome, save_subscribers
+from feedsvc.storage.subscriber_upserts import UpsertResult, save_subscribers
 from feedsvc.storage.subscribers import (
     count_by_status,
     events_of,
@@ -47,7 +52,7 @@ def _save(
     now: datetime = T0,
     event: SubscriberEventKind = SubscriberEventKind.IMPORTED,
     dry_run: bool = False,
-) -> list[Outcome]:
+) -> list[UpsertResult]:
     return write_batch(
         store,
         rows,
@@ -84,7 +89,7 @@ def test_new_address_is_added_with_every_field(store: Store) -> None:
         consent_source="import 구독자.csv",
         line=2,
     )
-    assert _save(store, [row]) == [Outcome.ADDED]
+    assert _save(store, [row]) == [UpsertResult.ADDED]
     with store.read() as conn:
         saved = get_subscriber(conn, "minji@example.kr")
     assert saved is not None
@@ -136,7 +141,7 @@ def test_a_single_add_is_subscribed_then_updated(store: Store) -> None:
 def test_existing_address_is_updated_and_keeps_its_creation_time(store: Store) -> None:
     _save(store, [_input()])
     assert _save(store, [_input(name="김민지", frequency=Frequency.IMMEDIATE)], now=T1) == [
-        Outcome.UPDATED
+        UpsertResult.UPDATED
     ]
     with store.read() as conn:
         saved = get_subscriber(conn, "minji@example.kr")
@@ -155,7 +160,7 @@ def test_fields_not_in_updates_are_left_as_they_are(store: Store) -> None:
 
 def test_no_updatable_field_still_records_the_row(store: Store) -> None:
     _save(store, [_input()])
-    assert _save(store, [_input(name="무시됨")], updates=()) == [Outcome.UPDATED]
+    assert _save(store, [_input(name="무시됨")], updates=()) == [UpsertResult.UPDATED]
     assert _get(store).name == "구독자 김민지"
 
 
@@ -169,7 +174,7 @@ def test_import_never_reactivates_a_stopped_address(
     _save(store, [_input(status=stopped)])
     before = _get(store)
     outcome = _save(store, [_input(name="새 이름", status=SubscriberStatus.ACTIVE)], now=T1)
-    assert outcome == [Outcome.KEPT_STOPPED]
+    assert outcome == [UpsertResult.KEPT_STOPPED]
     after = _get(store)
     assert after.status == stopped
     assert after.unsubscribed == before.unsubscribed
@@ -190,7 +195,7 @@ def test_import_can_stop_an_active_address(store: Store) -> None:
 
 def test_active_address_never_goes_back_to_pending(store: Store) -> None:
     _save(store, [_input()])
-    assert _save(store, [_input(status=SubscriberStatus.PENDING)]) == [Outcome.UPDATED]
+    assert _save(store, [_input(status=SubscriberStatus.PENDING)]) == [UpsertResult.UPDATED]
     assert _status(store) == SubscriberStatus.ACTIVE
 
 
@@ -210,7 +215,7 @@ def test_confirmation_time_is_only_ever_filled_in(store: Store) -> None:
 def test_dry_run_predicts_and_writes_nothing(store: Store) -> None:
     _save(store, [_input("old@example.kr", status=SubscriberStatus.BOUNCED)])
     rows = [_input("new@example.kr"), _input("old@example.kr")]
-    assert _save(store, rows, dry_run=True) == [Outcome.ADDED, Outcome.KEPT_STOPPED]
+    assert _save(store, rows, dry_run=True) == [UpsertResult.ADDED, UpsertResult.KEPT_STOPPED]
     assert _count(store, subscribers) == 1
     assert _count(store, subscriber_events) == 1
 
@@ -258,7 +263,7 @@ def test_several_batches_in_one_transaction_all_land(store: Store) -> None:
 def test_outcomes_follow_input_order_not_address_order(store: Store) -> None:
     _save(store, [_input("b@example.kr")])
     rows = [_input("c@example.kr"), _input("b@example.kr"), _input("a@example.kr")]
-    assert _save(store, rows) == [Outcome.ADDED, Outcome.UPDATED, Outcome.ADDED]
+    assert _save(store, rows) == [UpsertResult.ADDED, UpsertResult.UPDATED, UpsertResult.ADDED]
 
 
 def test_unsubscribe_keeps_the_record_and_logs_it(store: Store) -> None:
@@ -307,8 +312,8 @@ def test_forgotten_address_is_never_saved_again(store: Store) -> None:
     with store.write() as conn:
         forget(conn, "minji@example.kr", now=T1, actor=ACTOR)
     rows = [_input("jisu@example.kr"), _input()]
-    assert _save(store, rows) == [Outcome.ADDED, Outcome.SUPPRESSED]
-    assert _save(store, rows, dry_run=True) == [Outcome.UPDATED, Outcome.SUPPRESSED]
+    assert _save(store, rows) == [UpsertResult.ADDED, UpsertResult.SUPPRESSED]
+    assert _save(store, rows, dry_run=True) == [UpsertResult.UPDATED, UpsertResult.SUPPRESSED]
     with store.read() as conn:
         assert get_subscriber(conn, "minji@example.kr") is None
 
@@ -318,7 +323,7 @@ def test_forgetting_an_unknown_address_still_suppresses_it(store: Store) -> None
         with store.write() as conn:
             assert forget(conn, "stranger@example.kr", now=T1, actor=ACTOR) is False
     assert _count(store, suppressions) == 1
-    assert _save(store, [_input("stranger@example.kr")]) == [Outcome.SUPPRESSED]
+    assert _save(store, [_input("stranger@example.kr")]) == [UpsertResult.SUPPRESSED]
 
 
 def test_listing_filters_by_status_in_the_order_added(store: Store) -> None:
@@ -348,7 +353,7 @@ def test_batch_writer_returns_every_batch_in_order(store: Store) -> None:
             done += writer.submit(batch)
         done += writer.finish()
     assert [list(rows) for rows, _ in done] == batches
-    assert all(outcomes == [Outcome.ADDED] * 50 for _, outcomes in done)
+    assert all(outcomes == [UpsertResult.ADDED] * 50 for _, outcomes in done)
     assert _count(store, subscribers) == 250
 
 
@@ -396,7 +401,7 @@ def test_store_at_0001_is_migrated_keeping_its_posts(store_url: str) -> None:
         with opened.read() as conn:
             assert current_revision(conn) == HEAD_REVISION
             assert list(load_sources(conn)) == ["2024/부산-소식.md"]
-        assert _save(opened, [_input()]) == [Outcome.ADDED]
+        assert _save(opened, [_input()]) == [UpsertResult.ADDED]
     finally:
         opened.close()
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedsvc.errors import AddressError, CsvFormatError
-from feedsvc.models import Frequency, Subscriber, SubscriberStatus
+from feedsvc.models import Frequency, Subscriber, SubscriberInput, SubscriberStatus
 from feedsvc.newsletter.subscriber_csv import (
     EXPORT_COLUMNS,
     BadRow,
@@ -23,7 +23,6 @@ from feedsvc.newsletter.subscriber_csv import (
     export_row,
 )
 from feedsvc.newsletter.subscribers import (
-    SubscriberInput,
     clean_name,
     format_time,
     normalise_address,
@@ -34,8 +33,8 @@ from feedsvc.newsletter.subscribers import (
     parse_time,
     parse_timezone,
     subscriber_json,
-    suppression_hash,
 )
+from feedsvc.storage.subscribers import suppression_hash
 
 SEOUL = timezone(timedelta(hours=9))
 T0 = datetime(2024, 3, 1, 0, 30, tzinfo=UTC)

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import stat
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from itsdangerous import TimestampSigner
 
-from feedsvc.errors import ConfigError
-from feedsvc.newsletter.tokens import (
-    SECRET_ENV,
-    Purpose,
-    TokenError,
-    Tokens,
-    load_secret,
-    secret_path,
-)
+from feedsvc.clock import FixedClock, SystemClock
+from feedsvc.errors import ConfigError, TokenError
+from feedsvc.newsletter.tokens import SECRET_ENV, Purpose, Tokens, load_secret, secret_path
 from tests.digest_helpers import SECRET, digest_settings
 
 TOKENS = Tokens(SECRET)
@@ -68,16 +61,35 @@ def test_unsubscribe_tokens_never_expire() -> None:
     assert TOKENS.read(Purpose.UNSUBSCRIBE, token, max_age=timedelta(seconds=0)).subscriber_id == 7
 
 
-def test_confirm_tokens_expire(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = TimestampSigner.get_timestamp
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 8 * 86400)
-    old = TOKENS.make(Purpose.CONFIRM, 7, "minji@example.kr")
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
-    fresh = TOKENS.make(Purpose.CONFIRM, 7, "minji@example.kr")
+def test_confirm_tokens_expire_by_the_clock_they_are_given() -> None:
+    """The timestamp and the age come from our clock, not the system's: a clock set in
+    2024 signs a token that is a week old a week later by that clock, whatever the date."""
+    clock = FixedClock(datetime(2024, 6, 1, 3, 0, tzinfo=UTC))
+    tokens = Tokens(SECRET, clock=clock)
+    token = tokens.make(Purpose.CONFIRM, 7, "minji@example.kr")
     week = timedelta(days=7)
-    assert TOKENS.read(Purpose.CONFIRM, fresh, max_age=week).subscriber_id == 7
+    clock.advance(week)
+    assert tokens.read(Purpose.CONFIRM, token, max_age=week).subscriber_id == 7
+    clock.advance(timedelta(seconds=1))
     with pytest.raises(TokenError, match="the link has expired"):
-        TOKENS.read(Purpose.CONFIRM, old, max_age=week)
+        tokens.read(Purpose.CONFIRM, token, max_age=week)
+    earlier = Tokens(SECRET, clock=FixedClock(datetime(2024, 5, 1, tzinfo=UTC)))
+    with pytest.raises(TokenError, match="the link has expired"):  # made in its future
+        earlier.read(Purpose.CONFIRM, token, max_age=week)
+    # By the system's clock (TOKENS has no clock of its own), 2024 is long past.
+    with pytest.raises(TokenError, match="the link has expired"):
+        TOKENS.read(Purpose.CONFIRM, token, max_age=week)
+
+
+def test_feedsvc_now_is_read_once_when_the_system_clock_is_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FEEDSVC_NOW", "2024-06-01T12:00:00+09:00")
+    pinned = SystemClock()
+    monkeypatch.setenv("FEEDSVC_NOW", "2030-01-01T00:00:00Z")
+    assert pinned.now() == datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
+    assert SystemClock().now() == datetime(2030, 1, 1, tzinfo=UTC)
+    assert SystemClock({}).now() > datetime(2024, 6, 2, tzinfo=UTC)  # not pinned: the system's
 
 
 def test_links_use_the_public_url_and_the_route_per_purpose() -> None:

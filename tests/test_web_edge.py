@@ -180,7 +180,7 @@ def test_a_category_name_too_long_for_the_file_system_is_a_quiet_404(
     assert "Traceback" not in caplog.text
 
 
-def test_unknown_feed_paths_are_not_kept_in_the_feed_cache(web: WebSite) -> None:
+def test_unknown_feed_paths_are_not_kept_in_the_served_feeds(web: WebSite) -> None:
     cache = web.app.state.web.feeds
     assert web.get("/feed.xml").status_code == 200
     kept = len(cache)

@@ -138,7 +138,7 @@ def make_site(root: Path, store_url: str, **kwargs: Any) -> WebSite:
                 target.execute(insert(table), rows)
     finally:
         build_store.close()
-    tokens = Tokens(SECRET)
+    tokens = Tokens(SECRET, clock=clock)  # confirm links age in the app's time
     limiter = kwargs.pop("subscribe_limit", RateLimiter(burst=100, per_second=1.0))
     app = create_app(
         settings,

@@ -11,7 +11,7 @@ import click
 
 from feedsvc.cli.invocation import EXIT_STORE, command_store, fail, now
 from feedsvc.errors import StoreError
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus
 
 if TYPE_CHECKING:
     from feedsvc.cli.main import Context

@@ -27,8 +27,7 @@ if TYPE_CHECKING:
     from feedsvc.cli.main import Context
     from feedsvc.config import Settings
     from feedsvc.delivery.workers import Helpers
-    from feedsvc.models import Post, Subscriber
-    from feedsvc.newsletter.digests import Cursor
+    from feedsvc.models import Cursor, Post, Subscriber
     from feedsvc.newsletter.jobs import DueDigests
     from feedsvc.storage import Store
 
@@ -58,7 +57,7 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
     """
     from feedsvc.delivery.mime import html_part
     from feedsvc.models import Frequency
-    from feedsvc.newsletter.digests import Schedule, upcoming_period
+    from feedsvc.newsletter.digests import DigestSchedule, upcoming_period
     from feedsvc.newsletter.jobs import renderer_for
     from feedsvc.newsletter.messages import DigestContent, render_digest
 
@@ -76,7 +75,7 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
             subscriber.frequency if subscriber else Frequency.DAILY,
             subscriber.timezone if subscriber else None,
             now,
-            Schedule.from_settings(settings),
+            DigestSchedule.from_settings(settings),
         )
         template = render_digest(
             renderer.sender, DigestContent(0, period, tuple(posts), now), renderer.env
@@ -125,10 +124,9 @@ def _preview_posts(
     store: Store, settings: Settings, subscriber: Subscriber | None, now: datetime
 ) -> tuple[list[Post], str]:
     """The posts to preview, and a note when they are a sample, not the next digest."""
-    from feedsvc.models import Frequency
+    from feedsvc.models import Frequency, Recipient
     from feedsvc.newsletter.digests import (
-        Recipient,
-        Schedule,
+        DigestSchedule,
         category_keys,
         joined_at,
         matches,
@@ -149,7 +147,7 @@ def _preview_posts(
                 [Recipient(as_if_now, _cursor_of(conn, subscriber.id))],
                 load_announced(conn, since=oldest_cursor(conn), until=now),
                 now=now,
-                schedule=Schedule.from_settings(settings),
+                schedule=DigestSchedule.from_settings(settings),
                 max_posts=limit,
             )
             ids = list(plan.digests[0].post_ids) if plan.digests else []
@@ -348,7 +346,8 @@ def release(obj: Context, discard: bool, posts: tuple[str, ...]) -> None:
     URL), release those archive posts instead: posts that went live dated more than
     digest.backdate_limit earlier, which are otherwise never mailed.
     """
-    from feedsvc.storage.announcements import NotArchived, release_archived, release_held
+    from feedsvc.errors import NotArchived
+    from feedsvc.storage.announcements import release_archived, release_held
 
     settings = obj.settings()
     store = store_for(settings)

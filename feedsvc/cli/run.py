@@ -42,14 +42,8 @@ EXIT_STORE = 3
 def run(obj: Context, host: str | None, port: int | None, log_format: str) -> None:
     """Serve feeds and email links, keep the feeds current, send the digests."""
     from feedsvc.clock import SystemClock
-    from feedsvc.daemon.service import (
-        DaemonLock,
-        DaemonLocked,
-        Listen,
-        Service,
-        configure_logging,
-        lock_path,
-    )
+    from feedsvc.daemon.service import DaemonLock, Listen, Service, configure_logging, lock_path
+    from feedsvc.errors import DaemonLocked
     from feedsvc.storage import open_store
 
     settings = obj.settings()

@@ -37,12 +37,12 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from feedsvc.cli.main import Context
+    from feedsvc.models import SubscriberInput
     from feedsvc.newsletter.categories import SiteCategories
     from feedsvc.newsletter.subscriber_csv import SubscriberCsv
-    from feedsvc.newsletter.subscribers import SubscriberInput
     from feedsvc.storage import Store
     from feedsvc.storage.subscriber_import import BatchWriter, Finished
-    from feedsvc.storage.subscriber_upserts import Outcome
+    from feedsvc.storage.subscriber_upserts import UpsertResult
 
 
 @dataclass
@@ -54,7 +54,7 @@ class _Tally:
     bad: int = 0
     unknown_categories: int = 0  # rows imported with a category no post has
 
-    def count(self, outcome: Outcome) -> None:
+    def count(self, outcome: UpsertResult) -> None:
         self.outcomes[outcome] += 1
 
     @property
@@ -172,13 +172,13 @@ def _import_rows(
     """
     from feedsvc.newsletter.subscriber_csv import BadRow
     from feedsvc.storage.subscriber_import import BATCH
-    from feedsvc.storage.subscriber_upserts import Outcome
+    from feedsvc.storage.subscriber_upserts import UpsertResult
 
     def settle(done: list[Finished]) -> None:
         for batch, outcomes in done:
             for row, outcome in zip(batch, outcomes, strict=True):
                 tally.count(outcome)
-                if outcome == Outcome.SUPPRESSED:
+                if outcome == UpsertResult.SUPPRESSED:
                     tally.bad += 1
                     reason = (
                         f"{row.email} was erased with `feedsvc subscribers forget`; "
@@ -276,7 +276,7 @@ class _CategoryCheck:
 
 def _site_categories(store: Store, reader: SubscriberCsv) -> SiteCategories | None:
     """The site's categories, when the file has a categories column."""
-    from feedsvc.storage.categories import site_categories
+    from feedsvc.newsletter.categories import site_categories
 
     if "categories" not in reader.columns:
         return None

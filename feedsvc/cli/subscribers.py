@@ -128,14 +128,10 @@ def add(
     An address that unsubscribed, bounced or complained is never re-activated. A
     --category no published post has is stored with a warning (--strict: refused).
     """
-    from feedsvc.newsletter.subscribers import (
-        SubscriberInput,
-        clean_name,
-        format_time,
-        parse_categories,
-    )
+    from feedsvc.models import SubscriberInput
+    from feedsvc.newsletter.subscribers import clean_name, format_time, parse_categories
     from feedsvc.storage.subscriber_import import write_batch
-    from feedsvc.storage.subscriber_upserts import Outcome
+    from feedsvc.storage.subscriber_upserts import UpsertResult
     from feedsvc.storage.subscribers import get_subscriber
 
     address = _address(email, allow_test_domains=allow_test_domains)
@@ -170,7 +166,7 @@ def add(
         )
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
-    if outcome == Outcome.SUPPRESSED:
+    if outcome == UpsertResult.SUPPRESSED:
         fail(
             f"{address} was erased with `feedsvc subscribers forget` and cannot be added "
             "back from the command line; its owner can subscribe again through the web form",
@@ -179,7 +175,7 @@ def add(
     with store.read() as conn:
         saved = get_subscriber(conn, address)
     assert saved is not None  # just written, and only `forget` deletes
-    if outcome == Outcome.KEPT_STOPPED:
+    if outcome == UpsertResult.KEPT_STOPPED:
         since = f" since {format_time(saved.unsubscribed)}" if saved.unsubscribed else ""
         details = " The other details given were saved." if len(updates) > 1 else ""
         fail(
@@ -187,15 +183,19 @@ def add(
             "that left or bounced (its owner can subscribe again through the web form)." + details,
             EXIT_PROBLEMS,
         )
-    verb = "added" if outcome == Outcome.ADDED else "updated"
+    verb = "added" if outcome == UpsertResult.ADDED else "updated"
     click.echo(f"{verb} {_describe(saved)}")
 
 
 def _check_categories(store: Store, names: tuple[str, ...], *, strict: bool) -> None:
     """Warn about --category values no published post has; with ``strict``, refuse them
     (exit 2, nothing stored). A site without posts yet has nothing to check against."""
-    from feedsvc.newsletter.categories import NO_CATEGORIES_YET, quoted, unknown_reason
-    from feedsvc.storage.categories import site_categories
+    from feedsvc.newsletter.categories import (
+        NO_CATEGORIES_YET,
+        quoted,
+        site_categories,
+        unknown_reason,
+    )
 
     try:
         with store.read() as conn:

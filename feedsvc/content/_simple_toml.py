@@ -30,7 +30,8 @@ _DATETIME = re.compile(
 )
 
 
-class _NotSimple(Exception):
+# Control flow within this module (the fast path gives up for tomllib), not an error.
+class _NotSimpleToml(Exception):
     """The text uses TOML beyond the fast path."""
 
 
@@ -57,7 +58,7 @@ def _value(text: str) -> Any:
             return _datetime(match)
         if _INTEGER.fullmatch(text):
             return int(text)
-    raise _NotSimple
+    raise _NotSimpleToml
 
 
 def _datetime(match: re.Match[str]) -> date | datetime:
@@ -100,6 +101,6 @@ def load(text: str) -> dict[str, Any] | None:
             if key in result:
                 return None  # tomllib says what is wrong with a duplicate key
             result[key] = _value(value.rstrip(" \t"))
-    except (_NotSimple, ValueError):  # ValueError: an impossible date, tomllib's to report
+    except (_NotSimpleToml, ValueError):  # ValueError: an impossible date, tomllib's to report
         return None
     return result or None  # empty: tomllib decides

@@ -48,7 +48,8 @@ _CONSTRUCT = {
 }
 
 
-class _NotSimple(Exception):
+# Control flow within this module (the fast path gives up for PyYAML), not an error.
+class _NotSimpleYaml(Exception):
     """The text uses YAML beyond the fast path."""
 
 
@@ -58,7 +59,7 @@ def _plain(text: str) -> Any:
         if regexp.match(text):
             construct = _CONSTRUCT.get(tag)
             if construct is None:  # merge '<<' and value '=': YAML beyond this path
-                raise _NotSimple
+                raise _NotSimpleYaml
             return construct(ScalarNode(tag, text))
     return text  # PyYAML's default tag for a plain scalar: a string
 
@@ -68,7 +69,7 @@ def _plain(text: str) -> Any:
 @functools.lru_cache(maxsize=4096)
 def _plain_value(text: str) -> Any:
     if _PLAIN.fullmatch(text) is None:
-        raise _NotSimple
+        raise _NotSimpleYaml
     return _plain(text)
 
 
@@ -78,7 +79,7 @@ def _flow_item(part: str) -> Any:
         return part[1:-1]
     if _FLOW_ITEM.fullmatch(part):
         return _plain(part)
-    raise _NotSimple
+    raise _NotSimpleYaml
 
 
 def _scalar(text: str) -> Any:
@@ -90,16 +91,16 @@ def _scalar(text: str) -> Any:
     if first == '"':
         match = _DOUBLE.fullmatch(text)
         if match is None:
-            raise _NotSimple
+            raise _NotSimpleYaml
         return match.group(1)
     if first == "'":
         match = _SINGLE.fullmatch(text)
         if match is None:
-            raise _NotSimple
+            raise _NotSimpleYaml
         return match.group(1).replace("''", "'")
     if first == "[":
         if not text.endswith("]"):
-            raise _NotSimple
+            raise _NotSimpleYaml
         return _flow_list(text[1:-1])
     return _plain_value(text)
 
@@ -114,14 +115,14 @@ def _block_scalar(style: str, lines: list[str], final_break: bool) -> str:
     """``>`` or ``|`` with clip chomping, for one paragraph at one indentation."""
     indent = len(lines[0]) - len(lines[0].lstrip(" "))
     if indent == 0:
-        raise _NotSimple
+        raise _NotSimpleYaml
     texts = []
     for line in lines:
         if len(line) - len(line.lstrip(" ")) != indent or not line.strip():
-            raise _NotSimple
+            raise _NotSimpleYaml
         texts.append(line[indent:])
     if any(t.startswith((" ", "\t")) or t.endswith((" ", "\t")) for t in texts):
-        raise _NotSimple  # more-indented lines and trailing blanks have their own rules
+        raise _NotSimpleYaml  # more-indented lines and trailing blanks have their own rules
     return (" " if style == ">" else "\n").join(texts) + ("\n" if final_break else "")
 
 
@@ -139,7 +140,7 @@ def _string_key(key: str) -> bool:
 
 def _load(text: str) -> dict[str, Any]:
     if _UNUSUAL.search(text):
-        raise _NotSimple
+        raise _NotSimpleYaml
     lines = text.split("\n")
     count = len(lines)
     result: dict[str, Any] = {}
@@ -151,12 +152,12 @@ def _load(text: str) -> dict[str, Any]:
             continue  # only spaces are blank to YAML: U+3000, U+00A0, U+2003 are not
         match = _KEY.match(line)
         if match is None:
-            raise _NotSimple
+            raise _NotSimpleYaml
         key, value = match.groups()
         if not _string_key(key):
-            raise _NotSimple  # on, yes, no, true, null … are booleans or None to PyYAML
+            raise _NotSimpleYaml  # on, yes, no, true, null … are booleans or None to PyYAML
         if key in result:
-            raise _NotSimple  # duplicate keys: leave them to PyYAML (_KEY rules out merges)
+            raise _NotSimpleYaml  # duplicate keys: leave them to PyYAML (_KEY rules out merges)
         if i == count or not lines[i].startswith(" "):  # the usual case: one line
             result[key] = _scalar(value) if value else None
             continue
@@ -169,14 +170,14 @@ def _load(text: str) -> dict[str, Any]:
             # Clip chomping keeps the last line break only if the text has one there.
             result[key] = _block_scalar(value, nested, final_break=i < count)
         elif value:
-            raise _NotSimple  # a plain scalar continued on the next line
+            raise _NotSimpleYaml  # a plain scalar continued on the next line
         else:
             indent = len(nested[0]) - len(nested[0].lstrip(" "))
             items = []
             for item_line in nested:
                 item = _ITEM.fullmatch(item_line)
                 if item is None or len(item.group(1)) != indent:
-                    raise _NotSimple
+                    raise _NotSimpleYaml
                 items.append(_scalar(item.group(2)))
             result[key] = items
     return result
@@ -186,5 +187,5 @@ def load(text: str) -> dict[str, Any] | None:
     """``text`` as ``yaml.safe_load`` would give it, or None when it is not simple YAML."""
     try:
         return _load(text) or None  # empty: PyYAML says None, the caller decides
-    except (_NotSimple, ValueError, yaml.YAMLError):
+    except (_NotSimpleYaml, ValueError, yaml.YAMLError):
         return None

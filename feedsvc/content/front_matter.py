@@ -48,7 +48,8 @@ class TOMLHandler(BaseHandler):
 MAX_YAML_NODES = 10_000
 
 
-class AliasBomb(Exception):
+# Control flow within this module (split_front_matter reports a ContentError for it).
+class _AliasBomb(Exception):
     """The YAML's aliases expand beyond MAX_YAML_NODES (or refer to themselves)."""
 
     def __init__(self, key: str, line: int, reason: str) -> None:
@@ -80,7 +81,7 @@ _SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _check_expansion(root: yaml.Node) -> None:
-    """Raise AliasBomb naming the top-level key where the expanded node count (an alias
+    """Raise _AliasBomb naming the top-level key where the expanded node count (an alias
     counted as often as it is used) passes MAX_YAML_NODES. Linear in the distinct nodes:
     each node's expanded size is computed once, without recursion."""
     sizes: dict[int, int] = {}
@@ -95,9 +96,9 @@ def _check_expansion(root: yaml.Node) -> None:
         try:
             total += _expanded(key_node, sizes) + _expanded(value_node, sizes)
         except _Cycle:
-            raise AliasBomb(key, line, "refers to itself through an alias") from None
+            raise _AliasBomb(key, line, "refers to itself through an alias") from None
         if total > MAX_YAML_NODES:
-            raise AliasBomb(
+            raise _AliasBomb(
                 key,
                 line,
                 f"expands through YAML aliases (*name) to more than {MAX_YAML_NODES:,} values; "
@@ -105,6 +106,7 @@ def _check_expansion(root: yaml.Node) -> None:
             )
 
 
+# Control flow within this module (_check_expansion turns it into _AliasBomb).
 class _Cycle(Exception):
     pass
 
@@ -232,7 +234,7 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str, int, 
     kind = "TOML" if delimiter == "+++" else "YAML"
     try:
         loaded: object = handler.load(fm)
-    except AliasBomb as exc:
+    except _AliasBomb as exc:
         raise ContentError(path, f"'{exc.key}' {exc.reason}", fm_line + exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

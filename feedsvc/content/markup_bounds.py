@@ -31,6 +31,7 @@ class Excess:
     element: int
 
 
+# Control flow within this module (stops the parse once a bound is passed), not an error.
 class _TooMuch(Exception):
     pass
 

@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from feedsvc.build.builder import Builder
@@ -239,11 +239,32 @@ async def watch_content(folder: Path, jobs: Jobs, *, debounce_ms: int = WATCH_DE
         jobs.request_rebuild(path for _change, path in changes)
 
 
-class Schedule:
+class _After(BaseTrigger):  # type: ignore[misc]  # apscheduler has no type hints
+    """Fires once, ``delay`` after APScheduler takes the job, in APScheduler's own time.
+
+    APScheduler wakes up by the system's wall clock, which is not the daemon's (a pinned
+    or test clock may be years away): the daemon's clock says how long is left, and the
+    scheduler counts that from its own "now", so feedsvc itself never reads the time.
+    """
+
+    def __init__(self, delay: timedelta) -> None:
+        self.delay = delay
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        return now + self.delay if previous_fire_time is None else None
+
+    def __str__(self) -> str:
+        return f"after {self.delay}"
+
+
+class JobSchedule:
     """The APScheduler jobs: rescan, digest cycle, and the date job of the next post.
 
-    APScheduler counts in wall-clock time; the publish job is placed at "now + how long
-    the daemon's clock says is left", so a pinned or test clock still fires it on time.
+    The publish job fires when the daemon's clock says the post is due: it is placed
+    "how long the clock says is left" after now (:class:`_After`), so a pinned or test
+    clock still fires it on time.
     """
 
     def __init__(
@@ -290,7 +311,7 @@ class Schedule:
         left = max(when - self.jobs.clock.now(), timedelta(0))
         self.scheduler.add_job(
             self.jobs.request_rebuild,
-            DateTrigger(run_date=datetime.now(UTC) + left, timezone=UTC),
+            _After(left),
             id="publish",
             name=f"publish the post dated {when.isoformat()}",
             misfire_grace_time=None,  # late is better than never

@@ -33,10 +33,10 @@ from feedsvc.build.builder import Builder
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.daemon.leadership import leadership_for
-from feedsvc.daemon.scheduler import Jobs, Schedule, watch_content
+from feedsvc.daemon.scheduler import Jobs, JobSchedule, watch_content
 from feedsvc.delivery.outbox import Backend
 from feedsvc.delivery.smtp import SmtpBackend, SmtpOptions
-from feedsvc.errors import FeedsvcError
+from feedsvc.errors import DaemonLocked, FeedsvcError
 from feedsvc.newsletter.jobs import backend_for, renderer_for
 from feedsvc.storage import Store
 
@@ -45,10 +45,6 @@ log = logging.getLogger("feedsvc.service")
 EXIT_FORCED = 1  # the second signal: no grace
 SMTP_PROBE_TIMEOUT = 3.0
 LEAD_EVERY_S = 5.0  # how often a follower asks for the lead (and the leader checks it)
-
-
-class DaemonLocked(FeedsvcError):
-    """Another ``feedsvc run`` holds the lock of this store."""
 
 
 # --- logging -------------------------------------------------------------------------
@@ -252,7 +248,7 @@ class Service:
             stop=self.stop,
             on_feeds=self._feeds_changed,
         )
-        self.schedule = Schedule(self.jobs, **(schedule_options or {}))
+        self.schedule = JobSchedule(self.jobs, **(schedule_options or {}))
         self.leadership = leadership_for(store)
         self.jobs.on_next_publish = self.schedule.schedule_publish
         config = uvicorn.Config(

@@ -37,6 +37,7 @@ from enum import StrEnum
 from typing import cast
 
 from feedsvc.delivery.mime import ascii_address
+from feedsvc.errors import Disconnected, NoReply, Unsendable, WireError
 
 MAX_REPLY = 32 * 1024  # a reply longer than this (all its lines) is not SMTP
 _LINE_ENDINGS = re.compile(rb"\r\n|\n|\r(?!\n)")
@@ -92,28 +93,6 @@ class Reply:
     @property
     def positive(self) -> bool:
         return 200 <= self.code < 300
-
-
-class WireError(Exception):
-    """The session cannot go on. ``after_data``: the whole message had been written, so
-    the server may have taken it."""
-
-    def __init__(self, reason: str, *, after_data: bool) -> None:
-        super().__init__(reason)
-        self.after_data = after_data
-
-
-class NoReply(WireError):
-    """No reply within the timeout."""
-
-
-class Disconnected(WireError):
-    """The connection closed, or the server answered something that is not SMTP."""
-
-
-class Unsendable(ValueError):
-    """An address this session cannot put in an envelope (control characters; non-ASCII
-    without SMTPUTF8)."""
 
 
 class Session(asyncio.Protocol):

@@ -8,7 +8,8 @@ One task, the keeper, is the only one to touch the store, from a thread
 outcomes done, renews the leases held when it is time, and claims due rows (with a
 lease) into the room that made. ``delivery.concurrency`` workers, each owning one
 :class:`~feedsvc.delivery.smtp.SmtpConnection`, take messages from the queue, one token each from
-the process-wide bucket (``delivery.rate``), and talk SMTP with no transaction open. A
+the process-wide :class:`~feedsvc.delivery.pacing.Throttle` (``delivery.rate``), and talk
+SMTP with no transaction open. A
 worker that finds the next message already waiting hands it to its connection with the
 current one, so that its envelope can be pipelined with the current message's final dot.
 
@@ -42,15 +43,16 @@ from typing import Any, TypeVar
 
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
-from feedsvc.delivery.pacing import RetryPolicy, TokenBucket
-from feedsvc.delivery.smtp import Attempt, SendingPaused, SmtpConnection, SmtpOptions, Verdict
+from feedsvc.delivery.pacing import RetryPolicy, Throttle
+from feedsvc.delivery.smtp import Attempt, SmtpConnection, SmtpOptions, Verdict
+from feedsvc.errors import SendingPaused
 from feedsvc.storage import Store
 from feedsvc.storage.delivery_claims import Claim, claim_due, renew_leases
 from feedsvc.storage.delivery_outcomes import (
     BOUNCE_NOTE,
     NOT_A_BOUNCE,
     PAUSED,
-    Outcome,
+    DeliveryOutcome,
     Result,
     record_outcomes,
 )
@@ -136,15 +138,19 @@ class Pace:
         )
 
 
-def outcome_of(claim: Claim, attempt: Attempt, now: datetime, policy: RetryPolicy) -> Outcome:
+def outcome_of(
+    claim: Claim, attempt: Attempt, now: datetime, policy: RetryPolicy
+) -> DeliveryOutcome:
     """The row's next state after ``attempt``."""
     m = claim.message
     if attempt.verdict is Verdict.SENT:
-        return Outcome(m.delivery_id, m.subscriber_id, Result.SENT, attempt.code, attempt.reply)
+        return DeliveryOutcome(
+            m.delivery_id, m.subscriber_id, Result.SENT, attempt.code, attempt.reply
+        )
     error = f"{m.email}: {attempt.summary}"
     if attempt.verdict is Verdict.PERMANENT:
         bounce = attempt.bounce and attempt.code is not None
-        return Outcome(
+        return DeliveryOutcome(
             m.delivery_id,
             m.subscriber_id,
             Result.FAILED,
@@ -156,17 +162,17 @@ def outcome_of(claim: Claim, attempt: Attempt, now: datetime, policy: RetryPolic
     at = policy.next_attempt(m.attempts, claim.queued_at, now)
     if at is None:
         error = f"{error} (gave up: still failing after delivery.max_age = {policy.max_age})"
-        return Outcome(
+        return DeliveryOutcome(
             m.delivery_id, m.subscriber_id, Result.FAILED, attempt.code, attempt.reply, error
         )
-    return Outcome(
+    return DeliveryOutcome(
         m.delivery_id, m.subscriber_id, Result.RETRY, attempt.code, attempt.reply, error, at
     )
 
 
-def _released(claim: Claim, reason: str) -> Outcome:
+def _released(claim: Claim, reason: str) -> DeliveryOutcome:
     m = claim.message
-    return Outcome(m.delivery_id, m.subscriber_id, Result.RELEASED, error=reason)
+    return DeliveryOutcome(m.delivery_id, m.subscriber_id, Result.RELEASED, error=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +212,7 @@ class _Run:
         # Only the keeper changes it.
         self.held: dict[int, int] = {}
         self.lost: set[int] = set()  # rows another sender took (their lease lapsed)
-        self.outcomes: list[Outcome] = []
+        self.outcomes: list[DeliveryOutcome] = []
         # Outcomes noted and not yet committed (those waiting, and the batch being
         # written). Workers start no message while UNRECORDED_STEPS steps of them wait: if
         # the store stops taking writes (slowly: a locked or failing disk), no more than
@@ -214,7 +220,7 @@ class _Run:
         self.unrecorded = 0
         self.unrecorded_limit = UNRECORDED_STEPS * self.step
         self.recorded = asyncio.Condition()
-        self.bucket = TokenBucket(pace.rate)
+        self.throttle = Throttle(pace.rate)
         self.wake = asyncio.Event()  # for the keeper: a step of outcomes is done, or all
         self.finished = asyncio.Event()  # the workers are done
         self.claiming = True
@@ -229,7 +235,7 @@ class _Run:
             return PAUSED + self.report.paused
         return "sending stopped before this message was tried"
 
-    async def transact(self, batch: list[Outcome], want: int, renew: bool) -> _Turn:
+    async def transact(self, batch: list[DeliveryOutcome], want: int, renew: bool) -> _Turn:
         """One write transaction: record ``batch``, renew the leases held (if ``renew``),
         claim up to ``want`` rows; in a thread."""
         moment = asyncio.get_running_loop().time()
@@ -258,7 +264,7 @@ class _Run:
 
         return await asyncio.to_thread(work)
 
-    def _settle(self, batch: list[Outcome], turn: _Turn) -> None:
+    def _settle(self, batch: list[DeliveryOutcome], turn: _Turn) -> None:
         for outcome in batch:
             self.held.pop(outcome.delivery_id, None)
         self.report.bounced += len(turn.bounced)
@@ -298,6 +304,7 @@ class _Run:
         """The one task that touches the store. Each turn, one transaction records the
         outcomes done, renews the leases held when it is time, and claims into the room
         the window has; then it waits for a step of outcomes (or ``FLUSH_EVERY``)."""
+        # The loop's monotonic time, not the clock: how often to renew is a duration.
         loop = asyncio.get_running_loop()
         every = self.pace.lease.total_seconds() / RENEWALS
         renew_at = loop.time() + every
@@ -354,7 +361,7 @@ class _Run:
                 lambda: self.unrecorded < self.unrecorded_limit or self.halted()
             )
 
-    def note(self, outcome: Outcome) -> None:
+    def note(self, outcome: DeliveryOutcome) -> None:
         if outcome.delivery_id in self.lost and outcome.result is not Result.SENT:
             return  # the row is another sender's now: only a 250 is worth telling it
         self.outcomes.append(outcome)
@@ -382,7 +389,7 @@ class _Run:
         if claim is None:  # the end: let the next get() see it
             self.queue.put_nowait(None)
             return None, False
-        return claim, self.bucket.try_take()
+        return claim, self.throttle.try_take()
 
     async def worker(self, connection: SmtpConnection) -> None:
         try:
@@ -395,7 +402,7 @@ class _Run:
                     claim, paid = await self.queue.get(), False
                     continue
                 if not paid:
-                    await self.bucket.take()
+                    await self.throttle.take()
                 after, after_paid = self._next_at_hand()
                 await self.attempt(connection, claim, after if after_paid else None)
                 if after is None:

@@ -19,18 +19,10 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from feedsvc.errors import FeedsvcError
+from feedsvc.errors import DeliveryError
 from feedsvc.storage.delivery_claims import Claimed
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+=-]")
-
-
-class DeliveryError(FeedsvcError):
-    """A message could not be handed over; ``temporary`` when a retry may succeed."""
-
-    def __init__(self, message: str, *, temporary: bool) -> None:
-        self.temporary = temporary
-        super().__init__(message)
 
 
 class Backend(Protocol):

@@ -1,4 +1,5 @@
-"""Pace and patience for sending: the process-wide token bucket and the retry schedule.
+"""Pace and patience for sending: the token bucket, the process-wide throttle built on it,
+and the retry schedule.
 
 Retries follow Postfix's defaults: the first after ``delivery.min_backoff`` (5 minutes,
 Postfix's ``minimal_backoff_time``), each later one twice as long, never more than
@@ -52,9 +53,45 @@ class RetryPolicy:
 
 
 class TokenBucket:
-    """``rate`` tokens a second, at most ``burst`` saved; ``take()`` waits for one.
+    """A token bucket: ``rate`` tokens a second, at most ``burst`` saved, full when made.
 
-    One bucket per process, shared by every connection, is ``delivery.rate``.
+    Only the arithmetic, with the moment given by the caller (seconds on a monotonic
+    clock): the send pace (:class:`Throttle`, one per process) and the per-client
+    subscribe limit (:class:`feedsvc.web.ratelimit.RateLimiter`, one per key) both count
+    with it.
+    """
+
+    __slots__ = ("at", "burst", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = burst
+        self.at = now
+
+    def level(self, now: float) -> float:
+        """The tokens saved at ``now``, without taking one (a moment before ``at`` adds none)."""
+        return min(self.burst, self.tokens + max(0.0, now - self.at) * self.rate)
+
+    def wait(self, now: float) -> float:
+        """The seconds from ``now`` until a token is at hand (0.0: one is), taking none."""
+        return max(0.0, 1 - self.level(now)) / self.rate
+
+    def take(self, now: float) -> float:
+        """Take a token at ``now`` if there is one (0.0), else the seconds until there will be."""
+        self.tokens = self.level(now)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class Throttle:
+    """``rate`` messages a second, at most ``burst`` at once; ``take()`` waits for a token.
+
+    One throttle per process, shared by every connection, is ``delivery.rate``. Times are
+    ``time.monotonic`` (a duration, not a date: the clock's ``now`` is not for this).
     """
 
     def __init__(
@@ -62,25 +99,13 @@ class TokenBucket:
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be above 0")
-        self.rate = rate
-        self.burst = burst if burst is not None else max(1.0, rate / 10)
         self._now = now
-        self._tokens = self.burst
-        self._at = now()
+        self.bucket = TokenBucket(rate, burst if burst is not None else max(1.0, rate / 10), now())
         self._lock = asyncio.Lock()
-
-    def _refill(self) -> None:
-        moment = self._now()
-        self._tokens = min(self.burst, self._tokens + (moment - self._at) * self.rate)
-        self._at = moment
 
     def wait_for_one(self) -> float:
         """Take a token if there is one (0.0), else the seconds until there will be."""
-        self._refill()
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return 0.0
-        return (1 - self._tokens) / self.rate
+        return self.bucket.take(self._now())
 
     def try_take(self) -> bool:
         """Take a token if one is at hand and nobody is waiting for one; never waits."""

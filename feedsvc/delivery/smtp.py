@@ -38,32 +38,21 @@ from enum import Enum
 import aiosmtplib
 
 from feedsvc.config import Settings
-from feedsvc.delivery._smtp_wire import (
+from feedsvc.delivery._smtp_wire import Reply, Session, Stage, crlf_size, wire_form
+from feedsvc.errors import (
+    ConfigError,
+    DeliveryError,
     Disconnected,
     NoReply,
-    Reply,
-    Session,
-    Stage,
+    SendingPaused,
     Unsendable,
-    crlf_size,
-    wire_form,
 )
-from feedsvc.delivery.outbox import DeliveryError
-from feedsvc.errors import ConfigError
 from feedsvc.newsletter.messages import Sender
 from feedsvc.storage.delivery_claims import Claimed
 
 # Postfix reuses a connection without limit by default; many providers cut it off after a
 # few hundred messages, so start afresh before they do (delivery.messages_per_connection).
 MESSAGES_PER_CONNECTION = 500
-
-
-class SendingPaused(DeliveryError):
-    """The server refused our credentials or TLS: every message would fail the same way,
-    so sending stops (rows stay pending) until the cause is fixed."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, temporary=True)
 
 
 @dataclass(frozen=True, slots=True)

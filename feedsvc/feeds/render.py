@@ -11,10 +11,12 @@ wrong and adds what it lacks:
 - per-entry ``xml:lang``; the RSS ``atom:link rel="hub"``; the version in RSS
   ``<generator>``.
 
-JSON Feed is written by hand (``pretty_json``). Categories and tags both become categories (RSS
-``domain``/Atom ``scheme`` = ``{site.url}categories/`` or ``{site.url}tags/``) and
-JSON Feed ``tags``. Every date is written in UTC, to the second. A post in several feeds
-(site, categories, tags) has its parts built once per call and shared (``_Shared``).
+JSON Feed is written by orjson, laid out as ``json.dumps(ensure_ascii=False, indent=2)``
+would and byte for byte the same (:data:`JSON_OPTIONS`; the tests hold them together).
+Categories and tags both become categories (RSS ``domain``/Atom ``scheme`` =
+``{site.url}categories/`` or ``{site.url}tags/``) and JSON Feed ``tags``. Every date is
+written in UTC, to the second. A post in several feeds (site, categories, tags) has its
+parts built once per call and shared (``_Shared``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from feedgen.entry import FeedEntry
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.ext.dc import DcEntryExtension, DcExtension
@@ -38,7 +41,6 @@ from feedsvc import __version__
 from feedsvc.config import Settings
 from feedsvc.content.posts import strip_xml_illegal
 from feedsvc.feeds.plan import FeedSpec, feed_base_url
-from feedsvc.feeds.pretty_json import INDENT, Encoded, encode
 from feedsvc.models import Author, Post
 
 FILE_NAMES: dict[str, str] = {"rss": "feed.xml", "atom": "atom.xml", "json": "feed.json"}
@@ -46,8 +48,9 @@ JSON_FEED_VERSION = "https://jsonfeed.org/version/1.1"
 # An empty feed has no newest item; a fixed moment keeps its bytes deterministic.
 EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
 
-# JSON Feed layout (json.dumps(..., indent=2)): items sit two levels deep.
-_ITEM_NEWLINE = "\n" + 2 * INDENT
+# ``(json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode()`` for what a feed
+# holds (str, int, bool, None, lists and dicts with str keys), at a twentieth of the cost.
+JSON_OPTIONS = orjson.OPT_INDENT_2 | orjson.OPT_APPEND_NEWLINE
 _ATOM_NS = "http://www.w3.org/2005/Atom"
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 # lxml refuses these (XML 1.0 Char production); lone surrogates cannot even be encoded.
@@ -97,7 +100,7 @@ class _Shared:
 
     item: _Item
     entry: _CachedEntry | None = None
-    json: Encoded | None = None
+    json: dict[str, Any] | None = None
 
 
 def render_feeds(
@@ -336,9 +339,9 @@ def _json_feed(spec: FeedSpec, items: list[_Shared], settings: Settings) -> byte
         feed["hubs"] = [{"type": "WebSub", "url": _uri(settings.feeds.websub_hub)}]
     for post in items:
         if post.json is None:
-            post.json = Encoded(encode(_json_item(post.item), _ITEM_NEWLINE))
+            post.json = _json_item(post.item)
     feed["items"] = [post.json for post in items]
-    return (encode(feed) + "\n").encode("utf-8")
+    return orjson.dumps(feed, option=JSON_OPTIONS)
 
 
 def _json_item(item: _Item) -> dict[str, Any]:

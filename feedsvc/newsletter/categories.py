@@ -1,5 +1,6 @@
 """The categories a site has — those its published posts name — and the check of a
-subscriber's categories against them. Pure: names in, names out.
+subscriber's categories against them. Pure (names in, names out), but for
+:func:`site_categories`, which reads the live posts' categories from the store.
 
 Names match as digests match them (:func:`feedsvc.newsletter.digests.category_keys`): by slug, so
 ``Smart City``, ``smart city`` and ``smart-city`` are one category, and so are ``부산``
@@ -13,11 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
+
+from sqlalchemy import Connection
 
 from feedsvc.content.urls import slugify
 from feedsvc.models import PostMeta
 from feedsvc.newsletter.digests import category_keys
+from feedsvc.storage.digests import live_metas
 
 SHOWN = 12  # names listed in a message before "and N more"
 # A memo: an import checks the same few names on every row.
@@ -25,7 +30,7 @@ _key = lru_cache(maxsize=4096)(slugify)
 
 
 @dataclass(frozen=True, slots=True)
-class Choice:
+class CategoryChoice:
     """One category checkbox: its name, whether it is ticked, whether a post has it."""
 
     name: str
@@ -69,7 +74,7 @@ class SiteCategories:
         callers say so differently)."""
         return tuple(name for name in names if not self.has(name))
 
-    def choices(self, chosen: Sequence[str], limit: int) -> list[Choice]:
+    def choices(self, chosen: Sequence[str], limit: int) -> list[CategoryChoice]:
         """A form's checkboxes: the site's categories (the first ``limit``, and those of
         ``chosen`` past them), ticked when ``chosen`` holds them in any spelling; then
         the ones of ``chosen`` no post has, ticked, so that saving keeps them unless
@@ -79,8 +84,8 @@ class SiteCategories:
         for name in chosen:
             if self.has(name):
                 shown.setdefault(_key(name), name)
-        found = [Choice(name, key in ticked, known=True) for key, name in shown.items()]
-        found += [Choice(name, True, known=False) for name in self.unknown(chosen)]
+        found = [CategoryChoice(name, key in ticked, known=True) for key, name in shown.items()]
+        found += [CategoryChoice(name, True, known=False) for name in self.unknown(chosen)]
         return found
 
     def listing(self, limit: int = SHOWN) -> str:
@@ -104,3 +109,9 @@ def unknown_reason(unknown: Sequence[str], site: SiteCategories) -> str:
     """Which names no post has, and the ones the site has."""
     noun = "category" if len(unknown) == 1 else "categories"
     return f"no published post has the {noun} {quoted(unknown)} (the site has: {site.listing()})"
+
+
+def site_categories(conn: Connection, now: datetime) -> SiteCategories:
+    """The categories of the posts live at ``now`` (published, not drafts, as the last
+    build left them: :func:`feedsvc.storage.digests.live_metas`)."""
+    return SiteCategories.from_metas(live_metas(conn, now))

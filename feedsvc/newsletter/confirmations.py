@@ -26,8 +26,9 @@ from sqlalchemy import Connection
 
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
-from feedsvc.delivery.outbox import Backend, DeliveryError
+from feedsvc.delivery.outbox import Backend
 from feedsvc.delivery.sender import Sender
+from feedsvc.errors import DeliveryError
 from feedsvc.models import Frequency, SubscriberStatus
 from feedsvc.newsletter.messages import render_confirmation
 from feedsvc.newsletter.subscribers import mailbox_of

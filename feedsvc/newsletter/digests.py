@@ -39,36 +39,31 @@ pair is in any, and a cursor never passes a post that was not considered for it.
 
 from __future__ import annotations
 
-import hashlib
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 from functools import lru_cache
-from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from feedsvc.config import Settings
 from feedsvc.content.urls import slugify
-from feedsvc.models import Frequency, Subscriber
+from feedsvc.models import (
+    Announced,
+    Cursor,
+    DigestPlan,
+    Frequency,
+    Period,
+    Recipient,
+    RunPlan,
+    Subscriber,
+)
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class DeliveryStatus(StrEnum):
-    """Where one recipient's message stands (the ``deliveries`` table)."""
-
-    PENDING = "pending"  # created; message bytes may not be rendered yet
-    SENDING = "sending"  # claimed by a sender (``lease_until`` says until when)
-    SENT = "sent"
-    RETRY = "retry"  # a temporary failure; tried again at ``next_attempt_at``
-    FAILED = "failed"  # a permanent failure
-    CANCELLED = "cancelled"  # the subscriber left before it went out
-
-
 @dataclass(frozen=True, slots=True)
-class Schedule:
+class DigestSchedule:
     """When daily and weekly digests go out (``digest.*``)."""
 
     send_time: time
@@ -77,7 +72,7 @@ class Schedule:
     max_lateness: timedelta
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Schedule:
+    def from_settings(cls, settings: Settings) -> DigestSchedule:
         hour, minute = (int(part) for part in settings.digest.send_time.split(":"))
         return cls(
             send_time=time(hour, minute),
@@ -85,22 +80,6 @@ class Schedule:
             site_timezone=settings.site.timezone,
             max_lateness=settings.digest.max_lateness,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Period:
-    """The stretch of time one digest covers; ``end`` is when it goes out.
-
-    ``key`` names it in the store, e.g. ``daily:2024-06-01@Asia/Seoul`` (the local date
-    it goes out) or ``immediate:2024-06-01T08:00:05Z@Asia/Seoul``; the zone names the
-    local dates shown in it. ``start`` is None for immediate.
-    """
-
-    frequency: Frequency
-    key: str
-    start: datetime | None
-    end: datetime
-    timezone: str
 
 
 @lru_cache(maxsize=256)
@@ -124,7 +103,7 @@ def send_moment(day: date, at: time, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, at, tzinfo=tz).astimezone(UTC)
 
 
-def _latest_send(now: datetime, schedule: Schedule, tz: ZoneInfo, weekly: bool) -> date:
+def _latest_send(now: datetime, schedule: DigestSchedule, tz: ZoneInfo, weekly: bool) -> date:
     """The local date of the latest scheduled send at or before ``now``."""
     day = now.astimezone(tz).date()
     for _ in range(9):  # at most a week back, plus DST slack
@@ -137,7 +116,7 @@ def _latest_send(now: datetime, schedule: Schedule, tz: ZoneInfo, weekly: bool) 
 
 
 def latest_period(
-    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: DigestSchedule
 ) -> Period:
     """The latest period of ``frequency`` that has ended by ``now`` (immediate: ends now)."""
     tz_name = zone_name or schedule.site_timezone
@@ -152,14 +131,14 @@ def latest_period(
     return Period(frequency, f"{frequency.value}:{day.isoformat()}@{tz_name}", start, end, tz_name)
 
 
-def is_late(period: Period, now: datetime, schedule: Schedule) -> bool:
+def is_late(period: Period, now: datetime, schedule: DigestSchedule) -> bool:
     """Ended more than ``max_lateness`` ago (the daemon was down at send time): a morning
     digest is not sent in the evening; its posts go into the next one."""
     return now - period.end > schedule.max_lateness
 
 
 def due_period(
-    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: DigestSchedule
 ) -> Period | None:
     """The latest period of ``frequency`` that has ended by ``now``, unless it is late."""
     period = latest_period(frequency, zone_name, now, schedule)
@@ -167,7 +146,7 @@ def due_period(
 
 
 def next_send(
-    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: DigestSchedule
 ) -> datetime:
     """When the next digest of ``frequency`` goes out after ``now`` (immediate: now)."""
     if frequency is Frequency.IMMEDIATE:
@@ -183,7 +162,7 @@ def next_send(
 
 
 def upcoming_period(
-    frequency: Frequency, zone_name: str | None, now: datetime, schedule: Schedule
+    frequency: Frequency, zone_name: str | None, now: datetime, schedule: DigestSchedule
 ) -> Period:
     """The period in progress at ``now``: the one whose digest goes out next."""
     tz_name = zone_name or schedule.site_timezone
@@ -200,43 +179,6 @@ def upcoming_period(
 
 
 # --- selection ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Announced:
-    """A live post that became new at ``eligible_at`` (announced, or released from hold)."""
-
-    post_id: str
-    eligible_at: datetime
-    published: datetime
-    categories: tuple[str, ...]
-    title: str = ""
-
-    @property
-    def position(self) -> tuple[datetime, str]:
-        """Where it stands in the order posts became new (ties: by id)."""
-        return (self.eligible_at, self.post_id)
-
-
-class Cursor(NamedTuple):
-    """How far one subscriber's announcements were considered, in the order posts became
-    new: every post up to ``until`` (and, where ``post`` is set, those new at exactly
-    ``until`` up to that id) was either put in a digest for them or was not theirs."""
-
-    until: datetime
-    post: str | None = None  # None: everything new at ``until`` is covered
-
-    def covers(self, position: tuple[datetime, str]) -> bool:
-        at, post_id = position
-        return at < self.until or (at == self.until and (self.post is None or post_id <= self.post))
-
-
-@dataclass(frozen=True, slots=True)
-class Recipient:
-    """An active subscriber and how far their announcements were considered."""
-
-    subscriber: Subscriber
-    cursor: Cursor | None = None
 
 
 def joined_at(subscriber: Subscriber) -> datetime:
@@ -278,7 +220,7 @@ def in_announcement_order(announced: Iterable[Announced]) -> list[Announced]:
 
 
 @dataclass(frozen=True, slots=True)
-class Choice:
+class ChosenPosts:
     """One subscriber's posts for one period, and how far that moves their cursor."""
 
     post_ids: tuple[str, ...]  # newest publication first
@@ -293,7 +235,7 @@ def choose_posts(
     stop: int,
     until: datetime,
     max_posts: int,
-) -> Choice:
+) -> ChosenPosts:
     """The posts one subscriber gets from ``ordered[start:stop]`` (in announcement order,
     :func:`in_announcement_order`; the slice is what became new after their cursor and up
     to ``until``, the period's end): those matching ``wanted``, at most ``max_posts``.
@@ -308,45 +250,13 @@ def choose_posts(
             continue
         if len(chosen) == max_posts:
             last = chosen[-1]
-            return Choice(_shown(chosen), Cursor(last.eligible_at, last.post_id))
+            return ChosenPosts(_shown(chosen), Cursor(last.eligible_at, last.post_id))
         chosen.append(post)
-    return Choice(_shown(chosen), Cursor(until))
+    return ChosenPosts(_shown(chosen), Cursor(until))
 
 
 def _shown(chosen: Iterable[Announced]) -> tuple[str, ...]:
     return tuple(a.post_id for a in newest_first(chosen))
-
-
-def content_key(post_ids: Sequence[str]) -> str:
-    """A short, stable name for a list of posts (one digest's content within a period)."""
-    blob = "\n".join(post_ids).encode("utf-8")
-    return hashlib.blake2b(blob, digest_size=16).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class DigestPlan:
-    """One digest to create: a period, its posts, and who gets it."""
-
-    period: Period
-    post_ids: tuple[str, ...]
-    subscriber_ids: tuple[int, ...]
-
-    @property
-    def content_key(self) -> str:
-        return content_key(self.post_ids)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What one run creates: digests, and how far each considered subscriber is covered."""
-
-    digests: tuple[DigestPlan, ...]
-    covered: dict[int, Cursor] = field(default_factory=dict)
-    late: int = 0  # subscribers whose digest was missed by over max_lateness (rolled over)
-
-    @property
-    def messages(self) -> int:
-        return sum(len(d.subscriber_ids) for d in self.digests)
 
 
 def plan_digests(
@@ -354,9 +264,9 @@ def plan_digests(
     announced: Sequence[Announced],
     *,
     now: datetime,
-    schedule: Schedule,
+    schedule: DigestSchedule,
     max_posts: int,
-) -> Plan:
+) -> RunPlan:
     """The digests due at ``now``: per subscriber their due period and chosen posts.
 
     Subscribers with the same period and the same posts share one digest (one content,
@@ -367,7 +277,7 @@ def plan_digests(
     positions = [a.position for a in ordered]
     times = [a.eligible_at for a in ordered]
     periods: dict[tuple[Frequency, str | None], Period] = {}
-    choices: dict[tuple[str, int, frozenset[str]], Choice] = {}
+    choices: dict[tuple[str, int, frozenset[str]], ChosenPosts] = {}
     groups: dict[tuple[str, tuple[str, ...]], tuple[Period, list[int]]] = {}
     covered: dict[int, Cursor] = {}
     late = 0
@@ -406,7 +316,7 @@ def plan_digests(
         DigestPlan(period, post_ids, tuple(ids))
         for (_, post_ids), (period, ids) in sorted(groups.items(), key=lambda item: item[0])
     )
-    return Plan(digests=digests, covered=covered, late=late)
+    return RunPlan(digests=digests, covered=covered, late=late)
 
 
 def _first_after(

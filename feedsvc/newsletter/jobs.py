@@ -25,11 +25,11 @@ from sqlalchemy import Connection
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.delivery.mime import DkimKey, dkim_sign
-from feedsvc.delivery.outbox import Backend, DeliveryError, OutboxBackend
+from feedsvc.delivery.outbox import Backend, OutboxBackend
 from feedsvc.delivery.pacing import RetryPolicy
-from feedsvc.errors import ConfigError
-from feedsvc.models import SubscriberStatus
-from feedsvc.newsletter.digests import Plan, Recipient, Schedule, plan_digests
+from feedsvc.errors import ConfigError, DeliveryError
+from feedsvc.models import Recipient, RunPlan, SubscriberStatus
+from feedsvc.newsletter.digests import DigestSchedule, plan_digests
 from feedsvc.newsletter.messages import (
     DigestContent,
     MessageTemplate,
@@ -42,7 +42,7 @@ from feedsvc.storage import Store
 from feedsvc.storage.announcements import ArchivePost, archive_posts, note_published
 from feedsvc.storage.delivery_claims import cancel_deliveries, claim_due
 from feedsvc.storage.delivery_messages import RenderJob, render_jobs, save_rendered
-from feedsvc.storage.delivery_outcomes import Outcome, Result, record_outcomes
+from feedsvc.storage.delivery_outcomes import DeliveryOutcome, Result, record_outcomes
 from feedsvc.storage.digests import (
     Created,
     create_digests,
@@ -80,7 +80,7 @@ def announce_live_posts(conn: Connection, settings: Settings, now: datetime) -> 
 class DueDigests:
     """What one run planned (and, unless a dry run, created)."""
 
-    plan: Plan
+    plan: RunPlan
     announced: list[str] = field(default_factory=list)
     recipients: dict[int, Recipient] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)
@@ -106,7 +106,7 @@ def _plan(conn: Connection, settings: Settings, now: datetime, *, keep: bool) ->
         remember() if announced else iter(()),
         announced,
         now=now,
-        schedule=Schedule.from_settings(settings),
+        schedule=DigestSchedule.from_settings(settings),
         max_posts=settings.digest.max_posts,
     )
     if plan.late:
@@ -295,13 +295,13 @@ def send_pending(
             claimed = claim_due(conn, clock.now(), limit=batch, lease=lease)
         if not claimed:
             return report
-        outcomes: list[Outcome] = []
+        outcomes: list[DeliveryOutcome] = []
         stop = False
         for claim in claimed:
             message = claim.message
             row = (message.delivery_id, message.subscriber_id)
             if stop:  # the backend is unwell: the rest stay due, untouched
-                outcomes.append(Outcome(*row, Result.RELEASED))
+                outcomes.append(DeliveryOutcome(*row, Result.RELEASED))
                 continue
             try:
                 backend.send(message)
@@ -310,15 +310,15 @@ def send_pending(
                 retry_at = policy.next_attempt(message.attempts, claim.queued_at, clock.now())
                 if exc.temporary and retry_at is not None:
                     outcomes.append(
-                        Outcome(*row, Result.RETRY, error=str(exc), next_attempt=retry_at)
+                        DeliveryOutcome(*row, Result.RETRY, error=str(exc), next_attempt=retry_at)
                     )
                     report.retried += 1
                     stop = True
                 else:
-                    outcomes.append(Outcome(*row, Result.FAILED, error=str(exc)))
+                    outcomes.append(DeliveryOutcome(*row, Result.FAILED, error=str(exc)))
                     report.failed += 1
                 continue
-            outcomes.append(Outcome(*row, Result.SENT))
+            outcomes.append(DeliveryOutcome(*row, Result.SENT))
             report.sent += 1
         with store.write() as conn:
             record_outcomes(conn, outcomes, clock.now(), bounce_limit=bounce_limit)

@@ -37,8 +37,7 @@ from feedsvc.delivery.mime import (
 )
 from feedsvc.delivery.sender import ONE_CLICK, Sender
 from feedsvc.errors import ConfigError
-from feedsvc.models import Post
-from feedsvc.newsletter.digests import Period
+from feedsvc.models import Period, Post
 from feedsvc.newsletter.labels import count_label, labels_for
 from feedsvc.newsletter.personalise import MessageTemplate, Personal, Placeholders
 from feedsvc.newsletter.views import period_view, post_view, preheader

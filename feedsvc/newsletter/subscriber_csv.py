@@ -1,7 +1,7 @@
 """Subscriber CSV files without I/O: rows in (``import``) and out (``export``).
 
 The parser reads lines it is given (a file opened with ``newline=""``), one row at a
-time, and yields a :class:`~feedsvc.newsletter.subscribers.SubscriberInput` for every good row and a
+time, and yields a :class:`~feedsvc.models.SubscriberInput` for every good row and a
 :class:`BadRow` (line number and reason) for every other one; the caller stores the first
 and reports the second.
 
@@ -24,11 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, tzinfo
 
 from feedsvc.errors import AddressError, CsvFormatError
-from feedsvc.models import Subscriber, SubscriberStatus
+from feedsvc.models import DEFAULT_FREQUENCY, Subscriber, SubscriberInput, SubscriberStatus
 from feedsvc.newsletter.subscribers import (
     CATEGORY_SEPARATOR,
-    DEFAULT_FREQUENCY,
-    SubscriberInput,
     clean_consent_source,
     clean_name,
     format_time,

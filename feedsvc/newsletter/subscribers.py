@@ -1,4 +1,9 @@
-"""Subscribers without I/O: addresses, single fields, suppression hashes.
+"""Subscribers without I/O: addresses and single fields.
+
+A subscriber to add (:class:`feedsvc.models.SubscriberInput`) is a shared value, and
+the hash kept for a forgotten address is the store's own
+(:func:`feedsvc.storage.subscribers.suppression_hash`): the store needs both and imports
+nothing from here.
 
 Addresses are validated with email-validator (syntax only, never DNS) and normalised: the
 domain to its Unicode form, the whole address to NFC and lower case. Lower case is what
@@ -13,12 +18,10 @@ read and written by :mod:`feedsvc.newsletter.subscriber_csv` with them.
 from __future__ import annotations
 
 import functools
-import hashlib
 import ipaddress
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -27,9 +30,8 @@ from email_validator.rfc_constants import DOT_ATOM_TEXT
 
 # Re-exported: callers catch it where they call normalise_address.
 from feedsvc.errors import AddressError as AddressError
-from feedsvc.models import Frequency, Subscriber, SubscriberStatus
+from feedsvc.models import DEFAULT_FREQUENCY, Frequency, Subscriber, SubscriberStatus
 
-DEFAULT_FREQUENCY = Frequency.DAILY
 CATEGORY_SEPARATOR = ";"
 NAME_MAX = 256
 CONSENT_SOURCE_MAX = 256
@@ -41,8 +43,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _BIDI_CONTROLS = dict.fromkeys(
     [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]
 )
-# A versioned prefix, so the hash is feedsvc's own and can change scheme one day.
-_SUPPRESSION_PREFIX = b"feedsvc-suppression-v1\x00"
 
 
 # --- addresses ----------------------------------------------------------------------
@@ -114,16 +114,6 @@ def _checked_domain(domain: str, allow_test_domains: bool) -> str | None:
     except EmailNotValidError:
         return None  # the full path raises, with the full address in the message
     return result.domain if result.domain == result.ascii_domain else None
-
-
-def suppression_hash(email: str) -> str:
-    """The hash kept for a forgotten address (``email`` normalised): SHA-256, hex.
-
-    Unsalted, so that any store recognises it and an import can be checked against it; the
-    price is that someone holding the store can test a guessed address. A keyed hash would
-    tie suppressions to the secret key and lose them when it changes.
-    """
-    return hashlib.sha256(_SUPPRESSION_PREFIX + email.encode("utf-8")).hexdigest()
 
 
 # --- single fields ------------------------------------------------------------------
@@ -292,31 +282,6 @@ def format_time(moment: datetime | None) -> str:
     if moment is None:
         return ""
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-# --- input --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriberInput:
-    """One subscriber to add or update, from a CSV row (``line``) or the command line.
-
-    Dates are None where not given: the store fills ``created`` with the time of the
-    import, and ``unsubscribed`` with it when the status is unsubscribed.
-    """
-
-    email: str
-    name: str | None = None
-    frequency: Frequency = DEFAULT_FREQUENCY
-    categories: tuple[str, ...] = ()
-    timezone: str | None = None
-    status: SubscriberStatus = SubscriberStatus.ACTIVE
-    created: datetime | None = None
-    confirmed: datetime | None = None
-    unsubscribed: datetime | None = None
-    consent_source: str | None = None
-    consent_ip: str | None = None
-    line: int | None = None
 
 
 # --- output -------------------------------------------------------------------------

@@ -38,12 +38,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from itsdangerous import BadSignature, SignatureExpired, Signer, TimestampSigner
 
+from feedsvc.clock import Clock, SystemClock
 from feedsvc.config import Settings
-from feedsvc.errors import ConfigError, FeedsvcError
+from feedsvc.errors import ConfigError, TokenError
 
 if TYPE_CHECKING:
     from feedsvc.storage import Store
@@ -63,21 +64,24 @@ class Purpose(StrEnum):
     PREFERENCES = "preferences"
 
 
-class TokenError(FeedsvcError):
-    """A token that is forged, for another purpose, malformed or expired."""
-
-    def __init__(self, purpose: Purpose, reason: str) -> None:
-        self.purpose = purpose
-        self.reason = reason
-        super().__init__(f"invalid {purpose.value} token: {reason}")
-
-
 @dataclass(frozen=True, slots=True)
 class TokenSubject:
     """Whom a valid token is about; check the address with :meth:`Tokens.is_for`."""
 
     subscriber_id: int
     check: str
+
+
+class ClockTimestampSigner(TimestampSigner):
+    """itsdangerous's TimestampSigner with its time from our clock, not ``time.time``:
+    a pinned (``FEEDSVC_NOW``) or test clock signs and checks ages in its own time."""
+
+    def __init__(self, *args: Any, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self.clock.now().timestamp())
 
 
 @functools.lru_cache(maxsize=64)
@@ -89,9 +93,12 @@ def address_check(email: str) -> str:
 
 class Tokens:
     """Makes and reads tokens with a list of keys (oldest first: the last one signs, all
-    of them verify); one signer per purpose."""
+    of them verify); one signer per purpose. Confirm tokens carry a timestamp from
+    ``clock`` (the system's when not given)."""
 
-    def __init__(self, secret: bytes | str | Sequence[bytes | str]) -> None:
+    def __init__(
+        self, secret: bytes | str | Sequence[bytes | str], *, clock: Clock | None = None
+    ) -> None:
         given = [secret] if isinstance(secret, bytes | str) else list(secret)
         if not given:
             raise ValueError("Tokens needs at least one key")
@@ -101,10 +108,11 @@ class Tokens:
             purpose: Signer(key, salt=_SALT_PREFIX + purpose.value, **common)  # type: ignore[arg-type]
             for purpose in (Purpose.UNSUBSCRIBE, Purpose.PREFERENCES)
         }
-        self._signers[Purpose.CONFIRM] = TimestampSigner(
+        self._signers[Purpose.CONFIRM] = ClockTimestampSigner(
             key,
             salt=_SALT_PREFIX + Purpose.CONFIRM.value,
-            **common,  # type: ignore[arg-type]
+            clock=clock or SystemClock(),
+            **common,
         )
         # Signer.sign derives its key on every call (an HMAC) before the HMAC of the value;
         # keyed HMAC objects made once and copied give the same signature at a tenth of the
@@ -299,7 +307,6 @@ def _write_secrets(path: Path, keys: Sequence[bytes]) -> None:
 
 def _database_secrets(settings: Settings, store: Store) -> tuple[bytes, ...]:
     """The keys in the store's ``secret_keys``; the first one written if there is none."""
-    from feedsvc.clock import SystemClock
     from feedsvc.storage.secret_keys import add_key, stored_keys
 
     with store.read() as conn:
@@ -392,6 +399,8 @@ def _rotate_in_database(
     )
 
 
-def tokens_for(settings: Settings, store: Store | None = None) -> Tokens:
+def tokens_for(
+    settings: Settings, store: Store | None = None, *, clock: Clock | None = None
+) -> Tokens:
     """The Tokens of this site (its keys loaded, or the first one generated)."""
-    return Tokens(load_secrets(settings, store=store))
+    return Tokens(load_secrets(settings, store=store), clock=clock)

@@ -15,8 +15,7 @@ from markupsafe import Markup
 from feedsvc.content.markup_bounds import measure
 from feedsvc.content.urls import quote_url
 from feedsvc.delivery.mime import clean_header_text
-from feedsvc.models import Frequency, Post
-from feedsvc.newsletter.digests import Period
+from feedsvc.models import Frequency, Period, Post
 from feedsvc.newsletter.labels import date_label, labels_for
 
 PREHEADER_LENGTH = 150

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, select, update
 
+from feedsvc.errors import NotArchived
 from feedsvc.models import PostMeta
 from feedsvc.storage.bulk import execute_tuples, rows_among, upsert
 from feedsvc.storage.schema import announcements, posts, subscribers
@@ -231,10 +232,6 @@ def archive_posts(conn: Connection, *, since: datetime | None = None) -> list[Ar
     if since is not None:
         query = query.where(announcements.c.became_new_at >= since)
     return [ArchivePost(*row) for row in conn.execute(query)]
-
-
-class NotArchived(LookupError):
-    """A post named for release that is not an archive post waiting to be mailed."""
 
 
 def release_archived(conn: Connection, refs: Sequence[str], now: datetime) -> list[ArchivePost]:

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, func, select, update
 
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus
 from feedsvc.storage.delivery_outcomes import PAUSED
 from feedsvc.storage.schema import deliveries, subscribers
 

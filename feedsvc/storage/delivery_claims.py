@@ -24,8 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, bindparam, func, select, update
 
-from feedsvc.models import SubscriberStatus
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus, SubscriberStatus
 from feedsvc.storage.schema import deliveries, delivery_messages, subscribers
 
 _CHUNK = 500

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, bindparam, literal_column, select, update
 
-from feedsvc.models import SubscriberStatus
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus, SubscriberStatus
 from feedsvc.storage.bulk import execute_many
 from feedsvc.storage.schema import deliveries, delivery_messages, subscribers
 

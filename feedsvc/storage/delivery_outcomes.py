@@ -21,8 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, func, select, update
 
-from feedsvc.models import SubscriberEventKind, SubscriberStatus
-from feedsvc.newsletter.digests import DeliveryStatus
+from feedsvc.models import DeliveryStatus, SubscriberEventKind, SubscriberStatus
 from feedsvc.storage.schema import deliveries, subscribers
 from feedsvc.storage.subscribers import record_event
 
@@ -46,7 +45,7 @@ class Result(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class DeliveryOutcome:
     """One attempt's result, as the sender reports it to the store."""
 
     delivery_id: int
@@ -114,7 +113,7 @@ _RELEASED = (
 )
 
 
-def _parameters(kind: Result, o: Outcome, now: datetime) -> dict[str, Any]:
+def _parameters(kind: Result, o: DeliveryOutcome, now: datetime) -> dict[str, Any]:
     if kind is Result.SENT:
         return {"d_id": o.delivery_id, "d_at": now, "d_code": o.code, "d_reply": o.reply}
     if kind is Result.RETRY:
@@ -139,7 +138,7 @@ _STATEMENTS = {
 
 
 def record_outcomes(
-    conn: Connection, outcomes: Sequence[Outcome], now: datetime, *, bounce_limit: int
+    conn: Connection, outcomes: Sequence[DeliveryOutcome], now: datetime, *, bounce_limit: int
 ) -> list[int]:
     """Write a batch of outcomes; subscribers with ``bounce_limit`` failures that refused
     their address become ``bounced`` (with an event). Returns the ids of the subscribers

@@ -21,19 +21,17 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, select, text
 
 from feedsvc.models import (
-    Frequency,
-    Post,
-    PostMeta,
-    SubscriberStatus,
-    meta_from_dict,
-)
-from feedsvc.newsletter.digests import (
     Announced,
     Cursor,
     DeliveryStatus,
+    Frequency,
     Period,
-    Plan,
+    Post,
+    PostMeta,
     Recipient,
+    RunPlan,
+    SubscriberStatus,
+    meta_from_dict,
 )
 from feedsvc.storage.bulk import execute_many, upsert
 from feedsvc.storage.schema import (
@@ -198,7 +196,7 @@ class Created:
     deliveries: int
 
 
-def create_digests(conn: Connection, plan: Plan, now: datetime) -> Created:
+def create_digests(conn: Connection, plan: RunPlan, now: datetime) -> Created:
     """Write ``plan``'s digests, one pending delivery per recipient, and the cursors.
 
     Idempotent: a digest that exists (same period and posts) is reused, a delivery that

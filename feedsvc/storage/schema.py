@@ -179,8 +179,8 @@ subscriber_events = Table(
     Index("ix_subscriber_events_subscriber_id", "subscriber_id"),
 )
 
-# Addresses erased with `forget`: only a hash (feedsvc.newsletter.subscribers.suppression_hash), so
-# that no import or `add` can bring the address back, and nothing else is kept about it.
+# Addresses erased with `forget`: only a hash (feedsvc.storage.subscribers.suppression_hash),
+# so that no import or `add` can bring the address back, and nothing else is kept about it.
 suppressions = Table(
     "suppressions",
     metadata,

@@ -18,10 +18,9 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 
 from feedsvc.errors import StoreError
-from feedsvc.models import SubscriberEventKind
-from feedsvc.newsletter.subscribers import SubscriberInput
+from feedsvc.models import SubscriberEventKind, SubscriberInput
 from feedsvc.storage.engine import Store
-from feedsvc.storage.subscriber_upserts import Outcome, save_subscribers
+from feedsvc.storage.subscriber_upserts import UpsertResult, save_subscribers
 
 BATCH = 1000  # rows per transaction in imports: short locks, few round trips
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
@@ -38,7 +37,7 @@ def write_batch(
     event: SubscriberEventKind,
     source: str | None = None,
     dry_run: bool = False,
-) -> list[Outcome]:
+) -> list[UpsertResult]:
     """:func:`save_subscribers` in a transaction of its own, retried on a deadlock.
 
     A database failure is a StoreError naming the lines of the batch; the batches before
@@ -86,7 +85,7 @@ def _failure(store: Store, rows: Sequence[SubscriberInput], exc: Exception) -> s
     )
 
 
-Finished = tuple[Sequence[SubscriberInput], list[Outcome]]
+Finished = tuple[Sequence[SubscriberInput], list[UpsertResult]]
 
 
 class BatchWriter:
@@ -122,7 +121,7 @@ class BatchWriter:
         }
         self._depth = depth
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feedsvc-writer")
-        self._pending: deque[tuple[Sequence[SubscriberInput], Future[list[Outcome]]]] = deque()
+        self._pending: deque[tuple[Sequence[SubscriberInput], Future[list[UpsertResult]]]] = deque()
 
     def __enter__(self) -> BatchWriter:
         return self
@@ -152,5 +151,5 @@ class BatchWriter:
         batch, future = self._pending.popleft()
         return batch, future.result()
 
-    def _write(self, rows: Sequence[SubscriberInput]) -> list[Outcome]:
+    def _write(self, rows: Sequence[SubscriberInput]) -> list[UpsertResult]:
         return write_batch(self._store, rows, **self._options)

@@ -16,15 +16,14 @@ earlier:
 from __future__ import annotations
 
 import functools
-import json
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, literal_column, or_
 
-from feedsvc.models import SubscriberStatus
-from feedsvc.newsletter.subscribers import SubscriberInput
+from feedsvc.models import SubscriberInput, SubscriberStatus
 from feedsvc.storage.schema import subscribers
+from feedsvc.storage.subscribers import categories_json
 
 _STOPPED = tuple(s.value for s in SubscriberStatus if s.stopped)
 # Fields an existing subscriber may take from an input (see subscriber_csv.SubscriberCsv.updates).
@@ -57,7 +56,7 @@ def upsert_values(row: SubscriberInput, now: datetime, now_db: Any, to_db: Any) 
         row.name,
         row.status.value,
         row.frequency.value,
-        _categories_json(row.categories),
+        categories_json(row.categories),
         row.timezone,
         now_db if row.created is None else to_db(row.created),
         None if row.confirmed is None else to_db(row.confirmed),
@@ -65,11 +64,6 @@ def upsert_values(row: SubscriberInput, now: datetime, now_db: Any, to_db: Any) 
         row.consent_source,
         row.consent_ip,
     )
-
-
-@functools.lru_cache(maxsize=4096)
-def _categories_json(categories: tuple[str, ...]) -> str:
-    return json.dumps(list(categories), ensure_ascii=False)
 
 
 def conflict_set(new: Any, updates: frozenset[str]) -> dict[str, Any]:

@@ -33,8 +33,7 @@ from sqlalchemy import (
     table,
 )
 
-from feedsvc.models import SubscriberEventKind, SubscriberStatus
-from feedsvc.newsletter.subscribers import SubscriberInput, suppression_hash
+from feedsvc.models import SubscriberEventKind, SubscriberInput, SubscriberStatus
 from feedsvc.storage.schema import subscriber_events, subscribers, suppressions
 from feedsvc.storage.subscriber_merge import (
     COLUMNS,
@@ -43,12 +42,12 @@ from feedsvc.storage.subscriber_merge import (
     upsert_statement,
     upsert_values,
 )
-from feedsvc.storage.subscribers import suppressed_addresses
+from feedsvc.storage.subscribers import suppressed_addresses, suppression_hash
 
 _PG_COPY_STAGING = f"COPY feedsvc_import ({', '.join(COLUMNS)}, email_hash, ordinal) FROM STDIN"
 
 
-class Outcome(StrEnum):
+class UpsertResult(StrEnum):
     """What saving one input did."""
 
     ADDED = "added"
@@ -69,7 +68,7 @@ def save_subscribers(
     event: SubscriberEventKind,
     source: str | None = None,
     dry_run: bool = False,
-) -> list[Outcome]:
+) -> list[UpsertResult]:
     """Insert ``rows`` or update the existing subscribers; the outcome of each, in order.
 
     ``rows`` hold distinct addresses. ``updates`` names the fields existing rows take from
@@ -93,7 +92,7 @@ def save_subscribers(
     return _save_sqlite(conn, rows, fields, now, actor, event, origin)
 
 
-def _predict(conn: Connection, rows: Sequence[SubscriberInput]) -> list[Outcome]:
+def _predict(conn: Connection, rows: Sequence[SubscriberInput]) -> list[UpsertResult]:
     """What saving ``rows`` does, from what the store holds now."""
     emails = [row.email for row in rows]
     suppressed = suppressed_addresses(conn, emails)
@@ -101,17 +100,17 @@ def _predict(conn: Connection, rows: Sequence[SubscriberInput]) -> list[Outcome]
         email: SubscriberStatus(status)
         for email, status in conn.execute(_STATUS_OF, {"emails": emails})
     }
-    outcomes: list[Outcome] = []
+    outcomes: list[UpsertResult] = []
     for row in rows:
         before = existing.get(row.email)
         if row.email in suppressed:
-            outcomes.append(Outcome.SUPPRESSED)
+            outcomes.append(UpsertResult.SUPPRESSED)
         elif before is None:
-            outcomes.append(Outcome.ADDED)
+            outcomes.append(UpsertResult.ADDED)
         elif before.stopped and not row.status.stopped:
-            outcomes.append(Outcome.KEPT_STOPPED)
+            outcomes.append(UpsertResult.KEPT_STOPPED)
         else:
-            outcomes.append(Outcome.UPDATED)
+            outcomes.append(UpsertResult.UPDATED)
     return outcomes
 
 
@@ -123,7 +122,7 @@ def _save_sqlite(
     actor: str,
     event: SubscriberEventKind,
     origin: str,
-) -> list[Outcome]:
+) -> list[UpsertResult]:
     """Read, upsert, then the events; exact, as the transaction is ``BEGIN IMMEDIATE``.
 
     The upsert and the events go to the driver's ``executemany`` as tuples, the SQL
@@ -135,7 +134,7 @@ def _save_sqlite(
     written = [
         (row, outcome)
         for row, outcome in zip(rows, outcomes, strict=True)
-        if outcome != Outcome.SUPPRESSED
+        if outcome != UpsertResult.SUPPRESSED
     ]
     if not written:
         return outcomes
@@ -202,7 +201,7 @@ def _save_postgresql(
     actor: str,
     event: SubscriberEventKind,
     origin: str,
-) -> list[Outcome]:
+) -> list[UpsertResult]:
     """COPY the batch into a temporary table, upsert from it, COPY the events.
 
     No read first: the upsert skips forgotten addresses itself, and RETURNING says which
@@ -226,20 +225,20 @@ def _save_postgresql(
             email: (id_, inserted, SubscriberStatus(status))
             for id_, email, inserted, status in cursor.fetchall()
         }
-        outcomes: list[Outcome] = []
+        outcomes: list[UpsertResult] = []
         for row in rows:
             found = returned.get(row.email)
             if found is None:
-                outcomes.append(Outcome.SUPPRESSED)
+                outcomes.append(UpsertResult.SUPPRESSED)
             elif found[1]:
-                outcomes.append(Outcome.ADDED)
+                outcomes.append(UpsertResult.ADDED)
             elif found[2].stopped and not row.status.stopped:
-                outcomes.append(Outcome.KEPT_STOPPED)
+                outcomes.append(UpsertResult.KEPT_STOPPED)
             else:
-                outcomes.append(Outcome.UPDATED)
+                outcomes.append(UpsertResult.UPDATED)
         with cursor.copy(_PG_COPY_EVENTS) as copy:
             for row, outcome in zip(rows, outcomes, strict=True):
-                if outcome != Outcome.SUPPRESSED:
+                if outcome != UpsertResult.SUPPRESSED:
                     copy.write_row(
                         (
                             returned[row.email][0],
@@ -295,13 +294,13 @@ def _pg_upsert_sql(updates: frozenset[str]) -> str:
     return str(compiled)
 
 
-def _event_kind(event: SubscriberEventKind, outcome: Outcome) -> str:
-    if event == SubscriberEventKind.SUBSCRIBED and outcome != Outcome.ADDED:
+def _event_kind(event: SubscriberEventKind, outcome: UpsertResult) -> str:
+    if event == SubscriberEventKind.SUBSCRIBED and outcome != UpsertResult.ADDED:
         return SubscriberEventKind.UPDATED.value
     return event.value
 
 
-def _detail(row: SubscriberInput, outcome: Outcome, origin: str) -> str:
+def _detail(row: SubscriberInput, outcome: UpsertResult, origin: str) -> str:
     # Enum values, an int and ``origin`` (JSON already): formatting by hand is valid JSON,
     # and faster than json.dumps on a hot path (a detail per imported row).
     line = "" if row.line is None else f', "line": {row.line}'

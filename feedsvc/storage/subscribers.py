@@ -6,12 +6,15 @@ Adding and updating subscribers (one at a time or a file's worth) is
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
     bindparam,
@@ -23,10 +26,11 @@ from sqlalchemy import (
 )
 
 from feedsvc.models import Frequency, Subscriber, SubscriberEventKind, SubscriberStatus
-from feedsvc.newsletter.subscribers import suppression_hash
 from feedsvc.storage.schema import subscriber_events, subscribers, suppressions
 
 _FETCH = 1000  # rows per round trip when streaming subscribers
+# A versioned prefix, so the hash is feedsvc's own and can change scheme one day.
+_SUPPRESSION_PREFIX = b"feedsvc-suppression-v1\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,16 @@ class SubscriberEvent:
     at: datetime
     actor: str
     detail: dict[str, Any]
+
+
+def suppression_hash(email: str) -> str:
+    """The hash kept for a forgotten address (``email`` normalised): SHA-256, hex.
+
+    Unsalted, so that any store recognises it and an import can be checked against it; the
+    price is that someone holding the store can test a guessed address. A keyed hash would
+    tie suppressions to the secret key and lose them when it changes.
+    """
+    return hashlib.sha256(_SUPPRESSION_PREFIX + email.encode("utf-8")).hexdigest()
 
 
 def unsubscribe(conn: Connection, email: str, *, now: datetime, actor: str) -> Subscriber | None:
@@ -177,6 +191,17 @@ def count_by_status(conn: Connection) -> dict[SubscriberStatus, int]:
     for status, count in conn.execute(query):
         counts[SubscriberStatus(status)] = count
     return counts
+
+
+@functools.lru_cache(maxsize=4096)
+def categories_json(categories: tuple[str, ...]) -> str:
+    """The ``categories`` column: a JSON list, read back by :func:`subscriber_from_row`.
+
+    orjson (an import writes one per row; a memo, as a few combinations repeat), so the
+    text has no spaces where older rows, written by json.dumps, have them: only its
+    values are ever read.
+    """
+    return orjson.dumps(categories).decode("utf-8")
 
 
 def subscriber_from_row(row: Any) -> Subscriber:

@@ -5,7 +5,6 @@ confirm, unsubscribe, change preferences. Each change writes one event with acto
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from sqlalchemy import Connection, select, update
@@ -13,6 +12,7 @@ from sqlalchemy import Connection, select, update
 from feedsvc.models import Frequency, Subscriber, SubscriberEventKind, SubscriberStatus
 from feedsvc.storage.schema import subscriber_events, subscribers
 from feedsvc.storage.subscribers import (
+    categories_json,
     get_subscriber,
     is_suppressed,
     record_event,
@@ -56,7 +56,7 @@ def sign_up(
             name=name,
             status=SubscriberStatus.PENDING.value,
             frequency=frequency.value,
-            categories=json.dumps(list(categories), ensure_ascii=False),
+            categories=categories_json(categories),
             timezone=None,
             created=now,
             consent_source=ACTOR,
@@ -161,7 +161,7 @@ def change_preferences(
         return []
     values = dict(changed)
     if "categories" in values:
-        values["categories"] = json.dumps(values["categories"], ensure_ascii=False)
+        values["categories"] = categories_json(categories)
     conn.execute(update(subscribers).where(subscribers.c.id == subscriber.id).values(values))
     record_event(
         conn,

@@ -49,7 +49,7 @@ from feedsvc.templating import environment, render
 from feedsvc.web.metrics import CONTENT_TYPE as METRICS_TYPE
 from feedsvc.web.metrics import Metrics
 from feedsvc.web.ratelimit import RateLimiter
-from feedsvc.web.served import FeedCache, FeedFile, is_feed_path
+from feedsvc.web.served import FeedFile, ServedFeeds, is_feed_path
 
 log = logging.getLogger("feedsvc.web")
 
@@ -80,7 +80,7 @@ class WebState:
     tokens: Tokens
     secret: bytes  # for the CSRF tokens of forms
     env: Environment
-    feeds: FeedCache
+    feeds: ServedFeeds
     metrics: Metrics
     subscribe_limit: RateLimiter
     secure_cookies: bool
@@ -99,6 +99,7 @@ class WebState:
                 "type": feed.content_type.split(";")[0],
                 "label": labels[feed.path],
             }
+            # time.monotonic, not the clock: only the stat throttle's interval.
             for feed in self.feeds.feeds(time.monotonic())
         ]
 
@@ -172,7 +173,8 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-class BodyTooLarge(Exception):
+# Control flow within this module (caught in BodyLimit), so not in feedsvc.errors.
+class _BodyTooLarge(Exception):
     """A request body past the limit (raised while reading it)."""
 
 
@@ -194,7 +196,7 @@ class BodyLimit:
                 except ValueError:
                     declared = self.limit + 1
                 if declared > self.limit:
-                    raise BodyTooLarge
+                    raise _BodyTooLarge
         seen = 0
 
         async def counted() -> Message:
@@ -203,7 +205,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise BodyTooLarge
+                    raise _BodyTooLarge
             return message
 
         await self.app(scope, counted, send)
@@ -231,7 +233,7 @@ class CatchErrors:
 
         try:
             await self.app(scope, receive, tracked)
-        except BodyTooLarge:
+        except _BodyTooLarge:
             if not started:
                 await error_page(self.web(), 413)(scope, receive, send)
         except Exception:
@@ -278,6 +280,7 @@ async def serve_feed(request: Request) -> Response:
     """A feed file from memory, conditional GET, gzip, HEAD."""
     path = request.path_params["path"]
     web = state_of(request)
+    # time.monotonic, not the clock: only the stat throttle's interval.
     feed = web.feeds.get(path, time.monotonic()) if is_feed_path(path) else None
     if feed is None:
         raise HTTPException(404)
@@ -424,10 +427,10 @@ def create_app(
         store=store,
         clock=clock,
         backend=backend,
-        tokens=tokens if tokens is not None else Tokens(keys),
+        tokens=tokens if tokens is not None else Tokens(keys, clock=clock),
         secret=keys[-1],
         env=environment(settings),
-        feeds=FeedCache(settings.output_dir, check_every=feed_check_every),
+        feeds=ServedFeeds(settings.output_dir, check_every=feed_check_every),
         metrics=Metrics(store, clock),
         subscribe_limit=subscribe_limit
         or RateLimiter(burst=SUBSCRIBE_BURST, per_second=SUBSCRIBE_PER_SECOND),

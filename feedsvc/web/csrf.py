@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import secrets
 
-from itsdangerous import BadSignature, TimestampSigner
+from itsdangerous import BadSignature
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
+from feedsvc.newsletter.tokens import ClockTimestampSigner
 from feedsvc.web.app import WebState
 
 CSRF_COOKIE = "feedsvc_csrf"
@@ -19,8 +20,9 @@ CSRF_FIELD = "csrf"
 CSRF_MAX_AGE = 2 * 24 * 3600
 
 
-def _csrf_signer(web: WebState) -> TimestampSigner:
-    return TimestampSigner(web.secret, salt="feedsvc.csrf")
+def _csrf_signer(web: WebState) -> ClockTimestampSigner:
+    """Signs with the app's clock: a form's age is counted in the app's time."""
+    return ClockTimestampSigner(web.secret, salt="feedsvc.csrf", clock=web.clock)
 
 
 def csrf_pair(web: WebState, request: Request) -> tuple[str, str]:

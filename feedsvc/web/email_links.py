@@ -14,9 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from feedsvc.delivery.sender import ONE_CLICK
+from feedsvc.errors import BadInput, TokenError
 from feedsvc.models import Subscriber, SubscriberStatus
 from feedsvc.newsletter.confirmations import confirm_binding
-from feedsvc.newsletter.tokens import Purpose, TokenError
+from feedsvc.newsletter.tokens import Purpose
 from feedsvc.storage.subscriptions import (
     change_preferences,
     confirm,
@@ -29,7 +30,6 @@ from feedsvc.web.csrf import csrf_ok
 from feedsvc.web.forms import (
     EXPIRED_FORM,
     FORM_TYPES,
-    BadInput,
     Preferences,
     check_categories,
     media_type,

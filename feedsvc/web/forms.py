@@ -13,7 +13,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from feedsvc.errors import AddressError
+from feedsvc.errors import AddressError, BadInput
 from feedsvc.models import Frequency
 from feedsvc.newsletter.categories import SiteCategories, quoted
 from feedsvc.newsletter.confirmations import SignUp
@@ -33,15 +33,6 @@ MAX_CATEGORIES = 50
 # refused before parsing (json's C parser recurses: ~1,000 levels is a RecursionError).
 MAX_JSON_DEPTH = 8
 EXPIRED_FORM = "양식이 만료되었습니다. 페이지를 새로 고친 뒤 다시 보내 주세요."
-
-
-class BadInput(Exception):
-    """``field``: the form field (and JSON key) at fault, when it is one."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        self.message = message
-        self.field = field
-        super().__init__(message)
 
 
 def media_type(request: Request) -> str:

@@ -12,9 +12,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from feedsvc.newsletter.categories import SiteCategories
+from feedsvc.newsletter.categories import SiteCategories, site_categories
 from feedsvc.newsletter.labels import date_label
-from feedsvc.storage.categories import site_categories
 from feedsvc.storage.digests import live_metas
 from feedsvc.web.app import WebState
 from feedsvc.web.csrf import csrf_pair, with_csrf

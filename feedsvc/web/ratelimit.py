@@ -1,8 +1,10 @@
 """Token buckets per key (the client's network for ``POST /subscribe``: see
 :func:`client_key`), in memory.
 
-A bucket holds up to ``burst`` tokens and gains ``rate`` per second; each request takes
-one. Times come from the caller (the app's clock), so tests move time by hand. Buckets
+A bucket (:class:`feedsvc.delivery.pacing.TokenBucket`, the one bucket arithmetic of
+feedsvc) holds up to ``burst`` tokens and gains ``rate`` per second; each request takes
+one. Times come from the caller (``time.monotonic`` in the app: a rate limit counts
+durations, not dates), so tests move time by hand. Buckets
 that are full again are dropped when the table grows, so a flood of addresses cannot
 grow it without bound. One process, one table: several instances each limit on their own,
 which is fine for a limit meant to stop scripts, not to count exactly.
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass
+
+from feedsvc.delivery.pacing import TokenBucket
 
 IPV6_PREFIX = 64
 
@@ -34,14 +37,12 @@ def client_key(ip: str | None) -> str:
     return str(address)
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    at: float
-
-
 class RateLimiter:
-    """``allow(key, now)``: True and one token taken, or False with the wait in ``retry_after``."""
+    """``allow(key, now)``: True and one token taken, or False with the wait in ``retry_after``.
+
+    One :class:`~feedsvc.delivery.pacing.TokenBucket` per key, made full on the key's first
+    request.
+    """
 
     def __init__(self, *, burst: int, per_second: float, max_keys: int = 100_000) -> None:
         if burst < 1 or per_second <= 0:
@@ -49,7 +50,7 @@ class RateLimiter:
         self.burst = burst
         self.per_second = per_second
         self.max_keys = max_keys
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets: dict[str, TokenBucket] = {}
 
     def allow(self, key: str, now: float) -> bool:
         """Take a token for ``key`` at ``now`` (seconds); False when none is left."""
@@ -57,30 +58,18 @@ class RateLimiter:
         if bucket is None:
             if len(self._buckets) >= self.max_keys:
                 self._sweep(now)
-            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
-        else:
-            elapsed = max(0.0, now - bucket.at)
-            bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self.per_second)
-            bucket.at = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
-            return True
-        return False
+            bucket = self._buckets[key] = TokenBucket(self.per_second, float(self.burst), now)
+        return bucket.take(now) == 0.0
 
     def retry_after(self, key: str, now: float) -> int:
         """Whole seconds until ``key`` has a token again (0 when it has one now)."""
         bucket = self._buckets.get(key)
         if bucket is None:
             return 0
-        tokens = bucket.tokens + max(0.0, now - bucket.at) * self.per_second
-        return 0 if tokens >= 1 else math.ceil((1 - tokens) / self.per_second)
+        return math.ceil(bucket.wait(now))
 
     def _sweep(self, now: float) -> None:
-        full = [
-            key
-            for key, bucket in self._buckets.items()
-            if bucket.tokens + (now - bucket.at) * self.per_second >= self.burst
-        ]
+        full = [key for key, bucket in self._buckets.items() if bucket.level(now) >= self.burst]
         for key in full:
             del self._buckets[key]
         if len(self._buckets) >= self.max_keys:  # all busy: forget the oldest half

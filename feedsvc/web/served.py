@@ -4,7 +4,7 @@ The build writes feeds to ``feeds.output_dir`` atomically and only when their by
 (:mod:`feedsvc.feeds.output`). The cache reads a file the first time it is asked for and then
 checks it with one ``stat`` at most every ``check_every`` (one second by default): a new
 inode, size or mtime means new bytes, which are read, hashed and compressed once. The daemon
-can also call :meth:`FeedCache.reload` right after a build, so no reader waits that second.
+can also call :meth:`ServedFeeds.reload` right after a build, so no reader waits that second.
 
 The ETag is a hash of the bytes (strong: the same bytes give the same tag on any machine).
 Last-Modified comes from the content too — the feed's ``lastBuildDate`` / ``updated`` /
@@ -142,7 +142,7 @@ def load_feed(folder: Path, path: str) -> FeedFile | None:
     )
 
 
-class FeedCache:
+class ServedFeeds:
     """The feed files of one output folder, in memory (see the module docstring)."""
 
     def __init__(self, folder: Path, *, check_every: float = 1.0) -> None:

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from feedsvc.errors import BadInput
 from feedsvc.newsletter.confirmations import (
     SignUp,
     request_confirmation,
@@ -41,7 +42,6 @@ from feedsvc.web.forms import (
     EXPIRED_FORM,
     FORM_TYPES,
     HONEYPOT,
-    BadInput,
     check_categories,
     form_fields,
     json_fields,
@@ -71,6 +71,7 @@ async def subscribe(request: Request) -> Response:
     ip = client_ip(request)
     wants_json = media_type(request) == "application/json"
     bucket = client_key(ip)
+    # time.monotonic, not the clock: a rate limit counts seconds between requests.
     if not web.subscribe_limit.allow(bucket, time.monotonic()):
         web.metrics.subscribe_requests.labels("limited").inc()
         wait = str(max(1, web.subscribe_limit.retry_after(bucket, time.monotonic())))
