@@ -115,7 +115,7 @@ class BuildMode:
 
 
 @dataclass
-class _Run:
+class _BuildUnderWay:
     """One build under way: what its scan found, for the phases after it."""
 
     mode: BuildMode
@@ -222,7 +222,7 @@ class Builder:
 
     # --- scan ---------------------------------------------------------------------------
 
-    def _scan_phase(self, mode: BuildMode) -> _Run | BuildReport:
+    def _scan_phase(self, mode: BuildMode) -> _BuildUnderWay | BuildReport:
         """The content folder beside the store's rows; the report of a build with nothing
         to do, or the build under way (on an empty store, parsing already)."""
         now = self.clock.now()
@@ -250,7 +250,7 @@ class Builder:
         self._memo = None  # rebuilt once this build is recorded
         report.problems.extend(scan.problems)
         known_metas = memo.metas if memo is not None else {}
-        run = _Run(mode, now, report, memo, scan, cached, known_metas, first, lapped)
+        run = _BuildUnderWay(mode, now, report, memo, scan, cached, known_metas, first, lapped)
         run.lap("scan+cache")
         return run
 
@@ -299,7 +299,7 @@ class Builder:
 
     # --- parse ----------------------------------------------------------------------------
 
-    def _parse_phase(self, run: _Run) -> _Parsed:
+    def _parse_phase(self, run: _BuildUnderWay) -> _Parsed:
         """Parse what changed, and settle each file looked at: its metadata or problem."""
         if run.first is not None:
             import_renderers()  # while the workers parse
@@ -311,7 +311,7 @@ class Builder:
             run.report.problems.extend(found)
         return parsed
 
-    def _reparse(self, run: _Run) -> _Parsed:
+    def _reparse(self, run: _BuildUnderWay) -> _Parsed:
         """Read the files whose size or mtime moved, parse those whose bytes did, and
         settle them with the rest. After a watcher's report, only the paths it named: the
         others are as the last build settled them."""
@@ -340,7 +340,7 @@ class Builder:
         )
         return _Parsed(settled, rows, recorded=None)
 
-    def _settle_as_parsed(self, run: _Run, parsing: Parsing) -> _Parsed:
+    def _settle_as_parsed(self, run: _BuildUnderWay, parsing: Parsing) -> _Parsed:
         """A new store's files, settled and saved a chunk at a time as the workers finish
         them. Nothing is cached, so a chunk's rows are final: its slugs are first seen
         now and its live posts announced as they come (announcements.announce_first)."""
@@ -368,7 +368,7 @@ class Builder:
 
     # --- settle ---------------------------------------------------------------------------
 
-    def _settle_phase(self, run: _Run, parsed: _Parsed) -> _Chosen:
+    def _settle_phase(self, run: _BuildUnderWay, parsed: _Parsed) -> _Chosen:
         """Which posts are live: a broken file's last good version stands in for it, and
         of two files with one slug or id, the post that was there first keeps it."""
         report = run.report
@@ -401,7 +401,7 @@ class Builder:
     # --- render ---------------------------------------------------------------------------
 
     def _render_phase(
-        self, run: _Run, parsed: _Parsed, chosen: _Chosen
+        self, run: _BuildUnderWay, parsed: _Parsed, chosen: _Chosen
     ) -> tuple[_Rendered, _Saved | None]:
         """Render the posts some feed shows (every published one with ``render_all``),
         then the feeds; the store's source rows are written while the workers render."""
@@ -432,7 +432,11 @@ class Builder:
         return rendered, saved
 
     def _render_in_turn(
-        self, run: _Run, plan: Sequence[FeedSpec], rendering: Rendering, keys: dict[str, str]
+        self,
+        run: _BuildUnderWay,
+        plan: Sequence[FeedSpec],
+        rendering: Rendering,
+        keys: dict[str, str],
     ) -> _Rendered:
         """The posts (the pool's workers sharing them, if any), then the feeds whose
         posts or settings changed since the kept ones."""
@@ -444,7 +448,7 @@ class Builder:
 
     def _render_halves(
         self,
-        run: _Run,
+        run: _BuildUnderWay,
         plan: Sequence[FeedSpec],
         rendering: Rendering,
         pool: ProcessPoolExecutor,
@@ -460,7 +464,11 @@ class Builder:
         return _Rendered(Feeds({}, names, len(plan)), renders, written)
 
     def _rendered_posts(
-        self, run: _Run, renders: list[Render], posts: dict[str, Post], keys: dict[str, str]
+        self,
+        run: _BuildUnderWay,
+        renders: list[Render],
+        posts: dict[str, Post],
+        keys: dict[str, str],
     ) -> None:
         """Count the new renders, and keep the feeds' posts for the next build."""
         run.report.rendered = len(renders)
@@ -473,7 +481,7 @@ class Builder:
         blob = f"{content_hash}:{self.fingerprint}".encode()
         return hashlib.sha256(blob).hexdigest()[:32]  # fits posts.render_key (64)
 
-    def _save_sources(self, run: _Run, parsed: _Parsed, chosen: _Chosen) -> _Saved:
+    def _save_sources(self, run: _BuildUnderWay, parsed: _Parsed, chosen: _Chosen) -> _Saved:
         """Save the rows (a new store's first build saved its own), forget the files gone,
         mark the refused duplicates, and announce the posts live for the first time."""
         gone = _gone(run.scan, run.memo, run.cached, chosen.broken_paths)
@@ -488,7 +496,9 @@ class Builder:
                 return _Saved(gone, frozenset(run.report.announced))
             return _Saved(gone, self._announce(conn, run, chosen.published))
 
-    def _announce(self, conn: Connection, run: _Run, published: list[PostMeta]) -> frozenset[str]:
+    def _announce(
+        self, conn: Connection, run: _BuildUnderWay, published: list[PostMeta]
+    ) -> frozenset[str]:
         """Posts live for the first time become "new" for the digests, once; the ids
         announced so far. The first build on a store with nobody subscribed is the back
         catalogue: nobody can be owed those (anyone joining later joins after them), so
@@ -508,7 +518,7 @@ class Builder:
     # --- write ----------------------------------------------------------------------------
 
     def _write_phase(
-        self, run: _Run, parsed: _Parsed, rendered: _Rendered, saved: _Saved | None
+        self, run: _BuildUnderWay, parsed: _Parsed, rendered: _Rendered, saved: _Saved | None
     ) -> None:
         """Write the feed files, then the renders and the build's record (nothing for a
         dry run); the builder remembers what its next build can reuse."""
@@ -530,7 +540,7 @@ class Builder:
             self._memo = memo
         run.lap("write store")
 
-    def _write_feeds(self, run: _Run, rendered: _Rendered) -> None:
+    def _write_feeds(self, run: _BuildUnderWay, rendered: _Rendered) -> None:
         """The feed files (atomic, only changed bytes) and the hub told of them. After a
         watcher's report, the files this builder wrote last time are as it left them."""
         settings, report, feeds = self.settings, run.report, rendered.feeds

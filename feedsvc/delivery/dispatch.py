@@ -184,7 +184,7 @@ class _Turn:
     lost: set[int]
 
 
-class _Run:
+class _SendRun:
     def __init__(
         self,
         store: Store,
@@ -464,7 +464,7 @@ async def deliver_pending(
     ``more_coming``: while it says so, no row due means "not yet" (another process is
     still rendering): look again every ``IDLE`` seconds instead of returning.
     """
-    return await _Run(store, options, clock, pace, on_progress, stop, more_coming).run()
+    return await _SendRun(store, options, clock, pace, on_progress, stop, more_coming).run()
 
 
 def send_due(

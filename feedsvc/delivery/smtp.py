@@ -39,6 +39,7 @@ import aiosmtplib
 
 from feedsvc.config import Settings
 from feedsvc.delivery._smtp_wire import Reply, Session, Stage, crlf_size, wire_form
+from feedsvc.delivery.sender import Sender
 from feedsvc.errors import (
     ConfigError,
     DeliveryError,
@@ -47,7 +48,6 @@ from feedsvc.errors import (
     SendingPaused,
     Unsendable,
 )
-from feedsvc.newsletter.messages import Sender
 from feedsvc.storage.delivery_claims import Claimed
 
 # Postfix reuses a connection without limit by default; many providers cut it off after a
