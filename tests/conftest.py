@@ -1,4 +1,6 @@
-"""Shared fixtures: settings for a site in tmp_path, and stores on SQLite and PostgreSQL."""
+"""Shared fixtures: settings for a site in tmp_path, stores on SQLite and PostgreSQL, a
+built site's web app; and where the tests (TESTS_DIR) and the repository (REPO) are, for
+the test modules in every folder below."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -17,6 +19,9 @@ from feedsvc.config import Settings, settings_from_mapping
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import normalise_url
 from tests.corpus import write_posts
+
+if TYPE_CHECKING:
+    from tests.web_helpers import WebSite
 
 PG_ENV = "FEEDSVC_TEST_DATABASE_URL"
 # Debian's Chromium for the browser tests, with the flags this closed network needs.
@@ -31,7 +36,8 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-REPO = Path(__file__).resolve().parents[1]
+TESTS_DIR = Path(__file__).resolve().parent  # tests/: golden files, data, shared helpers
+REPO = TESTS_DIR.parent
 
 
 def run_feedsvc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -138,3 +144,16 @@ def corpus_front_matters(folder: Path, fence: str, posts: int = 400) -> list[str
         if text.startswith(fence + "\n"):
             found.append(text[4 : text.index(f"\n{fence}\n", 4) + 1])
     return found
+
+
+@pytest.fixture
+def web(tmp_path: Path, store_url: str) -> Iterator[WebSite]:
+    """A built Korean site and its web app on the store under test (SQLite, and PostgreSQL
+    where FEEDSVC_TEST_DATABASE_URL is set): the web tests' site, and the categories tests'."""
+    from tests.web_helpers import make_site  # here, not at the top: web_helpers imports us
+
+    site = make_site(tmp_path, store_url, feed_check_every=0.0)
+    try:
+        yield site
+    finally:
+        site.store.close()

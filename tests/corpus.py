@@ -12,7 +12,7 @@ subscriber CSV has the columns ``feedsvc subscribers import`` reads
 (``email,name,frequency,categories``).
 
 The front matter is the variety the YAML and TOML fast paths are tested on
-(tests/test_simple_yaml.py, tests/test_simple_toml.py), so change its keys or shapes
+(tests/content/test_simple_yaml.py, tests/content/test_simple_toml.py), so change its keys or shapes
 only together with those tests:
 
 - YAML: ``title`` (double-quoted), ``date`` (``2019-06-09 03:05:00 +0900``, on a bit

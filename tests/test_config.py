@@ -9,6 +9,7 @@ import pytest
 
 from feedsvc.config import load_settings, settings_from_mapping
 from feedsvc.errors import ConfigError
+from tests.conftest import REPO
 
 
 def test_embedded_defaults_work_without_a_config_file(
@@ -26,7 +27,7 @@ def test_embedded_defaults_work_without_a_config_file(
 
 
 def test_repository_sample_config_is_valid() -> None:
-    settings = load_settings(Path(__file__).resolve().parents[1] / "config.yaml")
+    settings = load_settings(REPO / "config.yaml")
     assert settings.site.language == "ko"
     assert settings.site.timezone == "Asia/Seoul"
 

@@ -1,0 +1,1 @@
+"""Tests of feedsvc.cli: the commands through click's runner and a subprocess."""

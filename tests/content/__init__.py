@@ -1,0 +1,1 @@
+"""Tests of feedsvc.content: sources, front matter, posts, URLs, markup."""

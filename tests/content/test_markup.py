@@ -1,0 +1,344 @@
+"""feedsvc.content.markup: bodies → absolute-URL HTML, Liquid handling, summaries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+import yaml
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from feedsvc.config import Settings, settings_from_mapping
+from feedsvc.content.markup import absolutize_urls, make_excerpt, render_markdown, render_post
+from feedsvc.content.posts import parse_source, to_meta
+from feedsvc.errors import ContentError
+from feedsvc.models import Post, Problem, Severity
+from tests.conftest import REPO
+
+SEED = REPO / "content" / "000_efb257d3228fd9cc.txt"
+SITE = "https://x.kr/blog/"
+POST_URL = "https://x.kr/blog/2024/01/02/a/"
+FIRST_SEEN = datetime(2024, 5, 6, 7, 8, tzinfo=UTC)
+
+
+def make_settings(url: str = SITE, **content: Any) -> Settings:
+    raw: dict[str, Any] = {"site": {"url": url, "timezone": "Asia/Seoul"}}
+    if content:
+        raw["content"] = content
+    return settings_from_mapping(raw)
+
+
+SETTINGS = make_settings()
+
+
+def render(
+    text: str, path: str = "2024-01-02-a.md", settings: Settings = SETTINGS
+) -> tuple[Post, list[Problem]]:
+    parsed = parse_source(path, text.encode("utf-8"), settings.parse_options)
+    return render_post(
+        parsed, to_meta(parsed, settings.parse_options, first_seen=FIRST_SEEN), settings
+    )
+
+
+def html_of(body: str, path: str = "2024-01-02-a.md", settings: Settings = SETTINGS) -> str:
+    return render(f"---\ntitle: 제목\n---\n{body}", path, settings)[0].html
+
+
+# --- the seed post ---------------------------------------------------------------------
+
+
+def test_seed_post_renders_with_absolute_images_and_its_excerpt_as_summary() -> None:
+    parsed = parse_source(SEED.name, SEED.read_bytes(), SETTINGS.parse_options)
+    meta = to_meta(parsed, SETTINGS.parse_options, first_seen=FIRST_SEEN)
+    post, problems = render_post(parsed, meta, SETTINGS)
+    assert '<img src="https://x.kr/blog/assets/img/news.png" alt="rentncar 속보">' in post.html
+    assert '<h2 data-ke-size="size26">클라우드 기반 디지털 트윈 통합플랫폼 구축</h2>' in post.html
+    assert post.summary == meta.excerpt and problems == []
+    assert post.meta is meta
+
+
+# --- Markdown and HTML bodies ----------------------------------------------------------
+
+
+def test_markdown_renders_gfm_tables_strikethrough_autolinks_and_tasks() -> None:
+    out = render_markdown(
+        "| 항목 | 값 |\n|---|---|\n| 국비 | 47억 |\n\n~~취소~~ https://x.kr\n\n- [x] 완료\n"
+    )
+    assert "<table>" in out and "<td>47억</td>" in out
+    assert "<del>취소</del>" in out
+    assert '<a href="https://x.kr">https://x.kr</a>' in out
+    assert 'type="checkbox"' in out and "checked" in out
+
+
+def test_markdown_keeps_raw_html() -> None:
+    assert '<div class="note">부산</div>' in render_markdown('<div class="note">부산</div>\n')
+
+
+def test_an_html_body_is_kept_as_written() -> None:
+    body = '<p data-x="1">부산 <b>해운대</b></p>\n<a href="https://x.kr/">x</a>'
+    assert html_of(body, "a.html") == body
+
+
+# --- Liquid ----------------------------------------------------------------------------
+
+
+def test_liquid_raw_keeps_its_inner_text_without_processing_it() -> None:
+    post, problems = render("---\ntitle: t\n---\n{% raw %}{{ site.url }} {% x %}{% endraw %}\n")
+    assert "<p>{{ site.url }} {% x %}</p>" in post.html and problems == []
+
+
+def test_liquid_highlight_becomes_a_fenced_code_block_in_markdown() -> None:
+    body = "{% highlight python %}\nif a < b:\n    print('```')\n{% endhighlight %}\n"
+    out = html_of(body)
+    assert (
+        "<pre><code class=\"language-python\">if a &lt; b:\n    print('```')\n</code></pre>" in out
+    )
+
+
+def test_liquid_highlight_becomes_escaped_pre_code_in_html() -> None:
+    out = html_of("{% highlight js linenos %}\na && b\n{% endhighlight %}", "a.html")
+    assert out == '<pre><code class="language-js">a &amp;&amp; b</code></pre>'
+
+
+def test_liquid_site_url_and_baseurl_are_filled_in() -> None:
+    out = html_of('<a href="{{ site.url }}/x">a</a> <img src="{{site.baseurl}}/i.png">', "a.html")
+    assert out == '<a href="https://x.kr/blog/x">a</a> <img src="https://x.kr/blog/i.png">'
+
+
+def test_liquid_baseurl_is_empty_at_the_site_root() -> None:
+    out = html_of("<p>[{{ site.baseurl }}]</p>", "a.html", make_settings("https://x.kr/"))
+    assert out == "<p>[]</p>"
+
+
+def test_unsupported_liquid_is_left_visible_with_a_warning_naming_its_line() -> None:
+    post, problems = render("---\ntitle: t\n---\n첫 줄\n\n둘째 {% include 광고.html %}\n")
+    assert "{% include 광고.html %}" in post.html
+    assert problems == [
+        Problem(
+            "2024-01-02-a.md",
+            "unsupported Liquid tag '{% include 광고.html %}' left as text; "
+            "remove it or wrap it in {% raw %}",
+            line=6,
+            severity=Severity.WARNING,
+        )
+    ]
+
+
+def test_unsupported_liquid_output_tags_are_warned_about_too() -> None:
+    post, problems = render("---\ntitle: t\n---\n{{ page.title }}\n\n{{ x | y }}\n")
+    assert [p.line for p in problems] == [4, 6]
+    assert "{{ page.title }}" in post.html
+
+
+def test_an_unclosed_raw_says_what_is_missing() -> None:
+    _, problems = render("---\ntitle: t\n---\n{% raw %}\n")
+    assert "endraw" in problems[0].reason and problems[0].line == 4
+
+
+# --- URLs ------------------------------------------------------------------------------
+
+
+def test_root_relative_urls_resolve_against_the_site_url() -> None:
+    out = absolutize_urls('<img src="/assets/x.png">', POST_URL, SITE)
+    assert out == '<img src="https://x.kr/blog/assets/x.png">'
+
+
+def test_relative_urls_resolve_against_the_post_url() -> None:
+    out = absolutize_urls(
+        '<a href="../related/1.html">r</a><img src="img.png"><a href="#frag">f</a>', POST_URL, SITE
+    )
+    assert out == (
+        '<a href="https://x.kr/blog/2024/01/02/related/1.html">r</a>'
+        f'<img src="{POST_URL}img.png"><a href="{POST_URL}#frag">f</a>'
+    )
+
+
+def test_mailto_tel_data_and_absolute_urls_are_left_alone() -> None:
+    html = (
+        '<a href="mailto:a@b.kr">m</a><a href="tel:+8251">t</a>'
+        '<img src="data:image/png;base64,AA=="><a href="http://o.example/x">o</a>'
+    )
+    assert absolutize_urls(html, POST_URL, SITE) == html
+
+
+def test_html_without_relative_urls_comes_back_byte_for_byte() -> None:
+    html = '<p>부산&nbsp;<img src="https://x.kr/a.png" /><br/>\n<!-- c --></p>'
+    assert absolutize_urls(html, POST_URL, SITE) is html
+
+
+def test_protocol_relative_urls_get_the_site_scheme() -> None:
+    assert absolutize_urls(
+        '<script src="//cdn.example/a.js"></script>', POST_URL, "http://x.kr/"
+    ) == ('<script src="http://cdn.example/a.js"></script>')
+
+
+def test_every_srcset_candidate_and_the_video_poster_are_resolved() -> None:
+    out = absolutize_urls(
+        '<img srcset="a.png 1x, /b.png 2x, data:image/png;base64,AA,BB 3x">'
+        '<video poster="p.jpg" src="/v.mp4"></video>',
+        POST_URL,
+        SITE,
+    )
+    assert out == (
+        f'<img srcset="{POST_URL}a.png 1x, https://x.kr/blog/b.png 2x, '
+        'data:image/png;base64,AA,BB 3x">'
+        f'<video poster="{POST_URL}p.jpg" src="https://x.kr/blog/v.mp4"></video>'
+    )
+
+
+def test_a_srcset_url_ending_in_a_comma_has_no_descriptor() -> None:
+    out = absolutize_urls('<img srcset="a.png,, b.png 2x">', POST_URL, SITE)
+    assert out == f'<img srcset="{POST_URL}a.png, {POST_URL}b.png 2x">'
+
+
+def test_a_url_attribute_far_from_its_equals_sign_is_still_found() -> None:
+    out = absolutize_urls("<a href" + " " * 40 + '="x">l</a>', POST_URL, SITE)
+    assert out == f'<a href="{POST_URL}x">l</a>'
+
+
+def test_rewritten_html_keeps_korean_as_characters_and_its_structure() -> None:
+    html = '<h2 id="가">부산</h2>\n\n<p>해운대 &amp; <a href="x">광안리</a></p>\n<!--more-->\n'
+    out = absolutize_urls(html, POST_URL, SITE)
+    assert out == html.replace('href="x"', f'href="{POST_URL}x"')
+
+
+def test_a_pasted_whole_page_keeps_what_follows_its_body() -> None:
+    html = '<html><body><p><a href="a">1</a></p></body></html><p>뒤</p>'
+    assert absolutize_urls(html, POST_URL, SITE) == f'<p><a href="{POST_URL}a">1</a></p><p>뒤</p>'
+
+
+def test_markdown_links_and_images_are_made_absolute() -> None:
+    out = html_of("[전](/2023/01/01/b/) ![사진](사진.png)\n")
+    assert '<a href="https://x.kr/blog/2023/01/01/b/">전</a>' in out
+    assert f'<img src="{POST_URL}%EC%82%AC%EC%A7%84.png" alt="사진">' in out  # cmark encodes
+
+
+# --- XML safety ------------------------------------------------------------------------
+
+
+def test_xml_illegal_characters_are_stripped_from_html_and_summary() -> None:
+    source = '---\ntitle: t\n---\n<p>부\x01산 &#1; &#xFFFE; <a href="x\x02y">l</a></p>'
+    post, _ = render(source, "2024-01-02-a.html")
+    for text in (post.html, post.summary):
+        assert not any(c in text for c in "\x01\x02\ufffe")
+    assert f'<p>부산   <a href="{POST_URL}xy">l</a></p>' == post.html
+    assert post.summary == "부산 l"
+
+
+# --- summary ---------------------------------------------------------------------------
+
+
+def test_summary_is_the_front_matter_excerpt_when_given() -> None:
+    post, _ = render("---\ntitle: t\nexcerpt: 요약입니다\n---\n첫 문단\n")
+    assert post.summary == "요약입니다"
+
+
+def test_summary_is_the_text_before_the_separator() -> None:
+    post, _ = render(
+        "---\ntitle: t\n---\n첫 **문단**\n\n둘째 &amp; 문단\n\n<!--more-->\n\n나머지\n"
+    )
+    assert post.summary == "첫 문단 둘째 & 문단"
+
+
+def test_the_separator_is_configurable() -> None:
+    settings = make_settings(excerpt_separator="<!-- 더보기 -->")
+    post, _ = render("---\ntitle: t\n---\n앞\n\n<!-- 더보기 -->\n\n뒤\n", settings=settings)
+    assert post.summary == "앞"
+
+
+def test_summary_is_the_first_paragraph_with_text() -> None:
+    html = '<p><img src="/a.png"></p>\n<h2>소제목</h2>\n<p>첫  <b>문단</b>\n입니다</p><p>둘째</p>'
+    assert make_excerpt(html, "<!--more-->") == "첫 문단 입니다"
+
+
+def test_summary_falls_back_to_the_first_text_block() -> None:
+    assert (
+        make_excerpt("<div>\n</div><div>첫 블록</div><div>둘째</div>", "<!--more-->") == "첫 블록"
+    )
+
+
+def test_summary_is_cut_on_a_word_boundary_with_an_ellipsis() -> None:
+    text = "부산 " * 200
+    summary = make_excerpt(f"<p>{text}</p>", "", limit=20)
+    assert summary == "부산 부산 부산 부산 부산 부산…" and len(summary) <= 20
+
+
+def test_summary_that_fits_has_no_ellipsis() -> None:
+    assert make_excerpt("<p>" + "가" * 300 + "</p>", "") == "가" * 300
+
+
+def test_summary_without_spaces_is_cut_mid_run() -> None:
+    summary = make_excerpt("<p>" + "가" * 301 + "</p>", "")
+    assert summary == "가" * 299 + "…"
+
+
+def test_long_front_matter_excerpt_is_shortened_too() -> None:
+    post, _ = render("---\ntitle: t\nexcerpt: " + "해운대 " * 100 + "\n---\n")
+    assert post.summary.endswith("…") and len(post.summary) <= 300
+
+
+# --- fuzzing ---------------------------------------------------------------------------
+
+_SPECIAL = st.sampled_from(
+    ["<", ">", "&", "&amp;", "&#1;", '"', "'", "\n", "\r", "\t", "\x00", "\x01", "\x0b", "\x1f",
+     "\ufffe", "\uffff", "\ud800", "\udfff", "부산", "해운대 ", "# ", "<p>", "</p>", "<img src=",
+     "<a href='../x'>", "{{ site.url }}", "{% include x %}", "{% raw %}", "---", "+++", ": ",
+     "<!--more-->", "```", "\u00a0", "🙂"]
+)  # fmt: skip
+_TEXT = st.lists(st.one_of(st.characters(exclude_categories=()), _SPECIAL), max_size=40).map(
+    "".join
+)
+
+
+def _assert_xml_clean(value: str) -> None:
+    etree.fromstring(f"<x>{escape(value)}</x>")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    title=_TEXT,
+    body=_TEXT,
+    categories=st.lists(_TEXT, max_size=3),
+    raw_front_matter=st.booleans(),
+    extension=st.sampled_from(["md", "html", "txt"]),
+)
+def test_any_input_gives_xml_clean_output_or_a_content_error(
+    title: str, body: str, categories: list[str], raw_front_matter: bool, extension: str
+) -> None:
+    if raw_front_matter:  # whatever the author typed, broken YAML included
+        front = f"title: {title}\ncategories: [{', '.join(categories)}]\nexcerpt: {body[:20]}"
+    else:
+        front = yaml.safe_dump({"title": title, "categories": categories}, allow_unicode=True)
+    text = f"---\n{front}\n---\n{body}\n"
+    try:
+        parsed = parse_source(
+            f"2024-01-02-{title[:10]}.{extension}",
+            text.encode("utf-8", "surrogatepass"),
+            SETTINGS.parse_options,
+        )
+    except ContentError:
+        event("refused with ContentError")
+        return
+    event("rendered")
+    meta = to_meta(parsed, SETTINGS.parse_options, first_seen=FIRST_SEEN)
+    post, problems = render_post(parsed, meta, SETTINGS)
+    author = [meta.author.name, meta.author.email or ""] if meta.author else []
+    image = [meta.image.url] if meta.image else []
+    strings = [
+        meta.id, meta.slug, meta.url, meta.title, meta.excerpt or "", meta.lang or "",
+        *meta.categories, *meta.tags, *author, *image, post.html, post.summary,
+        *(p.reason for p in problems),
+    ]  # fmt: skip
+    for value in strings:
+        _assert_xml_clean(value)
+    assert "\n" not in meta.title and "\r" not in meta.title
+
+
+def test_a_control_character_in_a_relative_url_is_percent_encoded() -> None:
+    """`&#1;` in an attribute decodes to U+0001, legal in neither a URL nor XML."""
+    html = absolutize_urls('<img src="0&#1;x"><a href="a&#31;b">링크</a>', POST_URL, SITE)
+    assert 'src="' + POST_URL + '0%01x"' in html
+    assert "%1F" in html and "\x01" not in html and "\x1f" not in html

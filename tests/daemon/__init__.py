@@ -1,0 +1,1 @@
+"""Tests of feedsvc.daemon: the service and the scheduler in this process."""

@@ -1,0 +1,1 @@
+"""Tests of feedsvc.delivery: pacing, the outbox, SMTP (wire, faults, TLS)."""

@@ -1,0 +1,1 @@
+"""Tests of feedsvc.feeds: which feeds exist, RSS/Atom/JSON bytes, output, WebSub."""

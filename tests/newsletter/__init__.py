@@ -1,0 +1,1 @@
+"""Tests of feedsvc.newsletter: subscribers, digests, messages, tokens."""

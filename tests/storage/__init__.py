@@ -1,0 +1,1 @@
+"""Tests of feedsvc.storage on SQLite and PostgreSQL: schema, migrations, queries."""
