@@ -14,6 +14,7 @@ import builtins
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -299,6 +300,70 @@ def test_no_import_circles() -> None:
             ]
             offenders.append(f"circle of {len(component)}: " + "; ".join(edges))
     _fail("import circles", offenders)
+
+
+def every_import(module: Module) -> Iterator[tuple[str, int]]:
+    """(module of ours, line) for every import statement anywhere in ``module``: top level,
+    inside functions and methods, under ``if TYPE_CHECKING:``: all of ``ast.walk``."""
+    for node in ast.walk(module.tree):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for target in _targets(module, node):
+                if target != module.name:
+                    yield target, node.lineno
+
+
+def _shortest_path(
+    graph: dict[str, set[str]], members: set[str], start: str, end: str
+) -> list[str]:
+    """The modules from ``start`` to ``end`` (both included), breadth first inside ``members``."""
+    before: dict[str, str] = {start: start}
+    queue = [start]
+    while queue and end not in before:
+        node = queue.pop(0)
+        for nxt in sorted(graph[node] & members):
+            if nxt not in before:
+                before[nxt] = node
+                queue.append(nxt)
+    path = [end]
+    while path[-1] != start:
+        path.append(before[path[-1]])
+    return path[::-1]
+
+
+def cycles_through(component: list[str], graph: dict[str, set[str]]) -> list[list[str]]:
+    """The shortest cycle through each import inside ``component`` (a strongly connected
+    one), each cycle once, as a chain that starts and ends at its smallest module."""
+    members = set(component)
+    found: set[tuple[str, ...]] = set()
+    for source in component:
+        for target in sorted(graph[source] & members):
+            cycle = [source, *_shortest_path(graph, members, target, source)[:-1]]
+            first = cycle.index(min(cycle))
+            found.add(tuple(cycle[first:] + cycle[:first]))
+    return [[*cycle, cycle[0]] for cycle in sorted(found)]
+
+
+def test_no_import_circles_even_through_deferred_imports() -> None:
+    """No circle at all, counting imports inside functions and under TYPE_CHECKING: an
+    import moved into a function to dodge a circle still ties the two modules together
+    (the circle is only hidden until the function runs). Each circle is listed as a chain
+    of modules, with the file:line of each import."""
+    graph: dict[str, set[str]] = {module.name: set() for module in modules()}
+    lines: dict[tuple[str, str], str] = {}
+    for module in modules():
+        for target, line in every_import(module):
+            graph[module.name].add(target)
+            lines.setdefault((module.name, target), f"{module.where}:{line}")
+    offenders = []
+    for component in strongly_connected(graph):
+        if len(component) > 1:
+            for chain in cycles_through(component, graph):
+                links = [
+                    f"{source} -({lines[(source, target)]})-> "
+                    for source, target in pairwise(chain)
+                ]
+                offenders.append("".join(links) + chain[-1])
+    _fail("import circles, counting imports inside functions", offenders)
 
 
 def functions(tree: ast.AST, prefix: str = "") -> Iterator[tuple[str, ast.AST]]:

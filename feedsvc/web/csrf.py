@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from feedsvc.newsletter.tokens import ClockTimestampSigner
-from feedsvc.web.app import WebState
+from feedsvc.web.state import WebState
 
 CSRF_COOKIE = "feedsvc_csrf"
 CSRF_FIELD = "csrf"

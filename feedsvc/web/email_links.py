@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from feedsvc.delivery.sender import ONE_CLICK
 from feedsvc.errors import BadInput, TokenError
@@ -25,8 +26,8 @@ from feedsvc.storage.subscriptions import (
     unsubscribe,
     unsubscribe_times,
 )
-from feedsvc.web.app import WebState, client_ip, error_page, state_of
 from feedsvc.web.csrf import csrf_ok
+from feedsvc.web.error_pages import error_page
 from feedsvc.web.forms import (
     EXPIRED_FORM,
     FORM_TYPES,
@@ -37,6 +38,7 @@ from feedsvc.web.forms import (
     read_form,
 )
 from feedsvc.web.pages import current_categories, form_page, notice
+from feedsvc.web.state import WebState, client_ip, state_of
 
 _BAD_LINK = "링크가 올바르지 않거나 만료되었습니다. 받은 메일의 링크를 그대로 열어 주세요."
 
@@ -273,3 +275,13 @@ def _save_preferences(
             now=web.clock.now(),
             ip=ip,
         )
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/confirm/{token}", confirm_page, methods=["GET", "HEAD"]),
+        Route("/confirm/{token}", confirm_post, methods=["POST"]),
+        Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
+        Route("/unsubscribe/{token}", unsubscribe_post, methods=["POST"]),
+        Route("/preferences/{token}", preferences_page, methods=["GET", "HEAD", "POST"]),
+    ]

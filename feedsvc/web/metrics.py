@@ -5,18 +5,32 @@ process do not mix). Counts come from the store at scrape time — posts, subscr
 status, deliveries and confirmations by status, the last build's duration — so every
 instance on one database reports the same numbers. Timings measured in this process
 (confirmation sends, HTTP requests by route) are histograms.
+
+``/metrics`` is for the operator only: with ``server.metrics_token`` (or the variable
+``server.metrics_token_env`` names) a request must bear it; without one, only a loopback
+peer that sent no proxy header gets it (:func:`serve_metrics`).
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+import os
 from collections.abc import Iterator
+from functools import partial
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from feedsvc.clock import Clock
+from feedsvc.config import Settings, check_metrics_token
+from feedsvc.errors import ConfigError
 from feedsvc.storage import Store
 from feedsvc.storage.confirmations import confirmation_counts
 from feedsvc.storage.deliveries import delivery_counts, recent_send_timings
@@ -128,3 +142,80 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+# --- the route -------------------------------------------------------------------------
+
+# Headers a reverse proxy adds: a request carrying one came through a proxy, so its
+# loopback peer address says nothing about who asked.
+PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def metrics_token_of(settings: Settings) -> str | None:
+    """The bearer token for /metrics: ``$<server.metrics_token_env>`` when set (a secret
+    is better kept out of config.yaml), else ``server.metrics_token``; None for none."""
+    server = settings.server
+    from_env = os.environ.get(server.metrics_token_env, "")
+    if not from_env:
+        return server.metrics_token
+    try:
+        return check_metrics_token(from_env)
+    except ValueError as exc:
+        raise ConfigError(
+            settings.source,
+            [
+                f"server.metrics_token_env = {server.metrics_token_env!r}: the environment "
+                f"variable holds a token that is not usable: {exc}"
+            ],
+        ) from None
+
+
+def is_local_peer(request: Request) -> bool:
+    """True when the TCP peer is a loopback address and no proxy header came with the
+    request (behind a proxy on the same machine every request comes from 127.0.0.1)."""
+    if request.client is None or any(name in request.headers for name in PROXY_HEADERS):
+        return False
+    try:
+        peer = ipaddress.ip_address(request.client.host)
+    except ValueError:
+        return False  # not an IP (a Unix socket, a test client's name)
+    if isinstance(peer, ipaddress.IPv6Address) and peer.ipv4_mapped is not None:
+        peer = peer.ipv4_mapped
+    return peer.is_loopback
+
+
+def _bearer_ok(request: Request, token: str) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+async def serve_metrics(metrics: Metrics, token: str | None, request: Request) -> Response:
+    """Prometheus text, only for whoever may read it: with ``server.metrics_token`` set,
+    a request bearing it (from anywhere; 401 otherwise); without one, a loopback peer that
+    sent no proxy header (403 otherwise)."""
+    refused = {"Cache-Control": "no-store"}
+    if token is not None:
+        if not _bearer_ok(request, token):
+            return PlainTextResponse(
+                "401: /metrics needs the header Authorization: Bearer <server.metrics_token>.\n",
+                status_code=401,
+                headers={**refused, "WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
+    elif not is_local_peer(request):
+        return PlainTextResponse(
+            "403: /metrics is served to loopback clients that are not behind a proxy; set "
+            "server.metrics_token (or the environment variable server.metrics_token_env "
+            "names) to scrape it from elsewhere.\n",
+            status_code=403,
+            headers=refused,
+        )
+    body = await run_in_threadpool(metrics.render)
+    return PlainTextResponse(body, media_type=CONTENT_TYPE, headers={"Cache-Control": "no-store"})
+
+
+def routes(metrics: Metrics, token: str | None) -> list[Route]:
+    """``GET /metrics`` of ``metrics``, guarded by ``token`` (see :func:`metrics_token_of`)."""
+    endpoint = partial(serve_metrics, metrics, token)
+    return [Route("/metrics", endpoint, methods=["GET"], name="metrics")]

@@ -15,9 +15,9 @@ from starlette.responses import HTMLResponse, Response
 from feedsvc.newsletter.categories import SiteCategories, site_categories
 from feedsvc.newsletter.labels import date_label
 from feedsvc.storage.digests import live_metas
-from feedsvc.web.app import WebState
 from feedsvc.web.csrf import csrf_pair, with_csrf
 from feedsvc.web.forms import MAX_CATEGORIES
+from feedsvc.web.state import WebState
 
 RECENT_POSTS = 10
 FREQUENCY_LABELS = {

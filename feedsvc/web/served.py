@@ -10,6 +10,9 @@ The ETag is a hash of the bytes (strong: the same bytes give the same tag on any
 Last-Modified comes from the content too — the feed's ``lastBuildDate`` / ``updated`` /
 newest ``date_modified``, which the build sets to the newest item's time, never "now" — and
 falls back to the file's mtime for a feed without one.
+
+The route (:func:`routes`) answers from the cache: conditional GET (ETag, Last-Modified),
+gzip for a client that accepts it, HEAD.
 """
 
 from __future__ import annotations
@@ -22,10 +25,17 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
+from functools import partial
 from pathlib import Path
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from feedsvc.feeds.output import FEED_NAMES, GENERATED_DIRS
 
@@ -46,6 +56,7 @@ _FEED_PATH = re.compile(
 )
 _RSS_DATE = re.compile(rb"<lastBuildDate>([^<]+)</lastBuildDate>")
 _ATOM_DATE = re.compile(rb"<updated>([^<]+)</updated>")
+FEED_CACHE_CONTROL = "public, max-age=300"
 GZIP_MIN = 512  # smaller bodies are not worth compressing
 # What a path a stranger typed can make the file system answer: "no such feed", quietly
 # (a 300-character category name is ENAMETOOLONG, not a fault of ours).
@@ -194,3 +205,68 @@ class ServedFeeds:
         if known is not None and known.stat_key == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
             return known
         return load_feed(self.folder, path)
+
+
+# --- the route -------------------------------------------------------------------------
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    if header.strip() == "*":
+        return True
+    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+
+
+def _accepts_gzip(header: str) -> bool:
+    for part in header.split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            quality = params.strip().lower().replace(" ", "")
+            return quality not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def _not_modified(request: Request, feed: FeedFile) -> bool:
+    given = request.headers.get("if-none-match")
+    if given is not None:
+        return _etag_matches(given, feed.etag)
+    since = request.headers.get("if-modified-since")
+    if since is None:
+        return False
+    try:
+        moment = parsedate_to_datetime(since)
+    except (TypeError, ValueError, IndexError):
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return feed.last_modified <= moment
+
+
+async def serve_feed(feeds: ServedFeeds, request: Request) -> Response:
+    """A feed file from memory, conditional GET, gzip, HEAD."""
+    path = request.path_params["path"]
+    # time.monotonic, not the clock: only the stat throttle's interval.
+    feed = feeds.get(path, time.monotonic()) if is_feed_path(path) else None
+    if feed is None:
+        raise HTTPException(404)
+    headers = {
+        "ETag": feed.etag,
+        "Last-Modified": feed.last_modified_header,
+        "Cache-Control": FEED_CACHE_CONTROL,
+        "Vary": "Accept-Encoding",
+    }
+    if _not_modified(request, feed):
+        return Response(status_code=304, headers=headers)
+    body = feed.body
+    if feed.gzipped is not None and _accepts_gzip(request.headers.get("accept-encoding", "")):
+        body = feed.gzipped
+        headers["Content-Encoding"] = "gzip"
+    headers["Content-Length"] = str(len(body))
+    if request.method == "HEAD":
+        body = b""
+    return Response(body, headers=headers, media_type=feed.content_type)
+
+
+def routes(feeds: ServedFeeds) -> list[Route]:
+    """Every path no other route takes: last in the app's routes."""
+    endpoint = partial(serve_feed, feeds)
+    return [Route("/{path:path}", endpoint, methods=["GET", "HEAD"], name="serve_feed")]

@@ -1,5 +1,5 @@
-"""The subscriber's side: home page and sign-up here, and the routes of the pages behind
-the links in emails (:mod:`feedsvc.web.email_links`).
+"""The subscriber's side: the home page and sign-up (``POST /subscribe``, rate limited per
+client network). The pages behind the links in emails are :mod:`feedsvc.web.email_links`.
 
 Forms carry a signed double-submit CSRF token (:mod:`feedsvc.web.csrf`); the RFC 8058
 one-click ``POST /unsubscribe/{token}`` needs none — the token in the URL is the
@@ -29,15 +29,8 @@ from feedsvc.newsletter.confirmations import (
     request_confirmation,
     send_pending_confirmations,
 )
-from feedsvc.web.app import WebState, client_ip, error_page, state_of
 from feedsvc.web.csrf import csrf_ok
-from feedsvc.web.email_links import (
-    confirm_page,
-    confirm_post,
-    preferences_page,
-    unsubscribe_page,
-    unsubscribe_post,
-)
+from feedsvc.web.error_pages import error_page
 from feedsvc.web.forms import (
     EXPIRED_FORM,
     FORM_TYPES,
@@ -51,8 +44,14 @@ from feedsvc.web.forms import (
 )
 from feedsvc.web.pages import current_categories, form_page, notice
 from feedsvc.web.ratelimit import client_key
+from feedsvc.web.state import WebState, client_ip, state_of
 
 log = logging.getLogger("feedsvc.web")
+
+# The production limit of POST /subscribe, per client network: 10 at once, then one
+# every 30 seconds.
+SUBSCRIBE_BURST = 10
+SUBSCRIBE_PER_SECOND = 1 / 30
 
 
 async def home(request: Request, *, error: str | None = None, status: int = 200) -> Response:
@@ -164,9 +163,4 @@ def routes() -> list[Route]:
     return [
         Route("/", index, methods=["GET", "HEAD"]),
         Route("/subscribe", subscribe, methods=["POST"]),
-        Route("/confirm/{token}", confirm_page, methods=["GET", "HEAD"]),
-        Route("/confirm/{token}", confirm_post, methods=["POST"]),
-        Route("/unsubscribe/{token}", unsubscribe_page, methods=["GET", "HEAD"]),
-        Route("/unsubscribe/{token}", unsubscribe_post, methods=["POST"]),
-        Route("/preferences/{token}", preferences_page, methods=["GET", "HEAD", "POST"]),
     ]
