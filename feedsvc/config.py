@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -166,7 +166,11 @@ class ContentSettings(_Section):
     encoding: str = "utf-8"
     max_bytes: int = Field(default=5_000_000, gt=0)
     excerpt_separator: str = "<!--more-->"
+    # A pattern of {placeholders} or Jekyll's :placeholders, or a Jekyll style (pretty …).
     permalink: str = "/{year}/{month}/{day}/{slug}/"
+    # Entries published at the same moment (posts dated by day alone) are ordered by this
+    # front-matter key (numbers numerically), greater first; "-key" for smaller first.
+    order_by: str | None = None
     # The folder that root-relative asset URLs (/assets/img/x.png) map to; used for
     # enclosure lengths. Defaults to the site folder (where config.yaml lives).
     assets_dir: Path = Path(".")
@@ -193,14 +197,92 @@ class ContentSettings(_Section):
     @field_validator("permalink")
     @classmethod
     def _permalink(cls, value: str) -> str:
-        allowed = {"year", "month", "day", "slug", "category", "title", "hour", "minute"}
-        names = set(re.findall(r"{(\w+)}", value))
-        if not value.startswith("/") or not names <= allowed or "{slug}" not in value:
+        pattern = PERMALINK_STYLES.get(value, value)
+        try:
+            parts = permalink_parts(pattern, True)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; {_PERMALINK_HELP}") from None
+        names = {name for _, name in parts}
+        if not pattern.startswith("/") or not names & {"slug", ":title", ":slug", ":name"}:
+            raise ValueError(_PERMALINK_HELP)
+        return pattern
+
+    @field_validator("order_by")
+    @classmethod
+    def _order_by(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"-?[^\s:#\-][^\s:#]*", value):
             raise ValueError(
-                "expected a pattern starting with / containing {slug}, using only "
-                + ", ".join("{" + n + "}" for n in sorted(allowed))
+                "expected the name of a front-matter key such as archiveOrder or weight "
+                "(a leading - reverses the order), or null"
             )
         return value
+
+
+# --- permalink patterns (content.permalink, and a post's own permalink:) -------------------
+
+# Jekyll's built-in styles: `permalink: pretty` in _config.yml works here as it is.
+PERMALINK_STYLES = {
+    "date": "/:categories/:year/:month/:day/:title:output_ext",
+    "pretty": "/:categories/:year/:month/:day/:title/",
+    "ordinal": "/:categories/:year/:y_day/:title:output_ext",
+    "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
+    "none": "/:categories/:title:output_ext",
+}
+# feedsvc's {placeholders}, and Jekyll's :placeholders (kept with their colon).
+OWN_PLACEHOLDERS = ("year", "month", "day", "hour", "minute", "slug", "category", "title")
+JEKYLL_PLACEHOLDERS = tuple(
+    ":" + name
+    for name in (
+        "year", "short_year", "month", "i_month", "short_month", "long_month", "day",
+        "i_day", "y_day", "w_year", "week", "w_day", "short_day", "long_day", "hour",
+        "minute", "second", "title", "slug", "name", "categories", "slugified_categories",
+        "collection", "output_ext",
+    )
+)  # fmt: skip
+_KNOWN = frozenset(OWN_PLACEHOLDERS + JEKYLL_PLACEHOLDERS)
+_PERMALINK_TOKEN = re.compile(r"\{(\w+)\}|:([a-z_]+)")
+_PERMALINK_HELP = (
+    "expected a pattern starting with / that names the post by {slug}, :title or :slug, "
+    "using "
+    + ", ".join("{" + n + "}" for n in OWN_PLACEHOLDERS)
+    + " or Jekyll's "
+    + ", ".join(JEKYLL_PLACEHOLDERS)
+    + ", or one of Jekyll's styles "
+    + ", ".join(PERMALINK_STYLES)
+)
+
+
+@lru_cache(maxsize=64)
+def permalink_parts(pattern: str, strict: bool) -> tuple[tuple[str, str | None], ...]:
+    """'/{year}/:title/' → (('/', 'year'), ('/', ':title'), ('/', None)): literal text,
+    then the placeholder after it (Jekyll's with their colon). As Jekyll reads ':month_',
+    a name ending in '_' that is unknown is the name without it, followed by '_'.
+
+    ``strict``: an unknown name is a ValueError naming it (``content.permalink``); else
+    it is literal text (a post's own permalink may hold a colon).
+    """
+    parts: list[tuple[str, str | None]] = []
+    literal: list[str] = []
+    position = 0
+    for match in _PERMALINK_TOKEN.finditer(pattern):
+        literal.append(pattern[position : match.start()])
+        position = match.end()
+        own, jekyll = match.groups()
+        name = own if own is not None else ":" + jekyll
+        tail = ""
+        if name not in _KNOWN and jekyll is not None and name.endswith("_"):
+            name, tail = name[:-1], "_"
+        if name not in _KNOWN:
+            if strict:
+                shown = "{" + own + "}" if own is not None else match.group()
+                raise ValueError(f"unknown placeholder {shown}")
+            literal.append(match.group())
+            continue
+        parts.append(("".join(literal), name))
+        literal = [tail]
+    literal.append(pattern[position:])
+    parts.append(("".join(literal), None))
+    return tuple(parts)
 
 
 class FeedSettings(_Section):
@@ -210,6 +292,11 @@ class FeedSettings(_Section):
     per_category: bool = True
     per_tag: bool = False
     websub_hub: str | None = None
+    # What an entry's id is, unless its front matter sets `id:`: "permalink", its URL;
+    # "jekyll-feed", jekyll-feed's (the URL without its extension); "tag", a tag: URI
+    # (RFC 4151) dated the day the post was first seen. A post keeps the id it was first
+    # published with while its URL stays (a reader would show it again as new).
+    id_style: Literal["permalink", "jekyll-feed", "tag"] = "permalink"
 
     @field_validator("websub_hub")
     @classmethod
@@ -434,6 +521,8 @@ class Settings(_Section):
             self.content.encoding,
             self.content.max_bytes,
             str(self.assets_dir),
+            self.feeds.id_style,
+            (self.content.order_by or "").lstrip("-") or None,
         )
 
 
@@ -453,6 +542,8 @@ class ParseOptions:
     encoding: str  # content.encoding
     max_bytes: int  # content.max_bytes
     assets_dir: str  # absolute: where root-relative asset URLs point (enclosure lengths)
+    id_style: str = "permalink"  # feeds.id_style
+    order_by: str | None = None  # content.order_by's key (without its '-')
 
 
 # --- validating ----------------------------------------------------------------------

@@ -52,6 +52,8 @@ class PostMeta:
     image: Image | None = None
     excerpt: str | None = None
     draft: bool = False
+    # The content.order_by key's value: orders posts published at the same moment.
+    order: float | str | None = None
 
     @property
     def id_is_url(self) -> bool:
@@ -107,6 +109,7 @@ def meta_to_dict(meta: PostMeta) -> dict[str, object]:
         else [meta.image.url, meta.image.media_type, meta.image.length],
         "excerpt": meta.excerpt,
         "draft": meta.draft,
+        **({} if meta.order is None else {"order": meta.order}),
     }
 
 
@@ -130,6 +133,7 @@ def meta_from_dict(data: dict[str, object]) -> PostMeta:
         image=None if not image else Image(*image),  # type: ignore[misc]
         excerpt=data.get("excerpt"),  # type: ignore[arg-type]
         draft=bool(data.get("draft")),
+        order=data.get("order"),  # type: ignore[arg-type]
     )
 
 
@@ -152,6 +156,7 @@ MetaFields = tuple[
     tuple[str, str | None, int | None] | None,  # image: url, media type, length
     str | None,  # excerpt
     bool,  # draft
+    float | str | None,  # order
 ]
 
 
@@ -177,6 +182,7 @@ def meta_fields(meta: PostMeta) -> MetaFields:
         None if image is None else (image.url, image.media_type, image.length),
         meta.excerpt,
         meta.draft,
+        meta.order,
     )
 
 
@@ -204,6 +210,7 @@ def meta_from_fields(fields: MetaFields) -> PostMeta:
         None if image is None else Image(*image),
         fields[13],
         fields[14],
+        fields[15],
     )
 
 
@@ -228,8 +235,18 @@ def meta_json_from_fields(fields: MetaFields) -> str:
         f'"date_source": {text(fields[7])}, "categories": {_json_list(fields[8])}, '
         f'"tags": {_json_list(fields[9])}, "author": {author_json}, '
         f'"lang": {_json_or_null(fields[11])}, "image": {image_json}, '
-        f'"excerpt": {_json_or_null(fields[13])}, "draft": {"true" if fields[14] else "false"}}}'
+        f'"excerpt": {_json_or_null(fields[13])}, "draft": {"true" if fields[14] else "false"}'
+        f"{_json_order(fields[15])}}}"
     )
+
+
+def _json_order(order: float | str | None) -> str:
+    """The "order" member, only where there is one (the JSON of other posts is unchanged)."""
+    if order is None:
+        return ""
+    if isinstance(order, str):
+        return f', "order": {encode_basestring(order)}'
+    return f', "order": {float.__repr__(order) if isinstance(order, float) else int(order)}'
 
 
 def _json_or_null(value: str | None) -> str:

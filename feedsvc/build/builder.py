@@ -63,7 +63,7 @@ from feedsvc.config import Settings
 from feedsvc.content.sources import Scan, rescan, scan_content
 from feedsvc.errors import OutputError
 from feedsvc.feeds.output import remove_stale_feeds, write_feed_files
-from feedsvc.models import Post, PostMeta, meta_from_dict
+from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict
 from feedsvc.storage import Store
 from feedsvc.storage.announcements import (
     announce_first,
@@ -309,6 +309,9 @@ class Builder:
         run.lap("parse")
         for found in parsed.settled.problems.values():
             run.report.problems.extend(found)
+        kept, self._settling.kept_ids = self._settling.kept_ids, []
+        if kept:
+            run.report.problems.append(_kept_ids_warning(self.settings, kept))
         return parsed
 
     def _reparse(self, run: _BuildUnderWay) -> _Parsed:
@@ -372,7 +375,8 @@ class Builder:
         """Which posts are live: a broken file's last good version stands in for it, and
         of two files with one slug or id, the post that was there first keeps it."""
         report = run.report
-        broken_paths = {p.path for p in report.problems}  # the scan's and the parse's
+        # the scan's and the parse's (a warning's post is published as it is)
+        broken_paths = {p.path for p in report.problems if p.severity is Severity.ERROR}
         metas = dict(parsed.settled.metas)
         for path in sorted(broken_paths):
             row = run.cached.get(path)
@@ -594,6 +598,21 @@ def _gone(
         maybe_gone = set(cached) - {f.path for f in scan.files}
     return sorted(
         p for p in maybe_gone if p in cached and p not in broken_paths and scan.find(p) is None
+    )
+
+
+def _kept_ids_warning(settings: Settings, paths: list[str]) -> Problem:
+    """What a build says when posts kept the ids they were published with."""
+    shown = ", ".join(sorted(paths)[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    return Problem(
+        settings.source,
+        f"{len(paths)} post(s) keep the id they were first published with, although "
+        f"feeds.id_style ({settings.feeds.id_style}) or their front matter now gives another "
+        f"({shown}): a changed id shows a post to every feed reader again as new. New posts "
+        "get ids of this style. If these feeds were never public (a trial run), start from a "
+        "new store (storage.url) to give every post an id of this style",
+        None,
+        Severity.WARNING,
     )
 
 

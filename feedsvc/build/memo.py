@@ -32,6 +32,8 @@ def settings_fingerprint(settings: Settings) -> str:
         "content": settings.content.model_dump(mode="json"),
         "assets": str(settings.assets_dir),
     }
+    if settings.feeds.id_style != "permalink":  # ids are made with the metadata
+        relevant["ids"] = settings.feeds.id_style
     blob = json.dumps(relevant, sort_keys=True).encode()
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
 

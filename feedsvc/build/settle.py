@@ -70,6 +70,9 @@ class Settling:
         self.settings = settings
         self.store = store
         self.fingerprint = fingerprint
+        # The files whose post kept the id it was published with (see _keep_id), since
+        # the builder last took them.
+        self.kept_ids: list[str] = []
 
     def settle(
         self,
@@ -110,8 +113,13 @@ class Settling:
                     problems[reading.path] = [problem]
                     ready.rows.append(self.broken_row(reading, problem, row, now))
                     continue
-            base.metas[meta.source] = meta
-            ready.rows.append(self._post_row(reading, meta, row, seen.get(meta.slug, now)))
+            if reading.warnings:
+                problems[reading.path] = list(reading.warnings)
+            kept = self._keep_id(reading, meta, row)
+            base.metas[meta.source] = kept
+            json_text = reading.meta_json if kept is meta else ""
+            first = seen.get(meta.slug, now)
+            ready.rows.append(self._post_row(reading, kept, row, first, json_text))
         for row in ready.rows:
             base.hashes[row.source_path] = row.content_hash
         _settle_unchanged(ready.unchanged, base, known_metas)
@@ -156,10 +164,27 @@ class Settling:
         with self.store.write() as conn:
             return first_seen_dates(conn, slugs, now)
 
+    def _keep_id(self, reading: SourceReading, meta: PostMeta, row: SourceRow | None) -> PostMeta:
+        """``meta``, with the id its post was published with when that differs and its URL
+        did not change: ids stay once chosen (``feeds.id_style`` changed on a store that
+        knows the post; its front matter no longer sets one). A front-matter ``id:`` wins."""
+        if row is None or row.post_id is None or row.post_id == meta.id or row.meta is None:
+            return meta
+        own_id = reading.parsed.id is not None if reading.parsed is not None else reading.own_id
+        if own_id or json.loads(row.meta).get("url") != meta.url:
+            return meta
+        self.kept_ids.append(meta.source)
+        return replace(meta, id=row.post_id)
+
     def _post_row(
-        self, reading: SourceReading, meta: PostMeta, row: SourceRow | None, first_seen: datetime
+        self,
+        reading: SourceReading,
+        meta: PostMeta,
+        row: SourceRow | None,
+        first_seen: datetime,
+        meta_json: str,
     ) -> SourceRow:
-        """The row of a file that is a post now."""
+        """The row of a file that is a post now (``meta_json``: its JSON, if made)."""
         return SourceRow(
             source_path=meta.source,
             post_id=meta.id,
@@ -170,7 +195,7 @@ class Settling:
             fingerprint=self.fingerprint,
             first_seen=first_seen,
             published=meta.published,
-            meta=reading.meta_json or meta_json_of(meta),
+            meta=meta_json or meta_json_of(meta),
             render_key=row.render_key if row else None,
             problem=None,
             problem_line=None,

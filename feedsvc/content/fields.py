@@ -6,17 +6,18 @@ to write instead; a missing or empty one is None (or an empty tuple).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from feedsvc.content.dates import to_datetime
+from feedsvc.content.dates import read_date
 from feedsvc.content.front_matter import DATE_HELP
 from feedsvc.content.plaintext import NOT_ONE_LINE, html_to_text, one_line, shown
 from feedsvc.content.urls import slugify
 from feedsvc.errors import ContentError
-from feedsvc.models import Author
+from feedsvc.models import Author, Problem, Severity
 
 DATE_KEYS = ("date", "pubDate", "published", "created")
 UPDATED_KEYS = ("updated", "lastmod", "modified")
@@ -31,12 +32,17 @@ _UNSAFE_PERMALINK = re.compile(r"\.\.|\\|^//|^[A-Za-z][A-Za-z0-9+.-]*:|[\x00-\x2
 
 
 class Fields:
-    """Typed access to one file's front-matter fields; errors name the key and its line."""
+    """Typed access to one file's front-matter fields; errors name the key and its line.
 
-    __slots__ = ("fm", "fm_line", "path", "values")
+    What is read but worth the author's attention (a date of which a part was not read)
+    is kept in ``warnings``.
+    """
+
+    __slots__ = ("fm", "fm_line", "path", "values", "warnings")
 
     def __init__(self, path: str, values: dict[str, Any], fm: str, fm_line: int) -> None:
         self.path, self.values, self.fm, self.fm_line = path, values, fm, fm_line
+        self.warnings: list[Problem] = []
 
     def first(self, keys: Sequence[str]) -> tuple[str, Any]:
         """The first of ``keys`` (aliases, in order of precedence) with a value."""
@@ -47,14 +53,22 @@ class Fields:
                 return key, value
         return "", None
 
-    def fail(self, key: str, reason: str) -> ContentError:
+    def line_of(self, key: str) -> int | None:
+        """The line of the file that sets ``key`` (None if it cannot be found)."""
         found = re.search(
             rf"^[ \t]*(?:['\"]?{re.escape(key)}['\"]?[ \t]*[:=]|\[{re.escape(key)}\])",
             self.fm,
             re.MULTILINE,
         )
-        line = self.fm_line + self.fm.count("\n", 0, found.start()) if found else None
-        return ContentError(self.path, f"'{key}' {reason}", line)
+        return self.fm_line + self.fm.count("\n", 0, found.start()) if found else None
+
+    def fail(self, key: str, reason: str) -> ContentError:
+        return ContentError(self.path, f"'{key}' {reason}", self.line_of(key))
+
+    def warn(self, key: str, reason: str) -> None:
+        self.warnings.append(
+            Problem(self.path, f"'{key}' {reason}", self.line_of(key), Severity.WARNING)
+        )
 
     def wrong_type(self, key: str, value: object, expected: str) -> ContentError:
         return self.fail(key, f"must be {expected}, not {_describe(value)}; fix its value")
@@ -108,12 +122,41 @@ class Fields:
             value = get(key)
             if value is None or (key == "published" and isinstance(value, bool)):
                 continue
-            moment = to_datetime(value, tz)
+            moment, ignored = read_date(value, tz)
             if moment is None:
                 raise self.fail(key, f"value {_shown(value)} is not a date; {DATE_HELP}")
             if not 1 < moment.year < 9999:  # keeps time zone arithmetic from overflowing
                 raise self.fail(key, f"value {_shown(value)} is out of range; use a real date")
+            if ignored:
+                self.warn(
+                    key,
+                    f"value {_shown(value)} is read as {moment.isoformat()}, as Jekyll reads "
+                    f"it: {_shown(ignored)} is left out (a time without a zone Jekyll "
+                    f"understands is in site.timezone); {DATE_HELP}",
+                )
             return moment
+        return None
+
+    def order(self, key: str) -> float | str | None:
+        """The value of the ``content.order_by`` key: a number (written as text too), or
+        text; anything else is left out with a warning."""
+        value = self.values.get(key)
+        if isinstance(value, str):
+            text = one_line(value)
+            try:
+                number = float(text)
+            except ValueError:
+                return text or None
+            return number if math.isfinite(number) else text
+        if value is None or (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ):
+            return value
+        self.warn(
+            key,
+            f"is {_describe(value)}, which cannot order posts (content.order_by); "
+            "write a number or text",
+        )
         return None
 
     def author(self) -> Author | None:

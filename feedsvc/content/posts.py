@@ -22,8 +22,17 @@ from feedsvc.content.dates import date_in_name, name_prefix_date
 from feedsvc.content.fields import CATEGORY_KEYS, DATE_KEYS, TAG_KEYS, UPDATED_KEYS, Fields
 from feedsvc.content.front_matter import decode_source, split_front_matter
 from feedsvc.content.plaintext import html_to_text, one_line, strip_xml_illegal
-from feedsvc.content.urls import absolute_url, permalink_for, quote_url, url_path
-from feedsvc.models import Author, DateSource, Image, PostMeta
+from feedsvc.content.urls import (
+    absolute_url,
+    jekyll_feed_id,
+    jekyll_name_slug,
+    permalink_for,
+    quote_url,
+    tag_uri,
+    url_path,
+)
+from feedsvc.errors import ContentError
+from feedsvc.models import Author, DateSource, Image, PostMeta, Problem, Severity
 
 # Other modules take these from here, where posts are read.
 __all__ = ["ParsedSource", "html_to_text", "parse_source", "strip_xml_illegal", "to_meta"]
@@ -68,6 +77,9 @@ class ParsedSource:
     body: str
     body_line: int
     body_format: Literal["markdown", "html"]
+    own_slug: str | None = None  # the front matter's slug: as written (Jekyll's ids)
+    order: float | str | None = None  # the content.order_by key's value
+    warnings: tuple[Problem, ...] = ()  # read, but worth the author's attention
 
 
 def parse_source(path: str, data: bytes, options: ParseOptions) -> ParsedSource:
@@ -91,7 +103,7 @@ def parse_source(path: str, data: bytes, options: ParseOptions) -> ParsedSource:
 
     title = field.text("title", allow_bool=False) or _heading(body, body_format) or bare_stem
     slug = field.slug(bare_stem)
-    when = field.date(DATE_KEYS, tz)
+    when = _front_matter_date(field, prefix_date, name, tz)
     date_source: DateSource | None = "front_matter"
     if when is None:
         when = prefix_date or date_in_name(name, tz)
@@ -118,7 +130,33 @@ def parse_source(path: str, data: bytes, options: ParseOptions) -> ParsedSource:
         body,
         body_line,
         body_format,
+        field.text("slug", allow_bool=False) if "slug" in fields else None,
+        field.order(options.order_by) if options.order_by else None,
+        tuple(field.warnings),
     )
+
+
+def _front_matter_date(
+    field: Fields, prefix_date: datetime | None, name: str, tz: ZoneInfo
+) -> datetime | None:
+    """The front matter's date. One that cannot be read stops the post, unless the file
+    name has a date: then the post is published with that, and a warning."""
+    try:
+        return field.date(DATE_KEYS, tz)
+    except ContentError as exc:
+        name_date = prefix_date or date_in_name(name, tz)
+        if name_date is None:
+            raise
+        field.warnings.append(
+            Problem(
+                exc.path,
+                f"{exc.reason}; the post is published with the date in its file name "
+                f"({name_date.date().isoformat()}) until it is fixed",
+                exc.line,
+                Severity.WARNING,
+            )
+        )
+        return None
 
 
 def _heading(body: str, body_format: str) -> str | None:
@@ -162,15 +200,30 @@ def to_meta(
         raise ValueError(f"{parsed.path}: no date in the file; pass first_seen")
     updated = max(parsed.updated or published, published)
     site_url = options.site_url
-    permalink = parsed.permalink or permalink_for(
-        options.permalink,
+    tz = ZoneInfo(options.timezone)
+    permalink = permalink_for(
+        parsed.permalink or options.permalink,
         published=published,
         slug=parsed.slug,
         title=parsed.title,
         categories=parsed.categories,
-        tz=ZoneInfo(options.timezone),
+        tz=tz,
+        path=parsed.path,
+        own_slug=parsed.own_slug is not None,
+        strict=parsed.permalink is None,
     )
     url = site_url + quote_url(permalink[1:])
+    if parsed.id is not None:
+        post_id = parsed.id
+    elif options.id_style == "jekyll-feed":
+        raw_slug = parsed.own_slug or jekyll_name_slug(parsed.path)
+        post_id = site_url + quote_url(jekyll_feed_id(permalink, raw_slug)[1:])
+    elif options.id_style == "tag":
+        if first_seen is None:
+            raise ValueError(f"{parsed.path}: a tag: id is dated by first_seen; pass it")
+        post_id = tag_uri(url, site_url, first_seen.astimezone(tz).date())
+    else:
+        post_id = url
     image = None
     if parsed.image:
         image_url = quote_url(absolute_url(parsed.image, url, site_url))
@@ -178,7 +231,7 @@ def to_meta(
         image = Image(image_url, media_type, asset_size(image_url))
     # Positional, in field order: keyword arguments would cost more than the rest here.
     return PostMeta(
-        parsed.id or url,
+        post_id,
         parsed.slug,
         url,
         parsed.path,  # source
@@ -193,4 +246,5 @@ def to_meta(
         image,
         parsed.excerpt,
         parsed.draft,
+        parsed.order,
     )

@@ -39,6 +39,8 @@ class SourceReading:
     flat, for :func:`decoded_meta`) when the file parsed and its date is known; ``parsed``
     when it parsed but waits for its first-seen date (only the store knows it);
     ``problem`` when it cannot be a post; none of them when its bytes hash as cached.
+    ``warnings``: what a post's author should know (the post is published);
+    ``own_id``: whether its front matter sets its id.
     """
 
     path: str
@@ -49,6 +51,8 @@ class SourceReading:
     parsed: ParsedSource | None = None
     problem: Problem | None = None
     meta_fields: MetaFields | None = None
+    warnings: tuple[Problem, ...] = ()
+    own_id: bool = False
 
     def __reduce__(self) -> tuple[type[SourceReading], tuple[object, ...]]:
         # Pickled as constructor arguments: loading the default state of a frozen slots
@@ -64,6 +68,8 @@ class SourceReading:
                 self.parsed,
                 self.problem,
                 self.meta_fields,
+                self.warnings,
+                self.own_id,
             ),
         )
 
@@ -125,17 +131,31 @@ def parse_one(
         return SourceReading(file.path, size, file.mtime_ns, digest)
     try:
         parsed = parse_source(file.path, data, options)
-        if parsed.date is None:
+        if parsed.date is None or options.id_style == "tag":
+            # Its date or id waits for its first sighting, which only the store knows.
             # The body is re-read for the few posts that get rendered; don't ship it back.
             bare = replace(parsed, body="")
-            return SourceReading(file.path, size, file.mtime_ns, digest, parsed=bare)
+            return SourceReading(
+                file.path, size, file.mtime_ns, digest, parsed=bare, warnings=parsed.warnings
+            )
         meta = to_meta(parsed, options, first_seen=None, asset_size=sizes)
     except ContentError as exc:
         problem = Problem(file.path, exc.reason, exc.line)
         return SourceReading(file.path, size, file.mtime_ns, digest, problem=problem)
     fields = meta_fields(meta)
     json_text = meta_json_from_fields(fields)
-    return SourceReading(file.path, size, file.mtime_ns, digest, json_text, None, None, fields)
+    return SourceReading(
+        file.path,
+        size,
+        file.mtime_ns,
+        digest,
+        json_text,
+        None,
+        None,
+        fields,
+        parsed.warnings,
+        parsed.id is not None,
+    )
 
 
 def decoded_meta(reading: SourceReading) -> PostMeta | None:

@@ -1,8 +1,9 @@
 """The content folder on disk → the list of source files to consider (the I/O edge of content).
 
-Rules: every file below the folder with a configured extension, recursively;
-hidden files and folders and ``_drafts/`` skipped; a symlink whose target leaves the
-folder is refused and reported; a file over ``content.max_bytes`` is reported, not read.
+Rules: every file below the folder with a configured extension, recursively; hidden
+files and folders skipped, and those whose name starts with '_' (``_drafts/``, Astro's
+``_templates/``, Hugo's ``_index.md``) but Jekyll's ``_posts/``; a symlink whose target
+leaves the folder is refused and reported; a file over ``content.max_bytes`` is reported, not read.
 """
 
 from __future__ import annotations
@@ -18,7 +19,12 @@ from urllib.parse import unquote, urlsplit
 
 from feedsvc.models import Problem
 
-DRAFTS_DIR = "_drafts"
+POSTS_DIR = "_posts"  # Jekyll's posts: the one '_' folder that holds posts
+
+
+def skipped(name: str) -> bool:
+    """Whether a file or folder of this name below the content folder is left out."""
+    return name[:1] in "._" and name != POSTS_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +84,7 @@ def walk_content(
             continue
         for entry in entries:
             name = entry.name
-            if name.startswith(".") or (name == DRAFTS_DIR):
+            if name[:1] in "._" and name != POSTS_DIR:  # skipped(name), inlined: a call a file
                 continue
             relative = f"{prefix}{name}"
             is_link = entry.is_symlink()
@@ -135,7 +141,7 @@ def rescan(
         if relative == "." or relative.startswith(".." + os.sep) or relative == "..":
             return None
         parts = relative.split(os.sep)
-        if any(part.startswith(".") or part == DRAFTS_DIR for part in parts):
+        if any(map(skipped, parts)):
             continue  # never a source file, whatever happened to it
         path = "/".join(parts)
         touched.add(path)

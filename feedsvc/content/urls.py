@@ -1,20 +1,23 @@
-"""Slugs and URLs: Unicode slugs, permalinks from the pattern, absolute and quoted URLs."""
+"""Slugs and URLs: Unicode slugs (feedsvc's and Jekyll's), permalinks from the pattern,
+the entry ids of the other id styles, absolute and quoted URLs."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import unicodedata
 from collections.abc import Sequence
-from datetime import datetime, tzinfo
+from datetime import date, datetime, tzinfo
 from urllib.parse import quote, urljoin, urlsplit
+
+from feedsvc.config import permalink_parts
 
 _SLUG_JUNK = re.compile(r"[\W_]+")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # What quote_url leaves as it is: unreserved and reserved ASCII, no '%' (most URLs).
 _QUOTED_ALREADY = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=]*")
-_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def _keep_marks(match: re.Match[str]) -> str:
@@ -35,6 +38,60 @@ def slugify(text: str) -> str:
     return _SLUG_JUNK.sub(_keep_marks, unicodedata.normalize("NFC", text).lower()).strip("-")
 
 
+# Jekyll's Utils.slugify: what its "default" and "pretty" modes keep (letters, marks and
+# decimal digits; pretty also these, which read well in a URL); any other run is one '-'.
+_PRETTY_KEEPS = "._~!$&'()+,;=@"
+_JEKYLL_ASCII = {
+    True: re.compile(r"[^A-Za-z0-9._~!$&'()+,;=@]+"),
+    False: re.compile(r"[^A-Za-z0-9]+"),
+}
+_JEKYLL_RUN = re.compile("\x00+")
+
+
+def jekyll_slugify(text: str, *, pretty: bool = False, cased: bool = False) -> str:
+    """Jekyll's ``Utils.slugify(text, mode: "pretty"|"default", cased:)``.
+
+    'sass-converter-3.0-released' stays itself in pretty mode (Jekyll's ``:title``), and
+    becomes 'sass-converter-3-0-released' in default mode (``:slug``). Text is NFC first
+    (a file name from macOS arrives decomposed; browsers ask for the composed form).
+    """
+    if text.isascii():
+        slug = _JEKYLL_ASCII[pretty].sub("-", text)
+    else:
+        keeps = _PRETTY_KEEPS if pretty else ""
+        slug = _JEKYLL_RUN.sub(
+            "-",
+            "".join(
+                c if c in keeps or _jekyll_letter(c) else "\x00"
+                for c in unicodedata.normalize("NFC", text)
+            ),
+        )
+    slug = slug.removeprefix("-").removesuffix("-")  # one at each end, as Jekyll strips
+    return slug if cased else slug.lower()
+
+
+def _jekyll_letter(char: str) -> bool:
+    """\\p{L}, \\p{M} or \\p{Nd}: what Jekyll's slugs keep of any script."""
+    category = unicodedata.category(char)
+    return category[0] in "LM" or category == "Nd"
+
+
+_MONTH_NAMES = (
+    "January", "February", "March", "April", "May", "June", "July", "August",
+    "September", "October", "November", "December",
+)  # fmt: skip
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_PLAIN_PATH = re.compile(r"[a-zA-Z0-9./-]*")
+_SLASHES = re.compile(r"//+")
+
+
+def _escape_path(value: str) -> str:
+    """Jekyll's ``URL.escape_path``: what may not stand in a path segment, %-encoded."""
+    if _PLAIN_PATH.fullmatch(value):
+        return value
+    return quote(value, safe="/-._~!$&'()*+,;=:@")
+
+
 def permalink_for(
     pattern: str,
     *,
@@ -43,40 +100,134 @@ def permalink_for(
     title: str,
     categories: Sequence[str],
     tz: tzinfo,
+    path: str = "",
+    own_slug: bool = False,
+    strict: bool = True,
 ) -> str:
-    """``content.permalink`` filled in; dates in the site's time zone."""
+    """``pattern`` filled in for one post; dates in the site's time zone.
+
+    ``{placeholders}`` are feedsvc's (``{slug}`` the post's slug). Jekyll's
+    ``:placeholders`` fill as Jekyll fills them from the file name (``path``, below the
+    content folder), except that a front-matter ``slug:`` (``own_slug``) stands for
+    ``:title`` and ``:slug`` as ``slug``; a pattern with any of them is cleaned as
+    Jekyll cleans a URL (no '..', no './', no '//': a post without categories loses the
+    ``:categories`` segment). ``strict``: an unknown placeholder is an error (else
+    literal text, for a post's own ``permalink:``).
+    """
     local = published.astimezone(tz)
-    parts = _pattern_parts(pattern)
     out = []
-    for literal, name in parts:
+    jekyll = False
+    name_slug: str | None = None
+    for literal, placeholder in permalink_parts(pattern, strict):  # cached, positional: fast
         out.append(literal)
-        if name is None:
+        if placeholder is None:
             continue
-        if name == "slug":
+        if placeholder[0] == ":":
+            if not jekyll and not own_slug:
+                name_slug = jekyll_name_slug(path)
+            jekyll = True
+            value = _jekyll_value(placeholder[1:], local, slug, categories, name_slug, path)
+            out.append(_escape_path(value))
+        elif placeholder == "slug":
             out.append(slug)
-        elif name == "year":
+        elif placeholder == "year":
             out.append(f"{local.year:04d}")
-        elif name in ("month", "day", "hour", "minute"):
-            out.append(f"{getattr(local, name):02d}")
-        elif name == "category":
+        elif placeholder in ("month", "day", "hour", "minute"):
+            out.append(f"{getattr(local, placeholder):02d}")
+        elif placeholder == "category":
             out.append((slugify(categories[0]) if categories else "") or "uncategorized")
-        elif name == "title":
+        else:  # title
             out.append(slugify(title) or slug)
-        else:
-            out.append("{" + name + "}")
-    return "".join(out)
+    path = "".join(out)
+    if not jekyll:
+        return path
+    # Jekyll's URL#sanitize_url
+    return _SLASHES.sub("/", ("/" + path).replace("..", "/").replace("./", ""))
 
 
-@functools.lru_cache(maxsize=16)
-def _pattern_parts(pattern: str) -> tuple[tuple[str, str | None], ...]:
-    """'/{year}/{slug}/' → (('/', 'year'), ('/', 'slug'), ('/', None)): parsed once."""
-    parts: list[tuple[str, str | None]] = []
-    position = 0
-    for match in _PLACEHOLDER.finditer(pattern):
-        parts.append((pattern[position : match.start()], match.group(1)))
-        position = match.end()
-    parts.append((pattern[position:], None))
-    return tuple(parts)
+def _jekyll_value(
+    key: str,
+    local: datetime,
+    slug: str,
+    categories: Sequence[str],
+    name_slug: str | None,
+    path: str,
+) -> str:
+    """The text Jekyll's UrlDrop gives for the placeholder ``key`` ('title' …)."""
+    if key == "title":
+        return (jekyll_slugify(name_slug, pretty=True, cased=True) if name_slug else "") or slug
+    if key == "slug":
+        return (jekyll_slugify(name_slug) if name_slug else "") or slug
+    if key == "categories":
+        return "/".join(dict.fromkeys(c.lower() for c in categories))
+    if key == "slugified_categories":
+        return "/".join(dict.fromkeys(jekyll_slugify(c) for c in categories))
+    if key == "name":  # the file name without its extension, slugified
+        name = path.rpartition("/")[2]
+        return jekyll_slugify(name.rpartition(".")[0] if "." in name else name)
+    if key == "collection":
+        return "posts"
+    if key == "output_ext":
+        return ".html"
+    return _jekyll_date(key, local)
+
+
+def _jekyll_date(key: str, local: datetime) -> str:
+    """The date placeholders, as Ruby's strftime writes them (English names)."""
+    iso_year, iso_week, iso_day = local.isocalendar()
+    values = {
+        "year": f"{local.year:04d}",
+        "short_year": f"{local.year % 100:02d}",
+        "month": f"{local.month:02d}",
+        "i_month": str(local.month),
+        "short_month": _MONTH_NAMES[local.month - 1][:3],
+        "long_month": _MONTH_NAMES[local.month - 1],
+        "day": f"{local.day:02d}",
+        "i_day": str(local.day),
+        "y_day": f"{local.timetuple().tm_yday:03d}",
+        "w_year": f"{iso_year:04d}",
+        "week": f"{iso_week:02d}",
+        "w_day": str(iso_day),
+        "short_day": _DAY_NAMES[iso_day - 1][:3],
+        "long_day": _DAY_NAMES[iso_day - 1],
+        "hour": f"{local.hour:02d}",
+        "minute": f"{local.minute:02d}",
+        "second": f"{local.second:02d}",
+    }
+    return values[key]
+
+
+_JEKYLL_DATED_NAME = re.compile(r"\d{2,4}-\d{1,2}-\d{1,2}-(.*)", re.DOTALL)
+
+
+def jekyll_name_slug(path: str) -> str:
+    """Jekyll's slug of a file, as written: its name without the extension, what follows
+    its date, trailing dots off ('_posts/2022-12-21-sass-converter-3.0-released.markdown'
+    → 'sass-converter-3.0-released')."""
+    name = path.rpartition("/")[2]
+    stem = name.rpartition(".")[0] if "." in name else name
+    dated = _JEKYLL_DATED_NAME.match(stem)
+    return (dated[1] if dated else stem).rstrip(".")
+
+
+def jekyll_feed_id(permalink: str, raw_slug: str) -> str:
+    """jekyll-feed's entry id, as a path below the site: Jekyll's ``Document#id``, the
+    folder of the post's URL and its slug as written ('/2021/09/14/title' for
+    '/2021/09/14/title.html' or '/2021/09/14/title/')."""
+    trimmed = permalink.rstrip("/") or "/"
+    folder = trimmed.rpartition("/")[0]  # Ruby's File.dirname ('' for the root)
+    return folder + "/" + raw_slug.lstrip("/")
+
+
+def tag_uri(url: str, site_url: str, day: date) -> str:
+    """A tag: URI (RFC 4151) for ``url``: 'tag:x.kr,2024-06-01:/blog/2024/06/01/a/'."""
+    parts = urlsplit(site_url)
+    host = (parts.hostname or "").rstrip(".")
+    with contextlib.suppress(UnicodeError):  # else kept as written: still unique
+        host = host.encode("idna").decode("ascii")
+    origin = f"{parts.scheme}://{parts.netloc}"
+    specific = url[len(origin) :] if url.startswith(origin) else urlsplit(url).path
+    return f"tag:{host},{day.isoformat()}:{specific or '/'}"
 
 
 def absolute_url(ref: str, base_url: str, site_url: str) -> str:

@@ -40,7 +40,7 @@ def feed_base_url(settings: Settings) -> str:
 
 def plan_feeds(metas: Iterable[PostMeta], settings: Settings) -> list[FeedSpec]:
     """The site feed, then category feeds, then tag feeds (each by slug) for live posts."""
-    ordered = _newest_first(metas)
+    ordered = newest_first(metas, order_by=settings.content.order_by)
     site = settings.site
     limit = settings.feeds.limit
     plan = [
@@ -60,9 +60,17 @@ def plan_feeds(metas: Iterable[PostMeta], settings: Settings) -> list[FeedSpec]:
     return plan
 
 
-def _newest_first(metas: Iterable[PostMeta]) -> list[PostMeta]:
-    # Two stable sorts: published descending, ties by id ascending.
+def newest_first(metas: Iterable[PostMeta], *, order_by: str | None = None) -> list[PostMeta]:
+    """Newest first by the moment published (the front matter's date and time); among
+    posts of one moment (dated by day alone), by ``content.order_by``'s value (greater
+    first; smaller first for "-key"; posts without one after those with one), then by
+    slug, then by id. Stable sorts, the last key first."""
     ordered = sorted(metas, key=_ID)
+    ordered.sort(key=_SLUG)
+    if order_by is not None:
+        greater_first = not order_by.startswith("-")
+        missing = (0,) if greater_first else (3,)
+        ordered.sort(key=lambda m: _order_key(m.order, missing), reverse=greater_first)
     ordered.sort(key=_PUBLISHED, reverse=True)
     unique: dict[str, PostMeta] = {}  # a repeated id would be one item twice to a reader
     for meta in ordered:
@@ -70,7 +78,15 @@ def _newest_first(metas: Iterable[PostMeta]) -> list[PostMeta]:
     return list(unique.values()) if len(unique) < len(ordered) else ordered
 
 
+def _order_key(order: float | str | None, missing: tuple[int]) -> tuple[int, float | str]:
+    """Numbers before (below) text, so that each compares with its own kind."""
+    if order is None:
+        return missing  # type: ignore[return-value]
+    return (2, order) if isinstance(order, str) else (1, order)
+
+
 _ID = attrgetter("id")
+_SLUG = attrgetter("slug")
 _PUBLISHED = attrgetter("published")
 
 

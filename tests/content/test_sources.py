@@ -111,3 +111,40 @@ def test_a_rescan_says_which_paths_it_looked_at(root: Path) -> None:
     after = again(before, root, root / "새 글.md", root / ".hidden.md")
     assert after is not None and after.touched == frozenset({"새 글.md"})
     assert after.find("새 글.md") is not None and after.find("없는 글.md") is None
+
+
+def test_underscore_files_and_folders_are_skipped_but_jekylls_posts_folder(root: Path) -> None:
+    """Astro's _templates/, Hugo's _index.md, any _folder, like _drafts/; _posts/ is read."""
+    before = full(root)
+    written = {
+        "_templates/글-양식.md": "x",
+        "2024/_partials/머리말.md": "x",
+        "_index.md": "x",
+        "2024/_초안.md": "x",
+        "_posts/_drafts/초안.md": "x",
+    }
+    for rel, text in written.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+    assert again(before, root, *(root / rel for rel in written)) == full(root) == before
+    (root / "_posts" / "2024-01-02-부산.md").write_text("x", encoding="utf-8")
+    (root / "blog" / "_posts").mkdir(parents=True)
+    (root / "blog" / "_posts" / "2024-01-03-해운대.md").write_text("x", encoding="utf-8")
+    assert [f.path for f in full(root).files] == [
+        "2024/부산-소식.md",
+        "_posts/2024-01-02-부산.md",
+        "about.html",
+        "blog/_posts/2024-01-03-해운대.md",
+    ]
+    edited = root / "_posts" / "2024-01-02-부산.md"
+    edited.write_text("바뀜", encoding="utf-8")
+    assert again(full(root), root, edited) == full(root)
+
+
+def test_a_content_folder_that_is_posts_itself_is_read(tmp_path: Path) -> None:
+    posts = tmp_path / "_posts"
+    posts.mkdir()
+    (posts / "2024-01-02-a.md").write_text("x")
+    (posts / "_drafts").mkdir()
+    (posts / "_drafts" / "b.md").write_text("x")
+    assert [f.path for f in full(posts).files] == ["2024-01-02-a.md"]

@@ -134,7 +134,7 @@ ESCAPES = make_post(
     tags=("xml", "스마트시티"),
     author=Author("메일 없는 필자"),
 )
-# Published at the same instant as ESCAPES: the id decides ("https:…" < "tag:…").
+# Published at the same instant as ESCAPES: the slug decides ("escapes" < "seoul-ai").
 SEOUL = make_post(
     "seoul-ai",
     datetime(2024, 2, 25, 3, 0, tzinfo=UTC),
@@ -176,7 +176,7 @@ def entries(atom: etree._Element) -> list[etree._Element]:
 # ---------------------------------------------------------------- plan_feeds
 
 
-def test_plan_lists_site_posts_newest_first_ties_broken_by_id() -> None:
+def test_plan_lists_site_posts_newest_first_ties_broken_by_slug() -> None:
     site = plan_feeds([p.meta for p in POSTS], make_settings())[0]
     assert (site.path, site.kind, site.term) == ("", "site", None)
     assert site.post_ids == tuple(p.meta.id for p in NEWEST_FIRST)
