@@ -77,6 +77,9 @@ _HTML_END = {
     4: re.compile(r">"),
     5: re.compile(r"\]\]>"),
 }
+_LINE_END = re.compile(r"\r\n?|\n")
+# The characters a block other than a paragraph (or a table row) can start with.
+_BLOCK_START = frozenset(">#`~<*-_+0123456789")
 _ATX = re.compile(r"#{1,6}(?:[ \t]+|$)")
 _OPEN_FENCE = re.compile(r"(`{3,})(?=[^`]*$)|(~{3,})")
 _CLOSE_FENCE = re.compile(r"(`{3,}|~{3,})[ \t]*$")
@@ -181,6 +184,9 @@ class _Line:
     def find_nonspace(self) -> None:
         position, column = self.offset, self.column
         text = self.text
+        if position < len(text) and text[position] not in " \t":
+            self.nonspace, self.nonspace_column = position, column
+            return
         while position < len(text):
             char = text[position]
             if char == " ":
@@ -240,15 +246,11 @@ class _BlockParser:
     def run(self) -> None:
         text = self.source
         position = 0
-        length = len(text)
-        while position < length:
-            end = position
-            while end < length and text[end] not in "\r\n":
-                end += 1
-            self._line(_Line(text[position:end], position))
-            if end < length and text[end] == "\r" and text[end + 1 : end + 2] == "\n":
-                end += 1
-            position = end + 1
+        for line_end in _LINE_END.finditer(text):
+            self._line(_Line(text[position : line_end.start()], position))
+            position = line_end.end()
+        if position < len(text):
+            self._line(_Line(text[position:], position))
         while len(self.chain) > 1:
             self._close(self.chain.pop())
         # As cmark: every block first (definitions anywhere count), then the inlines.
@@ -336,6 +338,9 @@ class _BlockParser:
         at = line.nonspace
         char = line.peek(at)
         text = line.text
+        if not indented and char not in _BLOCK_START and kind != "table":
+            if kind != "paragraph" or char not in "=|:":
+                return None  # plain text: no block starts here
         if not indented and char == ">":
             line.advance(at + 1 - line.offset, columns=False)
             if line.peek(line.offset) in " \t":

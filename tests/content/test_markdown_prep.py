@@ -323,3 +323,14 @@ def test_code_is_never_touched(source: str) -> None:
     after = _CODE_TEXT.findall(render_markdown(source))
     for code in before:
         assert code in after, (source, code)
+
+
+_PLAIN = st.text(
+    alphabet=st.sampled_from(list("ab *_~`#>-|()[]!.\n\t1") + ["é", "—", "😀"]), max_size=60
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_PLAIN)
+def test_text_without_cjk_math_or_tags_renders_as_cmark_does(source: str) -> None:
+    assert render_markdown(source) == to_html(source)
