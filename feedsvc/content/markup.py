@@ -1,31 +1,28 @@
 """Post bodies → feed-ready HTML and a plain-text summary (pure: strings in, values out).
 
 Order: Jekyll Liquid (raw, highlight, site.url, site.baseurl) → Markdown (cmark-gfm,
-raw HTML kept) or the HTML as is → relative URLs made absolute (lxml) → XML-illegal
-characters stripped. Unsupported Liquid stays visible and is reported as a warning.
+raw HTML kept; markdown_prep: CJK-friendly emphasis, math as written, ``<T>`` as text)
+or the HTML with ``<T>`` as text (html_tags) → relative URLs made absolute (lxml) →
+XML-illegal characters stripped. Unsupported Liquid stays visible and is reported as a warning.
 """
 
 from __future__ import annotations
 
-import ctypes
 import html
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
-import cmarkgfm
-from cmarkgfm import cmark
 from lxml import etree
 
 from feedsvc.config import Settings
+from feedsvc.content import markdown_prep
+from feedsvc.content.cmark import to_html
+from feedsvc.content.html_tags import escape_text_tags
 from feedsvc.content.markup_bounds import line_of_element, measure
 from feedsvc.content.posts import ParsedSource, html_to_text, strip_xml_illegal
 from feedsvc.content.urls import absolute_url
 from feedsvc.errors import ContentError
 from feedsvc.models import Post, PostMeta, Problem, Severity
-
-_EXTENSIONS = (b"table", b"strikethrough", b"autolink", b"tasklist")
-_OPTIONS = cmark.Options.CMARK_OPT_UNSAFE  # raw HTML is kept: posts are trusted input
 
 _LIQUID = re.compile(
     r"\{%-?\s*raw\s*-?%\}(?P<raw>.*?)\{%-?\s*endraw\s*-?%\}"
@@ -70,7 +67,9 @@ def render_post(
     body = strip_xml_illegal(parsed.body)
     if "{%" in body or "{{" in body:
         body = _liquid(parsed, body, settings.site.url, problems)
-    rendered = render_markdown(body) if parsed.body_format == "markdown" else body
+    # Promise<T> is text in HTML bodies too (html_tags); Markdown does it in markdown_prep.
+    markdown = parsed.body_format == "markdown"
+    rendered = render_markdown(body) if markdown else escape_text_tags(body)
     _check_bounds(parsed, rendered)
     post_html = absolutize_urls(rendered, meta.url, settings.site.url)
     if "&#" in body:  # cmark and lxml turn references such as &#1; back into characters
@@ -141,67 +140,11 @@ def _highlight(lang: str, code: str, markdown: bool) -> str:
     return f"\n{fence}{lang}\n{code}\n{fence}\n"
 
 
-class _CmarkMem(ctypes.Structure):
-    _fields_ = (
-        ("calloc", ctypes.c_void_p),
-        ("realloc", ctypes.c_void_p),
-        ("free", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
-    )
-
-
-def _load_cmark() -> ctypes.CDLL:
-    """cmark-gfm's C API from cmarkgfm's own library, with the two frees cmarkgfm omits.
-
-    cmarkgfm's wrappers never free the document tree or the rendered buffer: tens of KB
-    leak per post (gigabytes over a daemon's life). Same library, so same extensions.
-    """
-    lib = ctypes.CDLL(cmarkgfm.cmark._cmark.__file__)
-    void_p = ctypes.c_void_p
-    signatures: dict[str, tuple[Any, list[Any]]] = {
-        "cmark_gfm_core_extensions_ensure_registered": (None, []),
-        "cmark_find_syntax_extension": (void_p, [ctypes.c_char_p]),
-        "cmark_parser_new": (void_p, [ctypes.c_int]),
-        "cmark_parser_attach_syntax_extension": (ctypes.c_int, [void_p, void_p]),
-        "cmark_parser_feed": (None, [void_p, ctypes.c_char_p, ctypes.c_size_t]),
-        "cmark_parser_finish": (void_p, [void_p]),
-        "cmark_parser_get_syntax_extensions": (void_p, [void_p]),
-        "cmark_render_html": (void_p, [void_p, ctypes.c_int, void_p]),
-        "cmark_node_free": (None, [void_p]),
-        "cmark_parser_free": (None, [void_p]),
-        "cmark_get_default_mem_allocator": (ctypes.POINTER(_CmarkMem), []),
-    }
-    for name, (restype, argtypes) in signatures.items():
-        function = getattr(lib, name)
-        function.restype, function.argtypes = restype, argtypes
-    lib.cmark_gfm_core_extensions_ensure_registered()
-    return lib
-
-
-_CMARK = _load_cmark()
-_CMARK_FREE = _CMARK.cmark_get_default_mem_allocator().contents.free
-_CMARK_EXTENSIONS = tuple(_CMARK.cmark_find_syntax_extension(name) for name in _EXTENSIONS)
-
-
 def render_markdown(text: str) -> str:
-    """CommonMark + GFM tables, strikethrough, autolinks and task lists; raw HTML kept."""
-    source = text.encode("utf-8", "replace")  # lone surrogates cannot be encoded
-    parser = _CMARK.cmark_parser_new(_OPTIONS)
-    try:
-        for extension in _CMARK_EXTENSIONS:
-            _CMARK.cmark_parser_attach_syntax_extension(parser, extension)
-        _CMARK.cmark_parser_feed(parser, source, len(source))
-        root = _CMARK.cmark_parser_finish(parser)
-        try:
-            extensions = _CMARK.cmark_parser_get_syntax_extensions(parser)
-            buffer = _CMARK.cmark_render_html(root, _OPTIONS, extensions)
-            try:
-                return ctypes.string_at(buffer).decode("utf-8")
-            finally:
-                _CMARK_FREE(buffer)
-        finally:
-            _CMARK.cmark_node_free(root)
-    finally:
-        _CMARK.cmark_parser_free(parser)
+    """CommonMark + GFM tables, ~~strikethrough~~, autolinks and task lists; raw HTML
+    kept; CJK-friendly emphasis, math left as written and ``<T>`` as text outside code
+    (markdown_prep)."""
+    return markdown_prep.render(text, to_html)
 
 
 def absolutize_urls(html: str, base_url: str, site_url: str) -> str:
