@@ -338,9 +338,13 @@ class _BlockParser:
         at = line.nonspace
         char = line.peek(at)
         text = line.text
-        if not indented and char not in _BLOCK_START and kind != "table":
-            if kind != "paragraph" or char not in "=|:":
-                return None  # plain text: no block starts here
+        if (
+            not indented
+            and char not in _BLOCK_START
+            and kind != "table"
+            and (kind != "paragraph" or char not in "=|:")
+        ):
+            return None  # plain text: no block starts here
         if not indented and char == ">":
             line.advance(at + 1 - line.offset, columns=False)
             if line.peek(line.offset) in " \t":
