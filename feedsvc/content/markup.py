@@ -17,7 +17,7 @@ import cmarkgfm
 from cmarkgfm import cmark
 from lxml import etree
 
-from feedsvc.config import Settings
+from feedsvc.config import MarkupOptions
 from feedsvc.content.markup_bounds import line_of_element, measure
 from feedsvc.content.posts import ParsedSource, html_to_text, strip_xml_illegal
 from feedsvc.content.urls import absolute_url
@@ -61,7 +61,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n")
 
 
 def render_post(
-    parsed: ParsedSource, meta: PostMeta, settings: Settings
+    parsed: ParsedSource, meta: PostMeta, options: MarkupOptions
 ) -> tuple[Post, list[Problem]]:
     """The post's absolute-URL HTML and summary, and warnings about what was left as is.
 
@@ -69,16 +69,16 @@ def render_post(
     problems: list[Problem] = []
     body = strip_xml_illegal(parsed.body)
     if "{%" in body or "{{" in body:
-        body = _liquid(parsed, body, settings.site.url, problems)
+        body = _liquid(parsed, body, options.site_url, problems)
     rendered = render_markdown(body) if parsed.body_format == "markdown" else body
     _check_bounds(parsed, rendered)
-    post_html = absolutize_urls(rendered, meta.url, settings.site.url)
+    post_html = absolutize_urls(rendered, meta.url, options.site_url)
     if "&#" in body:  # cmark and lxml turn references such as &#1; back into characters
         post_html = strip_xml_illegal(post_html)
     if meta.excerpt:
         summary = _shorten(meta.excerpt, 300)
     else:
-        summary = make_excerpt(post_html, settings.content.excerpt_separator)
+        summary = make_excerpt(post_html, options.excerpt_separator)
     return Post(meta=meta, html=post_html, summary=summary), problems
 
 
