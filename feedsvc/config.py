@@ -2,7 +2,12 @@
 pure modules take.
 
     the file (read_config) ─▶ + environment (with_environment) ─▶ Settings (pydantic)
-                                                                  ─▶ slices: ParseOptions
+                                                                  ─▶ slices (cached):
+        parse_options   ParseOptions      reading and parsing a source file (content)
+        markup_options  MarkupOptions     a post's body → HTML and summary (content.markup)
+        render_options  PostRenderOptions a post's file → its render (content.reading)
+        feed_options    FeedOptions       planning and rendering feeds (feeds)
+        digest_schedule DigestSchedule    when digests go out (newsletter.digests)
 
 Every section and key of the README's configuration reference is here with the default
 that makes the embedded set-up work. Unknown keys are errors (a typo must not pass
@@ -16,11 +21,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -318,6 +324,7 @@ class StorageSettings(_Section):
 
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class DigestSettings(_Section):
@@ -510,6 +517,9 @@ class Settings(_Section):
                 return prefix + str((self.base_dir / rest).resolve())
         return url
 
+    # The slices: each made once, on first use, and kept in the instance (a frozen model's
+    # cached_property writes the instance's __dict__, which pydantic leaves to it).
+
     @cached_property
     def parse_options(self) -> ParseOptions:
         """What reading and parsing a source file needs of these settings (made once:
@@ -524,6 +534,58 @@ class Settings(_Section):
             self.feeds.id_style,
             (self.content.order_by or "").lstrip("-") or None,
         )
+
+    @cached_property
+    def markup_options(self) -> MarkupOptions:
+        """What rendering a post's body needs of these settings."""
+        return MarkupOptions(self.site.url, self.content.excerpt_separator)
+
+    @cached_property
+    def render_options(self) -> PostRenderOptions:
+        """What rendering a post from its file needs: sent to every render worker."""
+        return PostRenderOptions(self.parse_options, self.markup_options)
+
+    @cached_property
+    def feed_options(self) -> FeedOptions:
+        """What planning and rendering the feeds needs of these settings."""
+        site, feeds = self.site, self.feeds
+        return FeedOptions(
+            site_url=site.url,
+            title=site.title,
+            description=site.description,
+            language=site.language,
+            author_name=site.author.name,
+            author_email=site.author.email,
+            limit=feeds.limit,
+            formats=feeds.formats,
+            per_category=feeds.per_category,
+            per_tag=feeds.per_tag,
+            websub_hub=feeds.websub_hub,
+            order_by=self.content.order_by,
+        )
+
+    @cached_property
+    def digest_schedule(self) -> DigestSchedule:
+        """When daily and weekly digests go out."""
+        hour, minute = (int(part) for part in self.digest.send_time.split(":"))
+        return DigestSchedule(
+            send_time=time(hour, minute),
+            weekday=WEEKDAYS.index(self.digest.weekday),
+            site_timezone=self.site.timezone,
+            max_lateness=self.digest.max_lateness,
+        )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; with ``update``, without the slices made from the old values (pydantic
+        copies the instance's __dict__, where they are kept)."""
+        copied = super().model_copy(update=update, deep=deep)
+        if update:
+            for name in _SLICES:
+                copied.__dict__.pop(name, None)
+        return copied
+
+
+_SLICES = ("parse_options", "markup_options", "render_options", "feed_options", "digest_schedule")
 
 
 # --- slices of the settings, for pure modules ------------------------------------------
@@ -544,6 +606,52 @@ class ParseOptions:
     assets_dir: str  # absolute: where root-relative asset URLs point (enclosure lengths)
     id_style: str = "permalink"  # feeds.id_style
     order_by: str | None = None  # content.order_by's key (without its '-')
+
+
+@dataclass(frozen=True, slots=True)
+class MarkupOptions:
+    """What rendering a post's body to HTML and a summary depends on (``markup``)."""
+
+    site_url: str  # ends in "/": {{ site.url }}, and what root-relative URLs resolve against
+    excerpt_separator: str  # content.excerpt_separator ("" for none)
+
+
+@dataclass(frozen=True, slots=True)
+class PostRenderOptions:
+    """What rendering a post from its file depends on (``reading.render_batch``): reading it
+    again, then rendering its body. Sent to every render worker, so small."""
+
+    parse: ParseOptions
+    markup: MarkupOptions
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOptions:
+    """What planning the feeds and rendering them into bytes depends on (``feeds.plan``,
+    ``feeds.render``): the site's ``site.*`` and ``feeds.*`` values."""
+
+    site_url: str  # ends in "/": the home page, and where the output dir is published
+    title: str
+    description: str  # "" for none (the title stands in)
+    language: str
+    author_name: str  # site.author.name
+    author_email: str | None
+    limit: int  # posts per feed
+    formats: tuple[Literal["rss", "atom", "json"], ...]
+    per_category: bool
+    per_tag: bool
+    websub_hub: str | None
+    order_by: str | None = None  # content.order_by: ties of the same moment, then the slug
+
+
+@dataclass(frozen=True, slots=True)
+class DigestSchedule:
+    """When daily and weekly digests go out (``digest.*``, ``newsletter.digests``)."""
+
+    send_time: time
+    weekday: int  # Monday = 0
+    site_timezone: str
+    max_lateness: timedelta
 
 
 # --- validating ----------------------------------------------------------------------

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import pickle
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
 
-from feedsvc.config import load_settings, settings_from_mapping
+from feedsvc.config import (
+    DigestSchedule,
+    MarkupOptions,
+    PostRenderOptions,
+    load_settings,
+    settings_from_mapping,
+)
 from feedsvc.errors import ConfigError
 from tests.conftest import REPO
 
@@ -131,3 +138,46 @@ def test_settings_are_frozen() -> None:
 def test_websub_hub_must_be_an_absolute_url() -> None:
     with pytest.raises(ConfigError, match=r"feeds\.websub_hub = 'hub': expected the hub's"):
         settings_from_mapping({"feeds": {"websub_hub": "hub"}})
+
+
+def test_slices_are_made_once_and_hold_the_keys_they_come_from() -> None:
+    settings = settings_from_mapping(
+        {
+            "site": {"url": "https://x.kr/blog", "title": "블로그", "author": {"name": "편집부"}},
+            "content": {"excerpt_separator": "<!-- 더보기 -->"},
+            "feeds": {"limit": 5, "formats": ["json"], "per_tag": True},
+            "digest": {"send_time": "07:30", "weekday": "fri", "max_lateness": "3h"},
+        }
+    )
+    for name in ("parse_options", "markup_options", "render_options", "feed_options"):
+        assert getattr(settings, name) is getattr(settings, name), name
+    assert settings.markup_options == MarkupOptions("https://x.kr/blog/", "<!-- 더보기 -->")
+    assert settings.render_options == PostRenderOptions(
+        settings.parse_options, settings.markup_options
+    )
+    feeds = settings.feed_options
+    assert (feeds.site_url, feeds.title, feeds.author_name, feeds.author_email) == (
+        "https://x.kr/blog/",
+        "블로그",
+        "편집부",
+        None,
+    )
+    assert (feeds.limit, feeds.formats, feeds.per_tag) == (5, ("json",), True)
+    assert settings.digest_schedule == DigestSchedule(time(7, 30), 4, "UTC", timedelta(hours=3))
+
+
+def test_slices_travel_to_worker_processes_small() -> None:
+    settings = settings_from_mapping({})
+    options = pickle.loads(pickle.dumps(settings.render_options))
+    assert options == settings.render_options
+    assert len(pickle.dumps(options)) < len(pickle.dumps(settings)) // 4
+
+
+def test_a_copy_with_other_values_makes_its_own_slices() -> None:
+    settings = settings_from_mapping({"site": {"url": "https://a.example/"}})
+    assert settings.feed_options.site_url == "https://a.example/"
+    site = settings.site.model_copy(update={"url": "https://b.example/"})
+    copied = settings.model_copy(update={"site": site})
+    assert copied.feed_options.site_url == copied.markup_options.site_url == "https://b.example/"
+    assert copied.parse_options.site_url == "https://b.example/"
+    assert settings.feed_options.site_url == "https://a.example/"

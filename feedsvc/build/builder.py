@@ -411,7 +411,7 @@ class Builder:
         then the feeds; the store's source rows are written while the workers render."""
         from feedsvc.feeds.plan import plan_feeds
 
-        plan = plan_feeds(chosen.published, self.settings)
+        plan = plan_feeds(chosen.published, self.settings.feed_options)
         needed = _needed(plan, chosen.published, render_all=run.mode.render_all)
         keys = {m.source: self._render_key(chosen.hashes.get(m.source, "")) for m in needed}
         saved = None
@@ -560,7 +560,7 @@ class Builder:
             from feedsvc.feeds.plan import feed_base_url
             from feedsvc.feeds.websub import announce, feed_urls
 
-            urls = feed_urls(feed_base_url(settings), report.feeds_written)
+            urls = feed_urls(feed_base_url(settings.feed_options), report.feeds_written)
             report.problems.extend(announce(settings.feeds.websub_hub, urls))
         written_now = feeds.fresh if rendered.written is not None else files
         report.outputs = self._outputs(written_now, only)

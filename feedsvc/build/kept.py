@@ -37,7 +37,7 @@ class KeptFeeds:
 
         keys = {spec.path: self._feed_key(spec, posts) for spec in plan}
         stale = [s for s in plan if self._feeds.get(s.path, ("", {}))[0] != keys[s.path]]
-        rendered = render_feeds(stale, posts, settings) if stale else {}
+        rendered = render_feeds(stale, posts, settings.feed_options) if stale else {}
         by_folder: dict[str, dict[str, bytes]] = {}
         for name, data in rendered.items():
             folder = name.rpartition("/")[0]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from feedsvc.build.kept import KeptRenders
 from feedsvc.build.parallel import Batches, worker_pool
-from feedsvc.config import Settings
+from feedsvc.config import PostRenderOptions, Settings
 from feedsvc.content.reading import render_batch
 from feedsvc.feeds.output import Staged, discard, publish, stage_feed_files
 from feedsvc.models import Post, PostMeta, Problem
@@ -49,7 +49,7 @@ def tail_pool(workers: int, posts: int, feeds: int) -> Iterator[ProcessPoolExecu
 class Rendering:
     posts: dict[str, Post]  # by id: the kept and stored renders that still fit
     todo: list[tuple[PostMeta, str]]  # the rest, with their files' paths
-    batches: Batches[Settings, Any, Any] | None  # rendering them (None: render_split will)
+    batches: Batches[PostRenderOptions, Any, Any] | None  # rendering them (None: render_split will)
 
 
 def start_render(
@@ -94,7 +94,7 @@ def start_render(
         return Rendering(posts, todo, None)
     batches = Batches(
         render_batch,
-        settings,
+        settings.render_options,
         todo,
         workers=workers,
         threshold=RENDER_THRESHOLD,
@@ -212,11 +212,12 @@ def render_group(
 
     posts = dict(done)
     new: Rendered = []
-    for (meta, _), (post, found) in zip(todo, render_batch(settings, todo), strict=True):
+    rendered = render_batch(settings.render_options, todo)
+    for (meta, _), (post, found) in zip(todo, rendered, strict=True):
         new.append((meta, post, found))
         if post is not None:
             posts[meta.id] = post
     shown = [replace(s, post_ids=tuple(i for i in s.post_ids if i in posts)) for s in specs]
-    files = render_feeds(shown, posts, settings)
+    files = render_feeds(shown, posts, settings.feed_options)
     staged = stage_feed_files(settings.output_dir, files, only=files.keys())
     return list(files), staged, new

@@ -57,7 +57,7 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
     """
     from feedsvc.delivery.mime import html_part
     from feedsvc.models import Frequency
-    from feedsvc.newsletter.digests import DigestSchedule, upcoming_period
+    from feedsvc.newsletter.digests import upcoming_period
     from feedsvc.newsletter.jobs import renderer_for
     from feedsvc.newsletter.messages import DigestContent, render_digest
 
@@ -75,7 +75,7 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
             subscriber.frequency if subscriber else Frequency.DAILY,
             subscriber.timezone if subscriber else None,
             now,
-            DigestSchedule.from_settings(settings),
+            settings.digest_schedule,
         )
         template = render_digest(
             renderer.sender, DigestContent(0, period, tuple(posts), now), renderer.env
@@ -125,13 +125,7 @@ def _preview_posts(
 ) -> tuple[list[Post], str]:
     """The posts to preview, and a note when they are a sample, not the next digest."""
     from feedsvc.models import Frequency, Recipient
-    from feedsvc.newsletter.digests import (
-        DigestSchedule,
-        category_keys,
-        joined_at,
-        matches,
-        plan_digests,
-    )
+    from feedsvc.newsletter.digests import category_keys, joined_at, matches, plan_digests
     from feedsvc.storage.digests import live_metas, load_announced, load_posts, oldest_cursor
 
     limit = settings.digest.max_posts
@@ -147,7 +141,7 @@ def _preview_posts(
                 [Recipient(as_if_now, _cursor_of(conn, subscriber.id))],
                 load_announced(conn, since=oldest_cursor(conn), until=now),
                 now=now,
-                schedule=DigestSchedule.from_settings(settings),
+                schedule=settings.digest_schedule,
                 max_posts=limit,
             )
             ids = list(plan.digests[0].post_ids) if plan.digests else []

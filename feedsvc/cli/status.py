@@ -10,7 +10,7 @@ from sqlalchemy import Connection, func, select
 from feedsvc.clock import Clock, SystemClock
 from feedsvc.config import Settings
 from feedsvc.models import Frequency, SubscriberStatus
-from feedsvc.newsletter.digests import DigestSchedule, next_send
+from feedsvc.newsletter.digests import next_send
 from feedsvc.storage import Store
 from feedsvc.storage.announcements import ArchivePost, archive_posts
 from feedsvc.storage.deliveries import DeliveryCounts, delivery_summary
@@ -42,7 +42,7 @@ def next_digest_runs(
     conn: Connection, settings: Settings, now: datetime
 ) -> tuple[tuple[str, datetime], ...]:
     """When the next daily and weekly digests go out, per time zone of active subscribers."""
-    schedule = DigestSchedule.from_settings(settings)
+    schedule = settings.digest_schedule
     pairs = conn.execute(
         select(subscriber_rows.c.frequency, subscriber_rows.c.timezone)
         .where(subscriber_rows.c.status == SubscriberStatus.ACTIVE.value)

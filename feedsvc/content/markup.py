@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 
-from feedsvc.config import Settings
+from feedsvc.config import MarkupOptions
 from feedsvc.content import markdown_prep
 from feedsvc.content.cmark import to_html
 from feedsvc.content.html_tags import escape_text_tags
@@ -58,7 +58,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n")
 
 
 def render_post(
-    parsed: ParsedSource, meta: PostMeta, settings: Settings
+    parsed: ParsedSource, meta: PostMeta, options: MarkupOptions
 ) -> tuple[Post, list[Problem]]:
     """The post's absolute-URL HTML and summary, and warnings about what was left as is.
 
@@ -66,18 +66,18 @@ def render_post(
     problems: list[Problem] = []
     body = strip_xml_illegal(parsed.body)
     if "{%" in body or "{{" in body:
-        body = _liquid(parsed, body, settings.site.url, problems)
+        body = _liquid(parsed, body, options.site_url, problems)
     # Promise<T> is text in HTML bodies too (html_tags); Markdown does it in markdown_prep.
     markdown = parsed.body_format == "markdown"
     rendered = render_markdown(body) if markdown else escape_text_tags(body)
     _check_bounds(parsed, rendered)
-    post_html = absolutize_urls(rendered, meta.url, settings.site.url)
+    post_html = absolutize_urls(rendered, meta.url, options.site_url)
     if "&#" in body:  # cmark and lxml turn references such as &#1; back into characters
         post_html = strip_xml_illegal(post_html)
     if meta.excerpt:
         summary = _shorten(meta.excerpt, 300)
     else:
-        summary = make_excerpt(post_html, settings.content.excerpt_separator)
+        summary = make_excerpt(post_html, options.excerpt_separator)
     return Post(meta=meta, html=post_html, summary=summary), problems
 
 

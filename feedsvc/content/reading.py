@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from feedsvc.config import ParseOptions, Settings
+from feedsvc.config import ParseOptions, PostRenderOptions
 from feedsvc.content.posts import ParsedSource, parse_source, to_meta
 from feedsvc.content.sources import SourceFile, asset_size
 from feedsvc.errors import ContentError
@@ -178,12 +178,12 @@ def parse_batch(
 
 
 def render_one(
-    settings: Settings, meta: PostMeta, abspath: str
+    options: PostRenderOptions, meta: PostMeta, abspath: str
 ) -> tuple[Post | None, list[Problem]]:
     try:
         with open(abspath, "rb") as handle:
             data = handle.read()
-        parsed = parse_source(meta.source, data, settings.parse_options)
+        parsed = parse_source(meta.source, data, options.parse)
     except OSError as exc:
         return None, [Problem(meta.source, f"cannot read: {exc.strerror}")]
     except ContentError as exc:
@@ -191,12 +191,12 @@ def render_one(
     from feedsvc.content.markup import render_post
 
     try:
-        return render_post(parsed, meta, settings)
+        return render_post(parsed, meta, options.markup)
     except ContentError as exc:  # markup too deep or too big to render safely
         return None, [Problem(meta.source, exc.reason, exc.line)]
 
 
 def render_batch(
-    settings: Settings, batch: Sequence[tuple[PostMeta, str]]
+    options: PostRenderOptions, batch: Sequence[tuple[PostMeta, str]]
 ) -> list[tuple[Post | None, list[Problem]]]:
-    return [render_one(settings, meta, path) for meta, path in batch]
+    return [render_one(options, meta, path) for meta, path in batch]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Literal
 
-from feedsvc.config import Settings
+from feedsvc.config import FeedOptions
 from feedsvc.content.urls import slugify
 from feedsvc.models import PostMeta
 
@@ -30,33 +30,31 @@ class FeedSpec:
     description: str
     kind: FeedKind
     term: str | None  # the category or tag as written
-    post_ids: tuple[str, ...]  # newest first, at most settings.feeds.limit
+    post_ids: tuple[str, ...]  # newest first, at most options.limit (feeds.limit)
 
 
-def feed_base_url(settings: Settings) -> str:
+def feed_base_url(options: FeedOptions) -> str:
     """The URL the output dir is published at (``site.url``, ending in ``/``)."""
-    return settings.site.url
+    return options.site_url
 
 
-def plan_feeds(metas: Iterable[PostMeta], settings: Settings) -> list[FeedSpec]:
+def plan_feeds(metas: Iterable[PostMeta], options: FeedOptions) -> list[FeedSpec]:
     """The site feed, then category feeds, then tag feeds (each by slug) for live posts."""
-    ordered = newest_first(metas, order_by=settings.content.order_by)
-    site = settings.site
-    limit = settings.feeds.limit
+    ordered = newest_first(metas, order_by=options.order_by)
     plan = [
         FeedSpec(
             path="",
-            title=site.title,
-            description=site.description or site.title,
+            title=options.title,
+            description=options.description or options.title,
             kind="site",
             term=None,
-            post_ids=tuple(m.id for m in ordered[:limit]),
+            post_ids=tuple(m.id for m in ordered[: options.limit]),
         )
     ]
-    if settings.feeds.per_category:
-        plan += _term_feeds(ordered, settings, "category", attrgetter("categories"))
-    if settings.feeds.per_tag:
-        plan += _term_feeds(ordered, settings, "tag", attrgetter("tags"))
+    if options.per_category:
+        plan += _term_feeds(ordered, options, "category", attrgetter("categories"))
+    if options.per_tag:
+        plan += _term_feeds(ordered, options, "tag", attrgetter("tags"))
     return plan
 
 
@@ -92,7 +90,7 @@ _PUBLISHED = attrgetter("published")
 
 def _term_feeds(
     ordered: list[PostMeta],
-    settings: Settings,
+    options: FeedOptions,
     kind: Literal["category", "tag"],
     terms_of: Callable[[PostMeta], tuple[str, ...]],
 ) -> list[FeedSpec]:
@@ -111,7 +109,6 @@ def _term_feeds(
         slug = slugify(term)
         if slug:  # else nothing is left to name a folder with
             spellings.setdefault(slug, []).append(term)
-    site = settings.site
     folder = "categories" if kind == "category" else "tags"
     specs = []
     for slug in sorted(spellings):
@@ -123,14 +120,14 @@ def _term_feeds(
         for place in heapq.merge(*(places[t] for t in terms)):
             if not merged or merged[-1] != place:
                 merged.append(place)
-                if len(merged) == settings.feeds.limit:
+                if len(merged) == options.limit:
                     break
-        title = f"{site.title} – {term}" if kind == "category" else f"{site.title} – #{term}"
+        title = f"{options.title} – {term}" if kind == "category" else f"{options.title} – #{term}"
         specs.append(
             FeedSpec(
                 path=f"{folder}/{slug}/",
                 title=title,
-                description=site.description or title,
+                description=options.description or title,
                 kind=kind,
                 term=term,
                 post_ids=tuple(ordered[p].id for p in merged),

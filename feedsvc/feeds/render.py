@@ -38,7 +38,7 @@ from feedgen.feed import FeedGenerator
 from lxml import etree
 
 from feedsvc import __version__
-from feedsvc.config import Settings
+from feedsvc.config import FeedOptions
 from feedsvc.content.posts import strip_xml_illegal
 from feedsvc.feeds.plan import FeedSpec, feed_base_url
 from feedsvc.models import Author, Post
@@ -104,9 +104,9 @@ class _Shared:
 
 
 def render_feeds(
-    plan: Sequence[FeedSpec], posts: Mapping[str, Post], settings: Settings
+    plan: Sequence[FeedSpec], posts: Mapping[str, Post], options: FeedOptions
 ) -> dict[str, bytes]:
-    """Bytes of each feed file in ``settings.feeds.formats``, keyed by path below the output dir."""
+    """Bytes of each feed file in ``options.formats``, keyed by path below the output dir."""
     shared: dict[str, _Shared] = {}
     files: dict[str, bytes] = {}
     for spec in plan:
@@ -115,17 +115,17 @@ def render_feeds(
             if post_id not in shared:
                 if post_id not in posts:
                     raise ValueError(f"feed {spec.path or '/'!r} names post {post_id!r}, not given")
-                shared[post_id] = _Shared(_item(posts[post_id], settings))
+                shared[post_id] = _Shared(_item(posts[post_id], options))
             feed_items.append(shared[post_id])
         updated = max((s.item.updated for s in feed_items), default=EMPTY_FEED_UPDATED)
-        formats = settings.feeds.formats
+        formats = options.formats
         generator: Any = None
         if "rss" in formats or "atom" in formats:  # one feedgen object serves both
-            generator = _feedgen(spec, feed_items, updated, settings)
+            generator = _feedgen(spec, feed_items, updated, options)
         for fmt in formats:
             name = spec.path + FILE_NAMES[fmt]
             if fmt == "json":
-                files[name] = _json_feed(spec, feed_items, settings)
+                files[name] = _json_feed(spec, feed_items, options)
             elif fmt == "rss":
                 files[name] = generator.rss_str(pretty=True)
             else:
@@ -138,11 +138,10 @@ def _uri(iri: str) -> str:
     return quote(strip_xml_illegal(iri), safe=_URI_SAFE)
 
 
-def _author(author: Author | None, settings: Settings) -> Author:
+def _author(author: Author | None, options: FeedOptions) -> Author:
     """``author`` if it has a name, else the site's (Atom needs a name), cleaned for XML."""
     if author is None or not author.name.strip():
-        site = settings.site.author
-        author = Author(site.name.strip() or settings.site.title, site.email)
+        author = Author(options.author_name.strip() or options.title, options.author_email)
     return Author(
         strip_xml_illegal(author.name), strip_xml_illegal(author.email) if author.email else None
     )
@@ -154,9 +153,9 @@ def _utc(moment: datetime, post_id: str) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-def _item(post: Post, settings: Settings) -> _Item:
+def _item(post: Post, options: FeedOptions) -> _Item:
     meta = post.meta
-    base = feed_base_url(settings)
+    base = feed_base_url(options)
     guid = _uri(meta.id) if meta.id_is_url else strip_xml_illegal(meta.id)
     if _ABSOLUTE_ID.match(guid):
         atom_id = _uri(guid)
@@ -186,7 +185,7 @@ def _item(post: Post, settings: Settings) -> _Item:
         published=published,
         updated=updated,
         categories=tuple(c for c in categories + tags if c[0]),
-        author=_author(meta.author, settings),
+        author=_author(meta.author, options),
         lang=meta.lang if meta.lang and _LANGUAGE.match(meta.lang) else None,
         image_url=_uri(image.url) if image is not None else None,
         image_type=image_type,
@@ -258,10 +257,9 @@ class _EntryFixups(BaseEntryExtension):  # type: ignore[misc]
         return entry
 
 
-def _feedgen(spec: FeedSpec, items: list[_Shared], updated: datetime, settings: Settings) -> Any:
-    site = settings.site
+def _feedgen(spec: FeedSpec, items: list[_Shared], updated: datetime, options: FeedOptions) -> Any:
     title = strip_xml_illegal(spec.title)
-    base = feed_base_url(settings) + spec.path
+    base = feed_base_url(options) + spec.path
     fg = FeedGenerator()
     # register_extension, as load_extension does, minus its failing import of a
     # feedgen.ext.*_entry module per feed (a search of the whole import path each time).
@@ -271,21 +269,21 @@ def _feedgen(spec: FeedSpec, items: list[_Shared], updated: datetime, settings: 
     fg.id(_uri(base + FILE_NAMES["atom"]))
     fg.title(title)
     fg.description(strip_xml_illegal(spec.description) or title)
-    fg.language(site.language)
+    fg.language(options.language)
     fg.generator("feedsvc", version=__version__)
     fg.updated(updated)  # also lastBuildDate; feedgen's default is "now"
-    author = _author(None, settings)  # Atom: then no entry is without an author
+    author = _author(None, options)  # Atom: then no entry is without an author
     fg.author(name=author.name, **({"email": author.email} if author.email else {}))
     if author.email:
         fg.managingEditor(f"{author.email} ({author.name})")
     # One generator serves both formats; _FeedFixups points RSS's self link at feed.xml.
     fg.link(href=_uri(base + FILE_NAMES["atom"]), rel="self", type="application/atom+xml")
     fg.feedsvc.rss_url = _uri(base + FILE_NAMES["rss"])
-    if settings.feeds.websub_hub:
-        fg.link(href=_uri(settings.feeds.websub_hub), rel="hub")
-        fg.feedsvc.hub = _uri(settings.feeds.websub_hub)
+    if options.websub_hub:
+        fg.link(href=_uri(options.websub_hub), rel="hub")
+        fg.feedsvc.hub = _uri(options.websub_hub)
     # Last: feedgen's RSS <link> is the last link added.
-    fg.link(href=_uri(site.url), rel="alternate", type="text/html")
+    fg.link(href=_uri(options.site_url), rel="alternate", type="text/html")
     # add_entry prepends by default, which would reverse our newest-first order. Every
     # feed loads the same extensions, so a shared entry already has them (feedgen skips
     # them with ImportError "already loaded").
@@ -323,20 +321,19 @@ def _fill_entry(fe: Any, item: _Item) -> None:
         fe.category([{"term": term, "scheme": scheme} for term, scheme in item.categories])
 
 
-def _json_feed(spec: FeedSpec, items: list[_Shared], settings: Settings) -> bytes:
-    site = settings.site
+def _json_feed(spec: FeedSpec, items: list[_Shared], options: FeedOptions) -> bytes:
     title = strip_xml_illegal(spec.title)
     feed: dict[str, Any] = {
         "version": JSON_FEED_VERSION,
         "title": title,
-        "home_page_url": _uri(site.url),
-        "feed_url": _uri(feed_base_url(settings) + spec.path + FILE_NAMES["json"]),
+        "home_page_url": _uri(options.site_url),
+        "feed_url": _uri(feed_base_url(options) + spec.path + FILE_NAMES["json"]),
         "description": strip_xml_illegal(spec.description) or title,
-        "language": site.language,
-        "authors": [_json_author(_author(None, settings))],
+        "language": options.language,
+        "authors": [_json_author(_author(None, options))],
     }
-    if settings.feeds.websub_hub:
-        feed["hubs"] = [{"type": "WebSub", "url": _uri(settings.feeds.websub_hub)}]
+    if options.websub_hub:
+        feed["hubs"] = [{"type": "WebSub", "url": _uri(options.websub_hub)}]
     for post in items:
         if post.json is None:
             post.json = _json_item(post.item)

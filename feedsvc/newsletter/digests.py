@@ -46,7 +46,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from feedsvc.config import Settings
+from feedsvc.config import DigestSchedule
 from feedsvc.content.urls import slugify
 from feedsvc.models import (
     Announced,
@@ -58,28 +58,6 @@ from feedsvc.models import (
     RunPlan,
     Subscriber,
 )
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-@dataclass(frozen=True, slots=True)
-class DigestSchedule:
-    """When daily and weekly digests go out (``digest.*``)."""
-
-    send_time: time
-    weekday: int  # Monday = 0
-    site_timezone: str
-    max_lateness: timedelta
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DigestSchedule:
-        hour, minute = (int(part) for part in settings.digest.send_time.split(":"))
-        return cls(
-            send_time=time(hour, minute),
-            weekday=WEEKDAYS.index(settings.digest.weekday),
-            site_timezone=settings.site.timezone,
-            max_lateness=settings.digest.max_lateness,
-        )
 
 
 @lru_cache(maxsize=256)

@@ -29,7 +29,7 @@ from feedsvc.delivery.outbox import Backend, OutboxBackend
 from feedsvc.delivery.pacing import RetryPolicy
 from feedsvc.errors import ConfigError, DeliveryError
 from feedsvc.models import Recipient, RunPlan, SubscriberStatus
-from feedsvc.newsletter.digests import DigestSchedule, plan_digests
+from feedsvc.newsletter.digests import plan_digests
 from feedsvc.newsletter.messages import (
     DigestContent,
     MessageTemplate,
@@ -106,7 +106,7 @@ def _plan(conn: Connection, settings: Settings, now: datetime, *, keep: bool) ->
         remember() if announced else iter(()),
         announced,
         now=now,
-        schedule=DigestSchedule.from_settings(settings),
+        schedule=settings.digest_schedule,
         max_posts=settings.digest.max_posts,
     )
     if plan.late:

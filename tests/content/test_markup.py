@@ -11,7 +11,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from feedsvc.config import Settings, settings_from_mapping
+from feedsvc.config import MarkupOptions, ParseOptions, Settings, settings_from_mapping
 from feedsvc.content.markup import absolutize_urls, make_excerpt, render_markdown, render_post
 from feedsvc.content.posts import parse_source, to_meta
 from feedsvc.errors import ContentError
@@ -38,9 +38,8 @@ def render(
     text: str, path: str = "2024-01-02-a.md", settings: Settings = SETTINGS
 ) -> tuple[Post, list[Problem]]:
     parsed = parse_source(path, text.encode("utf-8"), settings.parse_options)
-    return render_post(
-        parsed, to_meta(parsed, settings.parse_options, first_seen=FIRST_SEEN), settings
-    )
+    meta = to_meta(parsed, settings.parse_options, first_seen=FIRST_SEEN)
+    return render_post(parsed, meta, settings.markup_options)
 
 
 def html_of(body: str, path: str = "2024-01-02-a.md", settings: Settings = SETTINGS) -> str:
@@ -53,7 +52,7 @@ def html_of(body: str, path: str = "2024-01-02-a.md", settings: Settings = SETTI
 def test_seed_post_renders_with_absolute_images_and_its_excerpt_as_summary() -> None:
     parsed = parse_source(SEED.name, SEED.read_bytes(), SETTINGS.parse_options)
     meta = to_meta(parsed, SETTINGS.parse_options, first_seen=FIRST_SEEN)
-    post, problems = render_post(parsed, meta, SETTINGS)
+    post, problems = render_post(parsed, meta, SETTINGS.markup_options)
     assert '<img src="https://x.kr/blog/assets/img/news.png" alt="rentncar 속보">' in post.html
     assert '<h2 data-ke-size="size26">클라우드 기반 디지털 트윈 통합플랫폼 구축</h2>' in post.html
     assert post.summary == meta.excerpt and problems == []
@@ -249,6 +248,26 @@ def test_the_separator_is_configurable() -> None:
     assert post.summary == "앞"
 
 
+def test_markup_options_are_the_settings_slice() -> None:
+    settings = make_settings(excerpt_separator="<!-- 더보기 -->")
+    assert settings.markup_options == MarkupOptions(SITE, "<!-- 더보기 -->")
+    assert settings.markup_options is settings.markup_options  # made once
+
+
+def test_renders_with_options_made_from_plain_values() -> None:
+    # No Settings: the slices are plain values.
+    parse = ParseOptions("https://y.kr/", "UTC", "/{year}/{slug}/", "utf-8", 100_000, "/nowhere")
+    markup = MarkupOptions(site_url="https://y.kr/", excerpt_separator="<!--cut-->")
+    text = "---\ntitle: t\n---\n앞 [{{ site.url }}](/a/) ![](b.png)\n\n<!--cut-->\n\n뒤\n"
+    parsed = parse_source("2024-01-02-a.md", text.encode("utf-8"), parse)
+    meta = to_meta(parsed, parse, first_seen=FIRST_SEEN)
+    post, problems = render_post(parsed, meta, markup)
+    assert meta.url == "https://y.kr/2024/a/" and problems == []
+    assert '<a href="https://y.kr/a/">https://y.kr</a>' in post.html
+    assert '<img src="https://y.kr/2024/a/b.png" alt="">' in post.html
+    assert post.summary == "앞 https://y.kr"
+
+
 def test_summary_is_the_first_paragraph_with_text() -> None:
     html = '<p><img src="/a.png"></p>\n<h2>소제목</h2>\n<p>첫  <b>문단</b>\n입니다</p><p>둘째</p>'
     assert make_excerpt(html, "<!--more-->") == "첫 문단 입니다"
@@ -324,7 +343,7 @@ def test_any_input_gives_xml_clean_output_or_a_content_error(
         return
     event("rendered")
     meta = to_meta(parsed, SETTINGS.parse_options, first_seen=FIRST_SEEN)
-    post, problems = render_post(parsed, meta, SETTINGS)
+    post, problems = render_post(parsed, meta, SETTINGS.markup_options)
     author = [meta.author.name, meta.author.email or ""] if meta.author else []
     image = [meta.image.url] if meta.image else []
     strings = [

@@ -47,14 +47,14 @@ def _post(body_format: str = "md") -> Post:
         f"2024-05-01-generics.{body_format}", source.encode(), SETTINGS.parse_options
     )
     meta = to_meta(parsed, SETTINGS.parse_options, first_seen=datetime(2024, 5, 1, tzinfo=UTC))
-    post, problems = render_post(parsed, meta, SETTINGS)
+    post, problems = render_post(parsed, meta, SETTINGS.markup_options)
     assert problems == []
     return post
 
 
 def _files(post: Post) -> dict[str, bytes]:
-    plan = plan_feeds([post.meta], SETTINGS)
-    return render_feeds(plan, {post.meta.id: post}, SETTINGS)
+    plan = plan_feeds([post.meta], SETTINGS.feed_options)
+    return render_feeds(plan, {post.meta.id: post}, SETTINGS.feed_options)
 
 
 def _text(fragment: str) -> str:

@@ -48,8 +48,8 @@ def post(slug: str, front: str, s: Settings) -> Post:
 
 def read_back(posts: list[Post], s: Settings) -> dict[str, list[str]]:
     """The entries' links in each format, as a reader gets them."""
-    plan = plan_feeds([p.meta for p in posts], s)
-    files = render_feeds(plan, {p.meta.id: p for p in posts}, s)
+    plan = plan_feeds([p.meta for p in posts], s.feed_options)
+    files = render_feeds(plan, {p.meta.id: p for p in posts}, s.feed_options)
     links = {}
     for name in ("feed.xml", "atom.xml"):
         parsed = feedparser.parse(files[name])

@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from feedsvc import __version__
-from feedsvc.config import Settings, settings_from_mapping
+from feedsvc.config import FeedOptions, settings_from_mapping
 from feedsvc.errors import OutputError
 from feedsvc.feeds.output import write_feed_files
 from feedsvc.feeds.plan import FeedSpec, feed_base_url, plan_feeds
@@ -51,7 +51,8 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 SMART_CITY = "%EC%8A%A4%EB%A7%88%ED%8A%B8%EC%8B%9C%ED%8B%B0"  # "스마트시티", percent-encoded
 
 
-def make_settings(*, site: dict[str, Any] | None = None, **feeds: Any) -> Settings:
+def make_options(*, site: dict[str, Any] | None = None, **feeds: Any) -> FeedOptions:
+    """The feeds' slice of settings, made from config keys (validated as config.yaml is)."""
     return settings_from_mapping(
         {
             "site": {
@@ -65,7 +66,7 @@ def make_settings(*, site: dict[str, Any] | None = None, **feeds: Any) -> Settin
             },
             "feeds": feeds,
         }
-    )
+    ).feed_options
 
 
 def make_post(
@@ -148,10 +149,10 @@ POSTS = (HELLO, SEOUL, BUSAN, ESCAPES)  # deliberately not in feed order
 NEWEST_FIRST = (BUSAN, ESCAPES, SEOUL, HELLO)
 
 
-def render(posts: tuple[Post, ...] = POSTS, settings: Settings | None = None) -> dict[str, bytes]:
-    settings = settings or make_settings()
-    plan = plan_feeds([p.meta for p in posts], settings)
-    return render_feeds(plan, {p.meta.id: p for p in posts}, settings)
+def render(posts: tuple[Post, ...] = POSTS, options: FeedOptions | None = None) -> dict[str, bytes]:
+    options = options or make_options()
+    plan = plan_feeds([p.meta for p in posts], options)
+    return render_feeds(plan, {p.meta.id: p for p in posts}, options)
 
 
 def xml(data: bytes) -> etree._Element:
@@ -177,7 +178,7 @@ def entries(atom: etree._Element) -> list[etree._Element]:
 
 
 def test_plan_lists_site_posts_newest_first_ties_broken_by_slug() -> None:
-    site = plan_feeds([p.meta for p in POSTS], make_settings())[0]
+    site = plan_feeds([p.meta for p in POSTS], make_options())[0]
     assert (site.path, site.kind, site.term) == ("", "site", None)
     assert site.post_ids == tuple(p.meta.id for p in NEWEST_FIRST)
     assert site.title == "스마트시티 뉴스"
@@ -185,7 +186,7 @@ def test_plan_lists_site_posts_newest_first_ties_broken_by_slug() -> None:
 
 
 def test_plan_has_one_feed_per_category_slug_then_tags_sorted_by_slug() -> None:
-    plan = plan_feeds([p.meta for p in POSTS], make_settings(per_tag=True))
+    plan = plan_feeds([p.meta for p in POSTS], make_options(per_tag=True))
     assert [(s.kind, s.path, s.term) for s in plan] == [
         ("site", "", None),
         ("category", "categories/news/", "News"),  # "News" and "news": one feed
@@ -208,14 +209,14 @@ def test_plan_names_a_shared_feed_after_the_most_used_spelling() -> None:
         make_post(f"p{i}", datetime(2024, 1, i + 1, tzinfo=UTC), categories=(term,)).meta
         for i, term in enumerate(["News", "news", "news"])
     ]
-    (category,) = plan_feeds(metas, make_settings())[1:]
+    (category,) = plan_feeds(metas, make_options())[1:]
     assert (category.term, category.path, len(category.post_ids)) == ("news", "categories/news/", 3)
 
 
 def test_plan_makes_category_and_tag_feeds_only_when_configured() -> None:
     metas = [p.meta for p in POSTS]
-    assert [s.kind for s in plan_feeds(metas, make_settings())].count("tag") == 0
-    assert [s.kind for s in plan_feeds(metas, make_settings(per_category=False))] == ["site"]
+    assert [s.kind for s in plan_feeds(metas, make_options())].count("tag") == 0
+    assert [s.kind for s in plan_feeds(metas, make_options(per_category=False))] == ["site"]
 
 
 def test_plan_limits_every_feed_to_feeds_limit() -> None:
@@ -224,44 +225,74 @@ def test_plan_limits_every_feed_to_feeds_limit() -> None:
         for i in range(30)
     ]
     metas = [replace(m, categories=("스마트시티",)) for m in metas]
-    plan = plan_feeds(metas, make_settings(limit=5))
+    plan = plan_feeds(metas, make_options(limit=5))
     assert [len(s.post_ids) for s in plan] == [5, 5]
     assert plan[0].post_ids == tuple(m.id for m in reversed(metas[-5:]))
 
 
 def test_plan_is_the_same_for_any_input_order_and_drops_duplicate_ids() -> None:
     metas = [p.meta for p in POSTS]
-    settings = make_settings(per_tag=True)
-    assert plan_feeds(reversed(metas), settings) == plan_feeds(metas, settings)
-    assert plan_feeds(metas + metas[:1], settings) == plan_feeds(metas, settings)
+    options = make_options(per_tag=True)
+    assert plan_feeds(reversed(metas), options) == plan_feeds(metas, options)
+    assert plan_feeds(metas + metas[:1], options) == plan_feeds(metas, options)
 
 
 def test_plan_skips_terms_that_leave_no_slug() -> None:
     meta = replace(HELLO.meta, categories=("!!!",))
-    assert [s.kind for s in plan_feeds([meta], make_settings())] == ["site"]
+    assert [s.kind for s in plan_feeds([meta], make_options())] == ["site"]
 
 
 def test_feed_base_url_is_the_site_url() -> None:
-    assert feed_base_url(make_settings()) == SITE
+    assert feed_base_url(make_options()) == SITE
+
+
+PLAIN_OPTIONS = FeedOptions(
+    site_url=SITE,
+    title="스마트시티 뉴스",
+    description="부산과 서울의 스마트시티 소식",
+    language="ko",
+    author_name="편집부",
+    author_email="desk@example.com",
+    limit=20,
+    formats=("rss", "atom", "json"),
+    per_category=True,
+    per_tag=False,
+    websub_hub=None,
+)
+
+
+def test_feed_options_are_the_settings_slice() -> None:
+    assert make_options() == PLAIN_OPTIONS
+
+
+def test_plans_and_renders_from_options_made_of_plain_values() -> None:
+    # No Settings: the slice is plain values, and gives what the settings give.
+    options = replace(PLAIN_OPTIONS, title="다른 이름", limit=2, formats=("json",), per_tag=True)
+    plan = plan_feeds([p.meta for p in POSTS], options)
+    assert plan[0].title == "다른 이름" and plan[0].post_ids == (BUSAN.meta.id, ESCAPES.meta.id)
+    assert [s.kind for s in plan].count("tag") == 4
+    files = render_feeds(plan, {p.meta.id: p for p in POSTS}, options)
+    assert set(files) == {spec.path + "feed.json" for spec in plan}
+    assert render(options=PLAIN_OPTIONS) == render(options=make_options())
 
 
 # ---------------------------------------------------------------- every feed
 
 
 def test_render_writes_only_the_configured_formats() -> None:
-    assert sorted(render(settings=make_settings(formats=["json"]))) == [
+    assert sorted(render(options=make_options(formats=["json"]))) == [
         "categories/news/feed.json",
         "categories/개발/feed.json",
         "categories/스마트시티/feed.json",
         "feed.json",
     ]
-    assert sorted(render(settings=make_settings(formats=["rss", "atom"], per_category=False))) == [
+    assert sorted(render(options=make_options(formats=["rss", "atom"], per_category=False))) == [
         "atom.xml",
         "feed.xml",
     ]
 
 
-ALL_FILES = render(settings=make_settings(per_tag=True, websub_hub="https://hub.example.net/"))
+ALL_FILES = render(options=make_options(per_tag=True, websub_hub="https://hub.example.net/"))
 
 
 @pytest.mark.parametrize("name", sorted(n for n in ALL_FILES if n.endswith(".xml")))
@@ -322,9 +353,9 @@ def test_all_references_are_absolute() -> None:
 
 def test_render_is_byte_identical_across_runs_and_input_order() -> None:
     """Same input, same bytes; feedgen's defaults ("now", to the microsecond) never leak."""
-    settings = make_settings(per_tag=True)
-    first = render(POSTS, settings)
-    again = render(tuple(reversed(POSTS)), settings)
+    options = make_options(per_tag=True)
+    first = render(POSTS, options)
+    again = render(tuple(reversed(POSTS)), options)
     assert first == again
     assert list(first) == list(again)
 
@@ -371,10 +402,10 @@ def _uri_of(url: str) -> str:
 
 
 def test_render_refuses_a_plan_naming_a_post_it_was_not_given() -> None:
-    settings = make_settings()
+    options = make_options()
     plan = [FeedSpec("", "t", "d", "site", None, ("missing",))]
     with pytest.raises(ValueError, match="'missing'"):
-        render_feeds(plan, {}, settings)
+        render_feeds(plan, {}, options)
 
 
 def test_render_refuses_dates_without_zone_naming_the_post() -> None:
@@ -387,7 +418,7 @@ def test_render_refuses_dates_without_zone_naming_the_post() -> None:
 
 
 def test_feed_level_fields() -> None:
-    files = render(settings=make_settings(websub_hub="https://hub.example.net/"))
+    files = render(options=make_options(websub_hub="https://hub.example.net/"))
     rss = parse(files["feed.xml"]).feed
     assert (rss.title, rss.link, rss.subtitle, rss.language) == (
         "스마트시티 뉴스",
@@ -417,7 +448,7 @@ def test_feed_level_fields() -> None:
 
 
 def test_rss_description_falls_back_to_the_title() -> None:
-    files = render(settings=make_settings(site={"description": ""}))
+    files = render(options=make_options(site={"description": ""}))
     assert xml(files["feed.xml"]).findtext("channel/description") == "스마트시티 뉴스"
     assert json.loads(files["feed.json"])["description"] == "스마트시티 뉴스"
 
@@ -442,7 +473,7 @@ def test_self_links_are_the_feed_urls_percent_encoded_for_a_korean_category() ->
 
 def test_hub_links_appear_only_when_websub_is_configured() -> None:
     hub = "https://hub.example.net/"
-    with_hub = render(settings=make_settings(websub_hub=hub))
+    with_hub = render(options=make_options(websub_hub=hub))
     rss_hub = xml(with_hub["feed.xml"]).find(f"channel/{ATOM}link[@rel='hub']")
     assert rss_hub is not None and rss_hub.get("href") == hub
     assert xml(with_hub["atom.xml"]).find(f"{ATOM}link[@rel='hub']") is not None
@@ -642,13 +673,13 @@ def test_content_is_escaped_text_never_cdata() -> None:
 
 def test_each_feed_is_the_same_rendered_alone_as_beside_feeds_sharing_its_posts() -> None:
     """Posts' entries and JSON items are built once per call and shared between feeds."""
-    settings = make_settings(per_tag=True, websub_hub="https://hub.example.net/")
+    options = make_options(per_tag=True, websub_hub="https://hub.example.net/")
     posts = {p.meta.id: p for p in POSTS}
-    plan = plan_feeds([p.meta for p in POSTS], settings)
-    together = render_feeds(plan, posts, settings)
+    plan = plan_feeds([p.meta for p in POSTS], options)
+    together = render_feeds(plan, posts, options)
     assert len(plan) > 4
     for spec in plan:
-        alone = render_feeds([spec], posts, settings)
+        alone = render_feeds([spec], posts, options)
         assert alone == {name: together[name] for name in alone}
 
 
@@ -786,8 +817,8 @@ def test_a_failed_write_leaves_the_previous_set_and_no_temp_files(
 
 
 def golden_render() -> Iterator[tuple[str, bytes]]:
-    settings = make_settings(websub_hub="https://hub.example.net/", per_category=False)
-    for name, data in render(POSTS, settings).items():
+    options = make_options(websub_hub="https://hub.example.net/", per_category=False)
+    for name, data in render(POSTS, options).items():
         # The generator version would otherwise make every release rewrite these files.
         yield name, data.replace(__version__.encode(), b"VERSION")
 

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, time, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from feedsvc.config import DigestSchedule
 from feedsvc.models import Announced, Cursor, Frequency, Recipient, Subscriber, SubscriberStatus
-from feedsvc.newsletter.digests import DigestSchedule, category_keys, matches, plan_digests
+from feedsvc.newsletter.digests import category_keys, matches, plan_digests
 
 T0 = datetime(2024, 6, 1, tzinfo=UTC)
 HORIZON = 10 * 24 * 60  # the random part: ten days, in minutes

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from feedsvc.config import settings_from_mapping
+from feedsvc.config import DigestSchedule, settings_from_mapping
 from feedsvc.models import (
     Announced,
     Cursor,
@@ -21,7 +21,6 @@ from feedsvc.models import (
 )
 from feedsvc.newsletter.digests import (
     ChosenPosts,
-    DigestSchedule,
     category_keys,
     choose_posts,
     due_period,
@@ -104,7 +103,7 @@ def test_schedule_comes_from_the_digest_settings() -> None:
     settings = settings_from_mapping(
         {"site": {"timezone": SEOUL}, "digest": {"send_time": "07:30", "weekday": "fri"}}
     )
-    schedule = DigestSchedule.from_settings(settings)
+    schedule = settings.digest_schedule
     assert (schedule.send_time, schedule.weekday, schedule.site_timezone) == (
         time(7, 30),
         4,

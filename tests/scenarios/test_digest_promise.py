@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
+from feedsvc.config import DigestSchedule
 from feedsvc.models import Frequency
-from feedsvc.newsletter.digests import DigestSchedule, next_send
+from feedsvc.newsletter.digests import next_send
 from tests.scenarios.test_daemon_e2e import Daemon, make_site, messages_to, wait_for
 from tests.smtp_server import SmtpServer, free_port, serving
 

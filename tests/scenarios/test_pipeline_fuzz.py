@@ -78,10 +78,10 @@ def test_feeds_from_random_posts_are_valid(corpus: list[Entry]) -> None:
             continue
         if meta.id in posts or meta.draft:
             continue
-        post, _ = render_post(parsed, meta, site)
+        post, _ = render_post(parsed, meta, site.markup_options)
         posts[meta.id] = post
-    plan = plan_feeds([p.meta for p in posts.values()], site)
-    files = render_feeds(plan, posts, site)
+    plan = plan_feeds([p.meta for p in posts.values()], site.feed_options)
+    files = render_feeds(plan, posts, site.feed_options)
     assert "feed.xml" in files and "atom.xml" in files and "feed.json" in files
     for name, data in files.items():
         folder = name.rpartition("/")[0]
