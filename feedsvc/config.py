@@ -517,6 +517,14 @@ class Settings(_Section):
                 return prefix + str((self.base_dir / rest).resolve())
         return url
 
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite store's file; None for PostgreSQL and an in-memory store."""
+        url, prefix = self.storage_url, "sqlite:///"
+        if not url.startswith(prefix) or url[len(prefix) :] in ("", ":memory:"):
+            return None
+        return Path(url[len(prefix) :].split("?", 1)[0])
+
     # The slices: each made once, on first use, and kept in the instance (a frozen model's
     # cached_property writes the instance's __dict__, which pydantic leaves to it).
 

@@ -48,6 +48,7 @@ from feedsvc.build.memo import Memo, nothing_changed, outputs_key, remember, set
 from feedsvc.build.parallel import default_workers
 from feedsvc.build.parse import (
     Decoded,
+    HeadStart,
     Parsing,
     decode,
     files_to_read,
@@ -175,7 +176,17 @@ class Builder:
     :class:`~feedsvc.build.memo.Memo`) unless another process has built on the store since.
     """
 
-    def __init__(self, settings: Settings, store: Store, clock: Clock, workers: int | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Clock,
+        workers: int | None = None,
+        *,
+        head: HeadStart | None = None,
+    ):
+        """``head``: a first parse begun before the store was opened (parse.head_start),
+        used by the first build if the store is empty, else stopped."""
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -188,6 +199,7 @@ class Builder:
         self._feeds = KeptFeeds()
         self._renders = KeptRenders()
         self._output_stats: dict[str, list[int]] = {}  # feed file → [size, mtime_ns]
+        self._head = head
 
     def build(
         self,
@@ -232,14 +244,12 @@ class Builder:
         with self.store.read() as conn:
             last = last_build(conn)
             memo = self._remembered(last)
+            head, self._head = self._head, None
             if self._first_build(mode, last, conn):
-                scan, first = first_parse(
-                    self.settings.parse_options,
-                    self.settings.content_dir,
-                    self.settings.content.extensions,
-                    processes=self.workers - 1,
-                )
+                scan, first = (head.scan, head.parsing) if head else self._first_parse()
             else:
+                if head is not None and head.parsing is not None:
+                    head.parsing.stop()
                 scan = self._scan(memo, None if mode.dry_run else mode.changed)
             report.files = len(scan.files)
             if mode.may_repeat and nothing_changed(
@@ -253,6 +263,15 @@ class Builder:
         run = _BuildUnderWay(mode, now, report, memo, scan, cached, known_metas, first, lapped)
         run.lap("scan+cache")
         return run
+
+    def _first_parse(self) -> tuple[Scan, Parsing | None]:
+        settings = self.settings
+        return first_parse(
+            settings.parse_options,
+            settings.content_dir,
+            settings.content.extensions,
+            processes=self.workers - 1,
+        )
 
     def _remembered(self, last: BuildRecord | None) -> Memo | None:
         memo = self._memo

@@ -20,13 +20,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from feedsvc.build.parallel import Batches, chunk_bounds
-from feedsvc.config import ParseOptions
+from feedsvc.build.parallel import Batches, chunk_bounds, default_workers
+from feedsvc.config import ParseOptions, Settings
 from feedsvc.content.reading import SourceReading, decoded_meta, parse_batch
 from feedsvc.content.sources import Scan, SourceFile, sorted_scan, walk_content
 from feedsvc.models import PostMeta, Problem
-from feedsvc.storage.posts import SourceRow
+
+if TYPE_CHECKING:  # not imported at run time: a head start begins before SQLAlchemy loads
+    from feedsvc.storage.posts import SourceRow
 
 # Below this many files, worker processes cost more than they save (a parse is ~0.1 ms,
 # forking the pool ~20 ms).
@@ -107,6 +110,33 @@ def first_parse(
     for start, end in chunk_bounds(len(rest), processes + 1):
         parsing.add([(f, None) for f in rest[start:end]])
     return sorted_scan(files, problems), parsing
+
+
+@dataclass(frozen=True)
+class HeadStart:
+    """A first parse begun before the store was opened (see :func:`head_start`)."""
+
+    scan: Scan
+    parsing: Parsing | None
+
+
+def head_start(settings: Settings) -> HeadStart | None:
+    """The first parse of a new SQLite store's site, begun before the store is opened.
+
+    ``feedsvc build`` calls it before it imports SQLAlchemy and creates the store
+    (~0.2 s), so that the workers parse meanwhile: the cold build of the benchmark's
+    10,000 posts takes ~10 % less. Only where the store is certainly empty (its file does
+    not exist yet); the builder still checks, and stops the parse if it is not needed.
+    """
+    path = settings.sqlite_path
+    workers = default_workers()
+    if path is None or path.exists() or workers < 2:
+        return None
+    content = settings.content
+    scan, parsing = first_parse(
+        settings.parse_options, settings.content_dir, content.extensions, processes=workers - 1
+    )
+    return HeadStart(scan, parsing)
 
 
 def decode(readings: list[SourceReading]) -> Decoded:

@@ -153,12 +153,16 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
         gc.enable()
 
 
-def _builder(settings: Settings) -> Any:
-    """A Builder on the opened store (imports the build pipeline and SQLAlchemy)."""
+def _builder(settings: Settings, *, head_start: bool = False) -> Any:
+    """A Builder on the opened store (imports the build pipeline and SQLAlchemy).
+    ``head_start``: a new SQLite store's first parse begins first (build.parse.head_start)."""
+    from feedsvc.build.parse import head_start as start
+
+    head = start(settings) if head_start else None
     from feedsvc.build.builder import Builder
     from feedsvc.clock import SystemClock
 
-    return Builder(settings, _open_store(settings), SystemClock())
+    return Builder(settings, _open_store(settings), SystemClock(), head=head)
 
 
 @main.command()
@@ -167,7 +171,7 @@ def build(obj: Context) -> None:
     """Publish every good post to the feeds; report the files that have problems."""
     started = time.perf_counter()
     settings = obj.settings()
-    builder = _builder(settings)
+    builder = _builder(settings, head_start=True)
     report = builder.build()
     builder.store.close()  # checkpoint SQLite's log now, not in the interpreter's exit
     _print_problems(report.problems)
