@@ -134,8 +134,15 @@ class _Section(BaseModel):
 
 
 class AuthorSettings(_Section):
-    name: str = "feedsvc"
+    name: str
     email: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("expected the author's name; leave site.author out for none")
+        return value.strip()
 
 
 class SiteSettings(_Section):
@@ -144,7 +151,9 @@ class SiteSettings(_Section):
     description: str = ""
     language: str = "en"
     timezone: str = "UTC"
-    author: AuthorSettings = AuthorSettings()
+    # Who writes the posts, for feed entries whose front matter names no author; none
+    # by default (entries then carry no author; Atom's feed-level one is the title).
+    author: AuthorSettings | None = None
 
     @field_validator("url")
     @classmethod
@@ -291,6 +300,10 @@ def permalink_parts(pattern: str, strict: bool) -> tuple[tuple[str, str | None],
     return tuple(parts)
 
 
+# The video players most posts embed; their iframes stay in feeds (feeds.iframe_hosts).
+IFRAME_HOSTS = ("www.youtube.com", "www.youtube-nocookie.com", "player.vimeo.com")
+
+
 class FeedSettings(_Section):
     output_dir: Path = Path("public")
     limit: int = Field(default=20, gt=0, le=10_000)
@@ -303,6 +316,16 @@ class FeedSettings(_Section):
     # (RFC 4151) dated the day the post was first seen. A post keeps the id it was first
     # published with while its URL stays (a reader would show it again as new).
     id_style: Literal["permalink", "jekyll-feed", "tag"] = "permalink"
+    # Hosts whose <iframe> embeds stay in feed content; any other iframe becomes a link.
+    iframe_hosts: tuple[str, ...] = IFRAME_HOSTS
+
+    @field_validator("iframe_hosts")
+    @classmethod
+    def _iframe_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", host):
+                raise ValueError(f"expected host names such as www.youtube.com, got {host!r}")
+        return tuple(host.lower() for host in value)
 
     @field_validator("websub_hub")
     @classmethod
@@ -562,14 +585,16 @@ class Settings(_Section):
             title=site.title,
             description=site.description,
             language=site.language,
-            author_name=site.author.name,
-            author_email=site.author.email,
+            author_name=site.author.name if site.author else None,
+            author_email=site.author.email if site.author else None,
             limit=feeds.limit,
             formats=feeds.formats,
             per_category=feeds.per_category,
             per_tag=feeds.per_tag,
             websub_hub=feeds.websub_hub,
             order_by=self.content.order_by,
+            timezone=site.timezone,
+            iframe_hosts=feeds.iframe_hosts,
         )
 
     @cached_property
@@ -642,7 +667,7 @@ class FeedOptions:
     title: str
     description: str  # "" for none (the title stands in)
     language: str
-    author_name: str  # site.author.name
+    author_name: str | None  # site.author.name; None: no site author
     author_email: str | None
     limit: int  # posts per feed
     formats: tuple[Literal["rss", "atom", "json"], ...]
@@ -650,6 +675,8 @@ class FeedOptions:
     per_tag: bool
     websub_hub: str | None
     order_by: str | None = None  # content.order_by: ties of the same moment, then the slug
+    timezone: str = "UTC"  # site.timezone: the offset dates are written in
+    iframe_hosts: tuple[str, ...] = IFRAME_HOSTS  # feeds.iframe_hosts
 
 
 @dataclass(frozen=True, slots=True)
