@@ -26,10 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "vendor"))
 
-import feedvalidator  # noqa: E402
-from feedvalidator import compatibility  # noqa: E402
-from feedvalidator import logging as events  # noqa: E402
-from feedvalidator.i18n.en import messages  # noqa: E402
+import feedvalidator
+from feedvalidator import compatibility
+from feedvalidator import logging as events
+from feedvalidator.i18n.en import messages
 
 EXPECTED_WARNINGS = frozenset({"DuplicateUpdated"})
 _SELF = re.compile(rb"<(?:atom:)?link\b[^>]*\brel=\"self\"[^>]*>")

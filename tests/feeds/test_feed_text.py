@@ -109,7 +109,10 @@ def test_every_summary_and_title_round_trips_through_the_readers(title: str, sum
 @pytest.mark.parametrize("summary", REAL_SUMMARIES)
 def test_real_summaries_keep_every_character_from_front_matter_to_reader(summary: str) -> None:
     settings = settings_for()
-    source = f'---\ntitle: "Promise<T>의 T는"\ndate: 2024-05-01\ndescription: {json.dumps(summary)}\n---\n본문\n'
+    source = (
+        '---\ntitle: "Promise<T>의 T는"\ndate: 2024-05-01\n'
+        f"description: {json.dumps(summary)}\n---\n본문\n"
+    )
     parsed = parse_source("2024-05-01-promise.md", source.encode(), settings.parse_options)
     meta = to_meta(parsed, settings.parse_options, first_seen=datetime(2024, 5, 1, tzinfo=UTC))
     rendered, _ = render_post(parsed, meta, settings.markup_options)
@@ -214,10 +217,10 @@ def test_dates_are_written_in_the_site_offset_at_the_same_instant(
     files = render([post(published=moment)], options(timezone=zone))
     offset = moment.astimezone(ZoneInfo(zone)).utcoffset()
     rss_date = parsedate_to_datetime(
-        etree.fromstring(files["feed.xml"]).findtext("channel/item/pubDate")
+        etree.fromstring(files["feed.xml"]).findtext("channel/item/pubDate") or ""
     )
     atom_date = datetime.fromisoformat(
-        etree.fromstring(files["atom.xml"]).findtext(f"{ATOM}entry/{ATOM}published")
+        etree.fromstring(files["atom.xml"]).findtext(f"{ATOM}entry/{ATOM}published") or ""
     )
     json_date = datetime.fromisoformat(json.loads(files["feed.json"])["items"][0]["date_published"])
     for written in (rss_date, atom_date, json_date):
