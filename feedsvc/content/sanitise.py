@@ -14,12 +14,13 @@ so in email each becomes that link.
 
 from __future__ import annotations
 
-import html
 import re
 from functools import lru_cache
+from typing import Any
 from urllib.parse import urlsplit
 
 import nh3
+from lxml import etree
 
 __all__ = ["sanitise_email_html", "sanitise_feed_html"]
 
@@ -59,52 +60,52 @@ _EMAIL_ATTRIBUTES = {
     "abbr": {"title"},
     "iframe": {"src"},
 }
-# What nh3 writes for an iframe: attributes double-quoted; the content is raw text that
-# cannot hold "</iframe" (html5ever ends it there), and is dropped with the element.
-_IFRAME = re.compile(r"<iframe\b([^>]*)>.*?</iframe>", re.DOTALL)
-_SRC = re.compile(r'\ssrc="([^"]*)"')
 _DATA_URL = re.compile(r"\s*data:", re.IGNORECASE)
 _DATA_IMAGE = re.compile(r"\s*data:image/", re.IGNORECASE)
 
 
-def _keep_data_images(element: str, attribute: str, value: str) -> str | None:
-    """nh3's attribute filter: of ``data:`` URLs only images stay (a ``data:text/html``
-    link is a page of the sender's making)."""
-    if _DATA_URL.match(value) and not _DATA_IMAGE.match(value):
-        return None
-    return value
-
-
-def _cleaner(**options: object) -> nh3.Cleaner:
-    return nh3.Cleaner(
-        clean_content_tags=set(_ACTIVE),
-        strip_comments=True,
-        **options,  # type: ignore[arg-type]
-    )
+def _cleaner(**options: Any) -> nh3.Cleaner:
+    return nh3.Cleaner(clean_content_tags=set(_ACTIVE), strip_comments=True, **options)
 
 
 _FEED = _cleaner(
     tags=_FEED_TAGS, attributes=_FEED_ATTRIBUTES, url_schemes=set(_URL_SCHEMES), link_rel=None
 )
-# Only for HTML that holds "data:": nh3 calls the filter for every attribute.
-_FEED_DATA = _cleaner(
-    tags=_FEED_TAGS,
-    attributes=_FEED_ATTRIBUTES,
-    url_schemes=set(_URL_SCHEMES | {"data"}),
-    link_rel=None,
-    attribute_filter=_keep_data_images,
-)
+
+
+@lru_cache(maxsize=16)
+def _feed_filtered(hosts: frozenset[str]) -> nh3.Cleaner:
+    """For HTML holding "data:" or an iframe: nh3 then asks a filter about every
+    attribute (slower), which keeps only images of the data: URLs, and only the
+    allowed hosts' iframe srcs (those iframes were made links before; this is the
+    guarantee)."""
+
+    def keep(element: str, attribute: str, value: str) -> str | None:
+        if _DATA_URL.match(value) and not _DATA_IMAGE.match(value):
+            return None  # a data:text/html link is a page of the sender's making
+        if element == "iframe" and attribute == "src" and not _allowed(value, hosts):
+            return None
+        return value
+
+    return _cleaner(
+        tags=_FEED_TAGS,
+        attributes=_FEED_ATTRIBUTES,
+        url_schemes=set(_URL_SCHEMES | {"data"}),
+        link_rel=None,
+        attribute_filter=keep,
+    )
 
 
 def sanitise_feed_html(fragment: str, iframe_hosts: frozenset[str] | tuple[str, ...]) -> str:
     """``fragment`` as feed content: the author's HTML without active content, iframes
     kept only from ``iframe_hosts`` (lower-case host names)."""
-    cleaner = _FEED_DATA if "data:" in fragment.lower() else _FEED
-    clean = cleaner.clean(fragment)
-    if "<iframe" not in clean:
-        return clean
-    hosts = frozenset(iframe_hosts)
-    return _IFRAME.sub(lambda match: _iframe(match, hosts), clean)
+    lowered = fragment.lower()
+    if "<iframe" in lowered:
+        hosts = frozenset(iframe_hosts)
+        return _feed_filtered(hosts).clean(_iframes_as_links(fragment, hosts))
+    if "data:" in lowered:
+        return _feed_filtered(frozenset(iframe_hosts)).clean(fragment)
+    return _FEED.clean(fragment)
 
 
 @lru_cache(maxsize=64)
@@ -123,25 +124,57 @@ def sanitise_email_html(fragment: str, base_url: str) -> str:
     handlers or style attributes, no ``javascript:`` (only http, https, mailto, tel
     links); any relative URL left is made absolute against ``base_url``; an iframe
     becomes a link to what it showed."""
-    clean = _email_cleaner(base_url).clean(fragment)
-    if "<iframe" not in clean:
-        return clean
-    rel = 'rel="noopener noreferrer" '
-    return _IFRAME.sub(lambda match: _iframe(match, frozenset(), rel), clean)
+    if "<iframe" in fragment.lower():
+        fragment = _iframes_as_links(fragment, frozenset())
+    return _email_cleaner(base_url).clean(fragment)
 
 
-def _iframe(match: re.Match[str], hosts: frozenset[str], rel: str = "") -> str:
-    """An iframe as nh3 wrote it: kept (without its fallback content) when its src is on
-    an allowed host, else a link to its src (in a paragraph of its own unless it is in
-    one already), else nothing."""
-    attributes = match.group(1)
-    src = _SRC.search(attributes)
-    if src is None or not src.group(1):
-        return ""
-    parts = urlsplit(html.unescape(src.group(1)))
-    if parts.scheme in ("http", "https") and (parts.hostname or "") in hosts:
-        return f"<iframe{attributes}></iframe>"
-    link = f'<a {rel}href="{src.group(1)}">{src.group(1)}</a>'
-    before = match.string[: match.start()]
-    in_paragraph = max(before.rfind("<p>"), before.rfind("<p ")) > before.rfind("</p>")
-    return link if in_paragraph else f"<p>{link}</p>"
+def _allowed(src: str, hosts: frozenset[str]) -> bool:
+    parts = urlsplit(src.strip())
+    return parts.scheme.lower() in ("http", "https") and (parts.hostname or "") in hosts
+
+
+def _iframes_as_links(fragment: str, hosts: frozenset[str]) -> str:
+    """Each iframe whose src is not on ``hosts`` replaced by a link to its http(s) src (in
+    a paragraph of its own unless it is in one), or dropped without one; the allowed ones
+    lose their fallback content. nh3 cleans the result."""
+    parser = etree.HTMLParser(remove_comments=False, remove_pis=False, no_network=True)
+    root = etree.fromstring(f"<html><body>{fragment}</body></html>", parser)
+    body = root.find("body") if root is not None else None
+    if body is None:
+        return fragment
+    for iframe in list(body.iter("iframe")):
+        for child in list(iframe):
+            iframe.remove(child)
+        iframe.text = None
+        src = (iframe.get("src") or "").strip()
+        if _allowed(src, hosts):
+            continue
+        replacement: Any = None
+        if urlsplit(src).scheme.lower() in ("http", "https"):  # else nothing to link to
+            replacement = etree.Element("a", href=src)
+            replacement.text = src
+            if next(iframe.iterancestors("p"), None) is None:
+                paragraph = etree.Element("p")
+                paragraph.append(replacement)
+                replacement = paragraph
+        _replace(iframe, replacement)
+    serialized = etree.tostring(body, encoding="utf-8", method="html").decode("utf-8")
+    return serialized[serialized.index(">") + 1 : serialized.rindex("</body>")]
+
+
+def _replace(element: Any, replacement: Any) -> None:
+    """``element`` replaced by ``replacement`` (or removed for None), its tail kept."""
+    parent = element.getparent()
+    tail = element.tail
+    if replacement is not None:
+        replacement.tail = tail
+        parent.replace(element, replacement)
+        return
+    previous = element.getprevious()
+    if tail:
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)

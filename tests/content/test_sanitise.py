@@ -77,6 +77,11 @@ def test_feed_content_keeps_the_authors_html_without_active_content(
             "",
         ),
         ('<iframe srcdoc="&lt;script&gt;x&lt;/script&gt;"></iframe>', ""),
+        (  # "<iframe" inside an attribute value is text, not an element to rewrite
+            '<img alt="<iframe" src="https://x.kr/a.png"><iframe src="https://evil.kr/"></iframe>',
+            '<img alt="&lt;iframe" src="https://x.kr/a.png">'
+            '<p><a href="https://evil.kr/">https://evil.kr/</a></p>',
+        ),
         (  # a host that merely ends like an allowed one
             '<iframe src="https://www.youtube.com.evil.kr/embed/x"></iframe>',
             '<p><a href="https://www.youtube.com.evil.kr/embed/x">'
@@ -103,7 +108,7 @@ def test_email_keeps_its_own_allow_list_and_makes_every_iframe_a_link() -> None:
         '<img src="data:image/png;base64,AAAA"><a href="/about/">소개</a>'
     )
     assert sanitise_email_html(fragment, "https://news.example.kr/2024/") == (
-        f'<p><a rel="noopener noreferrer" href="{YOUTUBE}">{YOUTUBE}</a></p>더보기본문'
+        f'<p><a href="{YOUTUBE}" rel="noopener noreferrer">{YOUTUBE}</a></p>더보기본문'
         '<img><a href="https://news.example.kr/about/" rel="noopener noreferrer">소개</a>'
     )
 
