@@ -4,6 +4,8 @@
 Both take out active content: ``<script>``, ``<style>`` and the like with what they hold,
 event handler attributes (``on…``; only listed attributes are kept), ``javascript:``,
 ``vbscript:`` and ``data:`` URLs (but ``data:image/…``, which feeds keep) and comments.
+Feeds keep inline styles of presentation only (``text-align``, ``color`` …); email keeps
+none (its template's CSS is inlined).
 Text stays text: ``Promise&lt;T&gt;`` comes out as it went in.
 
 An ``<iframe>`` stays in a feed only when its ``src`` is an http(s) URL on one of the
@@ -39,7 +41,7 @@ _FEED_TAGS = (nh3.ALLOWED_TAGS - {"map", "area"}) | {
 }  # fmt: skip
 _FEED_ATTRIBUTES = {
     **{tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()},
-    "*": {"lang", "dir", "title", "class"},
+    "*": {"lang", "dir", "title", "class", "style"},
     "a": {"href", "hreflang", "name"},
     "img": {"src", "srcset", "sizes", "alt", "width", "height", "loading"},
     "source": {"src", "srcset", "sizes", "type", "media"},
@@ -51,6 +53,14 @@ _FEED_ATTRIBUTES = {
     "abbr": {"title"},
     "details": {"open"},
 }
+# Inline styles keep their presentation (a centred table cell, a coloured word); nothing
+# that loads or moves things (url(), position, background images) and nothing the W3C
+# validator calls dangerous.
+_FEED_STYLES = frozenset(
+    {"text-align", "color", "font-weight", "font-style", "font-size", "text-decoration",
+     "vertical-align", "white-space", "width", "height", "text-indent", "direction",
+     "line-height", "list-style-type"}
+)  # fmt: skip
 # Email: no media players, no forms, no style attributes (the template's CSS is inlined).
 _EMAIL_TAGS = (nh3.ALLOWED_TAGS - {"map", "area", "nav", "details", "summary"}) | {"iframe"}
 _EMAIL_ATTRIBUTES = {
@@ -69,7 +79,11 @@ def _cleaner(**options: Any) -> nh3.Cleaner:
 
 
 _FEED = _cleaner(
-    tags=_FEED_TAGS, attributes=_FEED_ATTRIBUTES, url_schemes=set(_URL_SCHEMES), link_rel=None
+    tags=_FEED_TAGS,
+    attributes=_FEED_ATTRIBUTES,
+    url_schemes=set(_URL_SCHEMES),
+    link_rel=None,
+    filter_style_properties=set(_FEED_STYLES),
 )
 
 
@@ -92,6 +106,7 @@ def _feed_filtered(hosts: frozenset[str]) -> nh3.Cleaner:
         attributes=_FEED_ATTRIBUTES,
         url_schemes=set(_URL_SCHEMES | {"data"}),
         link_rel=None,
+        filter_style_properties=set(_FEED_STYLES),
         attribute_filter=keep,
     )
 

@@ -46,6 +46,10 @@ def feed(fragment: str, hosts: tuple[str, ...] = IFRAME_HOSTS) -> str:
             '<pre><code class="language-ts">a &lt; b</code></pre>',
         ),
         ("<p>a<!-- 주석 -->b</p>", "<p>ab</p>"),
+        (
+            '<p style="text-align: center; background: url(https://t.kr/x.gif); color: red">글</p>',
+            '<p style="text-align:center;color:red">글</p>',
+        ),
         ('<form action="https://x.kr/"><input name="q"></form>', ""),
         ('<object data="x.swf"></object><embed src="x.swf">', ""),
     ],
