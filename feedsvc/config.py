@@ -362,6 +362,21 @@ class DkimSettings(_Section):
     private_key_path: Path | None = None
 
 
+RETURN_PATH_TOKEN = "{token}"
+
+
+def return_path_problem(template: str) -> str | None:
+    """What is wrong with a VERP template (``delivery.return_path``), or None."""
+    local, at, domain = template.rpartition("@")
+    if template.count(RETURN_PATH_TOKEN) != 1 or RETURN_PATH_TOKEN not in local:
+        return "expected one {token} before the @, as in 'bounces+{token}@news.example.kr'"
+    if not at or not domain or "." not in domain or any(c in template for c in ' <>,;"\\'):
+        return "expected an address such as 'bounces+{token}@news.example.kr'"
+    if len(local.replace(RETURN_PATH_TOKEN, "x" * 16)) > 64:
+        return "the part before the @ is too long for an address (64 characters at most)"
+    return None
+
+
 class DeliverySettings(_Section):
     backend: Literal["outbox", "smtp"] = "outbox"
     outbox_dir: Path = Path("outbox")
@@ -382,6 +397,17 @@ class DeliverySettings(_Section):
     lease: Duration = timedelta(seconds=30)
     messages_per_connection: int = Field(default=500, gt=0)
     workers: int = Field(default=1, gt=0, le=16)
+    # VERP (delivery/return_path.py): each message's envelope sender names its delivery,
+    # e.g. bounces+{token}@news.example.kr; unset: the From address, as before.
+    return_path: str | None = None
+
+    @field_validator("return_path")
+    @classmethod
+    def _verp_template(cls, value: str | None) -> str | None:
+        problem = None if value is None else return_path_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("min_backoff", "max_backoff", "lease")
     @classmethod

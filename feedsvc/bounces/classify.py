@@ -35,12 +35,7 @@ from email.policy import compat32
 from email.utils import collapse_rfc2231_value, getaddresses, parseaddr
 from enum import StrEnum
 
-
-class Kind(StrEnum):
-    HARD_BOUNCE = "hard_bounce"
-    SOFT_BOUNCE = "soft_bounce"
-    COMPLAINT = "complaint"
-    IGNORED = "ignored"  # auto-replies, delays, successes, mail we cannot read as a report
+from feedsvc.models import SignalKind
 
 
 class Source(StrEnum):
@@ -65,7 +60,7 @@ class Clues:
 
 @dataclass(frozen=True)
 class Classified:
-    kind: Kind
+    kind: SignalKind
     source: Source
     reason: str  # one line for people: why this kind
     status: str | None = None  # enhanced status code, "5.1.1"
@@ -74,7 +69,7 @@ class Classified:
 
     @property
     def is_signal(self) -> bool:
-        return self.kind is not Kind.IGNORED
+        return self.kind is not SignalKind.IGNORED
 
 
 # 5.x.x that say the address itself is bad (RFC 3463): X.1.x addressing, 5.2.1 disabled
@@ -119,7 +114,7 @@ def classify(raw: bytes) -> Classified:
     try:
         message = email.message_from_bytes(raw, policy=compat32)
     except Exception as exc:  # the parser is lenient: anything it raises is a broken message
-        return Classified(Kind.IGNORED, Source.OTHER, f"not a readable message ({exc})")
+        return Classified(SignalKind.IGNORED, Source.OTHER, f"not a readable message ({exc})")
     addressed_to = _addressed_to(message)
     content_type = message.get_content_type()
     report_type = _report_type(message)
@@ -130,11 +125,11 @@ def classify(raw: bytes) -> Classified:
     if _delivery_status_part(message) is not None:  # a report without its report-type
         return _dsn(message, addressed_to)
     if _is_auto_reply(message):
-        return Classified(Kind.IGNORED, Source.AUTO_REPLY, "an automatic reply (RFC 3834)")
+        return Classified(SignalKind.IGNORED, Source.AUTO_REPLY, "an automatic reply (RFC 3834)")
     if _looks_like_bounce(message):
         return _body_bounce(message, addressed_to)
     return Classified(
-        Kind.IGNORED,
+        SignalKind.IGNORED,
         Source.OTHER,
         "neither a delivery report, a feedback report nor a bounce",
         clues=Clues(addressed_to=addressed_to),
@@ -150,17 +145,19 @@ def _dsn(message: Message, addressed_to: tuple[str, ...]) -> Classified:
     original = _original(message)
     failed: list[tuple[str, str | None, str | None, str]] = []  # (action, status, diag, rcpt)
     for block in blocks[1:] if len(blocks) > 1 else blocks:
-        action = (block.get("Action") or "").strip().lower()
-        recipient = _typed_address(block.get("Final-Recipient") or block.get("Original-Recipient"))
-        diagnostic = _clean(block.get("Diagnostic-Code"))
-        status = _status_of(block.get("Status"), diagnostic)
+        action = _get(block, "Action").strip().lower()
+        recipient = _typed_address(
+            _get(block, "Final-Recipient") or _get(block, "Original-Recipient")
+        )
+        diagnostic = _clean(_get(block, "Diagnostic-Code"))
+        status = _status_of(_get(block, "Status"), diagnostic)
         if action in ("failed", "") and (recipient or status):
             failed.append((action, status, diagnostic, recipient or ""))
     clues = _clues(addressed_to, [r for *_, r in failed if r], original)
     if not failed:
-        actions = sorted({(b.get("Action") or "?").strip().lower() for b in blocks[1:]})
+        actions = sorted({(_get(b, "Action") or "?").strip().lower() for b in blocks[1:]})
         reason = f"a delivery report with no failure (action: {', '.join(actions) or 'none'})"
-        return Classified(Kind.IGNORED, Source.DSN, reason, clues=clues)
+        return Classified(SignalKind.IGNORED, Source.DSN, reason, clues=clues)
     # One recipient per message is what we send; with several, the gravest decides.
     failed.sort(key=lambda f: 0 if _is_hard(f[1]) else 1)
     _, status, diagnostic, _ = failed[0]
@@ -220,14 +217,14 @@ def _bounce(
 ) -> Classified:
     if _is_hard(status):
         reason = f"{where} says the address does not take mail ({status})"
-        return Classified(Kind.HARD_BOUNCE, source, reason, status, diagnostic, clues)
+        return Classified(SignalKind.HARD_BOUNCE, source, reason, status, diagnostic, clues)
     if status is not None and status.startswith("5."):
         reason = f"{where} gives a permanent failure not about the address ({status}): soft"
     elif status is not None:
         reason = f"{where} gives a transient failure ({status})"
     else:
         reason = f"{where} gives no status code: soft"
-    return Classified(Kind.SOFT_BOUNCE, source, reason, status, diagnostic, clues)
+    return Classified(SignalKind.SOFT_BOUNCE, source, reason, status, diagnostic, clues)
 
 
 # --- RFC 5965 feedback reports ------------------------------------------------------------
@@ -235,7 +232,7 @@ def _bounce(
 
 def _arf(message: Message, addressed_to: tuple[str, ...]) -> Classified:
     fields = _feedback_fields(message)
-    feedback_type = (fields.get("Feedback-Type") or "").strip().lower()
+    feedback_type = _get(fields, "Feedback-Type").strip().lower()
     original = _original(message)
     recipients = [
         address
@@ -248,10 +245,13 @@ def _arf(message: Message, addressed_to: tuple[str, ...]) -> Classified:
     clues = _clues(addressed_to, recipients, original)
     if feedback_type in _COMPLAINT_TYPES:
         reason = f"a feedback report of type {feedback_type}: the subscriber marked it as spam"
-        return Classified(Kind.COMPLAINT, Source.ARF, reason, None, None, clues)
+        return Classified(SignalKind.COMPLAINT, Source.ARF, reason, None, None, clues)
     shown = feedback_type or "none"
     return Classified(
-        Kind.IGNORED, Source.ARF, f"a feedback report of type {shown}: not a complaint", clues=clues
+        SignalKind.IGNORED,
+        Source.ARF,
+        f"a feedback report of type {shown}: not a complaint",
+        clues=clues,
     )
 
 
@@ -274,18 +274,18 @@ def _all(fields: Message, name: str) -> list[str]:
 
 
 def _is_auto_reply(message: Message) -> bool:
-    auto = (message.get("Auto-Submitted") or "no").strip().lower()
+    auto = (_get(message, "Auto-Submitted") or "no").strip().lower()
     if auto.split(";")[0].strip() != "no":
         return True
-    if any(message.get(name) for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder")):
+    if any(_get(message, name) for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder")):
         return True
-    precedence = (message.get("Precedence") or "").strip().lower()
+    precedence = _get(message, "Precedence").strip().lower()
     subject = _subject(message)
     return precedence == "auto_reply" or _AUTO_SUBJECT.search(subject) is not None
 
 
 def _looks_like_bounce(message: Message) -> bool:
-    local = parseaddr(message.get("From") or "")[1].partition("@")[0]
+    local = parseaddr(_get(message, "From"))[1].partition("@")[0]
     return (
         _DAEMONS.match(local) is not None or _BOUNCE_SUBJECT.search(_subject(message)) is not None
     )
@@ -297,7 +297,7 @@ def _body_bounce(message: Message, addressed_to: tuple[str, ...]) -> Classified:
     if _DELAY_SUBJECT.search(_subject(message)):
         clues = _clues(addressed_to, [], original)
         return Classified(
-            Kind.IGNORED, Source.BODY, "a delay notice: still being tried", clues=clues
+            SignalKind.IGNORED, Source.BODY, "a delay notice: still being tried", clues=clues
         )
     status_match = _STATUS.search(text)
     status = ".".join(status_match.groups()) if status_match else None
@@ -307,7 +307,7 @@ def _body_bounce(message: Message, addressed_to: tuple[str, ...]) -> Classified:
             status = f"{reply.group(1)[0]}.0.0"
     diagnostic = _diagnostic_line(text, status_match)
     ours = {address.lower() for address in addressed_to}
-    sender = parseaddr(message.get("From") or "")[1].lower()
+    sender = parseaddr(_get(message, "From"))[1].lower()
     recipients = [
         address
         for address in dict.fromkeys(_ADDRESS.findall(text))
@@ -400,17 +400,22 @@ def _typed_address(value: object) -> str | None:
 
 
 def _subject(message: Message) -> str:
-    value = message.get("Subject")
-    if value is None:
-        return ""
+    value = _get(message, "Subject")
     try:
-        parts: Sequence[tuple[bytes | str, str | None]] = email.header.decode_header(str(value))
+        parts: Sequence[tuple[bytes | str, str | None]] = email.header.decode_header(value)
         return "".join(
             part.decode(charset or "utf-8", errors="replace") if isinstance(part, bytes) else part
             for part, charset in parts
         )
     except (LookupError, ValueError):
-        return str(value)
+        return value
+
+
+def _get(message: Message, name: str) -> str:
+    """A header's value as text ("" when absent): compat32 gives Header objects for
+    bytes it could not decode."""
+    value = message.get(name)
+    return "" if value is None else str(value)
 
 
 def _unfold(text: str) -> str:

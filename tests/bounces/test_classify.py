@@ -8,51 +8,54 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedsvc.bounces.classify import Classified, Kind, Source, classify
+from feedsvc.bounces.classify import Classified, Source, classify
+from feedsvc.models import SignalKind
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "bounces"
 
 # sample → (kind, source, status, recipient, a VERP address among those it was sent to)
-EXPECTED: dict[str, tuple[Kind, Source, str | None, str | None, str | None]] = {
+EXPECTED: dict[str, tuple[SignalKind, Source, str | None, str | None, str | None]] = {
     "postfix-user-unknown.eml": (
-        Kind.HARD_BOUNCE, Source.DSN, "5.1.1", "minji.kim@example.com",
+        SignalKind.HARD_BOUNCE, Source.DSN, "5.1.1", "minji.kim@example.com",
         "bounces+d42x7k2m9q@news.example.kr",
     ),
     "exim-mailbox-full.eml": (
-        Kind.SOFT_BOUNCE, Source.DSN, "5.2.2", "junho@example.net",
+        SignalKind.SOFT_BOUNCE, Source.DSN, "5.2.2", "junho@example.net",
         "bounces+q8w2e4r6t1@news.example.kr",
     ),
     "gmail-body-only.eml": (
-        Kind.HARD_BOUNCE, Source.BODY, "5.1.1", "seoyeon.park@gmail.com",
+        SignalKind.HARD_BOUNCE, Source.BODY, "5.1.1", "seoyeon.park@gmail.com",
         "bounces+z9x8c7v6b5@news.example.kr",
     ),
     "o365-recipient-not-found.eml": (
-        Kind.HARD_BOUNCE, Source.DSN, "5.1.10", "hyunwoo@contoso.example",
+        SignalKind.HARD_BOUNCE, Source.DSN, "5.1.10", "hyunwoo@contoso.example",
         "bounces+m1n2b3v4c5@news.example.kr",
     ),
     "policy-block.eml": (
-        Kind.SOFT_BOUNCE, Source.DSN, "5.7.1", "sora@example.org",
+        SignalKind.SOFT_BOUNCE, Source.DSN, "5.7.1", "sora@example.org",
         "bounces+p0o9i8u7y6@news.example.kr",
     ),
-    "delayed.eml": (Kind.IGNORED, Source.DSN, None, None, "bounces+l1k2j3h4g5@news.example.kr"),
+    "delayed.eml": (
+        SignalKind.IGNORED, Source.DSN, None, None, "bounces+l1k2j3h4g5@news.example.kr",
+    ),
     "transient-gave-up.eml": (
-        Kind.SOFT_BOUNCE, Source.DSN, "4.4.1", "dohyun@example.com",
+        SignalKind.SOFT_BOUNCE, Source.DSN, "4.4.1", "dohyun@example.com",
         "bounces+a1s2d3f4g5@news.example.kr",
     ),
     "arf-abuse.eml": (
-        Kind.COMPLAINT, Source.ARF, None, "jiwoo@hotmail.example",
+        SignalKind.COMPLAINT, Source.ARF, None, "jiwoo@hotmail.example",
         "bounces+r5t6y7u8i9@news.example.kr",
     ),
-    "arf-not-spam.eml": (Kind.IGNORED, Source.ARF, None, "haneul@mail.example", None),
-    "out-of-office-ko.eml": (Kind.IGNORED, Source.AUTO_REPLY, None, None, None),
-    "x-autoreply.eml": (Kind.IGNORED, Source.AUTO_REPLY, None, None, None),
+    "arf-not-spam.eml": (SignalKind.IGNORED, Source.ARF, None, "haneul@mail.example", None),
+    "out-of-office-ko.eml": (SignalKind.IGNORED, Source.AUTO_REPLY, None, None, None),
+    "x-autoreply.eml": (SignalKind.IGNORED, Source.AUTO_REPLY, None, None, None),
     "korean-bounce-base64.eml": (
-        Kind.HARD_BOUNCE, Source.BODY, "5.1.1", "yuna@example.co.kr",
+        SignalKind.HARD_BOUNCE, Source.BODY, "5.1.1", "yuna@example.co.kr",
         "bounces+k3o4r5e6a7@news.example.kr",
     ),
-    "human-reply.eml": (Kind.IGNORED, Source.OTHER, None, None, None),
+    "human-reply.eml": (SignalKind.IGNORED, Source.OTHER, None, None, None),
     "report-without-report-type.eml": (
-        Kind.HARD_BOUNCE, Source.DSN, "5.1.1", "gayoung@old-mta.example",
+        SignalKind.HARD_BOUNCE, Source.DSN, "5.1.1", "gayoung@old-mta.example",
         "bounces+w2e3r4t5y6@news.example.kr",
     ),
 }  # fmt: skip
@@ -70,7 +73,7 @@ def test_samples_are_classified_as_a_mail_admin_would(name: str) -> None:
     if recipient is not None:
         assert found.clues.recipients[:1] == (recipient,)
     else:
-        assert found.kind is Kind.IGNORED
+        assert found.kind is SignalKind.IGNORED
     if verp is not None:
         assert verp in found.clues.addressed_to
     assert found.reason and "\n" not in found.reason
@@ -119,17 +122,17 @@ def _dsn(action: str, status: str, diagnostic: str = "") -> bytes:
 @pytest.mark.parametrize(
     ("status", "kind"),
     [
-        ("5.1.1", Kind.HARD_BOUNCE),  # bad mailbox
-        ("5.1.2", Kind.HARD_BOUNCE),  # bad domain
-        ("5.2.1", Kind.HARD_BOUNCE),  # mailbox disabled
-        ("5.4.4", Kind.HARD_BOUNCE),  # no route to the domain
-        ("5.2.2", Kind.SOFT_BOUNCE),  # mailbox full
-        ("5.7.26", Kind.SOFT_BOUNCE),  # DMARC: ours to fix, not the subscriber's address
-        ("5.3.4", Kind.SOFT_BOUNCE),  # message too big
-        ("4.2.2", Kind.SOFT_BOUNCE),
+        ("5.1.1", SignalKind.HARD_BOUNCE),  # bad mailbox
+        ("5.1.2", SignalKind.HARD_BOUNCE),  # bad domain
+        ("5.2.1", SignalKind.HARD_BOUNCE),  # mailbox disabled
+        ("5.4.4", SignalKind.HARD_BOUNCE),  # no route to the domain
+        ("5.2.2", SignalKind.SOFT_BOUNCE),  # mailbox full
+        ("5.7.26", SignalKind.SOFT_BOUNCE),  # DMARC: ours to fix, not the subscriber's address
+        ("5.3.4", SignalKind.SOFT_BOUNCE),  # message too big
+        ("4.2.2", SignalKind.SOFT_BOUNCE),
     ],
 )
-def test_only_failures_about_the_address_are_hard(status: str, kind: Kind) -> None:
+def test_only_failures_about_the_address_are_hard(status: str, kind: SignalKind) -> None:
     found = classify(_dsn("failed", status))
     assert found.kind is kind and found.status == status
     assert found.clues.recipients == ("가나다@example.kr",)
@@ -139,13 +142,13 @@ def test_only_failures_about_the_address_are_hard(status: str, kind: Kind) -> No
 @pytest.mark.parametrize("action", ["delayed", "delivered", "relayed", "expanded"])
 def test_reports_of_anything_but_failure_are_not_signals(action: str) -> None:
     found = classify(_dsn(action, "2.0.0" if action != "delayed" else "4.4.7"))
-    assert found.kind is Kind.IGNORED and not found.is_signal
+    assert found.kind is SignalKind.IGNORED and not found.is_signal
     assert action in found.reason
 
 
 def test_an_auto_submitted_dsn_is_still_a_bounce() -> None:
     """Exim marks its bounces Auto-Submitted: auto-replied: the report decides, not that."""
-    assert classify((SAMPLES / "exim-mailbox-full.eml").read_bytes()).kind is Kind.SOFT_BOUNCE
+    assert classify((SAMPLES / "exim-mailbox-full.eml").read_bytes()).kind is SignalKind.SOFT_BOUNCE
 
 
 # Pieces of reports, bounces and MIME, in any order: the parser meets every broken shape.
