@@ -494,6 +494,35 @@ class ServerSettings(_Section):
         return value if value.endswith("/") else value + "/"
 
 
+class BounceSettings(_Section):
+    """Mail that comes back after the relay said 250 (feedsvc/bounces/)."""
+
+    # A folder of .eml files (one message each) the daemon and `feedsvc bounces process`
+    # read: for an MTA that pipes the bounce address into it, and for tests.
+    inbox_dir: Path | None = None
+    interval: Duration = timedelta(minutes=1)  # how often the daemon looks
+    soft_limit: int = Field(default=3, gt=0)  # soft bounces within soft_window → bounced
+    soft_window: Duration = timedelta(days=30)
+    # The List-Unsubscribe mailto: address, one per delivery (unsubscribe+{token}@…); mail
+    # to it unsubscribes. Unset: no mailto is offered.
+    unsubscribe_address: str | None = None
+
+    @field_validator("unsubscribe_address")
+    @classmethod
+    def _unsubscribe_template(cls, value: str | None) -> str | None:
+        problem = None if value is None else return_path_problem(value)
+        if problem is not None:
+            raise ValueError(problem.replace("bounces+", "unsubscribe+"))
+        return value
+
+    @field_validator("interval", "soft_window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("expected a duration above zero, such as 1m or 30d")
+        return value
+
+
 class SecuritySettings(_Section):
     confirm_interval: Duration = timedelta(hours=1)
     confirm_max_age: Duration = timedelta(days=7)
@@ -513,6 +542,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     security: SecuritySettings = SecuritySettings()
     templates: TemplateSettings = TemplateSettings()
+    bounces: BounceSettings = BounceSettings()
     # Where the config file lives; relative paths above are resolved against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="embedded defaults", exclude=True)

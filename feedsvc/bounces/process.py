@@ -1,0 +1,86 @@
+"""A message that came back → the signal it is, matched to its delivery and subscriber.
+
+Matching, most certain first: the VERP token in an address the message was sent to (or
+the original's Return-Path), which names the delivery; the original message's Message-ID
+(every digest's is kept with its delivery); the address the report names as the
+recipient. Mail to the List-Unsubscribe ``mailto:`` address (``unsubscribe+{token}@…``)
+is an unsubscribe for the delivery its token names, whatever the message says; without a
+valid token it is nothing (an address alone never unsubscribes anyone by mail).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from feedsvc.bounces.classify import Classified, classify
+from feedsvc.delivery.return_path import ReturnPaths
+from feedsvc.errors import AddressError
+from feedsvc.models import InboundSignal, SignalKind
+from feedsvc.newsletter.subscribers import normalise_address
+from feedsvc.storage.inbound_signals import delivery_by_message_id, delivery_subscriber
+from feedsvc.storage.subscribers import get_subscriber
+
+MAILTO_SOURCE = "mailto"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """The site's VERP templates and keys: ``delivery.return_path`` and
+    ``bounces.unsubscribe_address`` (either may be unset)."""
+
+    return_paths: ReturnPaths | None = None
+    unsubscribe: ReturnPaths | None = None
+
+
+def message_key(raw: bytes) -> str:
+    """The key a message is kept by: the same bytes read twice are one signal."""
+    return "mail:" + hashlib.sha256(raw).hexdigest()
+
+
+def signal_of(conn: Connection, raw: bytes, matcher: Matcher) -> tuple[InboundSignal, Classified]:
+    """What ``raw`` is and whom it is about (reads the store, writes nothing)."""
+    found = classify(raw)
+    key = message_key(raw)
+    clues = found.clues
+    if matcher.unsubscribe is not None:
+        delivery_id = matcher.unsubscribe.find(clues.addressed_to)
+        if delivery_id is not None and found.source.value not in ("dsn", "arf"):
+            subscriber_id = delivery_subscriber(conn, delivery_id)
+            signal = InboundSignal(
+                key, MAILTO_SOURCE, SignalKind.UNSUBSCRIBE, subscriber_id, delivery_id
+            )
+            return signal, found
+    delivery_id, subscriber_id = _match(conn, found, matcher)
+    signal = InboundSignal(
+        key,
+        found.source.value,
+        found.kind,
+        subscriber_id,
+        delivery_id,
+        found.status,
+        found.diagnostic,
+    )
+    return signal, found
+
+
+def _match(conn: Connection, found: Classified, matcher: Matcher) -> tuple[int | None, int | None]:
+    clues = found.clues
+    if matcher.return_paths is not None:
+        delivery_id = matcher.return_paths.find(clues.addressed_to)
+        if delivery_id is not None:
+            return delivery_id, delivery_subscriber(conn, delivery_id)
+    by_id = delivery_by_message_id(conn, clues.message_ids) if clues.message_ids else None
+    if by_id is not None:
+        return by_id
+    for address in clues.recipients:
+        try:
+            normal = normalise_address(address, allow_test_domains=True)
+        except AddressError:
+            continue
+        subscriber = get_subscriber(conn, normal)
+        if subscriber is not None:
+            return None, subscriber.id
+    return None, None
