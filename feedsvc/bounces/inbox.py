@@ -25,7 +25,7 @@ from feedsvc.storage.inbound_signals import SignalPolicy, record_signal
 log = logging.getLogger("feedsvc.bounces")
 
 PROCESSED = "processed"
-BATCH = 200  # messages a transaction
+BATCH = 500  # messages a transaction
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # larger files are left, with a problem
 
 

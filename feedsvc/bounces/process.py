@@ -16,11 +16,18 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from feedsvc.bounces.classify import Classified, classify
-from feedsvc.delivery.return_path import ReturnPaths
+from feedsvc.config import Settings
+from feedsvc.delivery.return_path import UNSUBSCRIBE_CONTEXT, ReturnPaths
 from feedsvc.errors import AddressError
 from feedsvc.models import InboundSignal, SignalKind
 from feedsvc.newsletter.subscribers import normalise_address
-from feedsvc.storage.inbound_signals import delivery_by_message_id, delivery_subscriber
+from feedsvc.newsletter.tokens import load_secrets
+from feedsvc.storage import Store
+from feedsvc.storage.inbound_signals import (
+    SignalPolicy,
+    delivery_by_message_id,
+    delivery_subscriber,
+)
 from feedsvc.storage.subscribers import get_subscriber
 
 MAILTO_SOURCE = "mailto"
@@ -84,3 +91,24 @@ def _match(conn: Connection, found: Classified, matcher: Matcher) -> tuple[int |
         if subscriber is not None:
             return None, subscriber.id
     return None, None
+
+
+def matcher_for(settings: Settings, store: Store) -> Matcher:
+    """The site's Matcher: its VERP templates with its signing keys."""
+    keys = load_secrets(settings, store=store)
+    bounce = settings.delivery.return_path
+    unsubscribe = settings.bounces.unsubscribe_address
+    return Matcher(
+        return_paths=ReturnPaths(bounce, keys) if bounce else None,
+        unsubscribe=ReturnPaths(unsubscribe, keys, context=UNSUBSCRIBE_CONTEXT)
+        if unsubscribe
+        else None,
+    )
+
+
+def policy_for(settings: Settings) -> SignalPolicy:
+    return SignalPolicy(
+        bounce_limit=settings.delivery.bounce_limit,
+        soft_limit=settings.bounces.soft_limit,
+        soft_window=settings.bounces.soft_window,
+    )

@@ -26,7 +26,10 @@ from feedsvc.config import RETURN_PATH_TOKEN
 
 PLACEHOLDER = RETURN_PATH_TOKEN
 _MAC_BYTES = 5
-_CONTEXT = b"feedsvc-return-path:"
+RETURN_PATH_CONTEXT = b"feedsvc-return-path:"
+# bounces.unsubscribe_address: its own context, so that a bounce address is not also an
+# unsubscribe address (both name a delivery; only one of them may stop the mail).
+UNSUBSCRIBE_CONTEXT = b"feedsvc-unsubscribe:"
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,13 @@ class ReturnPaths:
 
     template: str
     keys: Sequence[bytes]
+    context: bytes = RETURN_PATH_CONTEXT
 
     def address(self, delivery_id: int) -> str:
         return self.template.replace(PLACEHOLDER, self.token(delivery_id))
 
     def token(self, delivery_id: int) -> str:
-        return _token(delivery_id, self.keys[-1])
+        return _token(delivery_id, self.keys[-1], self.context)
 
     def delivery(self, address: str) -> int | None:
         """The delivery id ``address`` names; None when it is not one of ours (another
@@ -68,7 +72,7 @@ class ReturnPaths:
             return None  # unused bits set: one delivery has exactly one token
         delivery_id = int.from_bytes(number, "big")
         for key in self.keys:
-            if hmac.compare_digest(mac, _mac(number, key)):
+            if hmac.compare_digest(mac, _mac(number, key, self.context)):
                 return delivery_id
         return None
 
@@ -81,13 +85,13 @@ class ReturnPaths:
         return None
 
 
-def _token(delivery_id: int, key: bytes) -> str:
+def _token(delivery_id: int, key: bytes, context: bytes) -> str:
     if delivery_id < 1:
         raise ValueError(f"a delivery id is positive, not {delivery_id}")
     number = delivery_id.to_bytes((delivery_id.bit_length() + 7) // 8, "big")
-    raw = number + _mac(number, key)
+    raw = number + _mac(number, key, context)
     return base64.b32encode(raw).decode("ascii").rstrip("=").lower()
 
 
-def _mac(number: bytes, key: bytes) -> bytes:
-    return hmac.new(key, _CONTEXT + number, hashlib.sha256).digest()[:_MAC_BYTES]
+def _mac(number: bytes, key: bytes, context: bytes) -> bytes:
+    return hmac.new(key, context + number, hashlib.sha256).digest()[:_MAC_BYTES]

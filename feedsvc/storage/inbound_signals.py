@@ -269,3 +269,40 @@ def delivery_by_message_id(conn: Connection, message_ids: Sequence[str]) -> tupl
         if row is not None:
             return int(row[0]), int(row[1])
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRow:
+    received_at: datetime
+    kind: SignalKind
+    source: str
+    outcome: SignalOutcome
+    email: str | None
+    status: str | None
+    diagnostic: str | None
+
+
+def recent_signals(
+    conn: Connection, *, limit: int, since: datetime | None = None
+) -> list[SignalRow]:
+    """The latest signals, newest first, with their subscriber's address."""
+    query = (
+        select(
+            inbound_signals.c.received_at,
+            inbound_signals.c.kind,
+            inbound_signals.c.source,
+            inbound_signals.c.outcome,
+            subscribers.c.email,
+            inbound_signals.c.status,
+            inbound_signals.c.diagnostic,
+        )
+        .outerjoin(subscribers, subscribers.c.id == inbound_signals.c.subscriber_id)
+        .order_by(inbound_signals.c.id.desc())
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(inbound_signals.c.received_at >= since)
+    return [
+        SignalRow(row[0], SignalKind(row[1]), row[2], SignalOutcome(row[3]), *row[4:])
+        for row in conn.execute(query)
+    ]

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, insert, select
 
 from feedsvc.bounces.inbox import PROCESSED, process_inbox, waiting
 from feedsvc.bounces.process import Matcher
-from feedsvc.delivery.return_path import ReturnPaths
+from feedsvc.delivery.return_path import UNSUBSCRIBE_CONTEXT, ReturnPaths
 from feedsvc.models import SignalOutcome, SubscriberStatus
 from feedsvc.storage import Store
 from feedsvc.storage.bounces import unbounce
@@ -28,7 +28,7 @@ SAMPLES = Path(__file__).resolve().parents[1] / "data" / "bounces"
 NOW = datetime(2026, 12, 5, 9, 0, tzinfo=UTC)
 KEYS = (b"s" * 32,)
 BOUNCES = ReturnPaths("bounces+{token}@news.example.kr", KEYS)
-UNSUBSCRIBE = ReturnPaths("unsubscribe+{token}@news.example.kr", KEYS)
+UNSUBSCRIBE = ReturnPaths("unsubscribe+{token}@news.example.kr", KEYS, UNSUBSCRIBE_CONTEXT)
 MATCHER = Matcher(return_paths=BOUNCES, unsubscribe=UNSUBSCRIBE)
 
 

@@ -88,3 +88,11 @@ def test_find_takes_the_first_address_that_is_ours() -> None:
 def test_templates_are_checked_with_a_reason(template: str, problem: str | None) -> None:
     found = return_path_problem(template)
     assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+def test_a_bounce_address_is_not_an_unsubscribe_address() -> None:
+    from feedsvc.delivery.return_path import UNSUBSCRIBE_CONTEXT
+
+    unsubscribe = ReturnPaths("bounces+{token}@news.example.kr", (KEY,), UNSUBSCRIBE_CONTEXT)
+    assert unsubscribe.delivery(PATHS.address(5)) is None
+    assert PATHS.delivery(unsubscribe.address(5)) is None
