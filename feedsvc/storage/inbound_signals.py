@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -46,6 +46,52 @@ class SignalPolicy:
 _BOUNCES = (SignalKind.HARD_BOUNCE.value, SignalKind.SOFT_BOUNCE.value)
 _LIVE = (SubscriberStatus.ACTIVE.value, SubscriberStatus.PENDING.value)
 
+# Built once: a mailbox run applies thousands of signals, and building a statement (and its
+# cache key) costs more than SQLite takes to run it.
+_INSERT = {
+    postgresql: maker(inbound_signals)
+    .on_conflict_do_nothing(index_elements=[inbound_signals.c.key])
+    .returning(inbound_signals.c.id)
+    for postgresql, maker in ((True, pg_insert), (False, sqlite_insert))
+}
+_SET_OUTCOME = (
+    update(inbound_signals)
+    .where(inbound_signals.c.id == bindparam("signal"))
+    .values(outcome=bindparam("outcome"))
+)
+_HARD_SIGNALS = select(func.count()).where(
+    inbound_signals.c.subscriber_id == bindparam("subscriber"),
+    inbound_signals.c.kind == SignalKind.HARD_BOUNCE.value,
+    inbound_signals.c.counts,
+)
+_HARD_FAILURES = select(func.count()).where(
+    deliveries.c.subscriber_id == bindparam("subscriber"), COUNTS_AS_BOUNCE
+)
+_SOFT_SIGNALS = select(func.count()).where(
+    inbound_signals.c.subscriber_id == bindparam("subscriber"),
+    inbound_signals.c.kind == SignalKind.SOFT_BOUNCE.value,
+    inbound_signals.c.counts,
+    inbound_signals.c.received_at > bindparam("since"),
+)
+_STATUS = (
+    select(subscribers.c.status)
+    .where(subscribers.c.id == bindparam("subscriber"))
+    .with_for_update()
+)
+_SET_STATUS = (
+    update(subscribers)
+    .where(subscribers.c.id == bindparam("subscriber"), subscribers.c.status == bindparam("was"))
+    .values(status=bindparam("to"))
+)
+_DELIVERY_SUBSCRIBER = select(deliveries.c.subscriber_id).where(
+    deliveries.c.id == bindparam("delivery")
+)
+_BY_MESSAGE_ID = (
+    select(deliveries.c.id, deliveries.c.subscriber_id)
+    .where(deliveries.c.message_id == bindparam("message_id"))
+    .limit(1)
+)
+
 
 def record_signal(
     conn: Connection, signal: InboundSignal, now: datetime, policy: SignalPolicy, *, actor: str
@@ -53,32 +99,23 @@ def record_signal(
     """Keep ``signal`` and apply it; ALREADY (and nothing changed) when its key was
     recorded before. ``actor``: who read it, for the events ("bounce mailbox", "ses" …)."""
     counts = signal.kind.value in _BOUNCES and signal.subscriber_id is not None
-    maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    inserted = conn.execute(
-        maker(inbound_signals)
-        .values(
-            key=signal.key[:255],
-            source=signal.source,
-            kind=signal.kind.value,
-            received_at=now,
-            subscriber_id=signal.subscriber_id,
-            delivery_id=signal.delivery_id,
-            status=signal.status,
-            diagnostic=signal.diagnostic,
-            outcome=SignalOutcome.IGNORED.value,
-            counts=counts,
-        )
-        .on_conflict_do_nothing(index_elements=[inbound_signals.c.key])
-        .returning(inbound_signals.c.id)
-    ).first()
+    values = {
+        "key": signal.key[:255],
+        "source": signal.source,
+        "kind": signal.kind.value,
+        "received_at": now,
+        "subscriber_id": signal.subscriber_id,
+        "delivery_id": signal.delivery_id,
+        "status": signal.status,
+        "diagnostic": signal.diagnostic,
+        "outcome": SignalOutcome.IGNORED.value,
+        "counts": counts,
+    }
+    inserted = conn.execute(_INSERT[conn.dialect.name == "postgresql"], values).first()
     if inserted is None:
         return SignalOutcome.ALREADY
     outcome = _apply(conn, signal, now, policy, actor)
-    conn.execute(
-        update(inbound_signals)
-        .where(inbound_signals.c.id == inserted[0])
-        .values(outcome=outcome.value)
-    )
+    conn.execute(_SET_OUTCOME, {"signal": inserted[0], "outcome": outcome.value})
     return outcome
 
 
@@ -137,28 +174,15 @@ def _bounces_reached(
 ) -> bool:
     """Whether the subscriber's bounces that count reach their limit (``detail`` gets
     the counts, for the event)."""
-    subscriber_id = signal.subscriber_id
-    hard = conn.execute(
-        select(func.count()).where(
-            inbound_signals.c.subscriber_id == subscriber_id,
-            inbound_signals.c.kind == SignalKind.HARD_BOUNCE.value,
-            inbound_signals.c.counts,
-        )
-    ).scalar_one()
-    hard += conn.execute(
-        select(func.count()).where(deliveries.c.subscriber_id == subscriber_id, COUNTS_AS_BOUNCE)
-    ).scalar_one()
+    who = {"subscriber": signal.subscriber_id}
     if signal.kind is SignalKind.HARD_BOUNCE:
+        hard = conn.execute(_HARD_SIGNALS, who).scalar_one()  # this one included
+        if hard < policy.bounce_limit:  # our own 5xx count too (else the limit is met)
+            hard += conn.execute(_HARD_FAILURES, who).scalar_one()
         detail["hard_bounces"] = hard
         return bool(hard >= policy.bounce_limit)
-    soft = conn.execute(
-        select(func.count()).where(
-            inbound_signals.c.subscriber_id == subscriber_id,
-            inbound_signals.c.kind == SignalKind.SOFT_BOUNCE.value,
-            inbound_signals.c.counts,
-            inbound_signals.c.received_at > now - policy.soft_window,
-        )
-    ).scalar_one()
+    since = now - policy.soft_window
+    soft = conn.execute(_SOFT_SIGNALS, {**who, "since": since}).scalar_one()
     detail["soft_bounces"] = soft
     detail["soft_window_days"] = round(policy.soft_window.total_seconds() / 86400, 2)
     return bool(soft >= policy.soft_limit)
@@ -186,16 +210,10 @@ def _change(
     detail: dict[str, Any],
 ) -> SignalOutcome:
     """``to`` unless the subscriber's status is one of ``unless``; the event says why."""
-    was = conn.execute(
-        select(subscribers.c.status).where(subscribers.c.id == subscriber_id).with_for_update()
-    ).scalar()
+    was = conn.execute(_STATUS, {"subscriber": subscriber_id}).scalar()
     if was is None or was in unless:
         return SignalOutcome.NO_CHANGE
-    conn.execute(
-        update(subscribers)
-        .where(subscribers.c.id == subscriber_id, subscribers.c.status == was)
-        .values(status=to.value)
-    )
+    conn.execute(_SET_STATUS, {"subscriber": subscriber_id, "was": was, "to": to.value})
     record_event(
         conn, subscriber_id, _EVENTS[to], now=now, actor=actor, detail={**detail, "was": was}
     )
@@ -253,19 +271,14 @@ def signal_counts(conn: Connection, since: datetime) -> SignalCounts:
 
 
 def delivery_subscriber(conn: Connection, delivery_id: int) -> int | None:
-    query = select(deliveries.c.subscriber_id).where(deliveries.c.id == delivery_id)
-    found = conn.execute(query).scalar()
+    found = conn.execute(_DELIVERY_SUBSCRIBER, {"delivery": delivery_id}).scalar()
     return None if found is None else int(found)
 
 
 def delivery_by_message_id(conn: Connection, message_ids: Sequence[str]) -> tuple[int, int] | None:
     """(delivery id, subscriber id) of the first of ``message_ids`` we sent."""
     for message_id in message_ids:
-        row = conn.execute(
-            select(deliveries.c.id, deliveries.c.subscriber_id)
-            .where(deliveries.c.message_id == message_id.strip())
-            .limit(1)
-        ).first()
+        row = conn.execute(_BY_MESSAGE_ID, {"message_id": message_id.strip()}).first()
         if row is not None:
             return int(row[0]), int(row[1])
     return None
