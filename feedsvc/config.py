@@ -494,6 +494,29 @@ class ServerSettings(_Section):
         return value if value.endswith("/") else value + "/"
 
 
+class MailboxSettings(_Section):
+    """The bounce mailbox (bounces/mailbox.py); protocol null: none is read."""
+
+    protocol: Literal["imap", "pop3"] | None = None
+    host: str = "localhost"
+    port: int | None = Field(default=None, gt=0, lt=65536)  # default: by protocol and tls
+    tls: Literal["implicit", "starttls", "none"] = "implicit"
+    username: str | None = None
+    password_env: str = "FEEDSVC_BOUNCES_PASSWORD"
+    folder: str = "INBOX"  # IMAP: where the bounces arrive
+    processed_folder: str = "feedsvc-processed"  # IMAP: where read ones are moved
+    timeout: Duration = timedelta(seconds=60)
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        implicit = self.tls == "implicit"
+        if self.protocol == "pop3":
+            return 995 if implicit else 110
+        return 993 if implicit else 143
+
+
 class BounceSettings(_Section):
     """Mail that comes back after the relay said 250 (feedsvc/bounces/)."""
 
@@ -506,6 +529,7 @@ class BounceSettings(_Section):
     # The List-Unsubscribe mailto: address, one per delivery (unsubscribe+{token}@…); mail
     # to it unsubscribes. Unset: no mailto is offered.
     unsubscribe_address: str | None = None
+    mailbox: MailboxSettings = MailboxSettings()
 
     @field_validator("unsubscribe_address")
     @classmethod

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from feedsvc.bounces.process import Matcher, signal_of
-from feedsvc.models import SignalOutcome
+from feedsvc.bounces.report import InboxReport
 from feedsvc.storage import Store
 from feedsvc.storage.inbound_signals import SignalPolicy, record_signal
 
@@ -27,13 +25,6 @@ log = logging.getLogger("feedsvc.bounces")
 PROCESSED = "processed"
 BATCH = 500  # messages a transaction
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # larger files are left, with a problem
-
-
-@dataclass
-class InboxReport:
-    read: int = 0
-    outcomes: Counter[SignalOutcome] = field(default_factory=Counter)
-    problems: list[str] = field(default_factory=list)  # "path: what to do"
 
 
 def waiting(folder: Path) -> list[Path]:

@@ -1,7 +1,8 @@
 """``feedsvc bounces process|list``: read the bounce inbox now; what came back lately.
 
-Exit status as for the rest of the CLI: 0 done; 2 bad usage (no inbox to read);
-3 the store cannot be opened.
+Exit status as for the rest of the CLI: 0 done; 2 bad usage (nothing to read, incomplete
+mailbox settings); 3 the store cannot be opened; 4 the mailbox cannot be read (what was
+read before is applied; the rest stays in the mailbox).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import TYPE_CHECKING
 import click
 
 from feedsvc.cli.invocation import EXIT_STORE, EXIT_USAGE, command_store, fail, now, warn
-from feedsvc.errors import StoreError
+from feedsvc.errors import ConfigError, MailboxError, StoreError
 from feedsvc.models import SignalKind
 
 if TYPE_CHECKING:
     from feedsvc.cli.main import Context
 
+EXIT_MAILBOX = 4
 # Gmail's and Yahoo's bulk-sender rules: keep spam complaints under 0.3 %; warn well before.
 COMPLAINT_WARNING = 0.001
 
@@ -34,35 +36,38 @@ def bounces() -> None:
     "folder",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Read this folder of .eml files instead of bounces.inbox_dir.",
+    help="Read only this folder of .eml files (not bounces.inbox_dir or the mailbox).",
 )
 @click.pass_obj
 def process(obj: Context, folder: Path | None) -> None:
-    """Read every message waiting in the bounce inbox folder and apply what each says."""
+    """Read the bounce inbox folder and the bounce mailbox now; apply what each message says."""
     from feedsvc.bounces.inbox import process_inbox
     from feedsvc.bounces.process import matcher_for, policy_for
+    from feedsvc.bounces.reading import read_bounces
 
     settings = obj.settings()
-    if folder is None:
-        if settings.bounces.inbox_dir is None:
-            fail(
-                "no bounce inbox: set bounces.inbox_dir in the config (a folder your mail "
-                "server drops bounce messages into, one .eml file each) or give --dir",
-                EXIT_USAGE,
-            )
-        folder = settings.path(settings.bounces.inbox_dir)
+    bounces = settings.bounces
+    if folder is None and bounces.inbox_dir is None and bounces.mailbox.protocol is None:
+        fail(
+            "nothing to read: set bounces.inbox_dir (a folder your mail server drops bounce "
+            "messages into, one .eml file each) or bounces.mailbox (an IMAP or POP3 mailbox) "
+            "in the config, or give --dir",
+            EXIT_USAGE,
+        )
     store = command_store(obj)
     try:
-        report = process_inbox(
-            store, folder, matcher_for(settings, store), policy_for(settings), now
-        )
+        if folder is not None:
+            matcher, policy = matcher_for(settings, store), policy_for(settings)
+            report = process_inbox(store, folder, matcher, policy, now)
+        else:
+            report = read_bounces(settings, store, now)
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
+    except (MailboxError, ConfigError) as exc:
+        fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_MAILBOX)
     for problem in report.problems:
         warn(problem)
-    done = ", ".join(f"{n} {o.value}" for o, n in sorted(report.outcomes.items()))
-    noun = "message" if report.read == 1 else "messages"
-    click.echo(f"{report.read} {noun} read from {folder}" + (f": {done}" if done else ""))
+    click.echo(report.summary())
 
 
 @bounces.command("list")

@@ -31,8 +31,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from feedsvc.bounces.inbox import InboxReport, process_inbox
-from feedsvc.bounces.process import matcher_for, policy_for
+from feedsvc.bounces.reading import read_bounces
+from feedsvc.bounces.report import InboxReport
 from feedsvc.build.builder import Builder
 from feedsvc.build.report import BuildReport
 from feedsvc.clock import Clock
@@ -187,22 +187,15 @@ class Jobs:
         return report
 
     async def read_bounces(self) -> InboxReport | None:
-        """Read the bounce inbox folder (bounces.inbox_dir), if there is one; every
-        instance may (each message is applied once, whoever reads it)."""
-        inbox = self.settings.bounces.inbox_dir
-        if inbox is None:
+        """Read the bounce inbox folder and mailbox (bounces.inbox_dir, bounces.mailbox),
+        those configured; every instance may (each message is applied once, whoever reads
+        it)."""
+        bounces = self.settings.bounces
+        if bounces.inbox_dir is None and bounces.mailbox.protocol is None:
             return None
-        settings, store = self.settings, self.store
-
-        def read() -> InboxReport:
-            matcher = matcher_for(settings, store)
-            return process_inbox(
-                store, settings.path(inbox), matcher, policy_for(settings), self.clock.now
-            )
-
-        report = await asyncio.to_thread(read)
+        report = await asyncio.to_thread(read_bounces, self.settings, self.store, self.clock.now)
         for problem in report.problems:
-            log.warning("bounce inbox: %s", problem)
+            log.warning("bounces: %s", problem)
         return report
 
     # --- the loops (one task each; requests coalesce) --------------------------------
@@ -324,12 +317,12 @@ class JobSchedule:
             coalesce=True,
         )
         bounces = self.jobs.settings.bounces
-        if bounces.inbox_dir is not None:
+        if bounces.inbox_dir is not None or bounces.mailbox.protocol is not None:
             self.scheduler.add_job(
                 self.jobs.request_bounces,
                 IntervalTrigger(seconds=bounces.interval.total_seconds(), timezone=UTC),
                 id="bounces",
-                name="bounce inbox",
+                name="bounces",
                 coalesce=True,
             )
             self.jobs.request_bounces()  # at start, too

@@ -105,7 +105,7 @@ def test_bounces_and_complaints_after_250_stop_the_next_digest(
         (inbox / "2.eml").write_bytes(_answer("arf-abuse.eml", tokens[PEOPLE[1]]))
         (inbox / "3.eml").write_bytes((SAMPLES / "out-of-office-ko.eml").read_bytes())
         out = _run(config, monkeypatch, "2024-06-01T12:00:00+09:00", "bounces", "process")
-        assert "3 messages read" in out
+        assert "3 messages read:" in out
         assert "1 bounced" in out and "1 complained" in out and "1 ignored" in out
         with store.read() as conn:
             minji, jiwoo, seoyeon = (get_subscriber(conn, e) for e in PEOPLE)

@@ -401,7 +401,7 @@ def test_the_daemon_reads_the_bounce_inbox_on_its_interval(tmp_path: Path) -> No
 
     async def scenario() -> None:
         schedule.start()
-        assert "bounce inbox" in schedule.next_runs()
+        assert "bounces" in schedule.next_runs()
         reading = asyncio.create_task(jobs.bounce_loop())
         await asyncio.sleep(0.2)  # the read at start finds nothing
         inbox.mkdir(exist_ok=True)
