@@ -517,6 +517,31 @@ class MailboxSettings(_Section):
         return 993 if implicit else 143
 
 
+class SesWebhookSettings(_Section):
+    topic_arns: tuple[str, ...] = ()  # the SNS topics SES publishes to; empty: no route
+    certificate_hosts: tuple[str, ...] = ()  # trusted besides sns.*.amazonaws.com (tests)
+
+
+class PostmarkWebhookSettings(_Section):
+    username: str | None = None  # HTTP Basic user set in Postmark; null: no route
+    password_env: str = "FEEDSVC_POSTMARK_WEBHOOK_PASSWORD"
+
+
+class SendgridWebhookSettings(_Section):
+    public_key: str | None = None  # the Signed Event Webhook's verification key; null: no route
+
+
+class MailgunWebhookSettings(_Section):
+    signing_key_env: str | None = None  # the variable holding the signing key; null: no route
+
+
+class WebhookSettings(_Section):
+    ses: SesWebhookSettings = SesWebhookSettings()
+    postmark: PostmarkWebhookSettings = PostmarkWebhookSettings()
+    sendgrid: SendgridWebhookSettings = SendgridWebhookSettings()
+    mailgun: MailgunWebhookSettings = MailgunWebhookSettings()
+
+
 class BounceSettings(_Section):
     """Mail that comes back after the relay said 250 (feedsvc/bounces/)."""
 
@@ -530,6 +555,7 @@ class BounceSettings(_Section):
     # to it unsubscribes. Unset: no mailto is offered.
     unsubscribe_address: str | None = None
     mailbox: MailboxSettings = MailboxSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @field_validator("unsubscribe_address")
     @classmethod

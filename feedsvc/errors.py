@@ -112,6 +112,16 @@ class MailboxError(FeedsvcError):
         )
 
 
+class WebhookError(FeedsvcError):
+    """A provider's webhook request that is not signed as it must be (401), malformed
+    (400), or that cannot be checked now (503); it changes nothing."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(reason)
+
+
 class DeliveryError(FeedsvcError):
     """A message could not be handed over; ``temporary`` when a retry may succeed."""
 

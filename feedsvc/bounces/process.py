@@ -11,15 +11,19 @@ valid token it is nothing (an address alone never unsubscribes anyone by mail).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection
 
 from feedsvc.bounces.classify import Classified, classify
+from feedsvc.bounces.webhooks import WebhookEvent
 from feedsvc.config import Settings
 from feedsvc.delivery.return_path import UNSUBSCRIBE_CONTEXT, ReturnPaths
 from feedsvc.errors import AddressError
-from feedsvc.models import InboundSignal, SignalKind
+from feedsvc.models import InboundSignal, SignalKind, SignalOutcome
 from feedsvc.newsletter.subscribers import normalise_address
 from feedsvc.newsletter.tokens import load_secrets
 from feedsvc.storage import Store
@@ -27,6 +31,7 @@ from feedsvc.storage.inbound_signals import (
     SignalPolicy,
     delivery_by_message_id,
     delivery_subscriber,
+    record_signal,
 )
 from feedsvc.storage.subscribers import get_subscriber
 
@@ -83,14 +88,19 @@ def _match(conn: Connection, found: Classified, matcher: Matcher) -> tuple[int |
     if by_id is not None:
         return by_id
     for address in clues.recipients:
-        try:
-            normal = normalise_address(address, allow_test_domains=True)
-        except AddressError:
-            continue
-        subscriber = get_subscriber(conn, normal)
-        if subscriber is not None:
-            return None, subscriber.id
+        subscriber_id = _subscriber_by_address(conn, address)
+        if subscriber_id is not None:
+            return None, subscriber_id
     return None, None
+
+
+def _subscriber_by_address(conn: Connection, address: str) -> int | None:
+    try:
+        normal = normalise_address(address, allow_test_domains=True)
+    except AddressError:
+        return None
+    subscriber = get_subscriber(conn, normal)
+    return None if subscriber is None else subscriber.id
 
 
 def matcher_for(settings: Settings, store: Store) -> Matcher:
@@ -112,3 +122,28 @@ def policy_for(settings: Settings) -> SignalPolicy:
         soft_limit=settings.bounces.soft_limit,
         soft_window=settings.bounces.soft_window,
     )
+
+
+def apply_events(
+    conn: Connection, events: Sequence[WebhookEvent], now: datetime, policy: SignalPolicy
+) -> Counter[SignalOutcome]:
+    """Each provider event matched (our Message-ID, else the address) and applied once."""
+    outcomes: Counter[SignalOutcome] = Counter()
+    for event in events:
+        delivery_id, subscriber_id = None, None
+        found = delivery_by_message_id(conn, [event.message_id]) if event.message_id else None
+        if found is not None:
+            delivery_id, subscriber_id = found
+        elif event.email:
+            subscriber_id = _subscriber_by_address(conn, event.email)
+        signal = InboundSignal(
+            event.key,
+            event.source,
+            event.kind,
+            subscriber_id,
+            delivery_id,
+            event.status,
+            event.diagnostic,
+        )
+        outcomes[record_signal(conn, signal, now, policy, actor=f"{event.source} webhook")] += 1
+    return outcomes
