@@ -216,8 +216,14 @@ def test_rfc_8058_one_click_headers() -> None:
     message = parsed(message_for(person))
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     links = re.findall(r"<([^>]+)>", message["List-Unsubscribe"])
-    assert links == [person.unsubscribe_url, "mailto:news@example.kr?subject=unsubscribe"]
+    assert links == [person.unsubscribe_url]  # no mailto to the From address nobody reads
     assert links[0].startswith("https://")
+    with_mailto = replace(person, unsubscribe_mailto="unsubscribe+abc234@news.example.kr")
+    links = re.findall(r"<([^>]+)>", parsed(message_for(with_mailto))["List-Unsubscribe"])
+    assert links == [
+        person.unsubscribe_url,
+        "mailto:unsubscribe+abc234@news.example.kr?subject=unsubscribe",
+    ]
 
 
 def test_unsubscribe_and_preferences_links_are_visible_in_both_parts() -> None:
