@@ -27,7 +27,6 @@ import css_inline
 from jinja2 import Environment
 
 from feedsvc.delivery.mime import (
-    ascii_address,
     assemble,
     assemble_encoded,
     clean_header_text,
@@ -152,7 +151,9 @@ def render_digest(sender: Sender, content: DigestContent, env: Environment) -> M
         chunks=chunks,
         slots=slots,
         domain=sender.domain,
-        mailto=ascii_address(sender.from_address),
+        # No mailto: nothing reads the From address's mail yet (a bounce/unsubscribe
+        # mailbox will supply one); the https link and one-click POST are enough (RFC 8058).
+        mailto=None,
         tag_key=hashlib.blake2b(sender.site.url.encode(), digest_size=16).digest(),
         subject=subject,
     )

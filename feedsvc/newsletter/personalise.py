@@ -94,7 +94,9 @@ class MessageTemplate:
     chunks: tuple[bytes, ...]  # one more than slots
     slots: tuple[str, ...]
     domain: str
-    mailto: str
+    # An address that reads unsubscribe requests, for List-Unsubscribe's mailto; None until
+    # one is configured (the From address reads nothing: a mailto there would be lost).
+    mailto: str | None
     tag_key: bytes
     subject: str
 
@@ -120,7 +122,9 @@ class MessageTemplate:
             "TO": format_address(person.name, email, "To").encode("utf-8"),
             "MESSAGEID": message_id.encode("ascii"),
             "LISTUNSUB": (
-                f"<{unsubscribe}>,\r\n <mailto:{self.mailto}?subject=unsubscribe>"
+                f"<{unsubscribe}>"
+                if self.mailto is None
+                else f"<{unsubscribe}>,\r\n <mailto:{self.mailto}?subject=unsubscribe>"
             ).encode("ascii"),
             "UNSUBH": unsubscribe_html,
             "UNSUBT": unsubscribe_qp,
