@@ -40,6 +40,7 @@ LAZY_COMMANDS = {
     "deliveries": "feedsvc.cli.deliveries:deliveries",
     "run": "feedsvc.cli.run:run",
     "secret": "feedsvc.cli.secret:secret",
+    "config": "feedsvc.cli.config_show:config",
 }
 
 
