@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -133,3 +134,13 @@ def test_no_token_path_shows_its_token(route: str, token: str) -> None:
     if token:
         shown = loggable_path(f"/{route}/{token}")
         assert shown == f"/{route}/…"
+
+
+def test_a_post_that_goes_live_later_gets_its_page_then(own_site: WebSite) -> None:
+    """Asked for before its date, a post's page is 404; once it is live, the same path
+    answers (the path index is read again when a path it does not know is asked for)."""
+    own_site.clock.advance(timedelta(days=-2))  # 2024-05-30 12:00 KST
+    assert own_site.get("/2024/05/29/bus/").status_code == 200
+    assert own_site.get("/2024/05/31/haeundae/").status_code == 404
+    own_site.clock.advance(timedelta(days=2))
+    assert own_site.get("/2024/05/31/haeundae/").status_code == 200
