@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import pickle
 from datetime import time, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedsvc.config import (
     DigestSchedule,
@@ -244,3 +248,17 @@ def test_the_daemon_is_the_site_when_the_origins_match() -> None:
     assert settings_from_mapping(same).serves_site
     other = {"site": {"url": "https://x.kr/"}, "server": {"public_url": "https://x.kr:8443/"}}
     assert not settings_from_mapping(other).serves_site
+
+
+@given(
+    st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)),
+    st.integers(min_value=1, max_value=65535),
+)
+def test_the_served_address_is_a_url_naming_that_host_and_port(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
+) -> None:
+    url = settings_from_mapping({}).served_at(str(address), port).server.public_url
+    parts = urlsplit(url)
+    assert parts.scheme == "http" and parts.port == port and parts.path == "/"
+    shown = ipaddress.ip_address(parts.hostname or "")
+    assert shown == address or (address.is_unspecified and shown.is_loopback)
