@@ -34,7 +34,7 @@ EXIT_CONFIG = 2
 # Keys whose values are secrets: shown as *** when set.
 SECRET_KEYS = frozenset({"server.metrics_token"})
 # Keys that name an environment variable holding a secret: shown with whether it is set.
-SECRET_ENV_KEYS = frozenset({"delivery.smtp.password_env", "server.metrics_token_env"})
+SECRET_ENV_SUFFIXES = ("password_env", "token_env", "key_env")
 DERIVED_SOURCE = "the served address (server.host, server.port; feedsvc run --host/--port)"
 
 
@@ -45,11 +45,14 @@ class Key:
     name: str  # dotted: delivery.smtp.host
     type: str  # as the reference shows it: "string", "duration", "list of rss, atom, json"
     default: Any  # the model's default (a plain value)
+    required: bool = False  # within its section (site.author.name when site.author is given)
 
 
-def _leaf_models(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    """The settings model of a section (``AuthorSettings | None`` too), or None for a key."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
     return None
 
 
@@ -59,11 +62,12 @@ def config_keys(model: type[BaseModel] = Settings, prefix: str = "") -> Iterator
         if field.exclude:
             continue  # where the config lives, not a key of it
         key = prefix + (field.alias or name)
-        section = _leaf_models(field.annotation)
+        section = _section_model(field.annotation)
         if section is not None:
             yield from config_keys(section, key + ".")
             continue
-        yield Key(key, type_name(field.annotation, key), field.default)
+        default = None if field.is_required() else field.default
+        yield Key(key, type_name(field.annotation, key), default, field.is_required())
 
 
 def type_name(annotation: Any, key: str = "") -> str:
@@ -131,6 +135,8 @@ DERIVED_DEFAULTS = {
 
 def documented_default(key: Key) -> str:
     """The default as the reference shows it: a YAML value, or what an unset key follows."""
+    if key.required:
+        return "required"
     return DERIVED_DEFAULTS.get(key.name) or yaml_scalar(plain(key.default))
 
 
@@ -156,6 +162,8 @@ def _lookup(raw: dict[str, Any], dotted: str) -> tuple[bool, Any]:
 def _value_of(settings: Settings, dotted: str) -> Any:
     node: Any = settings
     for part in dotted.split("."):
+        if node is None:
+            return None  # an optional section left out (site.author)
         node = getattr(node, "from_" if part == "from" else part)
     return node
 
@@ -169,7 +177,7 @@ def mask(key: str, value: Any) -> Any:
         return None if value is None else "***"
     if isinstance(value, str) and "://" in value:
         return _URL_PASSWORD.sub(r"\1:***@", value)
-    if key in SECRET_ENV_KEYS and isinstance(value, str):
+    if key.endswith(SECRET_ENV_SUFFIXES) and isinstance(value, str):
         state = "set" if os.environ.get(value) else "not set"
         return f"{value} ({state})"
     return value

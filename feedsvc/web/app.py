@@ -17,6 +17,8 @@ keeps no global state.
 
 from __future__ import annotations
 
+import os
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -31,6 +33,7 @@ from feedsvc.web.error_pages import exception_handlers
 from feedsvc.web.middleware import MAX_BODY, AccessLog, BodyLimit, CatchErrors, SecurityHeaders
 from feedsvc.web.ratelimit import RateLimiter
 from feedsvc.web.state import WebState
+from feedsvc.web.webhooks import Webhooks, webhook_limits
 
 
 def create_app(
@@ -70,14 +73,15 @@ def create_app(
             *email_links.routes(),
             *health.routes(),
             *metrics.routes(web.metrics, web.metrics_token),
-            # Last: they take every other path.
+            # They take every other path (GET, HEAD); the webhooks' POSTs still reach theirs.
             *(post_page.routes(web.feeds) if settings.serves_site else served.routes(web.feeds)),
+            *Webhooks.from_settings(settings, os.environ).routes(),
         ],
         middleware=[
             *([Middleware(AccessLog)] if settings.server.access_log else []),
             Middleware(SecurityHeaders),
             Middleware(CatchErrors, web=lambda: web),
-            Middleware(BodyLimit, limit=max_body),
+            Middleware(BodyLimit, limit=max_body, larger=webhook_limits()),
         ],
         exception_handlers=exception_handlers(),
     )
