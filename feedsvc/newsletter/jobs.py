@@ -27,7 +27,7 @@ from feedsvc.config import Settings
 from feedsvc.delivery.mime import DkimKey, dkim_sign
 from feedsvc.delivery.outbox import Backend, OutboxBackend
 from feedsvc.delivery.pacing import RetryPolicy
-from feedsvc.delivery.return_path import ReturnPaths
+from feedsvc.delivery.return_path import UNSUBSCRIBE_CONTEXT, ReturnPaths
 from feedsvc.errors import ConfigError, DeliveryError
 from feedsvc.models import Recipient, RunPlan, SubscriberStatus
 from feedsvc.newsletter.digests import plan_digests
@@ -173,6 +173,10 @@ class Renderer:
         self.public_url = settings.server.public_url
         template = settings.delivery.return_path
         self.return_paths = ReturnPaths(template, tokens.keys) if template else None
+        mailbox = settings.bounces.unsubscribe_address
+        self.unsubscribe_addresses = (
+            ReturnPaths(mailbox, tokens.keys, UNSUBSCRIBE_CONTEXT) if mailbox else None
+        )
         self._templates: OrderedDict[int, MessageTemplate | None] = OrderedDict()
 
     def template(self, store: Store, digest_id: int, now: datetime) -> MessageTemplate | None:
@@ -193,7 +197,12 @@ class Renderer:
             self._templates.popitem(last=False)
         return template
 
-    def personal(self, subscriber_id: int, email: str, name: str | None) -> Personal:
+    def personal(
+        self, subscriber_id: int, email: str, name: str | None, delivery_id: int | None = None
+    ) -> Personal:
+        """One recipient's values; with ``delivery_id`` and ``bounces.unsubscribe_address``,
+        the mailto: of List-Unsubscribe names that delivery (a preview has none)."""
+        addresses = self.unsubscribe_addresses
         return Personal(
             subscriber_id=subscriber_id,
             email=email,
@@ -203,6 +212,11 @@ class Renderer:
             ),
             preferences_url=self.tokens.url(
                 self.public_url, Purpose.PREFERENCES, subscriber_id, email
+            ),
+            unsubscribe_mailto=(
+                addresses.address(delivery_id)
+                if addresses is not None and delivery_id is not None
+                else None
             ),
         )
 
@@ -259,7 +273,7 @@ def _render_batch(
         if template is None:
             gone.append(job.delivery_id)
             continue
-        person = renderer.personal(job.subscriber_id, job.email, job.name)
+        person = renderer.personal(job.subscriber_id, job.email, job.name, job.delivery_id)
         message_id, data = renderer.message(template, person)
         path = paths.address(job.delivery_id) if paths is not None else None
         done.append((job.delivery_id, message_id, data, path))

@@ -151,9 +151,6 @@ def render_digest(sender: Sender, content: DigestContent, env: Environment) -> M
         chunks=chunks,
         slots=slots,
         domain=sender.domain,
-        # No mailto: nothing reads the From address's mail yet (a bounce/unsubscribe
-        # mailbox will supply one); the https link and one-click POST are enough (RFC 8058).
-        mailto=None,
         tag_key=hashlib.blake2b(sender.site.url.encode(), digest_size=16).digest(),
         subject=subject,
     )

@@ -78,6 +78,10 @@ class Personal:
     name: str | None
     unsubscribe_url: str
     preferences_url: str
+    # List-Unsubscribe's mailto: this delivery's bounces.unsubscribe_address, which the
+    # bounce processing reads; None (no mailto) when that is not configured: the From
+    # address reads nothing, so a mailto there would be lost.
+    unsubscribe_mailto: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +98,6 @@ class MessageTemplate:
     chunks: tuple[bytes, ...]  # one more than slots
     slots: tuple[str, ...]
     domain: str
-    # An address that reads unsubscribe requests, for List-Unsubscribe's mailto; None until
-    # one is configured (the From address reads nothing: a mailto there would be lost).
-    mailto: str | None
     tag_key: bytes
     subject: str
 
@@ -110,10 +111,11 @@ class MessageTemplate:
     def personalise(self, person: Personal) -> Personalised:
         """The message bytes for one recipient: the chunks with the values in the slots."""
         message_id = self.message_id(person.subscriber_id)
-        unsubscribe, preferences, email = (
+        unsubscribe, preferences, email, mailto = (
             person.unsubscribe_url,
             person.preferences_url,
             person.email,
+            person.unsubscribe_mailto,
         )
         unsubscribe_qp, unsubscribe_html = _qp_pair(unsubscribe)
         preferences_qp, preferences_html = _qp_pair(preferences)
@@ -123,8 +125,8 @@ class MessageTemplate:
             "MESSAGEID": message_id.encode("ascii"),
             "LISTUNSUB": (
                 f"<{unsubscribe}>"
-                if self.mailto is None
-                else f"<{unsubscribe}>,\r\n <mailto:{self.mailto}?subject=unsubscribe>"
+                if mailto is None
+                else f"<{unsubscribe}>,\r\n <mailto:{mailto}?subject=unsubscribe>"
             ).encode("ascii"),
             "UNSUBH": unsubscribe_html,
             "UNSUBT": unsubscribe_qp,
