@@ -115,16 +115,20 @@ def confirm_link(message: EmailMessage) -> str:
     return found.group(1)
 
 
-def make_site(root: Path, store_url: str, **kwargs: Any) -> WebSite:
+def make_site(
+    root: Path, store_url: str, *, sections: dict[str, Any] | None = None, **kwargs: Any
+) -> WebSite:
+    """The site, built; ``sections`` change its settings (as :func:`web_settings`),
+    ``kwargs`` go to ``create_app``."""
     write_posts(root / "content")
-    settings = web_settings(root, store_url)
+    settings = web_settings(root, store_url, **(sections or {}))
     from feedsvc.storage import open_store
 
     store = open_store(settings.storage_url)
     clock = FixedClock(NOW)
     # The build runs on a SQLite store of its own; its posts and build record are then
     # copied into the store under test (SQLite or PostgreSQL).
-    build_settings = web_settings(root, f"sqlite:///{root / 'build.db'}")
+    build_settings = web_settings(root, f"sqlite:///{root / 'build.db'}", **(sections or {}))
     build_store = open_store(build_settings.storage_url)
     try:
         Builder(build_settings, build_store, clock, workers=1).build()
