@@ -15,14 +15,11 @@ import click
 
 from feedsvc.cli.invocation import EXIT_STORE, EXIT_USAGE, command_store, fail, now, warn
 from feedsvc.errors import ConfigError, MailboxError, StoreError
-from feedsvc.models import SignalKind
 
 if TYPE_CHECKING:
     from feedsvc.cli.main import Context
 
 EXIT_MAILBOX = 4
-# Gmail's and Yahoo's bulk-sender rules: keep spam complaints under 0.3 %; warn well before.
-COMPLAINT_WARNING = 0.001
 
 
 @click.group()
@@ -76,6 +73,7 @@ def process(obj: Context, folder: Path | None) -> None:
 @click.pass_obj
 def list_(obj: Context, days: int, limit: int) -> None:
     """Counts of the last DAYS days, the complaint rate, and the latest signals."""
+    from feedsvc.bounces.report import signal_lines
     from feedsvc.storage.inbound_signals import recent_signals, signal_counts
 
     since = now() - timedelta(days=days)
@@ -86,18 +84,11 @@ def list_(obj: Context, days: int, limit: int) -> None:
             rows = recent_signals(conn, limit=limit, since=since)
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
-    parts = [f"{counts.by_kind.get(kind, 0)} {kind.value.replace('_', ' ')}" for kind in SignalKind]
-    click.echo(f"last {days} days: " + ", ".join(parts) + f"; {counts.unmatched} unmatched")
-    rate = counts.complaint_rate
-    if rate is None:
-        click.echo("complaint rate: no message sent in that time")
-    else:
-        click.echo(f"complaint rate: {rate:.3%} of {counts.delivered} messages sent")
-        if rate > COMPLAINT_WARNING:
-            warn(
-                f"complaints are {rate:.2%} of messages sent (over 0.1 %); Gmail and Yahoo "
-                "refuse bulk mail above 0.3 %: check who is subscribed and how they joined"
-            )
+    lines, warning = signal_lines(counts, days)
+    for line in lines:
+        click.echo(line)
+    if warning is not None:
+        warn(warning)
     for row in rows:
         shown = row.email or "(no subscriber found)"
         said = " ".join(x for x in (row.status, row.diagnostic) if x)

@@ -254,7 +254,10 @@ def status(obj: Context) -> None:
 
     settings = obj.settings()
     store = _open_store(settings)
-    click.echo(format_status(collect_status(settings, store)))
+    try:
+        click.echo(format_status(collect_status(settings, store)))
+    finally:
+        store.close()
 
 
 @main.command()

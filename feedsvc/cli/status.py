@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, func, select
 
+from feedsvc.bounces.report import SIGNAL_DAYS, signal_lines
 from feedsvc.cli.words import counted, when_label
 from feedsvc.clock import Clock, SystemClock
 from feedsvc.config import Settings
@@ -15,6 +16,7 @@ from feedsvc.newsletter.digests import next_send
 from feedsvc.storage import Store
 from feedsvc.storage.announcements import ArchivePost, archive_posts
 from feedsvc.storage.deliveries import DeliveryCounts, delivery_summary
+from feedsvc.storage.inbound_signals import SignalCounts, signal_counts
 from feedsvc.storage.posts import BuildRecord, last_build
 from feedsvc.storage.schema import posts
 from feedsvc.storage.schema import subscribers as subscriber_rows
@@ -36,6 +38,7 @@ class Status:
     archive: tuple[ArchivePost, ...] = ()
     zone: str = "UTC"  # site.timezone: times are shown in it
     at: datetime | None = None  # when the status was read (relative times count from it)
+    signals: SignalCounts | None = None  # bounces and complaints of the last 30 days
 
     def when(self, moment: datetime) -> str:
         """``moment`` in the site's zone, with how far it is from when this was read."""
@@ -77,6 +80,7 @@ def collect_status(settings: Settings, store: Store, clock: Clock | None = None)
         at = (clock or SystemClock()).now()
         runs = next_digest_runs(conn, settings, at)
         archive = tuple(archive_posts(conn))
+        signals = signal_counts(conn, at - timedelta(days=SIGNAL_DAYS))
     url = store.engine.url.render_as_string(hide_password=True)
     return Status(
         settings.site.title,
@@ -90,6 +94,7 @@ def collect_status(settings: Settings, store: Store, clock: Clock | None = None)
         archive,
         settings.site.timezone,
         at,
+        signals,
     )
 
 
@@ -98,6 +103,9 @@ def format_status(status: Status) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in status.subscribers.items() if n) or "none"
     lines.append(f"subscribers: {counts}")
     lines += _delivery_lines(status.deliveries)
+    if status.signals is not None:
+        found, warning = signal_lines(status.signals)
+        lines += found + ([f"warning: {warning}"] if warning else [])
     lines += [f"next run: {what} at {status.when(when)}" for what, when in status.next_runs]
     lines += _archive_lines(status.archive)
     build = status.last_build

@@ -123,6 +123,11 @@ def test_bounces_and_complaints_after_250_stop_the_next_digest(
         listed = _run(config, monkeypatch, "2024-06-01T12:00:00+09:00", "bounces", "list")
         assert "1 hard bounce" in listed and "1 complaint" in listed
         assert "complaint rate: 33.333% of 3 messages sent" in listed
+        assert "Gmail and Yahoo refuse bulk mail above 0.3 %" in listed
+        status = _run(config, monkeypatch, "2024-06-01T12:00:00+09:00", "status")
+        assert "bounces and complaints, last 30 days: 1 hard bounce, 0 soft bounce" in status
+        assert "complaint rate: 33.333% of 3 messages sent" in status
+        assert "warning: complaints are 33.33% of messages sent" in status
         # The next digest: a new post, only Seoyeon gets it.
         with store.write() as conn:
             fresh = make_post("new-beach", title="광안리 새 산책로 개통")
