@@ -33,6 +33,7 @@ from typing import Any, Literal
 from feedsvc.config import LiquidOptions
 from feedsvc.content.markdown_code import code_regions
 from feedsvc.content.posts import ParsedSource
+from feedsvc.content.urls import absolute_url
 from feedsvc.models import Problem, Severity
 
 LinkKind = Literal["link", "post_url"]
@@ -48,7 +49,6 @@ _BACKTICKS = re.compile(r"`+")
 _VARIABLE = re.compile(r"(site|page)((?:\.[\w-]+)+)")
 _QUOTED = re.compile(r"""\s*("[^"]*"|'[^']*')\s*""")
 _FILTER_NAME = re.compile(r"\s*([\w-]+)")
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:|//")
 # Liquid's own block tags; a plugin's block is known by its end tag.
 _BLOCKS = frozenset(("for", "if", "unless", "case", "capture", "tablerow"))
 _VERBATIM = frozenset(("raw", "highlight", "comment"))
@@ -357,11 +357,10 @@ class _Expander:
         return value, expr[variable.end() :]
 
     def _absolute(self, ref: str) -> str:
-        """``relative_url`` / ``absolute_url``: an absolute URL below the site's."""
-        if _SCHEME.match(ref):
-            return ref
+        """``relative_url`` / ``absolute_url``: an absolute URL below the site's, as the
+        post's other root-relative URLs are made (urls.absolute_url)."""
         site_url = self.options.site_url  # ends in "/": origin + baseurl + "/"
-        return site_url + ref.lstrip("/") if ref else site_url
+        return absolute_url(ref, site_url, site_url) if ref.strip() else site_url
 
 
 _MISSING: Any = object()
