@@ -54,10 +54,12 @@ def _jekyll_site(root: Path) -> Settings:
     return make_settings(root, content={"dir": "_posts"}, feeds={"limit": 2})
 
 
-def _build(settings: Settings, **mode: bool) -> BuildReport:
-    store = open_store_to_read(settings.storage_url) if mode else open_store(settings.storage_url)
+def _build(settings: Settings, *, check: bool = False) -> BuildReport:
+    """``feedsvc build``, or ``feedsvc check`` (on the store as check opens it)."""
+    store = open_store_to_read(settings.storage_url) if check else open_store(settings.storage_url)
     try:
-        return Builder(settings, store, FixedClock(NOW), workers=1).build(**mode)
+        builder = Builder(settings, store, FixedClock(NOW), workers=1)
+        return builder.build(dry_run=check, render_all=check)
     finally:
         store.close()
 
@@ -65,7 +67,7 @@ def _build(settings: Settings, **mode: bool) -> BuildReport:
 def test_build_and_check_report_the_same_problems(tmp_path: Path) -> None:
     settings = _jekyll_site(tmp_path)
     assert settings.liquid_options.enabled  # auto: a _config.yml beside _posts/
-    checked = _build(settings, dry_run=True, render_all=True)
+    checked = _build(settings, check=True)
     built = _build(settings)
     assert built.rendered < checked.rendered  # the build renders what the feeds show
     assert [str(p) for p in built.problems] == [str(p) for p in checked.problems]
