@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -199,6 +199,10 @@ class _Expander:
             regions = _merged(regions + [m.span() for m in _HTML_CODE.finditer(body)])
         self.code_starts = [start for start, _ in regions]
         self.code_ends = [end for _, end in regions]
+        # Made on first need: line starts, verbatim end tags, block pairs.
+        self.newlines: list[int] | None = None
+        self.verbatim_ends: dict[str, list[tuple[int, int]]] = {}
+        self.pairs: dict[int, re.Match[str]] | None = None
 
     def run(self) -> Expanded:
         body, parts, position = self.body, [], 0
@@ -226,7 +230,9 @@ class _Expander:
         return None
 
     def _line(self, position: int) -> int:
-        return self.first_line + self.body.count("\n", 0, position)
+        if self.newlines is None:
+            self.newlines = [m.start() for m in re.finditer("\n", self.body)]
+        return self.first_line + bisect_left(self.newlines, position)
 
     def _warn(self, position: int, reason: str) -> None:
         self.out.problems.append(Problem(self.path, reason, self._line(position), Severity.WARNING))
@@ -271,7 +277,7 @@ class _Expander:
     def _verbatim(self, match: re.Match[str], name: str, args: str) -> tuple[str, int]:
         """raw, highlight and comment: their text up to the end tag, found as Liquid finds
         it (the first one, code or not)."""
-        end = re.compile(r"\{%-?\s*end" + name + r"\s*-?%\}").search(self.body, match.end())
+        end = self._verbatim_end(name, match.end())
         if end is None:
             self._warn(
                 match.start(),
@@ -279,18 +285,37 @@ class _Expander:
                 "removed and the text after it kept; add the end tag",
             )
             return "", match.end()
-        inner = self.body[match.end() : end.start()]
+        inner = self.body[match.end() : end[0]]
         if name == "comment":
-            return "", end.end()
+            return "", end[1]
         if name == "raw":
-            return inner, end.end()
+            return inner, end[1]
         language = args.split()[0] if args.split() else ""
-        return _highlight(language, inner, self.markdown), end.end()
+        return _highlight(language, inner, self.markdown), end[1]
+
+    def _verbatim_end(self, name: str, position: int) -> tuple[int, int] | None:
+        """The span of the first ``{% end<name> %}`` at or after ``position`` (each kind
+        found once per body, then looked up: linear however many tags are unclosed)."""
+        ends = self.verbatim_ends.get(name)
+        if ends is None:
+            pattern = re.compile(r"\{%-?\s*end" + name + r"\s*-?%\}")
+            ends = self.verbatim_ends[name] = [m.span() for m in pattern.finditer(self.body)]
+        index = bisect_left(ends, (position, -1))
+        return ends[index] if index < len(ends) else None
 
     def _block_end(self, name: str, position: int) -> re.Match[str] | None:
-        """The end tag matching a ``name`` block opened before ``position`` (nested blocks
-        of the same name counted; code skipped); None when there is none."""
-        depth = 1
+        """The end tag matching the ``name`` block whose opening tag ends at ``position``
+        (nested blocks counted, code skipped); None when there is none."""
+        if self.pairs is None:
+            self.pairs = self._pair_blocks()
+        return self.pairs.get(position)
+
+    def _pair_blocks(self) -> dict[int, re.Match[str]]:
+        """Every opening tag (by where it ends) paired with its end tag, in one pass over
+        the tags outside code and verbatim blocks, a stack per name."""
+        pairs: dict[int, re.Match[str]] = {}
+        open_tags: dict[str, list[int]] = {}
+        position = 0
         while (match := _TOKEN.search(self.body, position)) is not None:
             code_end = self._code_end(match.start())
             if code_end is not None:
@@ -298,13 +323,16 @@ class _Expander:
                 continue
             position = match.end()
             tag = match["tag"]
-            if tag == name:
-                depth += 1
-            elif tag == "end" + name:
-                depth -= 1
-                if depth == 0:
-                    return match
-        return None
+            if tag is None or tag in ("link", "post_url") or tag in _BRANCHES:
+                continue
+            if tag in _VERBATIM:
+                end = self._verbatim_end(tag, position)
+                position = end[1] if end is not None else position
+            elif tag.startswith("end") and open_tags.get(tag[3:]):
+                pairs[open_tags[tag[3:]].pop()] = match
+            elif not tag.startswith("end"):
+                open_tags.setdefault(tag, []).append(match.end())
+        return pairs
 
     def _link(self, match: re.Match[str], kind: str, target: str) -> str:
         ref = LinkRef("link" if kind == "link" else "post_url", target, self._line(match.start()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -373,3 +374,20 @@ def test_a_bad_liquid_value_is_a_config_error_naming_the_key() -> None:
     with pytest.raises(Exception) as caught:
         make_settings("가끔")
     assert "content.liquid" in str(caught.value) and "'auto', 'on' or 'off'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "unit", ["{% for 글 in 목록 %}가\n", "{% raw %}가\n", "{% include 광고.html %}\n", "{% if a %}"]
+)
+def test_many_unclosed_tags_cost_linear_time(unit: str) -> None:
+    # Each tag without its end would otherwise look through the rest of the body: 40,000
+    # of them in 600 KB took minutes; one pass over the tags takes a fraction of a second.
+    body = unit * 40_000
+    started = time.perf_counter()
+    expanded = expand(
+        body, path="a.md", first_line=1, markdown=True, options=ON.liquid_options, page={},
+        links=LINKS,
+    )  # fmt: skip
+    assert time.perf_counter() - started < 5
+    assert len(expanded.problems) == 40_000
+    assert expanded.problems[-1].line == 1 + body.count("\n", 0, body.rindex(unit))
