@@ -14,9 +14,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feedsvc.config import ParseOptions, PostRenderOptions
-from feedsvc.content.liquid import LinkRef, check_body, has_liquid
 from feedsvc.content.posts import ParsedSource, parse_source, to_meta
 from feedsvc.content.sources import SourceFile, asset_size
 from feedsvc.errors import ContentError
@@ -30,6 +30,9 @@ from feedsvc.models import (
     meta_from_fields,
     meta_json_from_fields,
 )
+
+if TYPE_CHECKING:
+    from feedsvc.content.liquid import LinkRef
 
 
 @dataclass(slots=True)  # not frozen: 10,000 are made and unpickled per cold build
@@ -136,7 +139,10 @@ def parse_one(
     try:
         parsed = parse_source(file.path, data, options)
         links: tuple[LinkRef, ...] = ()
-        if options.liquid.enabled and has_liquid(parsed.body):
+        if options.liquid.enabled and ("{%" in parsed.body or "{{" in parsed.body):
+            # Imported on a Liquid site's first such body: no other site pays for it.
+            from feedsvc.content.liquid import check_body
+
             found = check_body(parsed, options.liquid)
             parsed.warnings += tuple(found.problems)
             links = tuple(found.links)
