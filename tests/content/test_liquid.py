@@ -296,8 +296,11 @@ def test_code_regions_are_never_changed(document: tuple[str, list[str]]) -> None
         found = expanded.text.find(piece, position)
         assert found >= 0, (piece, expanded.text)
         position = found + len(piece)
-    regions = [body[s:e] for s, e in code_regions(body)]
-    assert [expanded.text[s:e] for s, e in code_regions(expanded.text)] == regions
+    # And each is still code (a tag removed at a line's start may make the prose after
+    # it indented code, as in Jekyll, which runs Liquid first: then it joins that block).
+    after = [expanded.text[s:e] for s, e in code_regions(expanded.text)]
+    for start, end in code_regions(body):
+        assert any(body[start:end] in region for region in after), (body[start:end], after)
 
 
 # --- links -----------------------------------------------------------------------------
