@@ -133,6 +133,13 @@ def _check_timezone(value: str) -> str:
     return value
 
 
+def _on_off(value: Any) -> Any:
+    """YAML reads a bare on/off (and yes/no, true/false) as a boolean: the same choice."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -199,7 +206,7 @@ class ContentSettings(_Section):
     # Jekyll's Liquid in post bodies: "auto" runs it on a Jekyll site (a _config.yml at
     # the content folder or its parent, or a _posts folder), "on" always, "off" never (a
     # body's Liquid-looking text is then left exactly as written).
-    liquid: Literal["auto", "on", "off"] = "auto"
+    liquid: Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)] = "auto"
 
     @field_validator("extensions")
     @classmethod

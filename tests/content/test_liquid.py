@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -371,6 +372,12 @@ def test_a_broken_config_yml_is_an_error_naming_its_line(tmp_path: Path) -> None
     message = str(caught.value)
     assert f"{tmp_path / '_config.yml'}:" in message and "not valid YAML" in message
     assert type(caught.value).__name__ == "ConfigError"
+
+
+def test_bare_on_and_off_in_yaml_mean_on_and_off() -> None:
+    loaded = yaml.safe_load("content:\n  liquid: on\n")  # YAML 1.1: True
+    assert settings_from_mapping(loaded).content.liquid == "on"
+    assert settings_from_mapping({"content": {"liquid": False}}).content.liquid == "off"
 
 
 def test_a_bad_liquid_value_is_a_config_error_naming_the_key() -> None:
