@@ -4,6 +4,8 @@ pure modules take.
     the file (read_config) ─▶ + environment (with_environment) ─▶ Settings (pydantic)
                                                                   ─▶ slices (cached):
         parse_options   ParseOptions      reading and parsing a source file (content)
+        liquid_options  LiquidOptions     Jekyll's Liquid in bodies (content.liquid): on or
+                                          off, the site's variables (_config.yml read here)
         markup_options  MarkupOptions     a post's body → HTML and summary (content.markup)
         render_options  PostRenderOptions a post's file → its render (content.reading)
         feed_options    FeedOptions       planning and rendering feeds (feeds)
@@ -22,7 +24,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -131,6 +133,13 @@ def _check_timezone(value: str) -> str:
     return value
 
 
+def _on_off(value: Any) -> Any:
+    """YAML reads a bare on/off (and yes/no, true/false) as a boolean: the same choice."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -156,6 +165,9 @@ class SiteSettings(_Section):
     # Who writes the posts, for feed entries whose front matter names no author; none
     # by default (entries then carry no author; Atom's feed-level one is the title).
     author: AuthorSettings | None = None
+    # What {{ site.X }} gives in post bodies (with content.liquid on): wins over the
+    # site's own _config.yml and over the built-in url, baseurl and title.
+    vars: dict[str, Any] = {}
 
     @field_validator("url")
     @classmethod
@@ -191,6 +203,10 @@ class ContentSettings(_Section):
     # The folder that root-relative asset URLs (/assets/img/x.png) map to; used for
     # enclosure lengths. Defaults to the site folder (where config.yaml lives).
     assets_dir: Path = Path(".")
+    # Jekyll's Liquid in post bodies: "auto" runs it on a Jekyll site (a _config.yml at
+    # the content folder or its parent, or a _posts folder), "on" always, "off" never (a
+    # body's Liquid-looking text is then left exactly as written).
+    liquid: Annotated[Literal["auto", "on", "off"], BeforeValidator(_on_off)] = "auto"
 
     @field_validator("extensions")
     @classmethod
@@ -759,12 +775,21 @@ class Settings(_Section):
             str(self.assets_dir),
             self.feeds.id_style,
             (self.content.order_by or "").lstrip("-") or None,
+            self.liquid_options,
+        )
+
+    @cached_property
+    def liquid_options(self) -> LiquidOptions:
+        """Whether post bodies' Liquid runs (content.liquid), and with which site.*
+        variables. Reads the Jekyll site's _config.yml (ConfigError naming its line)."""
+        return liquid_options(
+            self.content.liquid, self.content_dir, self.site.url, self.site.title, self.site.vars
         )
 
     @cached_property
     def markup_options(self) -> MarkupOptions:
         """What rendering a post's body needs of these settings."""
-        return MarkupOptions(self.site.url, self.content.excerpt_separator)
+        return MarkupOptions(self.site.url, self.content.excerpt_separator, self.liquid_options)
 
     @cached_property
     def render_options(self) -> PostRenderOptions:
@@ -813,12 +838,115 @@ class Settings(_Section):
         return copied
 
 
-_SLICES = ("parse_options", "markup_options", "render_options", "feed_options", "digest_schedule")
+_SLICES = (
+    "liquid_options",
+    "parse_options",
+    "markup_options",
+    "render_options",
+    "feed_options",
+    "digest_schedule",
+)
 
 
 # --- slices of the settings, for pure modules ------------------------------------------
 # Plain values, made once from the settings: a module that takes one runs, and is tested,
 # without the whole Settings.
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidOptions:
+    """Jekyll's Liquid in post bodies (``content.liquid``): whether it runs, and what
+    ``{{ site.X }}``, ``| absolute_url`` and ``{% link %}`` resolve against."""
+
+    enabled: bool = False
+    site_url: str = ""  # ends in "/": where relative_url / absolute_url point below
+    # site.X: the _config.yml's values, then url, baseurl and title, then site.vars.
+    site_vars: Mapping[str, Any] = field(default_factory=dict)
+    link_prefix: str = ""  # the content folder below the Jekyll site's root ("_posts/")
+    config_file: str = ""  # the _config.yml read, if any (for messages)
+
+
+LIQUID_OFF = LiquidOptions()
+JEKYLL_CONFIGS = ("_config.yml", "_config.yaml", "_config.toml")
+
+
+def liquid_options(
+    mode: str, content_dir: Path, site_url: str, title: str, own_vars: Mapping[str, Any]
+) -> LiquidOptions:
+    """``content.liquid`` resolved: "auto" is on for a Jekyll site — a _config.yml (or
+    .yaml, .toml) in the content folder or its parent, or a _posts folder in it, or the
+    content folder being _posts — and off otherwise."""
+    if mode == "off":
+        return LIQUID_OFF
+    root, config = _jekyll_root(content_dir)
+    if mode == "auto" and root is None:
+        return LIQUID_OFF
+    if root is None:
+        root = content_dir.parent if content_dir.name == "_posts" else content_dir
+    from_file = _jekyll_config(config) if config is not None else {}
+    split = re.match(r"(https?://[^/]+)(/.*)?$", site_url)
+    origin, path = (split.group(1), split.group(2) or "/") if split else (site_url, "/")
+    builtins = {"url": origin, "baseurl": path.rstrip("/"), "title": title}
+    prefix = ""
+    if content_dir != root:
+        with_root = content_dir.relative_to(root) if content_dir.is_relative_to(root) else None
+        prefix = with_root.as_posix() + "/" if with_root is not None else ""
+    return LiquidOptions(
+        True,
+        site_url,
+        {**from_file, **builtins, **own_vars},
+        prefix,
+        str(config) if config is not None else "",
+    )
+
+
+def _jekyll_root(content_dir: Path) -> tuple[Path | None, Path | None]:
+    """The Jekyll site's root folder and its config file, when this looks like one."""
+    for folder in (content_dir, content_dir.parent):
+        for name in JEKYLL_CONFIGS:
+            if (folder / name).is_file():
+                return folder, folder / name
+    if (content_dir / "_posts").is_dir():
+        return content_dir, None
+    if content_dir.name == "_posts" and content_dir.is_dir():
+        return content_dir.parent, None
+    return None, None
+
+
+def _jekyll_config(path: Path) -> dict[str, Any]:
+    """A Jekyll _config.yml (or .toml) as a mapping; a ConfigError naming its line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), [f"cannot read the file: {exc}"]) from None
+    if path.suffix == ".toml":
+        import tomllib
+
+        try:
+            loaded: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            found = re.search(r"at line (\d+)", str(exc))
+            where = f"{path}:{found.group(1)}" if found else str(path)
+            raise ConfigError(where, [f"not valid TOML: {exc}; fix this line"]) from None
+    else:
+        try:
+            loaded = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(
+                where,
+                [
+                    f"not valid YAML ({problem}); fix this line (the site's Jekyll config, "
+                    "read for {{ site.X }} in posts; content.liquid: off skips it)"
+                ],
+            ) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(str(path), ["expected key: value pairs (Jekyll's site settings)"])
+    return {str(key): value for key, value in loaded.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -834,14 +962,16 @@ class ParseOptions:
     assets_dir: str  # absolute: where root-relative asset URLs point (enclosure lengths)
     id_style: str = "permalink"  # feeds.id_style
     order_by: str | None = None  # content.order_by's key (without its '-')
+    liquid: LiquidOptions = LIQUID_OFF  # a body's Liquid is checked when the file is read
 
 
 @dataclass(frozen=True, slots=True)
 class MarkupOptions:
     """What rendering a post's body to HTML and a summary depends on (``markup``)."""
 
-    site_url: str  # ends in "/": {{ site.url }}, and what root-relative URLs resolve against
+    site_url: str  # ends in "/": what root-relative URLs resolve against
     excerpt_separator: str  # content.excerpt_separator ("" for none)
+    liquid: LiquidOptions = LIQUID_OFF
 
 
 @dataclass(frozen=True, slots=True)
@@ -851,6 +981,9 @@ class PostRenderOptions:
 
     parse: ParseOptions
     markup: MarkupOptions
+    # {% link %} and {% post_url %} targets → URLs (content.liquid.link_table), known
+    # once the build has settled which posts are live; empty with Liquid off.
+    links: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -914,7 +1047,9 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     that was named explicitly and does not exist is an error.
     """
     config = read_config(path)
-    return settings_from_mapping(config.raw, base_dir=config.base_dir, source=config.source)
+    settings = settings_from_mapping(config.raw, base_dir=config.base_dir, source=config.source)
+    settings.liquid_options  # noqa: B018 -- a broken _config.yml is an error now, not mid-build
+    return settings
 
 
 def settings_from_mapping(

@@ -85,8 +85,13 @@ class Problem:
     severity: Severity = Severity.ERROR
 
     def __str__(self) -> str:
+        """``path:line: severity: reason``; a reason of several lines keeps the
+        ``path:line:`` prefix on each (editors and grep read one problem per line)."""
         where = f"{self.path}:{self.line}" if self.line is not None else self.path
-        return f"{where}: {self.severity}: {self.reason}"
+        text = f"{where}: {self.severity}: {self.reason}"
+        if "\n" not in self.reason and "\r" not in self.reason:
+            return text
+        return f"\n{where}: ".join(text.splitlines())
 
 
 def meta_to_dict(meta: PostMeta) -> dict[str, object]:

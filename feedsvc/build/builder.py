@@ -60,7 +60,8 @@ from feedsvc.build.render import Rendering, finish_render, render_split, start_r
 from feedsvc.build.report import BuildReport, build_record
 from feedsvc.build.settle import FirstSeen, Settled, Settling
 from feedsvc.clock import Clock
-from feedsvc.config import Settings
+from feedsvc.config import PostRenderOptions, Settings
+from feedsvc.content.liquid import link_table, unknown_links
 from feedsvc.content.sources import Scan, rescan, scan_content
 from feedsvc.errors import OutputError
 from feedsvc.feeds.output import remove_stale_feeds, write_feed_files
@@ -152,6 +153,7 @@ class _Chosen:
     refused: dict[str, str]  # duplicates left out: path → why
     broken_paths: set[str]  # files with a problem (their last good version may stand)
     hashes: dict[str, str]  # each file's content hash, by path
+    links: dict[str, str]  # what Liquid's {% link %} and {% post_url %} name → URLs
 
 
 @dataclass(frozen=True)
@@ -414,8 +416,29 @@ class Builder:
         report.drafts, report.scheduled = len(live) - len(eligible), len(future)
         published = [m for m in eligible if m.published <= at]
         report.published = len(published)
+        links = self._links(eligible, live, parsed.settled, report.problems)
         run.lap("settle")
-        return _Chosen(published, refused, broken_paths, parsed.settled.hashes)
+        return _Chosen(published, refused, broken_paths, parsed.settled.hashes, links)
+
+    def _links(
+        self,
+        eligible: list[PostMeta],
+        live: list[PostMeta],
+        settled: Settled,
+        problems: list[Problem],
+    ) -> dict[str, str]:
+        """With Liquid on, the posts' file names → URLs for {% link %} and {% post_url %},
+        and a warning for each link of a live post that names none (every file parsed, so
+        that ``build`` and ``check`` say the same)."""
+        liquid = self.settings.liquid_options
+        if not liquid.enabled:
+            return {}
+        table = link_table(((m.source, m.url) for m in eligible), liquid.link_prefix)
+        for meta in live:
+            refs = settled.links.get(meta.source)
+            if refs:
+                problems.extend(unknown_links(meta.source, refs, table))
+        return table
 
     def _refused_before(self) -> set[str]:
         """The files the last build left out as duplicates (asked only when there are
@@ -434,14 +457,22 @@ class Builder:
 
         plan = plan_feeds(chosen.published, self.settings.feed_options)
         needed = _needed(plan, chosen.published, render_all=run.mode.render_all)
-        keys = {m.source: self._render_key(chosen.hashes.get(m.source, "")) for m in needed}
+        options = self.settings.render_options
+        links_key = ""
+        if chosen.links:  # a post's render holds the URLs its links name
+            options = replace(options, links=chosen.links)
+            links_key = _digest(sorted(chosen.links.items()))
+        keys = {
+            m.source: self._render_key(chosen.hashes.get(m.source, ""), links_key) for m in needed
+        }
         saved = None
         with tail_pool(self.workers, len(needed), len(plan)) as pool:
             # With no feed kept from an earlier build (a one-off `feedsvc build`), a big
             # build renders and writes posts and feeds in two halves at once.
             halves = pool is not None and run.mode.may_repeat and self._feeds.empty
             rendering = start_render(
-                self.settings, self.store, self._renders, needed, keys, chosen.broken_paths,
+                self.settings, options, self.store, self._renders, needed, keys,
+                chosen.broken_paths,
                 reuse=not run.mode.dry_run, pool=pool, workers=self.workers,
                 stored=parsed.recorded is None, begin=not halves,
             )  # fmt: skip
@@ -449,7 +480,7 @@ class Builder:
                 saved = self._save_sources(run, parsed, chosen)
             if halves:
                 assert pool is not None
-                rendered = self._render_halves(run, plan, rendering, pool, keys)
+                rendered = self._render_halves(run, plan, rendering, pool, keys, options)
             else:
                 rendered = self._render_in_turn(run, plan, rendering, keys)
         run.report.feeds_rendered = rendered.feeds.rendered
@@ -478,12 +509,19 @@ class Builder:
         rendering: Rendering,
         pool: ProcessPoolExecutor,
         keys: dict[str, str],
+        options: PostRenderOptions,
     ) -> _Rendered:
         """Posts and feeds in two halves at once, here and in ``pool``, the feed files
         written when both halves are staged (render.render_split). No feed is kept: the
         next build renders every feed."""
         names, written, renders = render_split(
-            self.settings, plan, rendering, pool, lambda m: keys[m.source], run.report.problems
+            self.settings,
+            options,
+            plan,
+            rendering,
+            pool,
+            lambda m: keys[m.source],
+            run.report.problems,
         )
         self._rendered_posts(run, renders, rendering.posts, keys)
         return _Rendered(Feeds({}, names, len(plan)), renders, written)
@@ -501,9 +539,10 @@ class Builder:
             self._renders.keep({p.meta.source: (keys[p.meta.source], p) for p in posts.values()})
         run.lap("render posts")
 
-    def _render_key(self, content_hash: str) -> str:
-        """What a stored render was made from: the file's bytes and the settings."""
-        blob = f"{content_hash}:{self.fingerprint}".encode()
+    def _render_key(self, content_hash: str, links_key: str = "") -> str:
+        """What a stored render was made from: the file's bytes and the settings (and,
+        with Liquid on, the URLs links may name)."""
+        blob = f"{content_hash}:{self.fingerprint}{links_key}".encode()
         return hashlib.sha256(blob).hexdigest()[:32]  # fits posts.render_key (64)
 
     def _save_sources(self, run: _BuildUnderWay, parsed: _Parsed, chosen: _Chosen) -> _Saved:
@@ -649,6 +688,11 @@ def _kept_ids_warning(settings: Settings, paths: list[str]) -> Problem:
         None,
         Severity.WARNING,
     )
+
+
+def _digest(items: list[tuple[str, str]]) -> str:
+    """A short hash of ``items`` (the link table, in a render key)."""
+    return ":" + hashlib.blake2b(json.dumps(items).encode(), digest_size=16).hexdigest()
 
 
 def _slugs(readings: Decoded) -> list[str]:

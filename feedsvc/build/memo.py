@@ -34,6 +34,9 @@ def settings_fingerprint(settings: Settings) -> str:
     }
     if settings.feeds.id_style != "permalink":  # ids are made with the metadata
         relevant["ids"] = settings.feeds.id_style
+    liquid = settings.liquid_options
+    if liquid.enabled:  # on by detection, with the _config.yml's site.* variables
+        relevant["liquid"] = repr((dict(liquid.site_vars), liquid.link_prefix))
     blob = json.dumps(relevant, sort_keys=True).encode()
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
 

@@ -54,6 +54,7 @@ class Rendering:
 
 def start_render(
     settings: Settings,
+    options: PostRenderOptions,
     store: Store,
     kept: KeptRenders,
     metas: Sequence[PostMeta],
@@ -67,7 +68,8 @@ def start_render(
     begin: bool = True,
 ) -> Rendering:
     """Posts whose kept or stored render still fits (``keys``: each source's render key),
-    and the renders started for the rest (``begin``; else :func:`render_split` does them).
+    and the renders started for the rest with ``options`` (``begin``; else
+    :func:`render_split` does them).
     ``stored``: whether the store may hold renders (not on a new store's first build)."""
     posts: dict[str, Post] = {}
     rest = []
@@ -94,7 +96,7 @@ def start_render(
         return Rendering(posts, todo, None)
     batches = Batches(
         render_batch,
-        settings.render_options,
+        options,
         todo,
         workers=workers,
         threshold=RENDER_THRESHOLD,
@@ -121,6 +123,7 @@ def finish_render(
 
 def render_split(
     settings: Settings,
+    options: PostRenderOptions,
     plan: Sequence[FeedSpec],
     rendering: Rendering,
     pool: ProcessPoolExecutor,
@@ -135,9 +138,9 @@ def render_split(
     output folder), those written, and the new renders."""
     todo = {meta.id: (meta, path) for meta, path in rendering.todo}
     halves = [_half(specs, rendering.posts, todo) for specs in _split(plan)]
-    far = pool.submit(render_group, settings, *halves[1])
+    far = pool.submit(render_group, settings, options, *halves[1])
     try:
-        names, near_staged, near = render_group(settings, *halves[0])
+        names, near_staged, near = render_group(settings, options, *halves[0])
     except BaseException:
         with suppress(Exception):  # the far half's files are not published either
             discard(far.result()[1])
@@ -201,6 +204,7 @@ def _half(
 
 def render_group(
     settings: Settings,
+    options: PostRenderOptions,
     specs: list[FeedSpec],
     done: dict[str, Post],
     todo: list[tuple[PostMeta, str]],
@@ -212,7 +216,7 @@ def render_group(
 
     posts = dict(done)
     new: Rendered = []
-    rendered = render_batch(settings.render_options, todo)
+    rendered = render_batch(options, todo)
     for (meta, _), (post, found) in zip(todo, rendered, strict=True):
         new.append((meta, post, found))
         if post is not None:

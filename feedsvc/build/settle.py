@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
 from feedsvc.build.parse import Decoded
 from feedsvc.config import Settings
+from feedsvc.content.liquid import LinkRef
 from feedsvc.content.plaintext import shown
 from feedsvc.content.posts import to_meta
 from feedsvc.content.reading import AssetSizes, SourceReading, meta_json_of
@@ -29,19 +30,24 @@ from feedsvc.storage.posts import SourceRow, first_seen_dates, peek_first_seen
 
 @dataclass(frozen=True)
 class Settled:
-    """Each file's outcome in a build: good posts' metadata, every hash, the problems."""
+    """Each file's outcome in a build: good posts' metadata, every hash, the problems, and
+    the posts each one's Liquid links to (for the files parsed, checked once the live
+    posts are known)."""
 
     metas: dict[str, PostMeta]
     hashes: dict[str, str]
     problems: dict[str, list[Problem]]
+    links: dict[str, tuple[LinkRef, ...]] = field(default_factory=dict)
 
     def without(self, paths: Collection[str]) -> Settled:
         metas, hashes, problems = dict(self.metas), dict(self.hashes), dict(self.problems)
+        links = dict(self.links)
         for path in paths:
             metas.pop(path, None)
             hashes.pop(path, None)
             problems.pop(path, None)
-        return Settled(metas, hashes, problems)
+            links.pop(path, None)
+        return Settled(metas, hashes, problems, links)
 
 
 class FirstSeen(Enum):
@@ -115,6 +121,8 @@ class Settling:
                     continue
             if reading.warnings:
                 problems[reading.path] = list(reading.warnings)
+            if reading.links:
+                base.links[reading.path] = reading.links
             kept = self._keep_id(reading, meta, row)
             base.metas[meta.source] = kept
             json_text = reading.meta_json if kept is meta else ""

@@ -81,6 +81,8 @@ def type_name(annotation: Any, key: str = "") -> str:
         return "one of " + ", ".join(str(arg) for arg in args)
     if origin is tuple:
         return "list of " + type_name(args[0]).removeprefix("one of ")
+    if origin is dict:
+        return "mapping"
     if get_origin(annotation) is not None and get_args(annotation):
         # Annotated[timedelta, …]: a duration
         return type_name(args[0])

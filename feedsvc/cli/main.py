@@ -112,11 +112,17 @@ class Context:
             sys.exit(EXIT_CONFIG)
 
 
-def _open_store(settings: Settings) -> Any:
-    from feedsvc.storage import open_store
+def _open_store(settings: Settings, *, to_read: bool = False) -> Any:
+    """The store, created or migrated as needed; ``to_read``: without writing to it
+    (``check``: a missing or older store is not touched, one in memory stands in)."""
+    from feedsvc.storage import open_store, open_store_to_read
 
     try:
-        store = open_store(settings.storage_url)
+        store = (
+            open_store_to_read(settings.storage_url)
+            if to_read
+            else open_store(settings.storage_url)
+        )
     except StoreError as exc:
         click.echo(f"feedsvc: {exc}", err=True)
         sys.exit(EXIT_STORE)
@@ -179,16 +185,18 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
         gc.enable()
 
 
-def _builder(settings: Settings, *, head_start: bool = False) -> Any:
+def _builder(settings: Settings, *, head_start: bool = False, to_read: bool = False) -> Any:
     """A Builder on the opened store (imports the build pipeline and SQLAlchemy).
-    ``head_start``: a new SQLite store's first parse begins first (build.parse.head_start)."""
+    ``head_start``: a new SQLite store's first parse begins first (build.parse.head_start);
+    ``to_read``: a store it must not write to (``check``)."""
     from feedsvc.build.parse import head_start as start
 
     head = start(settings) if head_start else None
     from feedsvc.build.builder import Builder
     from feedsvc.clock import SystemClock
 
-    return Builder(settings, _open_store(settings), SystemClock(), head=head)
+    store = _open_store(settings, to_read=to_read)
+    return Builder(settings, store, SystemClock(), head=head)
 
 
 @main.command()
@@ -231,9 +239,10 @@ def build(obj: Context) -> None:
 @main.command()
 @click.pass_obj
 def check(obj: Context) -> None:
-    """Check config and every content file; exit non-zero when anything is wrong."""
+    """Check config and every content file; exit non-zero when anything is wrong. Writes
+    nothing: no feed file, no store (a missing one is not created)."""
     settings = obj.settings()
-    builder = _builder(settings)
+    builder = _builder(settings, to_read=True)
     report = builder.build(dry_run=True, render_all=True)
     builder.store.close()
     _print_problems(report.problems, settings.content_dir)

@@ -119,7 +119,7 @@ def format_status(status: Status) -> str:
         f"{counted(build.feeds_written, 'feed file')} changed",
         f"content problems: {counted(build.errors, 'error')}, {counted(build.warnings, 'warning')}",
     ]
-    lines += [f"  {p}" for p in build.problems]
+    lines += [f"  {line}" for p in build.problems for line in str(p).splitlines()]
     if build.next_publish is not None:
         lines.append(f"next scheduled post: {status.when(build.next_publish)}")
     return "\n".join(lines)

@@ -1,38 +1,29 @@
 """Post bodies → feed-ready HTML and a plain-text summary (pure: strings in, values out).
 
-Order: Jekyll Liquid (raw, highlight, site.url, site.baseurl) → Markdown (cmark-gfm,
-raw HTML kept; markdown_prep: CJK-friendly emphasis, math as written, ``<T>`` as text)
-or the HTML with ``<T>`` as text (html_tags) → relative URLs made absolute (lxml) →
-XML-illegal characters stripped. Unsupported Liquid stays visible and is reported as a warning.
+Order: Jekyll's Liquid when content.liquid is on (content.liquid: variables and links
+resolved, what it cannot run removed; its warnings are reported when the file is read,
+see liquid.check_body) → Markdown (cmark-gfm, raw HTML kept; markdown_prep:
+CJK-friendly emphasis, math as written, ``<T>`` as text) or the HTML with ``<T>`` as text
+(html_tags) → relative URLs made absolute (lxml) → XML-illegal characters stripped.
 """
 
 from __future__ import annotations
 
-import html
 import re
-from urllib.parse import urlsplit
+from collections.abc import Mapping
 
 from lxml import etree
 
 from feedsvc.config import MarkupOptions
-from feedsvc.content import markdown_prep
+from feedsvc.content import liquid, markdown_prep
 from feedsvc.content.cmark import to_html
 from feedsvc.content.html_tags import escape_text_tags
 from feedsvc.content.markup_bounds import line_of_element, measure
 from feedsvc.content.posts import ParsedSource, html_to_text, strip_xml_illegal
 from feedsvc.content.urls import absolute_url
 from feedsvc.errors import ContentError
-from feedsvc.models import Post, PostMeta, Problem, Severity
+from feedsvc.models import Post, PostMeta
 
-_LIQUID = re.compile(
-    r"\{%-?\s*raw\s*-?%\}(?P<raw>.*?)\{%-?\s*endraw\s*-?%\}"
-    r"|\{%-?\s*highlight\s+(?P<lang>[\w+#.-]+)[^%]*%\}(?P<code>.*?)\{%-?\s*endhighlight\s*-?%\}"
-    r"|\{\{-?\s*site\.(?P<site>url|baseurl)\s*-?\}\}"
-    r"|\{\{.*?\}\}|\{%.*?%\}",
-    re.DOTALL,
-)
-_TAG_NAME = re.compile(r"\{%-?\s*(\w+)")
-_BACKTICKS = re.compile(r"`+")
 # Scanning for '=' first and checking the name behind it is ~20x faster than one
 # case-insensitive pattern on Korean text.
 _ATTR_VALUE = re.compile(r"""=\s*("[^"]*"|'[^']*'|[^\s>]*)""")
@@ -58,17 +49,29 @@ _BLANK_LINES = re.compile(r"\n\s*\n")
 
 
 def render_post(
-    parsed: ParsedSource, meta: PostMeta, options: MarkupOptions
-) -> tuple[Post, list[Problem]]:
-    """The post's absolute-URL HTML and summary, and warnings about what was left as is.
+    parsed: ParsedSource,
+    meta: PostMeta,
+    options: MarkupOptions,
+    links: Mapping[str, str] | None = None,
+) -> Post:
+    """The post's absolute-URL HTML and summary. ``links``: what ``{% link %}`` and
+    ``{% post_url %}`` resolve to (content.liquid.link_table).
 
     Raises ContentError for HTML nesting too deep or too many elements (markup_bounds)."""
-    problems: list[Problem] = []
     body = strip_xml_illegal(parsed.body)
-    if "{%" in body or "{{" in body:
-        body = _liquid(parsed, body, options.site_url, problems)
-    # Promise<T> is text in HTML bodies too (html_tags); Markdown does it in markdown_prep.
     markdown = parsed.body_format == "markdown"
+    if options.liquid.enabled and liquid.has_liquid(body):
+        page = liquid.page_variables(parsed, meta.url)
+        body = liquid.expand(
+            body,
+            path=parsed.path,
+            first_line=parsed.body_line,
+            markdown=markdown,
+            options=options.liquid,
+            page=page,
+            links=links or {},
+        ).text
+    # Promise<T> is text in HTML bodies too (html_tags); Markdown does it in markdown_prep.
     rendered = render_markdown(body) if markdown else escape_text_tags(body)
     _check_bounds(parsed, rendered)
     post_html = absolutize_urls(rendered, meta.url, options.site_url)
@@ -78,7 +81,7 @@ def render_post(
         summary = _shorten(meta.excerpt, 300)
     else:
         summary = make_excerpt(post_html, options.excerpt_separator)
-    return Post(meta=meta, html=post_html, summary=summary), problems
+    return Post(meta=meta, html=post_html, summary=summary)
 
 
 def _check_bounds(parsed: ParsedSource, rendered: str) -> None:
@@ -94,50 +97,6 @@ def _check_bounds(parsed: ParsedSource, rendered: str) -> None:
         if found is not None:
             line = parsed.body_line + found - 1
     raise ContentError(parsed.path, f"{excess.reason}; the post is not published", line)
-
-
-def _liquid(parsed: ParsedSource, body: str, site_url: str, problems: list[Problem]) -> str:
-    markdown = parsed.body_format == "markdown"
-    site = site_url.rstrip("/")
-    baseurl = urlsplit(site_url).path.rstrip("/")
-    counted = [0, parsed.body_line]  # position already counted, its line: keeps this linear
-
-    def line_at(position: int) -> int:
-        counted[1] += body.count("\n", counted[0], position)
-        counted[0] = position
-        return counted[1]
-
-    def replace(match: re.Match[str]) -> str:
-        if match["raw"] is not None:
-            return match["raw"]
-        if match["code"] is not None:
-            return _highlight(match["lang"], match["code"], markdown)
-        if match["site"] is not None:
-            return site if match["site"] == "url" else baseurl
-        tag = match.group()
-        shown = tag if len(tag) <= 80 else tag[:77] + "…"
-        name = _TAG_NAME.match(tag)
-        if name is not None and name.group(1) in ("raw", "highlight"):
-            closing = "end" + name.group(1)
-            reason = f"'{shown}' has no matching '{{% {closing} %}}'; add one; left as text"
-        else:
-            reason = (
-                f"unsupported Liquid tag '{shown}' left as text; "
-                "remove it or wrap it in {% raw %}"
-            )
-        problems.append(Problem(parsed.path, reason, line_at(match.start()), Severity.WARNING))
-        return tag
-
-    return _LIQUID.sub(replace, body)
-
-
-def _highlight(lang: str, code: str, markdown: bool) -> str:
-    code = code.strip("\n")
-    if not markdown:
-        return f'<pre><code class="language-{lang}">{html.escape(code, quote=False)}</code></pre>'
-    longest = max((len(run) for run in _BACKTICKS.findall(code)), default=0)
-    fence = "`" * max(3, longest + 1)
-    return f"\n{fence}{lang}\n{code}\n{fence}\n"
 
 
 def render_markdown(text: str) -> str:

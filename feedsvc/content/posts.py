@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from feedsvc.config import ParseOptions
@@ -81,6 +81,8 @@ class ParsedSource:
     own_slug: str | None = None  # the front matter's slug: as written (Jekyll's ids)
     order: float | str | None = None  # the content.order_by key's value
     warnings: tuple[Problem, ...] = ()  # read, but worth the author's attention
+    # The front matter, kept only for a body that may use it ({{ page.X }} in Liquid).
+    page: dict[str, Any] | None = None
 
 
 def parse_source(path: str, data: bytes, options: ParseOptions) -> ParsedSource:
@@ -134,6 +136,7 @@ def parse_source(path: str, data: bytes, options: ParseOptions) -> ParsedSource:
         field.text("slug", allow_bool=False) if "slug" in fields else None,
         field.order(options.order_by) if options.order_by else None,
         tuple(field.warnings),
+        fields if "page." in body else None,
     )
 
 

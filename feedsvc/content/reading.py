@@ -14,6 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feedsvc.config import ParseOptions, PostRenderOptions
 from feedsvc.content.posts import ParsedSource, parse_source, to_meta
@@ -30,6 +31,9 @@ from feedsvc.models import (
     meta_json_from_fields,
 )
 
+if TYPE_CHECKING:
+    from feedsvc.content.liquid import LinkRef
+
 
 @dataclass(slots=True)  # not frozen: 10,000 are made and unpickled per cold build
 class SourceReading:
@@ -40,7 +44,8 @@ class SourceReading:
     when it parsed but waits for its first-seen date (only the store knows it);
     ``problem`` when it cannot be a post; none of them when its bytes hash as cached.
     ``warnings``: what a post's author should know (the post is published);
-    ``own_id``: whether its front matter sets its id.
+    ``own_id``: whether its front matter sets its id; ``links``: the posts its body's
+    Liquid links to (checked once the build knows which posts are live).
     """
 
     path: str
@@ -53,6 +58,7 @@ class SourceReading:
     meta_fields: MetaFields | None = None
     warnings: tuple[Problem, ...] = ()
     own_id: bool = False
+    links: tuple[LinkRef, ...] = ()
 
     def __reduce__(self) -> tuple[type[SourceReading], tuple[object, ...]]:
         # Pickled as constructor arguments: loading the default state of a frozen slots
@@ -70,6 +76,7 @@ class SourceReading:
                 self.meta_fields,
                 self.warnings,
                 self.own_id,
+                self.links,
             ),
         )
 
@@ -131,12 +138,26 @@ def parse_one(
         return SourceReading(file.path, size, file.mtime_ns, digest)
     try:
         parsed = parse_source(file.path, data, options)
+        links: tuple[LinkRef, ...] = ()
+        if options.liquid.enabled and ("{%" in parsed.body or "{{" in parsed.body):
+            # Imported on a Liquid site's first such body: no other site pays for it.
+            from feedsvc.content.liquid import check_body
+
+            found = check_body(parsed, options.liquid)
+            parsed.warnings += tuple(found.problems)
+            links = tuple(found.links)
         if parsed.date is None or options.id_style == "tag":
             # Its date or id waits for its first sighting, which only the store knows.
             # The body is re-read for the few posts that get rendered; don't ship it back.
-            bare = replace(parsed, body="")
+            bare = replace(parsed, body="", page=None)
             return SourceReading(
-                file.path, size, file.mtime_ns, digest, parsed=bare, warnings=parsed.warnings
+                file.path,
+                size,
+                file.mtime_ns,
+                digest,
+                parsed=bare,
+                warnings=parsed.warnings,
+                links=links,
             )
         meta = to_meta(parsed, options, first_seen=None, asset_size=sizes)
     except ContentError as exc:
@@ -155,6 +176,7 @@ def parse_one(
         fields,
         parsed.warnings,
         parsed.id is not None,
+        links,
     )
 
 
@@ -180,6 +202,8 @@ def parse_batch(
 def render_one(
     options: PostRenderOptions, meta: PostMeta, abspath: str
 ) -> tuple[Post | None, list[Problem]]:
+    """The post rendered from its file, or None and why not. Its Liquid's warnings were
+    reported when the file was parsed (parse_one), not again here."""
     try:
         with open(abspath, "rb") as handle:
             data = handle.read()
@@ -191,7 +215,7 @@ def render_one(
     from feedsvc.content.markup import render_post
 
     try:
-        return render_post(parsed, meta, options.markup)
+        return render_post(parsed, meta, options.markup, options.links), []
     except ContentError as exc:  # markup too deep or too big to render safely
         return None, [Problem(meta.source, exc.reason, exc.line)]
 

@@ -129,6 +129,38 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     return store
 
 
+def open_store_to_read(url: str) -> Store:
+    """The store at ``url`` for a run that writes nothing (``feedsvc check``): not created
+    when missing, nor migrated when older — an empty one in memory stands in then (as on
+    a first build: no post seen before)."""
+    normal = normalise_url(url)
+    if normal.startswith("sqlite"):
+        path = normal.split("///", 1)[1] if "///" in normal else ""
+        if not path or path.startswith(":memory:") or not Path(path).is_file():
+            empty = open_store("sqlite://")
+            empty.migration = None  # nothing to tell: nothing was made on disk
+            return empty
+    try:
+        store = Store(make_engine(url))
+        with store.read() as conn:
+            revision = current_revision(conn)
+    except (OperationalError, ProgrammingError, DBAPIError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise StoreError(
+            f"cannot open the store {_safe(url)}: {reason} "
+            "(check storage.url, that the database exists and is reachable)"
+        ) from None
+    if revision == HEAD_REVISION:
+        return store
+    store.close()
+    stand_in = open_store("sqlite://")
+    stand_in.migration = (
+        f"the store is at revision {revision or 'none'}, not {HEAD_REVISION}: checked as a "
+        "new store (`feedsvc build` migrates it)"
+    )
+    return stand_in
+
+
 def _safe(url: str) -> str:
     """The URL without its password, for messages."""
     from sqlalchemy.engine import make_url

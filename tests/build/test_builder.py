@@ -264,7 +264,8 @@ def test_dry_run_writes_nothing(site: Site) -> None:
     assert site.build().parsed == 1  # nothing was cached by the dry run
 
 
-def test_unsupported_liquid_is_a_warning_not_an_error(site: Site) -> None:
+def test_unsupported_liquid_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    site = Site(tmp_path, content={"liquid": "on"})
     site.write("a.md", post("리퀴드", body="앞\n\n{% include note.html %}\n"))
     report = site.build()
     assert report.errors == 0

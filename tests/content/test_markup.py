@@ -11,11 +11,18 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from feedsvc.config import MarkupOptions, ParseOptions, Settings, settings_from_mapping
+from feedsvc.config import (
+    LiquidOptions,
+    MarkupOptions,
+    ParseOptions,
+    Settings,
+    settings_from_mapping,
+)
+from feedsvc.content.liquid import check_body
 from feedsvc.content.markup import absolutize_urls, make_excerpt, render_markdown, render_post
 from feedsvc.content.posts import parse_source, to_meta
 from feedsvc.errors import ContentError
-from feedsvc.models import Post, Problem, Severity
+from feedsvc.models import Post, Problem
 from tests.conftest import REPO
 
 SEED = REPO / "content" / "000_efb257d3228fd9cc.txt"
@@ -32,6 +39,7 @@ def make_settings(url: str = SITE, **content: Any) -> Settings:
 
 
 SETTINGS = make_settings()
+LIQUID = make_settings(liquid="on")
 
 
 def render(
@@ -39,7 +47,7 @@ def render(
 ) -> tuple[Post, list[Problem]]:
     parsed = parse_source(path, text.encode("utf-8"), settings.parse_options)
     meta = to_meta(parsed, settings.parse_options, first_seen=FIRST_SEEN)
-    return render_post(parsed, meta, settings.markup_options)
+    return render_post(parsed, meta, settings.markup_options), []
 
 
 def html_of(body: str, path: str = "2024-01-02-a.md", settings: Settings = SETTINGS) -> str:
@@ -52,10 +60,10 @@ def html_of(body: str, path: str = "2024-01-02-a.md", settings: Settings = SETTI
 def test_seed_post_renders_with_absolute_images_and_its_excerpt_as_summary() -> None:
     parsed = parse_source(SEED.name, SEED.read_bytes(), SETTINGS.parse_options)
     meta = to_meta(parsed, SETTINGS.parse_options, first_seen=FIRST_SEEN)
-    post, problems = render_post(parsed, meta, SETTINGS.markup_options)
+    post = render_post(parsed, meta, SETTINGS.markup_options)
     assert '<img src="https://x.kr/blog/assets/img/news.png" alt="rentncar 속보">' in post.html
     assert '<h2 data-ke-size="size26">클라우드 기반 디지털 트윈 통합플랫폼 구축</h2>' in post.html
-    assert post.summary == meta.excerpt and problems == []
+    assert post.summary == meta.excerpt
     assert post.meta is meta
 
 
@@ -79,62 +87,6 @@ def test_markdown_keeps_raw_html() -> None:
 def test_an_html_body_is_kept_as_written() -> None:
     body = '<p data-x="1">부산 <b>해운대</b></p>\n<a href="https://x.kr/">x</a>'
     assert html_of(body, "a.html") == body
-
-
-# --- Liquid ----------------------------------------------------------------------------
-
-
-def test_liquid_raw_keeps_its_inner_text_without_processing_it() -> None:
-    post, problems = render("---\ntitle: t\n---\n{% raw %}{{ site.url }} {% x %}{% endraw %}\n")
-    assert "<p>{{ site.url }} {% x %}</p>" in post.html and problems == []
-
-
-def test_liquid_highlight_becomes_a_fenced_code_block_in_markdown() -> None:
-    body = "{% highlight python %}\nif a < b:\n    print('```')\n{% endhighlight %}\n"
-    out = html_of(body)
-    assert (
-        "<pre><code class=\"language-python\">if a &lt; b:\n    print('```')\n</code></pre>" in out
-    )
-
-
-def test_liquid_highlight_becomes_escaped_pre_code_in_html() -> None:
-    out = html_of("{% highlight js linenos %}\na && b\n{% endhighlight %}", "a.html")
-    assert out == '<pre><code class="language-js">a &amp;&amp; b</code></pre>'
-
-
-def test_liquid_site_url_and_baseurl_are_filled_in() -> None:
-    out = html_of('<a href="{{ site.url }}/x">a</a> <img src="{{site.baseurl}}/i.png">', "a.html")
-    assert out == '<a href="https://x.kr/blog/x">a</a> <img src="https://x.kr/blog/i.png">'
-
-
-def test_liquid_baseurl_is_empty_at_the_site_root() -> None:
-    out = html_of("<p>[{{ site.baseurl }}]</p>", "a.html", make_settings("https://x.kr/"))
-    assert out == "<p>[]</p>"
-
-
-def test_unsupported_liquid_is_left_visible_with_a_warning_naming_its_line() -> None:
-    post, problems = render("---\ntitle: t\n---\n첫 줄\n\n둘째 {% include 광고.html %}\n")
-    assert "{% include 광고.html %}" in post.html
-    assert problems == [
-        Problem(
-            "2024-01-02-a.md",
-            "unsupported Liquid tag '{% include 광고.html %}' left as text; "
-            "remove it or wrap it in {% raw %}",
-            line=6,
-            severity=Severity.WARNING,
-        )
-    ]
-
-
-def test_unsupported_liquid_output_tags_are_warned_about_too() -> None:
-    post, problems = render("---\ntitle: t\n---\n{{ page.title }}\n\n{{ x | y }}\n")
-    assert [p.line for p in problems] == [4, 6]
-    assert "{{ page.title }}" in post.html
-
-
-def test_an_unclosed_raw_says_what_is_missing() -> None:
-    _, problems = render("---\ntitle: t\n---\n{% raw %}\n")
-    assert "endraw" in problems[0].reason and problems[0].line == 4
 
 
 # --- URLs ------------------------------------------------------------------------------
@@ -257,12 +209,13 @@ def test_markup_options_are_the_settings_slice() -> None:
 def test_renders_with_options_made_from_plain_values() -> None:
     # No Settings: the slices are plain values.
     parse = ParseOptions("https://y.kr/", "UTC", "/{year}/{slug}/", "utf-8", 100_000, "/nowhere")
-    markup = MarkupOptions(site_url="https://y.kr/", excerpt_separator="<!--cut-->")
+    liquid = LiquidOptions(True, "https://y.kr/", {"url": "https://y.kr"})
+    markup = MarkupOptions(site_url="https://y.kr/", excerpt_separator="<!--cut-->", liquid=liquid)
     text = "---\ntitle: t\n---\n앞 [{{ site.url }}](/a/) ![](b.png)\n\n<!--cut-->\n\n뒤\n"
     parsed = parse_source("2024-01-02-a.md", text.encode("utf-8"), parse)
     meta = to_meta(parsed, parse, first_seen=FIRST_SEEN)
-    post, problems = render_post(parsed, meta, markup)
-    assert meta.url == "https://y.kr/2024/a/" and problems == []
+    post = render_post(parsed, meta, markup)
+    assert meta.url == "https://y.kr/2024/a/"
     assert '<a href="https://y.kr/a/">https://y.kr</a>' in post.html
     assert '<img src="https://y.kr/2024/a/b.png" alt="">' in post.html
     assert post.summary == "앞 https://y.kr"
@@ -336,14 +289,15 @@ def test_any_input_gives_xml_clean_output_or_a_content_error(
         parsed = parse_source(
             f"2024-01-02-{title[:10]}.{extension}",
             text.encode("utf-8", "surrogatepass"),
-            SETTINGS.parse_options,
+            LIQUID.parse_options,
         )
     except ContentError:
         event("refused with ContentError")
         return
     event("rendered")
-    meta = to_meta(parsed, SETTINGS.parse_options, first_seen=FIRST_SEEN)
-    post, problems = render_post(parsed, meta, SETTINGS.markup_options)
+    meta = to_meta(parsed, LIQUID.parse_options, first_seen=FIRST_SEEN)
+    post = render_post(parsed, meta, LIQUID.markup_options)
+    problems = check_body(parsed, LIQUID.liquid_options).problems
     author = [meta.author.name, meta.author.email or ""] if meta.author else []
     image = [meta.image.url] if meta.image else []
     strings = [

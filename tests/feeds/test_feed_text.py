@@ -115,7 +115,7 @@ def test_real_summaries_keep_every_character_from_front_matter_to_reader(summary
     )
     parsed = parse_source("2024-05-01-promise.md", source.encode(), settings.parse_options)
     meta = to_meta(parsed, settings.parse_options, first_seen=datetime(2024, 5, 1, tzinfo=UTC))
-    rendered, _ = render_post(parsed, meta, settings.markup_options)
+    rendered = render_post(parsed, meta, settings.markup_options)
     assert rendered.summary == summary
     for fmt, read in read_back(render([rendered], settings.feed_options)).items():
         assert read == ("Promise<T>의 T는", summary), fmt

@@ -78,7 +78,7 @@ def test_feeds_from_random_posts_are_valid(corpus: list[Entry]) -> None:
             continue
         if meta.id in posts or meta.draft:
             continue
-        post, _ = render_post(parsed, meta, site.markup_options)
+        post = render_post(parsed, meta, site.markup_options)
         posts[meta.id] = post
     plan = plan_feeds([p.meta for p in posts.values()], site.feed_options)
     files = render_feeds(plan, posts, site.feed_options)
