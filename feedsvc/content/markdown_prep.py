@@ -39,6 +39,7 @@ _MATH = re.compile(
     re.DOTALL,
 )
 _BLANK_LINE = re.compile(r"\n[ \t>]*\n")
+_FENCE_LIKE = re.compile(r"[ \t>]*(?:`{3}|~{3})")
 _LINE_PREFIX = re.compile(r"[ \t>]*")
 _BLOCK_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)")
 _TOKEN_BASE = 0xF0000  # Supplementary Private Use Area-A: one character a math span
@@ -212,7 +213,7 @@ def _math_edits(
             if _inside(starts, inline, match.start()) or _inside(starts, inline, match.end() - 1):
                 position = match.start() + 1
                 continue
-            if _BLANK_LINE.search(match.group(kind)):
+            if _BLANK_LINE.search(match.group(kind)) or _on_fence_line(text, match.start()):
                 position = match.start() + 1
                 continue
             opener = text[match.start() : match.start(kind)]
@@ -225,6 +226,14 @@ def _math_edits(
             position = match.end()
     kept = [e for e in edits if not any(s <= e[0] < t for s, t in spans)]
     return kept + math_edits, spans
+
+
+def _on_fence_line(text: str, position: int) -> bool:
+    """Whether ``position`` is on a line that starts like a fence (```` ``` ```` or
+    ``~~~``) but is not one (code regions are skipped already): a placeholder there could
+    make it one (```` ```$`$ ````: a backtick in the info string is what keeps it text)."""
+    start = text.rfind("\n", 0, position) + 1
+    return _FENCE_LIKE.match(text, start) is not None
 
 
 def _math_pieces(content: str, maths: list[str]) -> str:

@@ -333,6 +333,13 @@ def test_code_is_never_touched(source: str) -> None:
 _BLOCK_TAG_LINE = re.compile(r"(?m)^ {0,3}</?[A-Za-z]")
 
 
+def test_math_on_a_line_that_only_looks_like_a_fence_leaves_it_text() -> None:
+    """A backtick in a backtick fence's info string makes the line text (CommonMark
+    4.5); math there must not hide that backtick and turn the line into a fence."""
+    source = "```$`$\\{a\\}$\n```\n**제네릭(Generics)**을\n```\n"
+    assert render_markdown(source) == to_html(source)
+
+
 @pytest.mark.parametrize(
     ("source", "code"),
     [
