@@ -115,16 +115,19 @@ def confirm_link(message: EmailMessage) -> str:
     return found.group(1)
 
 
-def make_site(root: Path, store_url: str, **kwargs: Any) -> WebSite:
+def make_site(root: Path, store_url: str, language: str = "ko", **kwargs: Any) -> WebSite:
+    """The site of POSTS in ``root``, its pages in ``language`` (site.language)."""
     write_posts(root / "content")
-    settings = web_settings(root, store_url)
+    settings = web_settings(root, store_url, site={"language": language})
     from feedsvc.storage import open_store
 
     store = open_store(settings.storage_url)
     clock = FixedClock(NOW)
     # The build runs on a SQLite store of its own; its posts and build record are then
     # copied into the store under test (SQLite or PostgreSQL).
-    build_settings = web_settings(root, f"sqlite:///{root / 'build.db'}")
+    build_settings = web_settings(
+        root, f"sqlite:///{root / 'build.db'}", site={"language": language}
+    )
     build_store = open_store(build_settings.storage_url)
     try:
         Builder(build_settings, build_store, clock, workers=1).build()
@@ -150,3 +153,11 @@ def make_site(root: Path, store_url: str, **kwargs: Any) -> WebSite:
         **kwargs,
     )
     return WebSite(root, settings, store, clock, tokens, app)
+
+
+def html_tree(html: str) -> Any:
+    """``html`` parsed by lxml (typed Any: lxml's stubs type xpath() results as a union
+    of every possible answer)."""
+    import lxml.html
+
+    return lxml.html.fromstring(html)

@@ -125,7 +125,7 @@ def _confirmed_notice(web: WebState, outcome: str) -> Response:
     texts = web.texts
     return notice(
         web,
-        texts("notice.confirmed" if outcome == "confirmed" else "notice.already"),
+        texts("notice.confirmed") if outcome == "confirmed" else texts("notice.already"),
         texts("notice.confirmed_message"),
         texts("notice.confirmed_note"),
     )

@@ -564,7 +564,7 @@ def test_errors_show_a_plain_page_without_a_stack_trace(tmp_path: Path) -> None:
     site = make_site(tmp_path, f"sqlite:///{tmp_path / 'err.db'}")
     from feedsvc.templating import _environment
 
-    site.app.state.web.env = _environment(broken)
+    site.app.state.web.env = _environment(broken, "ko")
     try:
         response = site.get("/")
         assert response.status_code == 500
