@@ -205,3 +205,11 @@ def parse(data: bytes) -> EmailMessage:
     from tests.newsletter.test_messages import parsed
 
     return parsed(data)
+
+
+def test_the_home_page_shows_the_site_title_once_as_its_heading(site: WebSite) -> None:
+    tree = html_tree(site.get("/").text)
+    title = site.settings.site.title
+    assert [h.text_content() for h in tree.xpath("//h1")] == [title]
+    assert tree.xpath("//header") == []  # no brand line above it
+    assert html_tree(site.get("/nowhere").text).xpath("//header/a[@class='brand']")
