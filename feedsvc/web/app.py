@@ -3,6 +3,7 @@
     SecurityHeaders ─▶ CatchErrors ─▶ BodyLimit ─▶ Starlette router
       CSP, nosniff,     500 page,      413 past       /, /subscribe, /confirm/…,
       frame-ancestors   no traces      max_body       /unsubscribe/…, /preferences/…,
+                                                      /_feedsvc/timezone.js,
                                                       /healthz, /metrics, feeds
 
 This module only puts the app together; each concept has its module: the shared state
@@ -25,7 +26,7 @@ from feedsvc.delivery.outbox import Backend
 from feedsvc.newsletter.tokens import Tokens, load_secrets
 from feedsvc.storage import Store
 from feedsvc.templating import environment
-from feedsvc.web import email_links, health, metrics, served, subscription
+from feedsvc.web import email_links, health, metrics, pages, served, subscription
 from feedsvc.web.error_pages import exception_handlers
 from feedsvc.web.middleware import MAX_BODY, BodyLimit, CatchErrors, SecurityHeaders
 from feedsvc.web.ratelimit import RateLimiter
@@ -67,6 +68,7 @@ def create_app(
         routes=[
             *subscription.routes(),
             *email_links.routes(),
+            *pages.routes(),
             *health.routes(),
             *metrics.routes(web.metrics, web.metrics_token),
             *served.routes(web.feeds),

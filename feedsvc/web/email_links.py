@@ -272,6 +272,7 @@ async def preferences_page(request: Request) -> Response:
         "error": None if error is None else error.message,
         "error_field": None if error is None else error.field,
         "action": f"/preferences/{token}",
+        "send_time": web.settings.digest.send_time,
         "unsubscribe_url": "/unsubscribe/"
         + web.tokens.make(Purpose.UNSUBSCRIBE, subscriber.id, subscriber.email),
     }

@@ -38,8 +38,12 @@ UNLABELLED = """() => [...document.querySelectorAll('input, select, textarea')]
   .filter(e => e.type !== 'hidden' && !e.closest('.trap'))
   .filter(e => !(e.labels && e.labels.length) && !e.closest('label'))
   .map(e => e.name || e.id)"""
-BUTTONS = """() => [...document.querySelectorAll('button, a.button')].map(e => {
-  const s = getComputedStyle(e); return [e.textContent.trim(), s.color, s.backgroundColor]; })"""
+# Buttons with a background of their own (a transparent one is text on the page).
+BUTTONS = """() => [...document.querySelectorAll('button, a.button')]
+  .filter(e => e.offsetParent !== null)
+  .map(e => { const s = getComputedStyle(e);
+              return [e.textContent.trim(), s.color, s.backgroundColor]; })
+  .filter(([, , background]) => !background.startsWith('rgba(0, 0, 0, 0)'))"""
 
 
 @pytest.fixture(params=["ko", "en"])
@@ -192,3 +196,34 @@ def test_pages_and_emails_fit_a_phone_and_a_desktop_light_and_dark(
     page.context.close()
     done = {name: urls[name] for name in ("confirm", "unsubscribe")}
     _visit(browser, language, done, shots, "after")
+
+
+def test_the_preferences_page_offers_the_browsers_time_zone(
+    browser: Any, served_in: tuple[WebSite, str], tmp_path: Path
+) -> None:
+    """The optional script (CSP: scripts from the site only) offers the browser's zone;
+    one press selects it, saving stores it. Without the zone in the list, nothing shows."""
+    site, base = served_in
+    _confirmation_html(site, base)
+    url = base + _pages(site, "/")["preferences"]
+    context = browser.new_context(
+        viewport={"width": 390, "height": 900}, timezone_id="Europe/Berlin", device_scale_factor=1
+    )
+    page = context.new_page()
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text))
+    page.goto(url)
+    offer = page.locator("#timezone-guess button")
+    offer.wait_for(state="visible")
+    assert "Europe/Berlin" in offer.inner_text()
+    offer.click()
+    assert page.locator("#timezone").input_value() == "Europe/Berlin"
+    _shoot(page, tmp_path, f"{site.settings.site.language}-timezone-guess")
+    page.locator("form button[type=submit]").click()
+    page.wait_for_load_state()
+    assert page.locator("#timezone option[selected]").first.get_attribute("value") == (
+        "Europe/Berlin"
+    )
+    assert page.locator("#timezone-guess").is_hidden()  # the browser's zone is chosen now
+    assert [text for text in refused if "Content Security Policy" in text] == []
+    context.close()

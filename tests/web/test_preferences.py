@@ -66,6 +66,7 @@ def test_the_time_zone_is_a_list_grouped_by_region_the_current_zone_first(web: W
     assert seoul.text_content() == "Seoul"
     (label,) = html_tree(web.get(url).text).xpath('//label[@for="timezone"]')
     assert label.text_content().strip() == "시간대"
+    assert "이 시간대의 08:00에 도착합니다" in web.get(url).text  # digest.send_time
 
     saved = web.post(
         url, data={"csrf": web.csrf(url), "frequency": "weekly", "timezone": "Europe/Berlin"}
@@ -161,3 +162,21 @@ def test_a_city_typed_alone_suggests_its_zone(zone: str, case: object) -> None:
     typed = case(city.replace("_", " "))  # type: ignore[operator]
     found = zone_like(typed)
     assert found is not None and found.rpartition("/")[2].lower() == city.lower()
+
+
+def test_the_only_script_is_a_file_the_csp_allows(web: WebSite) -> None:
+    """The time zone guess is a progressive enhancement: a same-site file, no inline
+    script anywhere (the CSP allows neither inline code nor other sites)."""
+    ident = active_subscriber(web, ADDRESS)
+    page = web.get(_url(web, ident))
+    scripts = html_tree(page.text).xpath("//script")
+    assert [script.get("src") for script in scripts] == ["/_feedsvc/timezone.js"]
+    assert all(not (script.text or "").strip() for script in scripts)
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "unsafe-inline'; img-src" in csp
+    assert "'unsafe-inline'" not in csp.split("script-src", 1)[1].split(";", 1)[0]
+    script = web.get("/_feedsvc/timezone.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "Intl.DateTimeFormat" in script.text
+    assert "<script" not in web.get("/").text  # other pages have none
