@@ -64,11 +64,14 @@ def page_language(tag: str) -> str:
     return FALLBACK_LANGUAGE
 
 
-@functools.lru_cache(maxsize=len(LANGUAGES) + 1)
 def translations(language: str) -> gettext.GNUTranslations:
     """The catalogue for ``language`` (a tag, see :func:`catalogue_language`), falling back
     to English for any id it lacks."""
-    code = catalogue_language(language)
+    return _translations(catalogue_language(language))
+
+
+@functools.lru_cache(maxsize=len(LANGUAGES))
+def _translations(code: str) -> gettext.GNUTranslations:
     found = _read_catalogue(code)
     if code != FALLBACK_LANGUAGE:
         found.add_fallback(_read_catalogue(FALLBACK_LANGUAGE))

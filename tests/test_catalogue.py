@@ -187,12 +187,12 @@ def test_an_id_missing_from_a_catalogue_reads_english(
     (tmp_path / "ko.po").write_text(partial, encoding="utf-8")
     (tmp_path / "en.po").write_bytes((LOCALES / "en.po").read_bytes())
     monkeypatch.setattr(templating, "LOCALES", tmp_path)
-    templating.translations.cache_clear()
+    templating._translations.cache_clear()
     try:
         assert Texts("ko")("email.read_more") == "Read more"
         assert Texts("ko")("email.unsubscribe") == "구독 해지"
     finally:
-        templating.translations.cache_clear()
+        templating._translations.cache_clear()
 
 
 def test_a_broken_catalogue_is_a_config_error_naming_the_file(
@@ -200,13 +200,13 @@ def test_a_broken_catalogue_is_a_config_error_naming_the_file(
 ) -> None:
     (tmp_path / "en.po").write_text('msgid "a"\n\nmsgid "b"\nmsgstr "x"\n', encoding="utf-8")
     monkeypatch.setattr(templating, "LOCALES", tmp_path)
-    templating.translations.cache_clear()
+    templating._translations.cache_clear()
     try:
         with pytest.raises(ConfigError) as caught:
             Texts("en")("email.read_more")
         assert str(tmp_path / "en.po") in str(caught.value)
     finally:
-        templating.translations.cache_clear()
+        templating._translations.cache_clear()
 
 
 def test_only_complete_catalogues_ship() -> None:
