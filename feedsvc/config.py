@@ -134,8 +134,15 @@ class _Section(BaseModel):
 
 
 class AuthorSettings(_Section):
-    name: str = "feedsvc"
+    name: str
     email: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("expected the author's name; leave site.author out for none")
+        return value.strip()
 
 
 class SiteSettings(_Section):
@@ -144,7 +151,9 @@ class SiteSettings(_Section):
     description: str = ""
     language: str = "en"
     timezone: str = "UTC"
-    author: AuthorSettings = AuthorSettings()
+    # Who writes the posts, for feed entries whose front matter names no author; none
+    # by default (entries then carry no author; Atom's feed-level one is the title).
+    author: AuthorSettings | None = None
 
     @field_validator("url")
     @classmethod
@@ -291,6 +300,10 @@ def permalink_parts(pattern: str, strict: bool) -> tuple[tuple[str, str | None],
     return tuple(parts)
 
 
+# The video players most posts embed; their iframes stay in feeds (feeds.iframe_hosts).
+IFRAME_HOSTS = ("www.youtube.com", "www.youtube-nocookie.com", "player.vimeo.com")
+
+
 class FeedSettings(_Section):
     output_dir: Path = Path("public")
     limit: int = Field(default=20, gt=0, le=10_000)
@@ -303,6 +316,16 @@ class FeedSettings(_Section):
     # (RFC 4151) dated the day the post was first seen. A post keeps the id it was first
     # published with while its URL stays (a reader would show it again as new).
     id_style: Literal["permalink", "jekyll-feed", "tag"] = "permalink"
+    # Hosts whose <iframe> embeds stay in feed content; any other iframe becomes a link.
+    iframe_hosts: tuple[str, ...] = IFRAME_HOSTS
+
+    @field_validator("iframe_hosts")
+    @classmethod
+    def _iframe_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for host in value:
+            if not re.match(r"^[A-Za-z0-9.-]+(:\d+)?$", host):
+                raise ValueError(f"expected host names such as www.youtube.com, got {host!r}")
+        return tuple(host.lower() for host in value)
 
     @field_validator("websub_hub")
     @classmethod
@@ -364,6 +387,21 @@ class DkimSettings(_Section):
     private_key_path: Path | None = None
 
 
+RETURN_PATH_TOKEN = "{token}"
+
+
+def return_path_problem(template: str) -> str | None:
+    """What is wrong with a VERP template (``delivery.return_path``), or None."""
+    local, at, domain = template.rpartition("@")
+    if template.count(RETURN_PATH_TOKEN) != 1 or RETURN_PATH_TOKEN not in local:
+        return "expected one {token} before the @, as in 'bounces+{token}@news.example.kr'"
+    if not at or not domain or "." not in domain or any(c in template for c in ' <>,;"\\'):
+        return "expected an address such as 'bounces+{token}@news.example.kr'"
+    if len(local.replace(RETURN_PATH_TOKEN, "x" * 16)) > 64:
+        return "the part before the @ is too long for an address (64 characters at most)"
+    return None
+
+
 class DeliverySettings(_Section):
     backend: Literal["outbox", "smtp"] = "outbox"
     outbox_dir: Path = Path("outbox")
@@ -384,6 +422,17 @@ class DeliverySettings(_Section):
     lease: Duration = timedelta(seconds=30)
     messages_per_connection: int = Field(default=500, gt=0)
     workers: int = Field(default=1, gt=0, le=16)
+    # VERP (delivery/return_path.py): each message's envelope sender names its delivery,
+    # e.g. bounces+{token}@news.example.kr; unset: the From address, as before.
+    return_path: str | None = None
+
+    @field_validator("return_path")
+    @classmethod
+    def _verp_template(cls, value: str | None) -> str | None:
+        problem = None if value is None else return_path_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("min_backoff", "max_backoff", "lease")
     @classmethod
@@ -470,6 +519,85 @@ class ServerSettings(_Section):
         return value if value.endswith("/") else value + "/"
 
 
+class MailboxSettings(_Section):
+    """The bounce mailbox (bounces/mailbox.py); protocol null: none is read."""
+
+    protocol: Literal["imap", "pop3"] | None = None
+    host: str = "localhost"
+    port: int | None = Field(default=None, gt=0, lt=65536)  # default: by protocol and tls
+    tls: Literal["implicit", "starttls", "none"] = "implicit"
+    username: str | None = None
+    password_env: str = "FEEDSVC_BOUNCES_PASSWORD"
+    folder: str = "INBOX"  # IMAP: where the bounces arrive
+    processed_folder: str = "feedsvc-processed"  # IMAP: where read ones are moved
+    timeout: Duration = timedelta(seconds=60)
+
+    @property
+    def effective_port(self) -> int:
+        if self.port is not None:
+            return self.port
+        implicit = self.tls == "implicit"
+        if self.protocol == "pop3":
+            return 995 if implicit else 110
+        return 993 if implicit else 143
+
+
+class SesWebhookSettings(_Section):
+    topic_arns: tuple[str, ...] = ()  # the SNS topics SES publishes to; empty: no route
+    certificate_hosts: tuple[str, ...] = ()  # trusted besides sns.*.amazonaws.com (tests)
+
+
+class PostmarkWebhookSettings(_Section):
+    username: str | None = None  # HTTP Basic user set in Postmark; null: no route
+    password_env: str = "FEEDSVC_POSTMARK_WEBHOOK_PASSWORD"
+
+
+class SendgridWebhookSettings(_Section):
+    public_key: str | None = None  # the Signed Event Webhook's verification key; null: no route
+
+
+class MailgunWebhookSettings(_Section):
+    signing_key_env: str | None = None  # the variable holding the signing key; null: no route
+
+
+class WebhookSettings(_Section):
+    ses: SesWebhookSettings = SesWebhookSettings()
+    postmark: PostmarkWebhookSettings = PostmarkWebhookSettings()
+    sendgrid: SendgridWebhookSettings = SendgridWebhookSettings()
+    mailgun: MailgunWebhookSettings = MailgunWebhookSettings()
+
+
+class BounceSettings(_Section):
+    """Mail that comes back after the relay said 250 (feedsvc/bounces/)."""
+
+    # A folder of .eml files (one message each) the daemon and `feedsvc bounces process`
+    # read: for an MTA that pipes the bounce address into it, and for tests.
+    inbox_dir: Path | None = None
+    interval: Duration = timedelta(minutes=1)  # how often the daemon looks
+    soft_limit: int = Field(default=3, gt=0)  # soft bounces within soft_window → bounced
+    soft_window: Duration = timedelta(days=30)
+    # The List-Unsubscribe mailto: address, one per delivery (unsubscribe+{token}@…); mail
+    # to it unsubscribes. Unset: no mailto is offered.
+    unsubscribe_address: str | None = None
+    mailbox: MailboxSettings = MailboxSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+
+    @field_validator("unsubscribe_address")
+    @classmethod
+    def _unsubscribe_template(cls, value: str | None) -> str | None:
+        problem = None if value is None else return_path_problem(value)
+        if problem is not None:
+            raise ValueError(problem.replace("bounces+", "unsubscribe+"))
+        return value
+
+    @field_validator("interval", "soft_window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("expected a duration above zero, such as 1m or 30d")
+        return value
+
+
 class SecuritySettings(_Section):
     confirm_interval: Duration = timedelta(hours=1)
     confirm_max_age: Duration = timedelta(days=7)
@@ -489,6 +617,7 @@ class Settings(_Section):
     server: ServerSettings = ServerSettings()
     security: SecuritySettings = SecuritySettings()
     templates: TemplateSettings = TemplateSettings()
+    bounces: BounceSettings = BounceSettings()
     # Where the config file lives; relative paths above are resolved against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="embedded defaults", exclude=True)
@@ -564,14 +693,16 @@ class Settings(_Section):
             title=site.title,
             description=site.description,
             language=site.language,
-            author_name=site.author.name,
-            author_email=site.author.email,
+            author_name=site.author.name if site.author else None,
+            author_email=site.author.email if site.author else None,
             limit=feeds.limit,
             formats=feeds.formats,
             per_category=feeds.per_category,
             per_tag=feeds.per_tag,
             websub_hub=feeds.websub_hub,
             order_by=self.content.order_by,
+            timezone=site.timezone,
+            iframe_hosts=feeds.iframe_hosts,
         )
 
     @cached_property
@@ -644,7 +775,7 @@ class FeedOptions:
     title: str
     description: str  # "" for none (the title stands in)
     language: str
-    author_name: str  # site.author.name
+    author_name: str | None  # site.author.name; None: no site author
     author_email: str | None
     limit: int  # posts per feed
     formats: tuple[Literal["rss", "atom", "json"], ...]
@@ -652,6 +783,8 @@ class FeedOptions:
     per_tag: bool
     websub_hub: str | None
     order_by: str | None = None  # content.order_by: ties of the same moment, then the slug
+    timezone: str = "UTC"  # site.timezone: the offset dates are written in
+    iframe_hosts: tuple[str, ...] = IFRAME_HOSTS  # feeds.iframe_hosts
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,28 @@ class DaemonLocked(FeedsvcError):
     """Another ``feedsvc run`` holds the lock of this store."""
 
 
+class MailboxError(FeedsvcError):
+    """The bounce mailbox cannot be reached, logged in to or read; nothing was lost (what
+    was not committed stays in the mailbox for the next read)."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        self.where = where
+        super().__init__(
+            f"cannot read the bounce mailbox {where}: {reason}; check bounces.mailbox "
+            "(host, port, tls, username) and the password in bounces.mailbox.password_env"
+        )
+
+
+class WebhookError(FeedsvcError):
+    """A provider's webhook request that is not signed as it must be (401), malformed
+    (400), or that cannot be checked now (503); it changes nothing."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(reason)
+
+
 class DeliveryError(FeedsvcError):
     """A message could not be handed over; ``temporary`` when a retry may succeed."""
 

@@ -300,6 +300,43 @@ class SubscriberEventKind(StrEnum):
     FORGOTTEN = "forgotten"
 
 
+class SignalKind(StrEnum):
+    """What mail that came back, or a provider's webhook, says about a subscriber."""
+
+    HARD_BOUNCE = "hard_bounce"  # the address does not take mail
+    SOFT_BOUNCE = "soft_bounce"  # a failure that may pass (full mailbox, policy block …)
+    COMPLAINT = "complaint"  # marked as spam
+    UNSUBSCRIBE = "unsubscribe"  # mail to the List-Unsubscribe mailto address
+    IGNORED = "ignored"  # auto-replies, delays, anything that is not a signal
+
+
+class SignalOutcome(StrEnum):
+    """What a signal did (``inbound_signals.outcome``)."""
+
+    BOUNCED = "bounced"  # the subscriber is bounced now
+    COUNTED = "counted"  # a bounce that counts, below its limit
+    COMPLAINED = "complained"
+    UNSUBSCRIBED = "unsubscribed"
+    NO_CHANGE = "no_change"  # about a subscriber already stopped
+    UNMATCHED = "unmatched"  # no subscriber found for it: kept for the site owner
+    IGNORED = "ignored"
+    ALREADY = "already"  # read before (the same message or event): changed nothing
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSignal:
+    """One bounce, complaint or unsubscribe that arrived after the relay said 250.
+    ``key`` names it once and for all (the message's hash, the provider's event id)."""
+
+    key: str
+    source: str  # dsn, arf, body, auto-reply, other, mailto, ses, postmark, sendgrid, mailgun
+    kind: SignalKind
+    subscriber_id: int | None = None
+    delivery_id: int | None = None
+    status: str | None = None  # enhanced status code, "5.1.1"
+    diagnostic: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Subscriber:
     """A stored subscriber.

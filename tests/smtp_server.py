@@ -41,6 +41,7 @@ class Received:
     recipient: str
     message_id: str
     data: bytes
+    mail_from: str = ""  # the envelope sender (MAIL FROM)
 
 
 @dataclass
@@ -113,7 +114,8 @@ class Recorder:
             return step.removeprefix("DATA ")
         with self.lock:
             for rcpt in envelope.rcpt_tos:
-                self.received.append(Received(rcpt, str(headers["Message-ID"]), data))
+                message_id = str(headers["Message-ID"])
+                self.received.append(Received(rcpt, message_id, data, envelope.mail_from))
         if step == "drop after data":
             server.transport.close()
             return "250 OK"

@@ -42,10 +42,12 @@ BASE_ALLOWED: dict[str, frozenset[str]] = {
 # is the command line.
 ENTRY_POINTS = {"__main__": "cli"}
 
-_ABOVE_WEB = {"base", "content", "feeds", "storage", "build", "delivery", "newsletter", "web"}
+_ABOVE_WEB = {
+    "base", "content", "feeds", "storage", "build", "delivery", "newsletter", "bounces", "web",
+}  # fmt: skip
 # Layer → the layers its modules may import (a layer always includes itself).
-# base ← content ← feeds ← storage ← build, and storage ← delivery ← newsletter ← web ←
-# daemon ← cli; storage knows no domain package.
+# base ← content ← feeds ← storage ← build, and storage ← delivery ← newsletter ← bounces ←
+# web ← daemon ← cli; storage knows no domain package.
 ALLOWED: dict[str, frozenset[str]] = {
     "base": frozenset({"base"}),
     "content": frozenset({"base", "content"}),
@@ -54,6 +56,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "build": frozenset({"base", "content", "feeds", "storage", "build"}),
     "delivery": frozenset({"base", "storage", "delivery"}),
     "newsletter": frozenset({"base", "content", "storage", "delivery", "newsletter"}),
+    "bounces": frozenset({"base", "storage", "delivery", "newsletter", "bounces"}),
     "web": frozenset(_ABOVE_WEB),
     "daemon": frozenset(_ABOVE_WEB | {"daemon"}),
     "cli": frozenset(_ABOVE_WEB | {"daemon", "cli"}),

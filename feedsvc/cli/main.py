@@ -38,6 +38,7 @@ LAZY_COMMANDS = {
     "subscribers": "feedsvc.cli.subscribers:subscribers",
     "digest": "feedsvc.cli.digest:digest",
     "deliveries": "feedsvc.cli.deliveries:deliveries",
+    "bounces": "feedsvc.cli.bounces:bounces",
     "run": "feedsvc.cli.run:run",
     "secret": "feedsvc.cli.secret:secret",
 }

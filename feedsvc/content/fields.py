@@ -14,7 +14,14 @@ from typing import Any
 
 from feedsvc.content.dates import read_date
 from feedsvc.content.front_matter import DATE_HELP
-from feedsvc.content.plaintext import NOT_ONE_LINE, html_to_text, one_line, shown
+from feedsvc.content.html_tags import is_clearly_html
+from feedsvc.content.plaintext import (
+    NOT_ONE_LINE,
+    html_to_text,
+    one_line,
+    shown,
+    strip_xml_illegal,
+)
 from feedsvc.content.urls import slugify
 from feedsvc.errors import ContentError
 from feedsvc.models import Author, Problem, Severity
@@ -201,7 +208,10 @@ class Fields:
             return None
         if not isinstance(value, str):
             raise self.wrong_type(key, value, "text")
-        return html_to_text(value) or None
+        # Text unless clearly HTML: "Promise<T>의 의미" keeps its <T> (and "&amp;" its &).
+        if is_clearly_html(value):
+            return html_to_text(value) or None
+        return strip_xml_illegal(" ".join(value.split())) or None
 
     def permalink(self) -> str | None:
         value = self.text("permalink", allow_bool=False)

@@ -64,6 +64,8 @@ _TAG_START = re.compile(r"<(/?)([A-Za-z][^\s/>]*)")
 _TAG_REST = re.compile(r"""(?:[^>"']|"[^"]*"|'[^']*')*+>?""")
 _NAMES = re.compile(r"</?([A-Za-z][^\s/>]*)")
 _BARE_LT = re.compile(r"<(?![A-Za-z/!?])|</(?![A-Za-z])")
+# A whole tag, name then attributes: '<p>', '<a href="…">', '</em>', '<br/>'.
+_WHOLE_TAG = re.compile(r"</?([A-Za-z][A-Za-z0-9]*)(?:\s[^<>]*)?/?>")
 
 
 def is_html_name(name: str) -> bool:
@@ -74,6 +76,14 @@ def is_html_name(name: str) -> bool:
     if lower not in KNOWN_ELEMENTS:
         return False
     return name == lower or name.isupper() or name in _CAMEL
+
+
+def is_clearly_html(text: str) -> bool:
+    """Whether a front-matter value (a description, an excerpt) is HTML rather than text:
+    it holds a whole tag of a known element as markup writes it (``<p>``, ``<a href=…>``,
+    ``<em>``, ``<br>``, ``</strong>``). ``Promise<T>의 의미``, ``Connection<open/closed>``
+    and ``Bash의 <<< Here String, <<EOF`` are text."""
+    return "<" in text and any(is_html_name(name) for name in _WHOLE_TAG.findall(text))
 
 
 def has_text_tags(text: str) -> bool:

@@ -21,6 +21,7 @@ from feedsvc.config import ParseOptions
 from feedsvc.content.dates import date_in_name, name_prefix_date
 from feedsvc.content.fields import CATEGORY_KEYS, DATE_KEYS, TAG_KEYS, UPDATED_KEYS, Fields
 from feedsvc.content.front_matter import decode_source, split_front_matter
+from feedsvc.content.html_tags import escape_text_tags
 from feedsvc.content.plaintext import html_to_text, one_line, strip_xml_illegal
 from feedsvc.content.urls import (
     absolute_url,
@@ -164,14 +165,16 @@ def _heading(body: str, body_format: str) -> str | None:
         match = _HTML_H1.search(body)
         if match is None:
             return None
-        return one_line(html_to_text(match.group(1))) or None
+        return one_line(html_to_text(escape_text_tags(match.group(1)))) or None
     for match in _MD_H1.finditer(body):
         if len(_FENCE.findall(body, 0, match.start())) % 2:
             continue  # a '# comment' inside a fenced code block is not a heading
         markdown = match.group(1) or match.group(2)
         if markdown is not None:
             markdown = _MD_INLINE.sub(lambda m: m.group(1) or "", markdown)
-        title = one_line(html_to_text(markdown if markdown is not None else match.group(3)))
+        # Promise<T> is text (html_tags), not a tag for html_to_text to drop.
+        heading = escape_text_tags(markdown if markdown is not None else match.group(3))
+        title = one_line(html_to_text(heading))
         if title:
             return title
     return None

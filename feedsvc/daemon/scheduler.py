@@ -31,6 +31,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from feedsvc.bounces.reading import read_bounces
+from feedsvc.bounces.report import InboxReport
 from feedsvc.build.builder import Builder
 from feedsvc.build.report import BuildReport
 from feedsvc.clock import Clock
@@ -94,6 +96,7 @@ class Jobs:
     def __post_init__(self) -> None:
         self._rebuild_wanted = asyncio.Event()
         self._cycle_wanted = asyncio.Event()
+        self._bounces_wanted = asyncio.Event()
         # What the next requested build must look at: the paths a watcher reported, or
         # the whole folder (at start, on the periodic rescan, after a failed build).
         self._changed: set[str] = set()
@@ -112,6 +115,9 @@ class Jobs:
 
     def request_cycle(self) -> None:
         self._cycle_wanted.set()
+
+    def request_bounces(self) -> None:
+        self._bounces_wanted.set()
 
     # --- the work --------------------------------------------------------------------
 
@@ -180,7 +186,22 @@ class Jobs:
             log.info("sent %d, retrying %d, failed %d", report.sent, report.retried, report.failed)
         return report
 
+    async def read_bounces(self) -> InboxReport | None:
+        """Read the bounce inbox folder and mailbox (bounces.inbox_dir, bounces.mailbox),
+        those configured; every instance may (each message is applied once, whoever reads
+        it)."""
+        bounces = self.settings.bounces
+        if bounces.inbox_dir is None and bounces.mailbox.protocol is None:
+            return None
+        report = await asyncio.to_thread(read_bounces, self.settings, self.store, self.clock.now)
+        for problem in report.problems:
+            log.warning("bounces: %s", problem)
+        return report
+
     # --- the loops (one task each; requests coalesce) --------------------------------
+
+    async def bounce_loop(self) -> None:
+        await self._loop(self._bounces_wanted, self.read_bounces, "bounce inbox")
 
     async def build_loop(self) -> None:
         await self._loop(self._rebuild_wanted, self._requested_rebuild, "build")
@@ -295,6 +316,16 @@ class JobSchedule:
             name="digests and retries",
             coalesce=True,
         )
+        bounces = self.jobs.settings.bounces
+        if bounces.inbox_dir is not None or bounces.mailbox.protocol is not None:
+            self.scheduler.add_job(
+                self.jobs.request_bounces,
+                IntervalTrigger(seconds=bounces.interval.total_seconds(), timezone=UTC),
+                id="bounces",
+                name="bounces",
+                coalesce=True,
+            )
+            self.jobs.request_bounces()  # at start, too
         self.scheduler.start()
 
     def shutdown(self) -> None:

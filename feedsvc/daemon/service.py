@@ -340,6 +340,7 @@ class Service:
         tasks = [
             asyncio.create_task(self.jobs.build_loop(), name="build"),
             asyncio.create_task(self.jobs.cycle_loop(), name="cycle"),
+            asyncio.create_task(self.jobs.bounce_loop(), name="bounces"),
             asyncio.create_task(watch_content(self.settings.content_dir, self.jobs), name="watch"),
             asyncio.create_task(self._follow_the_lead(), name="leadership"),
         ]

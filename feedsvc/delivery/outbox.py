@@ -55,6 +55,8 @@ class OutboxBackend:
             fd, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.folder)
             try:
                 with os.fdopen(fd, "wb") as handle:
+                    if message.return_path:  # as the receiving server would record it
+                        handle.write(b"Return-Path: <%s>\r\n" % message.return_path.encode())
                     handle.write(message.message)
                     handle.flush()
                     os.fsync(handle.fileno())

@@ -284,7 +284,8 @@ class SmtpConnection:
             ):
                 await self.quit()
                 session = self._session = await self._open()
-            mail, rcpt = session.envelope(self.options.envelope_from, message.email, size)
+            sender = message.return_path or self.options.envelope_from
+            mail, rcpt = session.envelope(sender, message.email, size)
             ahead = None
             if (
                 then is not None
@@ -293,7 +294,9 @@ class SmtpConnection:
             ):
                 with contextlib.suppress(Unsendable):  # then it is refused in its own turn
                     ahead = session.envelope(
-                        self.options.envelope_from, then.email, crlf_size(then.message)
+                        then.return_path or self.options.envelope_from,
+                        then.email,
+                        crlf_size(then.message),
                     )
             reply = await session.send(mail, rcpt, data, ahead)
         except SendingPaused:

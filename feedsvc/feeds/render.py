@@ -15,19 +15,31 @@ JSON Feed is written by orjson, laid out as ``json.dumps(ensure_ascii=False, ind
 would and byte for byte the same (:data:`JSON_OPTIONS`; the tests hold them together).
 Categories and tags both become categories (RSS ``domain``/Atom ``scheme`` =
 ``{site.url}categories/`` or ``{site.url}tags/``) and JSON Feed ``tags``. Every date is
-written in UTC, to the second. A post in several feeds (site, categories, tags) has its
-parts built once per call and shared (``_Shared``).
+written to the second in ``site.timezone``'s offset at that moment (the instant as the
+post gave it). A post in several feeds (site, categories, tags) has its parts built once
+per call and shared (``_Shared``).
+
+Content is the post's HTML sanitised for feeds (``content.sanitise``: no scripts, event
+handlers or ``javascript:`` URLs; iframes only from ``feeds.iframe_hosts``). Summaries
+and titles are plain text: Atom writes them as ``type="text"``, JSON as strings, and
+RSS's ``<description>``, which readers take for HTML, as escaped HTML of the text
+(``Promise<T>`` is ``Promise&lt;T&gt;`` there). An entry's author is its post's, else
+``site.author``, else none; Atom's feed-level author (required when an entry has none)
+is ``site.author``, else the site's title.
 """
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import orjson
 from feedgen.entry import FeedEntry
@@ -40,6 +52,7 @@ from lxml import etree
 from feedsvc import __version__
 from feedsvc.config import FeedOptions
 from feedsvc.content.posts import strip_xml_illegal
+from feedsvc.content.sanitise import sanitise_feed_html
 from feedsvc.feeds.plan import FeedSpec, feed_base_url
 from feedsvc.models import Author, Post
 
@@ -61,6 +74,9 @@ _URI_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 # Ids Atom can use as they are; anything else (a bare slug, "post:1") gets a urn:uuid.
 _ABSOLUTE_ID = re.compile(r"^(?:https?://[^/\s]+|urn:[A-Za-z0-9][A-Za-z0-9-]*:|tag:)\S*$")
+# RSS elements holding plain text, with an escaped '<' or '&' in it; the HTML in
+# <description> and <content:encoded> is escaped as such, so never matches.
+_RSS_TEXT = re.compile(rb"(<(?:title|category|dc:creator)\b[^>]*>)([^<]*&(?:amp|lt);[^<]*)(?=</)")
 # A fixed table rather than `mimetypes`, whose answers depend on the host's files.
 _IMAGE_TYPES = {
     "avif": "image/avif",
@@ -87,7 +103,7 @@ class _Item:
     published: datetime
     updated: datetime
     categories: tuple[tuple[str, str], ...]  # (term, scheme)
-    author: Author
+    author: Author | None
     lang: str | None
     image_url: str | None
     image_type: str
@@ -117,7 +133,10 @@ def render_feeds(
                     raise ValueError(f"feed {spec.path or '/'!r} names post {post_id!r}, not given")
                 shared[post_id] = _Shared(_item(posts[post_id], options))
             feed_items.append(shared[post_id])
-        updated = max((s.item.updated for s in feed_items), default=EMPTY_FEED_UPDATED)
+        updated = max(
+            (s.item.updated for s in feed_items),
+            default=EMPTY_FEED_UPDATED.astimezone(_zone(options.timezone)),
+        )
         formats = options.formats
         generator: Any = None
         if "rss" in formats or "atom" in formats:  # one feedgen object serves both
@@ -127,10 +146,23 @@ def render_feeds(
             if fmt == "json":
                 files[name] = _json_feed(spec, feed_items, options)
             elif fmt == "rss":
-                files[name] = generator.rss_str(pretty=True)
+                files[name] = _rss_text_references(generator.rss_str(pretty=True))
             else:
                 files[name] = generator.atom_str(pretty=True)
     return files
+
+
+def _rss_text_references(rss: bytes) -> bytes:
+    """RSS with '<' and '&' in plain-text elements (titles, categories, creators) written
+    as the hexadecimal references the RSS Profile asks for (``&#x3C;``, ``&#x26;``): the
+    same text to an XML parser, and the W3C validator then knows it is not HTML."""
+    if b"&" not in rss:
+        return rss
+    return _RSS_TEXT.sub(_hex_references, rss)
+
+
+def _hex_references(match: re.Match[bytes]) -> bytes:
+    return match.group(1) + match.group(2).replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
 
 
 def _uri(iri: str) -> str:
@@ -138,19 +170,27 @@ def _uri(iri: str) -> str:
     return quote(strip_xml_illegal(iri), safe=_URI_SAFE)
 
 
-def _author(author: Author | None, options: FeedOptions) -> Author:
-    """``author`` if it has a name, else the site's (Atom needs a name), cleaned for XML."""
+def _author(author: Author | None, options: FeedOptions) -> Author | None:
+    """``author`` if it has a name, else ``site.author`` if set, else None; cleaned for XML."""
     if author is None or not author.name.strip():
-        author = Author(options.author_name.strip() or options.title, options.author_email)
+        if not options.author_name:
+            return None
+        author = Author(options.author_name, options.author_email)
     return Author(
         strip_xml_illegal(author.name), strip_xml_illegal(author.email) if author.email else None
     )
 
 
-def _utc(moment: datetime, post_id: str) -> datetime:
+@lru_cache(maxsize=8)
+def _zone(name: str) -> tzinfo:
+    return UTC if name == "UTC" else ZoneInfo(name)
+
+
+def _local(moment: datetime, post_id: str, zone: tzinfo) -> datetime:
+    """``moment`` to the second, in ``zone``'s offset (the same instant)."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"post {post_id!r} has a date without time zone: {moment.isoformat()}")
-    return moment.astimezone(UTC).replace(microsecond=0)
+    return moment.astimezone(zone).replace(microsecond=0)
 
 
 def _item(post: Post, options: FeedOptions) -> _Item:
@@ -161,9 +201,10 @@ def _item(post: Post, options: FeedOptions) -> _Item:
         atom_id = _uri(guid)
     else:  # Atom ids must be absolute IRIs; derive a stable one from site and id.
         atom_id = "urn:uuid:" + str(uuid.uuid5(uuid.NAMESPACE_URL, base + "#" + meta.id))
-    published = _utc(meta.published, meta.id)
+    zone = _zone(options.timezone)
+    published = _local(meta.published, meta.id, zone)
     # An edit cannot predate the post; readers sort on updated.
-    updated = max(published, _utc(meta.updated, meta.id))
+    updated = max(published, _local(meta.updated, meta.id, zone))
     category_scheme, tag_scheme = _uri(base + "categories/"), _uri(base + "tags/")
     categories = tuple((strip_xml_illegal(c), category_scheme) for c in meta.categories)
     tags = tuple((strip_xml_illegal(t), tag_scheme) for t in meta.tags)
@@ -181,7 +222,7 @@ def _item(post: Post, options: FeedOptions) -> _Item:
         title=title,
         # RSS needs a description before content:encoded; an empty one would swap them.
         summary=strip_xml_illegal(post.summary) or title,
-        html=strip_xml_illegal(post.html),
+        html=sanitise_feed_html(strip_xml_illegal(post.html), options.iframe_hosts),
         published=published,
         updated=updated,
         categories=tuple(c for c in categories + tags if c[0]),
@@ -272,7 +313,8 @@ def _feedgen(spec: FeedSpec, items: list[_Shared], updated: datetime, options: F
     fg.language(options.language)
     fg.generator("feedsvc", version=__version__)
     fg.updated(updated)  # also lastBuildDate; feedgen's default is "now"
-    author = _author(None, options)  # Atom: then no entry is without an author
+    # Atom needs a feed-level author for entries without one: the site's, else its title.
+    author = _author(None, options) or Author(title)
     fg.author(name=author.name, **({"email": author.email} if author.email else {}))
     if author.email:
         fg.managingEditor(f"{author.email} ({author.name})")
@@ -307,12 +349,13 @@ def _fill_entry(fe: Any, item: _Item) -> None:
         fe.media.thumbnail(url=item.image_url, group=None)  # group=None: no <media:group>
     fe.published(item.published)
     fe.updated(item.updated)
-    fe.summary(item.summary)
+    fe.summary(item.summary)  # Atom: type="text"
+    fe.description(html.escape(item.summary, quote=False))  # RSS: HTML, so the text escaped
     fe.content(item.html, type="html")  # escaped text, never CDATA ("]]>" would end it)
     author = item.author
-    if author.email:
+    if author is not None and author.email:
         fe.author(name=author.name, email=author.email)
-    else:  # RSS <author> must be an email address
+    elif author is not None:  # RSS <author> must be an email address
         fe.author(name=author.name)
         fe.dc.dc_creator(author.name)
     if item.lang:
@@ -330,8 +373,10 @@ def _json_feed(spec: FeedSpec, items: list[_Shared], options: FeedOptions) -> by
         "feed_url": _uri(feed_base_url(options) + spec.path + FILE_NAMES["json"]),
         "description": strip_xml_illegal(spec.description) or title,
         "language": options.language,
-        "authors": [_json_author(_author(None, options))],
     }
+    site_author = _author(None, options)
+    if site_author is not None:
+        feed["authors"] = [_json_author(site_author)]
     if options.websub_hub:
         feed["hubs"] = [{"type": "WebSub", "url": _uri(options.websub_hub)}]
     for post in items:
@@ -357,7 +402,8 @@ def _json_item(item: _Item) -> dict[str, Any]:
     tags = list(dict.fromkeys(term for term, _ in item.categories))
     if tags:
         entry["tags"] = tags
-    entry["authors"] = [_json_author(item.author)]
+    if item.author is not None:
+        entry["authors"] = [_json_author(item.author)]
     if item.lang:
         entry["language"] = item.lang
     return entry

@@ -27,6 +27,7 @@ from feedsvc.config import Settings
 from feedsvc.delivery.mime import DkimKey, dkim_sign
 from feedsvc.delivery.outbox import Backend, OutboxBackend
 from feedsvc.delivery.pacing import RetryPolicy
+from feedsvc.delivery.return_path import ReturnPaths
 from feedsvc.errors import ConfigError, DeliveryError
 from feedsvc.models import Recipient, RunPlan, SubscriberStatus
 from feedsvc.newsletter.digests import plan_digests
@@ -41,7 +42,12 @@ from feedsvc.newsletter.tokens import Purpose, Tokens, tokens_for
 from feedsvc.storage import Store
 from feedsvc.storage.announcements import ArchivePost, archive_posts, note_published
 from feedsvc.storage.delivery_claims import cancel_deliveries, claim_due
-from feedsvc.storage.delivery_messages import RenderJob, render_jobs, save_rendered
+from feedsvc.storage.delivery_messages import (
+    RenderedMessage,
+    RenderJob,
+    render_jobs,
+    save_rendered,
+)
 from feedsvc.storage.delivery_outcomes import DeliveryOutcome, Result, record_outcomes
 from feedsvc.storage.digests import (
     Created,
@@ -165,6 +171,8 @@ class Renderer:
         self.env = env if env is not None else environment(settings)
         self.dkim = dkim
         self.public_url = settings.server.public_url
+        template = settings.delivery.return_path
+        self.return_paths = ReturnPaths(template, tokens.keys) if template else None
         self._templates: OrderedDict[int, MessageTemplate | None] = OrderedDict()
 
     def template(self, store: Store, digest_id: int, now: datetime) -> MessageTemplate | None:
@@ -236,10 +244,11 @@ def render_pending(
 
 def _render_batch(
     store: Store, renderer: Renderer, now: datetime, jobs: list[RenderJob]
-) -> tuple[list[tuple[int, str, bytes]], list[int], list[int]]:
-    """(delivery id, Message-ID, bytes) of each job; the ids of those whose subscriber
-    left; the ids of those whose posts are all gone."""
-    done: list[tuple[int, str, bytes]] = []
+) -> tuple[list[RenderedMessage], list[int], list[int]]:
+    """(delivery id, Message-ID, bytes, return path) of each job; the ids of those whose
+    subscriber left; the ids of those whose posts are all gone."""
+    paths = renderer.return_paths
+    done: list[RenderedMessage] = []
     left: list[int] = []
     gone: list[int] = []
     for job in jobs:
@@ -252,12 +261,13 @@ def _render_batch(
             continue
         person = renderer.personal(job.subscriber_id, job.email, job.name)
         message_id, data = renderer.message(template, person)
-        done.append((job.delivery_id, message_id, data))
+        path = paths.address(job.delivery_id) if paths is not None else None
+        done.append((job.delivery_id, message_id, data, path))
     return done, left, gone
 
 
 def _save_batch(
-    store: Store, done: list[tuple[int, str, bytes]], left: list[int], gone: list[int]
+    store: Store, done: list[RenderedMessage], left: list[int], gone: list[int]
 ) -> None:
     with store.write() as conn:
         save_rendered(conn, done)

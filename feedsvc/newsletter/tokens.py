@@ -103,6 +103,7 @@ class Tokens:
         if not given:
             raise ValueError("Tokens needs at least one key")
         key = [k.encode("utf-8") if isinstance(k, str) else k for k in given]
+        self.keys: tuple[bytes, ...] = tuple(key)  # oldest first; VERP tokens use them too
         common = {"key_derivation": "hmac", "digest_method": hashlib.sha256}
         self._signers: dict[Purpose, Signer] = {
             purpose: Signer(key, salt=_SALT_PREFIX + purpose.value, **common)  # type: ignore[arg-type]

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import nh3
 from markupsafe import Markup
 
 from feedsvc.content.markup_bounds import measure
+from feedsvc.content.sanitise import sanitise_email_html
 from feedsvc.content.urls import quote_url
 from feedsvc.delivery.mime import clean_header_text
 from feedsvc.models import Frequency, Period, Post
@@ -23,31 +23,6 @@ PREHEADER_LENGTH = 150
 
 # --- sanitising ------------------------------------------------------------------------------
 
-_TAGS = nh3.ALLOWED_TAGS - {"map", "area", "nav", "details", "summary"}
-_ATTRIBUTES = {
-    **{tag: set(names) for tag, names in nh3.ALLOWED_ATTRIBUTES.items()},
-    "img": {"src", "alt", "width", "height", "title"},
-    "a": {"href", "title", "hreflang"},
-    "abbr": {"title"},
-}
-_URL_SCHEMES = {"http", "https", "mailto", "tel"}
-
-
-def sanitise_html(fragment: str, base_url: str) -> str:
-    """Post HTML safe to put in an email: no script, style, iframe, form, object, no event
-    handlers or style attributes, no ``javascript:`` (only http, https, mailto, tel
-    links); any relative URL left is made absolute against ``base_url``."""
-    return nh3.clean(
-        fragment,
-        tags=_TAGS,
-        clean_content_tags={"script", "style", "template", "noscript"},
-        attributes=_ATTRIBUTES,
-        url_schemes=_URL_SCHEMES,
-        url_relative=("rewrite_with_base", base_url),
-        link_rel="noopener noreferrer",
-        strip_comments=True,
-    )
-
 
 def _bounded_html(fragment: str, base_url: str) -> str:
     """The sanitised post HTML, or nothing (the template still shows the summary) when
@@ -55,7 +30,7 @@ def _bounded_html(fragment: str, base_url: str) -> str:
     build refused such posts, or markup html5ever reads deeper than libxml2 did."""
     if measure(fragment) is not None:
         return ""
-    clean = sanitise_html(fragment, base_url)
+    clean = sanitise_email_html(fragment, base_url)
     return "" if measure(clean) is not None else clean
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, func, select, update
 
 from feedsvc.models import SubscriberEventKind, SubscriberStatus
 from feedsvc.storage.delivery_outcomes import clear_bounces
+from feedsvc.storage.inbound_signals import clear_signal_bounces
 from feedsvc.storage.schema import subscriber_events, subscribers
 from feedsvc.storage.subscribers import record_event
 
@@ -81,7 +82,7 @@ def unbounce(conn: Connection, emails: Sequence[str], *, now: datetime, actor: s
             not changed
         ):  # pragma: no cover - the row is locked above (PostgreSQL; SQLite: one writer)
             continue
-        cleared = clear_bounces(conn, [subscriber_id])
+        cleared = clear_bounces(conn, [subscriber_id]) + clear_signal_bounces(conn, [subscriber_id])
         record_event(
             conn,
             subscriber_id,

@@ -42,6 +42,7 @@ class Claimed:
     message_id: str
     message: bytes
     attempts: int
+    return_path: str | None = None  # the envelope sender (VERP); None: delivery's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ _CLAIMED_ROWS = (
         deliveries.c.subscriber_id,
         deliveries.c.message_id,
         delivery_messages.c.message,
+        delivery_messages.c.return_path,
         deliveries.c.attempts,
         # delivery.max_age counts from here: re-queued rows start afresh.
         func.coalesce(deliveries.c.queued_at, deliveries.c.created_at).label("queued"),
@@ -161,11 +163,16 @@ def claim_due(
     active = SubscriberStatus.ACTIVE.value
     for start in range(0, len(ids), _CHUNK):
         rows = conn.execute(_CLAIMED_ROWS, {"ids": ids[start : start + _CHUNK]}).all()
-        for delivery_id, subscriber_id, message_id, data, attempts, queued, email, status in rows:
+        for row in rows:
+            delivery_id, subscriber_id, message_id, data, path, attempts, queued, email, status = (
+                row
+            )
             if status != active:
                 stopped.append(delivery_id)
                 continue
-            message = Claimed(delivery_id, subscriber_id, email, message_id, data, attempts + 1)
+            message = Claimed(
+                delivery_id, subscriber_id, email, message_id, data, attempts + 1, path
+            )
             claims.append(Claim(message, queued))
     if stopped:
         cancel_deliveries(conn, stopped, LEFT)

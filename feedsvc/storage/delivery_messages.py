@@ -79,17 +79,22 @@ def _insert_new(conn: Connection) -> object:
     return sqlite_insert(delivery_messages).on_conflict_do_nothing()
 
 
-def save_rendered(conn: Connection, rendered: Sequence[tuple[int, str, bytes]]) -> None:
-    """Store (delivery id, Message-ID, bytes); a row rendered before keeps its bytes."""
+# (delivery id, Message-ID, bytes, VERP return path or None)
+RenderedMessage = tuple[int, str, bytes, str | None]
+
+
+def save_rendered(conn: Connection, rendered: Sequence[RenderedMessage]) -> None:
+    """Store (delivery id, Message-ID, bytes, return path); a row rendered before keeps
+    its bytes."""
     if not rendered:
         return
     execute_many(
         conn,
         _insert_new(conn),
         delivery_messages,
-        [{"delivery_id": i, "message": data} for i, _, data in rendered],
+        [{"delivery_id": i, "message": data, "return_path": path} for i, _, data, path in rendered],
     )
-    conn.execute(_SET_MESSAGE_ID, [{"d_id": i, "d_mid": mid} for i, mid, _ in rendered])
+    conn.execute(_SET_MESSAGE_ID, [{"d_id": i, "d_mid": mid} for i, mid, _, _ in rendered])
 
 
 def message_bytes(conn: Connection, delivery_id: int) -> bytes | None:

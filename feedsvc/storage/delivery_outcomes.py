@@ -59,7 +59,7 @@ class DeliveryOutcome:
 
 
 _SENDING = deliveries.c.status == DeliveryStatus.SENDING.value
-_COUNTS_AS_BOUNCE = and_(
+COUNTS_AS_BOUNCE = and_(
     deliveries.c.status == DeliveryStatus.FAILED.value,
     deliveries.c.last_error.like("%" + BOUNCE_NOTE),
 )
@@ -205,7 +205,7 @@ def _bounce(conn: Connection, ids: Sequence[int], now: datetime, limit: int) -> 
     refused their address."""
     counts = (
         select(deliveries.c.subscriber_id, func.count())
-        .where(deliveries.c.subscriber_id.in_(ids), _COUNTS_AS_BOUNCE)
+        .where(deliveries.c.subscriber_id.in_(ids), COUNTS_AS_BOUNCE)
         .group_by(deliveries.c.subscriber_id)
     )
     over = {sid: n for sid, n in conn.execute(counts) if n >= limit}
@@ -222,7 +222,7 @@ def _bounce(conn: Connection, ids: Sequence[int], now: datetime, limit: int) -> 
         if changed:
             last = conn.execute(
                 select(deliveries.c.reply_code, deliveries.c.reply)
-                .where(deliveries.c.subscriber_id == subscriber_id, _COUNTS_AS_BOUNCE)
+                .where(deliveries.c.subscriber_id == subscriber_id, COUNTS_AS_BOUNCE)
                 .order_by(deliveries.c.id.desc())
                 .limit(1)
             ).one()
@@ -245,7 +245,7 @@ def clear_bounces(conn: Connection, subscriber_ids: Sequence[int]) -> int:
         return 0
     result = conn.execute(
         update(deliveries)
-        .where(deliveries.c.subscriber_id.in_(list(subscriber_ids)), _COUNTS_AS_BOUNCE)
+        .where(deliveries.c.subscriber_id.in_(list(subscriber_ids)), COUNTS_AS_BOUNCE)
         .values(last_error=func.replace(deliveries.c.last_error, BOUNCE_NOTE, CLEARED_NOTE))
     )
     return int(result.rowcount)

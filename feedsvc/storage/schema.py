@@ -29,7 +29,7 @@ from sqlalchemy import (
     false,
 )
 
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -291,6 +291,42 @@ delivery_messages = Table(
         autoincrement=False,
     ),
     Column("message", LargeBinary, nullable=False),
+    # Revision 0010: the envelope sender of a VERP return path (delivery.return_path);
+    # NULL: the From address.
+    Column("return_path", String(320), nullable=True),
+)
+
+# Revision 0010: what came back after the relay said 250 — bounces, complaints and
+# unsubscribe mail from the bounce mailbox or a provider's webhook — each once: ``key``
+# (the message's hash, or the provider's event id) makes a second reading of the same
+# report change nothing. ``counts``: a bounce still counting towards suppression
+# (`feedsvc subscribers unbounce` sets it false).
+inbound_signals = Table(
+    "inbound_signals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(255), nullable=False, unique=True),
+    Column("source", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column(
+        "subscriber_id",
+        Integer,
+        ForeignKey("subscribers.id", ondelete="SET NULL", name="fk_inbound_signals_subscriber"),
+        nullable=True,
+    ),
+    Column(
+        "delivery_id",
+        Integer,
+        ForeignKey("deliveries.id", ondelete="SET NULL", name="fk_inbound_signals_delivery"),
+        nullable=True,
+    ),
+    Column("status", String(16), nullable=True),
+    Column("diagnostic", Text, nullable=True),
+    Column("outcome", String(32), nullable=False),
+    Column("counts", Boolean, nullable=False),
+    Index("ix_inbound_signals_subscriber", "subscriber_id", "kind", "received_at"),
+    Index("ix_inbound_signals_received", "received_at"),
 )
 
 # How far each subscriber's announcements were considered for digests: every post that

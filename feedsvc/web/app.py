@@ -17,6 +17,8 @@ keeps no global state.
 
 from __future__ import annotations
 
+import os
+
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -31,6 +33,7 @@ from feedsvc.web.error_pages import exception_handlers
 from feedsvc.web.middleware import MAX_BODY, BodyLimit, CatchErrors, SecurityHeaders
 from feedsvc.web.ratelimit import RateLimiter
 from feedsvc.web.state import WebState
+from feedsvc.web.webhooks import Webhooks, webhook_limits
 
 
 def create_app(
@@ -72,11 +75,12 @@ def create_app(
             *health.routes(),
             *metrics.routes(web.metrics, web.metrics_token),
             *served.routes(web.feeds),
+            *Webhooks.from_settings(settings, os.environ).routes(),
         ],
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(CatchErrors, web=lambda: web),
-            Middleware(BodyLimit, limit=max_body),
+            Middleware(BodyLimit, limit=max_body, larger=webhook_limits()),
         ],
         exception_handlers=exception_handlers(),
     )

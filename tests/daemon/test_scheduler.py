@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text as sql
 
 from feedsvc.build.builder import Builder
 from feedsvc.clock import FixedClock
@@ -377,5 +378,48 @@ def test_a_file_reported_to_a_failed_build_is_in_the_next_one(
 
     try:
         asyncio.run(scenario())
+    finally:
+        store.close()
+
+
+def test_the_daemon_reads_the_bounce_inbox_on_its_interval(tmp_path: Path) -> None:
+    """A bounce dropped in bounces.inbox_dir while the daemon runs: the bounce job reads it
+    within its interval, and the subscriber is bounced."""
+    write_post(tmp_path / "content", "now.md", "오늘의 소식", "2024-05-31")
+    settings = make_settings(
+        tmp_path,
+        digest={"from": "부산 시정 소식 <news@example.kr>"},
+        bounces={"inbox_dir": "반송함", "interval": "1s"},
+    )
+    store = open_store(settings.storage_url)
+    with store.write() as conn:
+        seoyeon = add_subscriber(conn, "seoyeon.park@gmail.com", joined=JOINED)
+    jobs = make_jobs(settings, store, OffsetClock(BUILT))
+    schedule = JobSchedule(jobs, cycle_every=timedelta(hours=1), rescan_every=timedelta(hours=1))
+    inbox = tmp_path / "반송함"
+    sample = Path(__file__).resolve().parents[1] / "data" / "bounces" / "gmail-body-only.eml"
+
+    async def scenario() -> None:
+        schedule.start()
+        assert "bounces" in schedule.next_runs()
+        reading = asyncio.create_task(jobs.bounce_loop())
+        await asyncio.sleep(0.2)  # the read at start finds nothing
+        inbox.mkdir(exist_ok=True)
+        (inbox / "bounce.eml").write_bytes(sample.read_bytes())
+        deadline = time.monotonic() + 10
+        while (inbox / "bounce.eml").exists():
+            assert time.monotonic() < deadline, "the bounce inbox was never read"
+            await asyncio.sleep(0.05)
+        jobs.stop.set()
+        await reading
+        schedule.shutdown()
+
+    try:
+        asyncio.run(scenario())
+        with store.read() as conn:
+            status = conn.execute(
+                sql("SELECT status FROM subscribers WHERE id = :i"), {"i": seoyeon}
+            ).scalar()
+        assert status == "bounced"
     finally:
         store.close()

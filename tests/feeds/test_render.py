@@ -258,6 +258,7 @@ PLAIN_OPTIONS = FeedOptions(
     per_category=True,
     per_tag=False,
     websub_hub=None,
+    timezone="Asia/Seoul",
 )
 
 
@@ -362,24 +363,24 @@ def test_render_is_byte_identical_across_runs_and_input_order() -> None:
 
 def test_feed_updated_is_the_newest_item_update_never_now() -> None:
     files = render()
-    newest = "2024-03-02T09:30:00+00:00"  # BUSAN.updated, 18:30 KST
+    newest = "2024-03-02T18:30:00+09:00"  # BUSAN.updated, in site.timezone's offset
     assert xml(files["atom.xml"]).findtext(f"{ATOM}updated") == newest
     assert (
         xml(files["feed.xml"]).findtext("channel/lastBuildDate")
-        == "Sat, 02 Mar 2024 09:30:00 +0000"
+        == "Sat, 02 Mar 2024 18:30:00 +0900"
     )
     # A feed whose newest post is not its most recently updated one.
     news = xml(files["categories/개발/atom.xml"])
-    assert news.findtext(f"{ATOM}updated") == "2024-02-25T03:00:00+00:00"
+    assert news.findtext(f"{ATOM}updated") == "2024-02-25T12:00:00+09:00"
 
 
 def test_an_empty_feed_is_dated_at_the_epoch() -> None:
     files = render(posts=())
     assert sorted(files) == ["atom.xml", "feed.json", "feed.xml"]
-    assert xml(files["atom.xml"]).findtext(f"{ATOM}updated") == "1970-01-01T00:00:00+00:00"
+    assert xml(files["atom.xml"]).findtext(f"{ATOM}updated") == "1970-01-01T09:00:00+09:00"
     assert (
         xml(files["feed.xml"]).findtext("channel/lastBuildDate")
-        == "Thu, 01 Jan 1970 00:00:00 +0000"
+        == "Thu, 01 Jan 1970 09:00:00 +0900"
     )
     assert json.loads(files["feed.json"])["items"] == []
     assert parse(files["atom.xml"]).bozo == 0
@@ -494,7 +495,7 @@ def test_rss_items_read_back_through_feedparser() -> None:
     assert busan.id == _uri_of(BUSAN_URL)
     assert busan.summary == BUSAN.summary
     assert busan.content[0].value == BUSAN.html
-    assert busan.published == "Fri, 01 Mar 2024 00:00:00 +0000"
+    assert busan.published == "Fri, 01 Mar 2024 09:00:00 +0900"
     assert busan.author == "reporter@example.com (김기자)"
     assert [(t.term, t.scheme) for t in busan.tags] == [
         ("스마트시티", SITE + "categories/"),
@@ -514,8 +515,8 @@ def test_atom_entries_read_back_through_feedparser() -> None:
     assert busan.link == _uri_of(BUSAN_URL)
     assert busan.summary == BUSAN.summary
     assert busan.content[0].type == "text/html" and busan.content[0].value == BUSAN.html
-    assert busan.published == "2024-03-01T00:00:00+00:00"
-    assert busan.updated == "2024-03-02T09:30:00+00:00"
+    assert busan.published == "2024-03-01T09:00:00+09:00"
+    assert busan.updated == "2024-03-02T18:30:00+09:00"
     assert busan.author_detail == {"name": "김기자", "email": "reporter@example.com"}
     assert seoul.id == "tag:example.com,2024:seoul-ai"
     assert escapes.author == "메일 없는 필자"
@@ -531,8 +532,8 @@ def test_json_items_carry_every_field() -> None:
         "content_html": BUSAN.html,
         "summary": BUSAN.summary,
         "image": f"{SITE}assets/img/newspaper.png",
-        "date_published": "2024-03-01T00:00:00+00:00",
-        "date_modified": "2024-03-02T09:30:00+00:00",
+        "date_published": "2024-03-01T09:00:00+09:00",
+        "date_modified": "2024-03-02T18:30:00+09:00",
         "tags": ["스마트시티", "News", "디지털 트윈"],
         "authors": [{"name": "김기자", "url": "mailto:reporter@example.com"}],
     }
@@ -662,7 +663,8 @@ def test_content_is_escaped_text_never_cdata() -> None:
     files = render()
     for name in ("feed.xml", "atom.xml"):
         assert b"<![CDATA[" not in files[name]
-    expected = '<p>1 &lt; 2 &amp;&amp; 3</p>\n<pre>x = "]]>"; // ]]&gt;</pre><p>끝</p>'
+    # (">" in text comes back escaped: the sanitiser writes it so.)
+    expected = '<p>1 &lt; 2 &amp;&amp; 3</p>\n<pre>x = "]]&gt;"; // ]]&gt;</pre><p>끝</p>'
     assert parse(files["feed.xml"]).entries[1].content[0].value == expected
     assert parse(files["atom.xml"]).entries[1].content[0].value == expected
     assert json.loads(files["feed.json"])["items"][1]["content_html"] == expected

@@ -304,7 +304,7 @@ def test_rendered_bytes_are_never_replaced(store: Store, settings: Settings) -> 
     with store.read() as conn:
         first = {row.id: tuple(row) for row in conn.execute(query)}
     with store.write() as conn:
-        save_rendered(conn, [(i, "<other@x>", b"other bytes") for i in first])
+        save_rendered(conn, [(i, "<other@x>", b"other bytes", None) for i in first])
     with store.read() as conn:
         assert {row.id: tuple(row) for row in conn.execute(query)} == first
 
