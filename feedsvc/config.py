@@ -27,6 +27,7 @@ from datetime import time, timedelta
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -38,6 +39,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from feedsvc.errors import ConfigError
@@ -474,7 +476,12 @@ def check_metrics_token(value: str) -> str:
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, lt=65536)
+    # Where email links (confirm, unsubscribe, preferences) point. Unset: the address
+    # served (http://server.host:server.port/, as `feedsvc run --host/--port` changed
+    # them), which is right on this machine only; see Settings.served_at.
     public_url: str = "http://127.0.0.1:8080/"
+    # One log line per HTTP request (logger feedsvc.access; tokens in paths hidden).
+    access_log: bool = False
     # GET /metrics: with a token (here, or in the variable metrics_token_env names, which
     # wins) only `Authorization: Bearer <token>` reads it; without, only a loopback peer
     # that sent no proxy header.
@@ -517,6 +524,32 @@ class ServerSettings(_Section):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("expected an absolute http(s) URL such as https://example.com/")
         return value if value.endswith("/") else value + "/"
+
+
+def served_url(host: str, port: Any) -> str:
+    """``http://host:port/`` for a listening address; a wildcard host (0.0.0.0, ::) is
+    shown as the loopback address, the one that surely reaches it from this machine."""
+    shown = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host.strip(), host.strip())
+    if ":" in shown and not shown.startswith("["):
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for a URL whose host is localhost or a loopback address."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default
 
 
 class MailboxSettings(_Section):
@@ -621,6 +654,62 @@ class Settings(_Section):
     # Where the config file lives; relative paths above are resolved against it.
     base_dir: Path = Field(default=Path("."), exclude=True)
     source: str = Field(default="embedded defaults", exclude=True)
+    # The keys of DERIVED_URLS the config left unset, filled from the served address.
+    derived: frozenset[str] = Field(default=frozenset(), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _served_urls(cls, data: Any) -> Any:
+        """Fill ``server.public_url`` and ``site.url`` when unset (or null) from the served
+        address, and note which were filled (``derived``)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        server = data.get("server")
+        server = dict(server) if isinstance(server, dict) else {}
+        site = data.get("site")
+        site = dict(site) if isinstance(site, dict) else {}
+        derived: set[str] = set()
+        if server.get("public_url") is None:
+            host = server.get("host", ServerSettings.model_fields["host"].default)
+            port = server.get("port", ServerSettings.model_fields["port"].default)
+            server["public_url"] = served_url(str(host), port)
+            derived.add("server.public_url")
+        if site.get("url") is None:
+            site["url"] = server["public_url"]
+            derived.add("site.url")
+        if "server" in data or "server.public_url" in derived:
+            data["server"] = server
+        if "site" in data or "site.url" in derived:
+            data["site"] = site
+        data["derived"] = frozenset(derived)
+        return data
+
+    def served_at(self, host: str, port: int) -> Settings:
+        """These settings for a daemon that serves on ``host``:``port`` (``feedsvc run``'s
+        --host/--port, or the port the system chose for 0): the URLs the config left unset
+        follow that address."""
+        server = self.server.model_copy(update={"host": host, "port": port})
+        update: dict[str, Any] = {"server": server}
+        if "server.public_url" in self.derived:
+            server = server.model_copy(update={"public_url": served_url(host, port)})
+            update["server"] = server
+        if "site.url" in self.derived:
+            update["site"] = self.site.model_copy(update={"url": server.public_url})
+        return self.model_copy(update=update)
+
+    @property
+    def public_url_is_local(self) -> bool:
+        """True when email links point at a loopback address (they work on this machine
+        only)."""
+        return is_loopback_url(self.server.public_url)
+
+    @property
+    def serves_site(self) -> bool:
+        """True when the daemon is the site: ``site.url`` is at the origin of
+        ``server.public_url`` (both unset, or set to the same address), so the daemon
+        answers the posts' URLs with a post page."""
+        return _origin(self.site.url) == _origin(self.server.public_url)
 
     def path(self, relative: Path) -> Path:
         """A configured path, absolute (relative ones are below the config's folder)."""
@@ -804,7 +893,7 @@ def _format_error(error: Any, raw: dict[str, Any]) -> str:
     loc = [str(part) for part in error["loc"]]
     key = ".".join(loc) if loc else "(top level)"
     if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key (check its spelling; see the README's config reference)"
+        return f"{key}: unknown key (check its spelling; see docs/configuration.md for every key)"
     value: Any = raw
     for part in error["loc"]:
         if (isinstance(value, dict) and part in value) or (

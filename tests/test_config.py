@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 import pickle
 from datetime import time, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedsvc.config import (
     DigestSchedule,
@@ -181,3 +185,80 @@ def test_a_copy_with_other_values_makes_its_own_slices() -> None:
     assert copied.feed_options.site_url == copied.markup_options.site_url == "https://b.example/"
     assert copied.parse_options.site_url == "https://b.example/"
     assert settings.feed_options.site_url == "https://a.example/"
+
+
+# --- the served address (issue 17, items 1 and 6) -----------------------------------------
+
+
+def test_unset_urls_follow_the_served_address() -> None:
+    settings = settings_from_mapping({"server": {"port": 9000}})
+    assert settings.server.public_url == settings.site.url == "http://127.0.0.1:9000/"
+    assert settings.derived == {"server.public_url", "site.url"}
+    moved = settings.served_at("127.0.0.1", 8765)
+    assert moved.server.public_url == moved.site.url == "http://127.0.0.1:8765/"
+    assert moved.server.port == 8765 and moved.feed_options.site_url == "http://127.0.0.1:8765/"
+    assert moved.public_url_is_local and moved.serves_site
+
+
+def test_set_urls_stay_where_they_are_whatever_is_served() -> None:
+    settings = settings_from_mapping(
+        {"site": {"url": "https://blog.example.kr/"}, "server": {"public_url": "https://news.kr"}}
+    )
+    moved = settings.served_at("0.0.0.0", 8765)
+    assert moved.site.url == "https://blog.example.kr/"
+    assert moved.server.public_url == "https://news.kr/"
+    assert not moved.public_url_is_local and not moved.serves_site
+
+
+def test_a_public_url_alone_is_the_site_too() -> None:
+    settings = settings_from_mapping({"server": {"public_url": "https://news.example.kr/"}})
+    assert settings.site.url == "https://news.example.kr/" and settings.serves_site
+    assert settings.served_at("127.0.0.1", 8765).site.url == "https://news.example.kr/"
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        ("0.0.0.0", "http://127.0.0.1:8765/"),
+        ("::", "http://[::1]:8765/"),
+        ("::1", "http://[::1]:8765/"),
+        ("뉴스.example.kr", "http://뉴스.example.kr:8765/"),
+    ],
+)
+def test_the_served_address_of_a_host(host: str, url: str) -> None:
+    assert settings_from_mapping({}).served_at(host, 8765).server.public_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://127.0.0.1:8080/", True),
+        ("http://localhost:8080/", True),
+        ("http://[::1]:8080/", True),
+        ("http://192.168.0.10:8080/", False),
+        ("https://news.example.kr/", False),
+    ],
+)
+def test_loopback_public_urls_are_noticed(url: str, local: bool) -> None:
+    assert settings_from_mapping({"server": {"public_url": url}}).public_url_is_local is local
+
+
+def test_the_daemon_is_the_site_when_the_origins_match() -> None:
+    same = {"site": {"url": "https://x.kr:443/blog/"}, "server": {"public_url": "https://x.kr/"}}
+    assert settings_from_mapping(same).serves_site
+    other = {"site": {"url": "https://x.kr/"}, "server": {"public_url": "https://x.kr:8443/"}}
+    assert not settings_from_mapping(other).serves_site
+
+
+@given(
+    st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)),
+    st.integers(min_value=1, max_value=65535),
+)
+def test_the_served_address_is_a_url_naming_that_host_and_port(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
+) -> None:
+    url = settings_from_mapping({}).served_at(str(address), port).server.public_url
+    parts = urlsplit(url)
+    assert parts.scheme == "http" and parts.port == port and parts.path == "/"
+    shown = ipaddress.ip_address(parts.hostname or "")
+    assert shown == address or (address.is_unspecified and shown.is_loopback)

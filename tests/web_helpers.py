@@ -115,19 +115,27 @@ def confirm_link(message: EmailMessage) -> str:
     return found.group(1)
 
 
-def make_site(root: Path, store_url: str, language: str = "ko", **kwargs: Any) -> WebSite:
-    """The site of POSTS in ``root``, its pages in ``language`` (site.language)."""
+def make_site(
+    root: Path,
+    store_url: str,
+    *,
+    language: str = "ko",
+    sections: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> WebSite:
+    """The site, built, its pages in ``language`` (site.language); ``sections`` change its
+    settings (as :func:`web_settings`), ``kwargs`` go to ``create_app``."""
     write_posts(root / "content")
-    settings = web_settings(root, store_url, site={"language": language})
+    sections = dict(sections or {})
+    sections["site"] = {"language": language, **sections.get("site", {})}
+    settings = web_settings(root, store_url, **sections)
     from feedsvc.storage import open_store
 
     store = open_store(settings.storage_url)
     clock = FixedClock(NOW)
     # The build runs on a SQLite store of its own; its posts and build record are then
     # copied into the store under test (SQLite or PostgreSQL).
-    build_settings = web_settings(
-        root, f"sqlite:///{root / 'build.db'}", site={"language": language}
-    )
+    build_settings = web_settings(root, f"sqlite:///{root / 'build.db'}", **sections)
     build_store = open_store(build_settings.storage_url)
     try:
         Builder(build_settings, build_store, clock, workers=1).build()

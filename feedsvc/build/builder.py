@@ -303,6 +303,7 @@ class Builder:
         """The report of a build that had nothing to do: the last build's findings."""
         assert last is not None
         report.published = last.published
+        report.drafts, report.scheduled = held_counts(last.outputs)
         report.problems = list(last.problems)
         report.next_publish = last.next_publish
         report.outputs = last.outputs
@@ -410,6 +411,7 @@ class Builder:
         at = run.now.astimezone(eligible[0].published.tzinfo) if eligible else run.now
         future = [m.published for m in eligible if m.published > at]
         report.next_publish = min(future) if future else None
+        report.drafts, report.scheduled = len(live) - len(eligible), len(future)
         published = [m for m in eligible if m.published <= at]
         report.published = len(published)
         run.lap("settle")
@@ -582,11 +584,15 @@ class Builder:
             urls = feed_urls(feed_base_url(settings.feed_options), report.feeds_written)
             report.problems.extend(announce(settings.feeds.websub_hub, urls))
         written_now = feeds.fresh if rendered.written is not None else files
-        report.outputs = self._outputs(written_now, only)
+        report.outputs = self._outputs(written_now, only, (report.drafts, report.scheduled))
 
-    def _outputs(self, files: Collection[str], only: Collection[str] | None) -> str:
-        """The outputs record of this build: its key and each feed file's size and mtime.
-        ``only``: the files that may have changed (the others are as last recorded)."""
+    def _outputs(
+        self, files: Collection[str], only: Collection[str] | None, held: tuple[int, int]
+    ) -> str:
+        """The outputs record of this build: its key and each feed file's size and mtime,
+        and how many posts were held back (drafts, scheduled), for the report of a build
+        that finds nothing changed. ``only``: the files that may have changed (the others
+        are as last recorded)."""
         stats = {}
         for rel in sorted(files):
             known = self._output_stats.get(rel) if only is not None and rel not in only else None
@@ -595,7 +601,17 @@ class Builder:
                 known = [info.st_size, info.st_mtime_ns]
             stats[rel] = known
         self._output_stats = stats
-        return json.dumps({"key": outputs_key(self.settings, self.fingerprint), "files": stats})
+        key = outputs_key(self.settings, self.fingerprint)
+        return json.dumps({"key": key, "files": stats, "held": list(held)})
+
+
+def held_counts(outputs: str | None) -> tuple[int, int]:
+    """(drafts, scheduled) as a build's outputs record keeps them; (0, 0) when it does not."""
+    try:
+        drafts, scheduled = json.loads(outputs or "{}").get("held", (0, 0))
+        return int(drafts), int(scheduled)
+    except (ValueError, TypeError, AttributeError):
+        return 0, 0
 
 
 def _needed(

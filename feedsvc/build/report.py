@@ -17,6 +17,8 @@ class BuildReport:
     files: int = 0
     parsed: int = 0
     published: int = 0
+    drafts: int = 0  # good posts marked draft: not published
+    scheduled: int = 0  # good posts dated in the future: published at their time
     rendered: int = 0
     feeds_written: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)

@@ -19,6 +19,7 @@ import click
 
 from feedsvc.cli.invocation import EXIT_PROBLEMS, EXIT_STORE, EXIT_USAGE, fail, store_for
 from feedsvc.cli.invocation import now as clock_now
+from feedsvc.cli.words import counted, when_label
 from feedsvc.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
     click.echo(f"subject: {template.subject}")
     if note:
         click.echo(note)
-    click.echo(f"wrote the preview ({len(posts)} posts for {who}) to {target.resolve()}")
+    click.echo(f"wrote the preview ({counted(len(posts), 'post')} for {who}) to {target.resolve()}")
 
 
 def _subscriber(store: Store, raw: str) -> Subscriber:
@@ -189,7 +190,7 @@ def send(obj: Context, dry_run: bool) -> None:
     try:
         store = store_for(settings)
         if dry_run:
-            _print_plan(plan_due_digests(store, settings, now))
+            _print_plan(plan_due_digests(store, settings, now), _next_digest(store, settings, now))
             return
         renderer = renderer_for(settings)
         due = create_due_digests(store, settings, now)
@@ -203,10 +204,11 @@ def send(obj: Context, dry_run: bool) -> None:
         created = due.created
         assert created is not None
         if due.announced:
-            click.echo(f"{len(due.announced)} new posts announced")
+            click.echo(f"{counted(len(due.announced), 'new post')} announced")
         click.echo(
-            f"{created.digests} digests created for {created.deliveries} subscribers; "
-            f"{rendered.rendered} messages rendered"
+            f"{counted(created.digests, 'digest')} created for "
+            f"{counted(created.deliveries, 'subscriber')}; "
+            f"{counted(rendered.rendered, 'message')} rendered"
             + (
                 f", {rendered.cancelled} cancelled (subscriber left or posts removed)"
                 if rendered.cancelled
@@ -223,7 +225,7 @@ def send(obj: Context, dry_run: bool) -> None:
         fail(str(exc), EXIT_STORE)
     folder = settings.path(settings.delivery.outbox_dir)
     click.echo(
-        f"{sent.sent} messages written to {folder}"
+        f"{counted(sent.sent, 'message')} written to {folder}"
         + (
             f"; {sent.retried} to retry, {sent.failed} failed"
             if sent.retried or sent.failed
@@ -292,7 +294,7 @@ def _send_smtp(store: Store, settings: Settings, helpers: Helpers | None) -> Non
     click.echo(
         f"{report.sent} sent, {report.retried} retrying, {report.failed} failed "
         f"(SMTP {smtp.host}:{smtp.port})"
-        + (f"; {report.bounced} subscribers bounced" if report.bounced else "")
+        + (f"; {counted(report.bounced, 'subscriber')} bounced" if report.bounced else "")
     )
     for error, count in report.errors.most_common(5):
         click.echo(f"feedsvc: {count} × {error}", err=True)
@@ -304,14 +306,29 @@ def _send_smtp(store: Store, settings: Settings, helpers: Helpers | None) -> Non
         sys.exit(EXIT_PROBLEMS)
 
 
-def _print_plan(due: DueDigests) -> None:
+def _next_digest(store: Store, settings: Settings, now: datetime) -> str:
+    """When the next daily or weekly digest goes out, for a dry run with nothing due."""
+    from feedsvc.cli.status import next_digest_runs
+
+    with store.read() as conn:
+        runs = next_digest_runs(conn, settings, now)
+    if not runs:
+        return (
+            "no active subscriber gets daily or weekly digests (immediate ones go out "
+            "within a minute of each new post)"
+        )
+    what, when = runs[0]
+    return f"the next is the {what} at {when_label(when, settings.site.timezone, now)}"
+
+
+def _print_plan(due: DueDigests, next_digest: str) -> None:
     plan = due.plan
     if due.announced:
-        click.echo(f"{len(due.announced)} published posts would be announced as new")
+        click.echo(f"{counted(len(due.announced), 'published post')} would be announced as new")
     for post in due.archive:
         click.echo(f"{post.source_path}: {post.note}")
     if not plan.digests:
-        click.echo("dry run: no digest is due; nothing would be sent")
+        click.echo(f"dry run: no digest is due; nothing would be sent; {next_digest}")
         return
     for item in plan.digests:
         titles = " · ".join(due.titles.get(i, i) for i in item.post_ids)
@@ -319,13 +336,13 @@ def _print_plan(due: DueDigests) -> None:
             subscriber = due.recipients[subscriber_id].subscriber
             name = f" ({subscriber.name})" if subscriber.name else ""
             click.echo(
-                f"{subscriber.email}{name} ← {len(item.post_ids)} posts "
+                f"{subscriber.email}{name} ← {counted(len(item.post_ids), 'post')} "
                 f"[{item.period.key}]: {titles}"
             )
     by_period = Counter(item.period.key for item in plan.digests)
     click.echo(
-        f"dry run: {plan.messages} messages in {len(plan.digests)} digests "
-        f"({len(by_period)} periods) would be sent; nothing was sent"
+        f"dry run: {counted(plan.messages, 'message')} in {counted(len(plan.digests), 'digest')} "
+        f"({counted(len(by_period), 'period')}) would be sent; nothing was sent"
     )
 
 

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from feedsvc import __version__
+from feedsvc.cli.words import counted
 from feedsvc.config import Settings, load_settings
 from feedsvc.errors import ConfigError, OutputError, StoreError
 from feedsvc.models import Problem
@@ -41,6 +44,7 @@ LAZY_COMMANDS = {
     "bounces": "feedsvc.cli.bounces:bounces",
     "run": "feedsvc.cli.run:run",
     "secret": "feedsvc.cli.secret:secret",
+    "config": "feedsvc.cli.config_show:config",
 }
 
 
@@ -125,9 +129,30 @@ def _safe_url(store: Any) -> str:
     return str(store.engine.url.render_as_string(hide_password=True))
 
 
-def _print_problems(problems: list[Problem]) -> None:
+def _print_problems(problems: list[Problem], content_dir: Path) -> None:
+    """Each problem on a line, its file named from the current folder (``path:line:``,
+    which terminals and editors open), not from the content folder."""
     for problem in problems:
-        click.echo(str(problem), err=True)
+        click.echo(str(_from_here(problem, content_dir)), err=True)
+
+
+def _from_here(problem: Problem, content_dir: Path) -> Problem:
+    path = problem.path
+    if "://" in path or Path(path).is_absolute():
+        return problem  # a URL (the WebSub hub) or a path already whole
+    try:
+        shown = os.path.relpath(content_dir / path)
+    except ValueError:  # another drive (Windows)
+        shown = str(content_dir / path)
+    return replace(problem, path=shown)
+
+
+def _held(report: Any) -> str:
+    """ ", 1 draft, 2 scheduled": the good posts a build did not publish (yet)."""
+    parts = [counted(report.drafts, "draft")] if report.drafts else []
+    if report.scheduled:
+        parts.append(f"{report.scheduled} scheduled")
+    return "".join(", " + part for part in parts)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -175,21 +200,28 @@ def build(obj: Context) -> None:
     builder = _builder(settings, head_start=True)
     report = builder.build()
     builder.store.close()  # checkpoint SQLite's log now, not in the interpreter's exit
-    _print_problems(report.problems)
+    _print_problems(report.problems, settings.content_dir)
     for phase, seconds in report.timings.items():
         logging.getLogger("feedsvc.build").debug("%s: %.3f s", phase, seconds)
     elapsed = time.perf_counter() - started
     click.echo(
-        f"{report.files} files, {report.parsed} parsed, {report.published} published, "
-        f"{report.rendered} rendered; {len(report.feeds_written)} feed files changed in "
-        f"{settings.output_dir}; {report.errors} errors, {report.warnings} warnings "
-        f"({elapsed:.2f} s)"
+        f"{counted(report.files, 'file')}, {report.parsed} parsed, {report.published} "
+        f"published{_held(report)}, {report.rendered} rendered; "
+        f"{counted(len(report.feeds_written), 'feed file')} changed in "
+        f"{settings.output_dir}; {counted(report.errors, 'error')}, "
+        f"{counted(report.warnings, 'warning')} ({elapsed:.2f} s)"
     )
     if report.next_publish is not None:
-        click.echo(f"next scheduled post goes live at {report.next_publish.isoformat()}")
+        from feedsvc.cli.words import when_label
+        from feedsvc.clock import SystemClock
+
+        click.echo(
+            "next scheduled post goes live at "
+            + when_label(report.next_publish, settings.site.timezone, SystemClock().now())
+        )
     if report.errors:
         click.echo(
-            f"feedsvc: {report.errors} file(s) could not be published; see above "
+            f"feedsvc: {counted(report.errors, 'file')} could not be published; see above "
             "(every other post was published)",
             err=True,
         )
@@ -204,10 +236,11 @@ def check(obj: Context) -> None:
     builder = _builder(settings)
     report = builder.build(dry_run=True, render_all=True)
     builder.store.close()
-    _print_problems(report.problems)
+    _print_problems(report.problems, settings.content_dir)
     click.echo(
-        f"{report.files} files checked: {report.published} publishable, "
-        f"{report.errors} errors, {report.warnings} warnings"
+        f"{counted(report.files, 'file')} checked: {report.published} publishable"
+        f"{_held(report)}, {counted(report.errors, 'error')}, "
+        f"{counted(report.warnings, 'warning')}"
     )
     if report.errors:
         sys.exit(EXIT_PROBLEMS)
@@ -235,7 +268,11 @@ def init(directory: Path) -> None:
         click.echo(f"wrote {path}")
     for path in skipped:
         click.echo(f"kept {path} (already exists)")
-    click.echo(f"next: cd {directory} && feedsvc build")
+    click.echo(
+        f"next: cd {directory} && feedsvc run  (serves the site, its feeds and the subscribe "
+        "form on http://127.0.0.1:8080/; for production, set site.url and server.public_url "
+        "in config.yaml)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from feedsvc.cli.invocation import EXIT_USAGE, fail, now, store_for
+from feedsvc.cli.words import counted
 from feedsvc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -54,9 +55,12 @@ def rotate(obj: Context, keep: int | None) -> None:
         fail(str(exc), EXIT_USAGE)
     click.echo(f"added key {done.added} in {done.where}; it signs new links from now on")
     older = done.kept - 1
-    click.echo(f"{older} older key(s) still verify the links already mailed")
+    click.echo(
+        f"{counted(older, 'older key')} still "
+        f"{'verifies' if older == 1 else 'verify'} the links already mailed"
+    )
     if done.retired:
-        click.echo(f"retired {done.retired} key(s): links signed with them no longer work")
+        click.echo(f"retired {counted(done.retired, 'key')}: links signed with them no longer work")
     click.echo("restart every `feedsvc run` on this store so that it uses the new key")
 
 
@@ -78,7 +82,7 @@ def list_(obj: Context) -> None:
         where = store.engine.url.render_as_string(hide_password=True)
     else:
         where = str(secret_path(settings))
-    click.echo(f"{len(keys)} key(s) in {where}, oldest first:")
+    click.echo(f"{counted(len(keys), 'key')} in {where}, oldest first:")
     for number, key in enumerate(keys, 1):
         role = "signs and verifies" if number == len(keys) else "verifies"
         click.echo(f"{number}\t{fingerprint(key)}\t{role}")

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, func, select
 
+from feedsvc.cli.words import counted, when_label
 from feedsvc.clock import Clock, SystemClock
 from feedsvc.config import Settings
 from feedsvc.models import Frequency, SubscriberStatus
@@ -33,6 +34,12 @@ class Status:
     next_runs: tuple[tuple[str, datetime], ...] = ()
     # Back-dated posts that went live and are not mailed, newest first.
     archive: tuple[ArchivePost, ...] = ()
+    zone: str = "UTC"  # site.timezone: times are shown in it
+    at: datetime | None = None  # when the status was read (relative times count from it)
+
+    def when(self, moment: datetime) -> str:
+        """``moment`` in the site's zone, with how far it is from when this was read."""
+        return when_label(moment, self.zone, self.at or moment)
 
 
 ARCHIVE_SHOWN = 10  # archive posts named one by one; the rest counted
@@ -67,11 +74,22 @@ def collect_status(settings: Settings, store: Store, clock: Clock | None = None)
         build = last_build(conn)
         subscribers = count_by_status(conn)
         sending = delivery_summary(conn)
-        runs = next_digest_runs(conn, settings, (clock or SystemClock()).now())
+        at = (clock or SystemClock()).now()
+        runs = next_digest_runs(conn, settings, at)
         archive = tuple(archive_posts(conn))
     url = store.engine.url.render_as_string(hide_password=True)
     return Status(
-        settings.site.title, url, sources, broken, build, subscribers, sending, runs, archive
+        settings.site.title,
+        url,
+        sources,
+        broken,
+        build,
+        subscribers,
+        sending,
+        runs,
+        archive,
+        settings.site.timezone,
+        at,
     )
 
 
@@ -80,7 +98,7 @@ def format_status(status: Status) -> str:
     counts = ", ".join(f"{n} {s}" for s, n in status.subscribers.items() if n) or "none"
     lines.append(f"subscribers: {counts}")
     lines += _delivery_lines(status.deliveries)
-    lines += [f"next run: {what} at {when.isoformat()}" for what, when in status.next_runs]
+    lines += [f"next run: {what} at {status.when(when)}" for what, when in status.next_runs]
     lines += _archive_lines(status.archive)
     build = status.last_build
     if build is None:
@@ -88,13 +106,14 @@ def format_status(status: Status) -> str:
         return "\n".join(lines)
     seconds = (build.finished_at - build.started_at).total_seconds()
     lines += [
-        f"last build: {build.finished_at.isoformat()} ({seconds:.2f} s): {build.files} files, "
-        f"{build.published} published, {build.feeds_written} feed files changed",
-        f"content problems: {build.errors} errors, {build.warnings} warnings",
+        f"last build: {status.when(build.finished_at)}, {seconds:.2f} s: "
+        f"{counted(build.files, 'file')}, {build.published} published, "
+        f"{counted(build.feeds_written, 'feed file')} changed",
+        f"content problems: {counted(build.errors, 'error')}, {counted(build.warnings, 'warning')}",
     ]
     lines += [f"  {p}" for p in build.problems]
     if build.next_publish is not None:
-        lines.append(f"next scheduled post: {build.next_publish.isoformat()}")
+        lines.append(f"next scheduled post: {status.when(build.next_publish)}")
     return "\n".join(lines)
 
 

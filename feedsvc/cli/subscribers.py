@@ -39,6 +39,8 @@ from feedsvc.models import (
 )
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from feedsvc.cli.main import Context
     from feedsvc.storage import Store
 
@@ -49,7 +51,10 @@ def _address(raw: str, *, allow_test_domains: bool = False) -> str:
     try:
         return normalise_address(raw, allow_test_domains=allow_test_domains)
     except AddressError as exc:
-        fail(str(exc), EXIT_USAGE)
+        hint = ""
+        if not allow_test_domains and raw.strip().lower().rstrip(".").endswith(".test"):
+            hint = "; pass --allow-test-domains to accept .test addresses (for trials)"
+        fail(f"{str(exc).rstrip('.') if hint else exc}{hint}", EXIT_USAGE)
 
 
 def _timezone_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -290,14 +295,17 @@ def _write_json(out: TextIO, found: Iterator[Subscriber]) -> None:
     out.write("\n]\n")
 
 
-def _print_table(found: Iterator[Subscriber]) -> None:
+def _print_table(found: Iterator[Subscriber], console: Console | None = None) -> None:
+    """A table on ``console`` (stdout by default)."""
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
     from rich.text import Text
 
     from feedsvc.newsletter.subscribers import format_time
 
-    table = Table("email", "name", "status", "frequency", "categories", "timezone", "created")
+    table = Table("name", "status", "frequency", "categories", "timezone", "created")
+    # The address is never cut short: it folds onto more lines when the terminal is narrow.
+    table.columns.insert(0, Column("email", overflow="fold", min_width=12))
     count = 0
     for subscriber in found:
         count += 1
@@ -314,7 +322,8 @@ def _print_table(found: Iterator[Subscriber]) -> None:
         table.add_row(*(Text(cell) for cell in cells))
     table.caption = f"{count} subscriber{'s' if count != 1 else ''}"
     # Off a terminal (--format table into a pipe), give rows room instead of 80 columns.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
+    if console is None:
+        console = Console() if sys.stdout.isatty() else Console(width=200)
     console.print(table)
 
 

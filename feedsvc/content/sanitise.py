@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 import nh3
 from lxml import etree
 
+from feedsvc.content.posts import strip_xml_illegal
+
 __all__ = ["sanitise_email_html", "sanitise_feed_html"]
 
 # Elements whose content goes with them (everything else unknown loses its tag, keeps text).
@@ -114,6 +116,13 @@ def _feed_filtered(hosts: frozenset[str]) -> nh3.Cleaner:
 def sanitise_feed_html(fragment: str, iframe_hosts: frozenset[str] | tuple[str, ...]) -> str:
     """``fragment`` as feed content: the author's HTML without active content, iframes
     kept only from ``iframe_hosts`` (lower-case host names)."""
+    cleaned = _sanitise_feed(fragment, iframe_hosts)
+    # nh3 writes references such as &#1; as the characters they stand for: XML-illegal ones
+    # would stop the feed (lxml refuses them), so they go.
+    return strip_xml_illegal(cleaned) if "&#" in fragment else cleaned
+
+
+def _sanitise_feed(fragment: str, iframe_hosts: frozenset[str] | tuple[str, ...]) -> str:
     lowered = fragment.lower()
     if "<iframe" in lowered:
         hosts = frozenset(iframe_hosts)
@@ -139,9 +148,11 @@ def sanitise_email_html(fragment: str, base_url: str) -> str:
     handlers or style attributes, no ``javascript:`` (only http, https, mailto, tel
     links); any relative URL left is made absolute against ``base_url``; an iframe
     becomes a link to what it showed."""
+    cleaned = fragment
     if "<iframe" in fragment.lower():
-        fragment = _iframes_as_links(fragment, frozenset())
-    return _email_cleaner(base_url).clean(fragment)
+        cleaned = _iframes_as_links(fragment, frozenset())
+    cleaned = _email_cleaner(base_url).clean(cleaned)
+    return strip_xml_illegal(cleaned) if "&#" in fragment else cleaned
 
 
 def _allowed(src: str, hosts: frozenset[str]) -> bool:

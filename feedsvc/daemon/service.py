@@ -199,6 +199,20 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
     return {"proxy_headers": True, "forwarded_allow_ips": proxies}
 
 
+def bind_socket(host: str) -> socket.socket:
+    """A TCP socket bound to ``host`` on a port the system chooses (not listening yet:
+    uvicorn listens on it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), 0))
+    except OSError as exc:
+        sock.close()
+        raise FeedsvcError(f"could not listen on {host}: {exc}") from None
+    return sock
+
+
 # --- the service ---------------------------------------------------------------------
 
 
@@ -224,6 +238,12 @@ class Service:
         from feedsvc.web import create_app
 
         self.lead_every = lead_every
+        # Port 0 with links that follow the served address: bind now, so the links name
+        # the port the system chose.
+        self.sockets = [bind_socket(listen.host)] if listen.port == 0 and settings.derived else []
+        if self.sockets:
+            listen = Listen(listen.host, int(self.sockets[0].getsockname()[1]))
+        settings = settings.served_at(listen.host, listen.port)
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -258,6 +278,7 @@ class Service:
             lifespan="off",
             log_config=None,
             server_header=False,
+            access_log=False,  # feedsvc.access instead (server.access_log), tokens hidden
             **proxy_options(settings),
         )
         self.server = _Server(config)
@@ -310,9 +331,21 @@ class Service:
     def announce(self) -> None:
         settings = self.settings
         base = f"http://{self.listen.host}:{self.server_port()}"
+        public = settings.server.public_url
+        log.info("serving %s (feeds %s/feed.xml)", base, base)
+        given = "server.public_url" not in settings.derived
         log.info(
-            "serving %s (feeds %s/feed.xml, public URL %s)", base, base, settings.server.public_url
+            "public URL %s (%s)", public, "server.public_url" if given else "the served address"
         )
+        if settings.public_url_is_local:
+            log.warning(
+                "the public URL %s is a loopback address: links in email (confirm, unsubscribe, "
+                "preferences) work only on this machine; set server.public_url to the address "
+                "readers reach this daemon at, e.g. https://news.example.com/",
+                public,
+            )
+        if settings.serves_site:
+            log.info("serving the posts' pages too: site.url %s is this daemon", settings.site.url)
         log.info("watching %s, writing feeds to %s", settings.content_dir, settings.output_dir)
         log.info("store %s", describe_store(settings.storage_url))
         if settings.delivery.backend == "smtp":
@@ -344,7 +377,7 @@ class Service:
             asyncio.create_task(watch_content(self.settings.content_dir, self.jobs), name="watch"),
             asyncio.create_task(self._follow_the_lead(), name="leadership"),
         ]
-        serving = asyncio.create_task(self.server.serve(), name="http")
+        serving = asyncio.create_task(self.server.serve(self.sockets or None), name="http")
         try:
             # The first build, then the catch-up cycle (it follows the build: new posts).
             if self.jobs.leading:

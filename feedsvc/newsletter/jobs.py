@@ -24,10 +24,10 @@ from sqlalchemy import Connection
 
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
-from feedsvc.delivery.mime import DkimKey, dkim_sign
+from feedsvc.delivery.mime import DkimKey, ascii_address, dkim_sign
 from feedsvc.delivery.outbox import Backend, OutboxBackend
 from feedsvc.delivery.pacing import RetryPolicy
-from feedsvc.delivery.return_path import ReturnPaths
+from feedsvc.delivery.return_path import UNSUBSCRIBE_CONTEXT, ReturnPaths
 from feedsvc.errors import ConfigError, DeliveryError
 from feedsvc.models import Recipient, RunPlan, SubscriberStatus
 from feedsvc.newsletter.digests import plan_digests
@@ -173,6 +173,10 @@ class Renderer:
         self.public_url = settings.server.public_url
         template = settings.delivery.return_path
         self.return_paths = ReturnPaths(template, tokens.keys) if template else None
+        mailto = settings.bounces.unsubscribe_address
+        self.unsubscribe_paths = (
+            ReturnPaths(mailto, tokens.keys, UNSUBSCRIBE_CONTEXT) if mailto else None
+        )
         self._templates: OrderedDict[int, MessageTemplate | None] = OrderedDict()
 
     def template(self, store: Store, digest_id: int, now: datetime) -> MessageTemplate | None:
@@ -193,7 +197,14 @@ class Renderer:
             self._templates.popitem(last=False)
         return template
 
-    def personal(self, subscriber_id: int, email: str, name: str | None) -> Personal:
+    def personal(
+        self, subscriber_id: int, email: str, name: str | None, delivery_id: int | None = None
+    ) -> Personal:
+        """``delivery_id``: the delivery the message is for (its unsubscribe mailto)."""
+        paths = self.unsubscribe_paths
+        mailto = None
+        if paths is not None and delivery_id is not None:
+            mailto = ascii_address(paths.address(delivery_id))
         return Personal(
             subscriber_id=subscriber_id,
             email=email,
@@ -204,6 +215,7 @@ class Renderer:
             preferences_url=self.tokens.url(
                 self.public_url, Purpose.PREFERENCES, subscriber_id, email
             ),
+            unsubscribe_mailto=mailto,
         )
 
     def message(self, template: MessageTemplate, person: Personal) -> tuple[str, bytes]:
@@ -259,7 +271,7 @@ def _render_batch(
         if template is None:
             gone.append(job.delivery_id)
             continue
-        person = renderer.personal(job.subscriber_id, job.email, job.name)
+        person = renderer.personal(job.subscriber_id, job.email, job.name, job.delivery_id)
         message_id, data = renderer.message(template, person)
         path = paths.address(job.delivery_id) if paths is not None else None
         done.append((job.delivery_id, message_id, data, path))

@@ -27,7 +27,6 @@ import css_inline
 from jinja2 import Environment
 
 from feedsvc.delivery.mime import (
-    ascii_address,
     assemble,
     assemble_encoded,
     clean_header_text,
@@ -153,7 +152,6 @@ def render_digest(sender: Sender, content: DigestContent, env: Environment) -> M
         chunks=chunks,
         slots=slots,
         domain=sender.domain,
-        mailto=ascii_address(sender.from_address),
         tag_key=hashlib.blake2b(sender.site.url.encode(), digest_size=16).digest(),
         subject=subject,
     )

@@ -78,6 +78,9 @@ class Personal:
     name: str | None
     unsubscribe_url: str
     preferences_url: str
+    # The List-Unsubscribe mailto: address of this delivery (bounces.unsubscribe_address),
+    # or None: the header offers the one-click URL alone.
+    unsubscribe_mailto: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +97,6 @@ class MessageTemplate:
     chunks: tuple[bytes, ...]  # one more than slots
     slots: tuple[str, ...]
     domain: str
-    mailto: str
     tag_key: bytes
     subject: str
 
@@ -119,9 +121,7 @@ class MessageTemplate:
         values = {
             "TO": format_address(person.name, email, "To").encode("utf-8"),
             "MESSAGEID": message_id.encode("ascii"),
-            "LISTUNSUB": (
-                f"<{unsubscribe}>,\r\n <mailto:{self.mailto}?subject=unsubscribe>"
-            ).encode("ascii"),
+            "LISTUNSUB": _list_unsubscribe(unsubscribe, person.unsubscribe_mailto),
             "UNSUBH": unsubscribe_html,
             "UNSUBT": unsubscribe_qp,
             "PREFSH": preferences_html,
@@ -134,6 +134,14 @@ class MessageTemplate:
             parts.append(values[slot])
             parts.append(chunk)
         return Personalised(message_id, b"".join(parts))
+
+
+def _list_unsubscribe(url: str, mailto: str | None) -> bytes:
+    """The List-Unsubscribe value: the one-click URL, and the mailto when there is one
+    (never the From address, which nobody reads)."""
+    if mailto is None:
+        return f"<{url}>".encode("ascii")
+    return f"<{url}>,\r\n <mailto:{mailto}?subject=unsubscribe>".encode("ascii")
 
 
 def _qp_pair(value: str) -> tuple[bytes, bytes]:

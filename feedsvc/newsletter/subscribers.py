@@ -119,6 +119,15 @@ def _checked_domain(domain: str, allow_test_domains: bool) -> str | None:
 # --- single fields ------------------------------------------------------------------
 
 
+def mask_address(address: str) -> str:
+    """``kim@example.kr`` → ``k***@example.kr``: enough for a site owner to tell sign-ups
+    apart in a log, not enough to harvest addresses from it."""
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
 def mailbox_of(address: str) -> str:
     """The mailbox a normalised address delivers to, for per-mailbox limits: a ``+tag``
     dropped (``victim+1@example.com`` and ``victim@example.com`` are one mailbox)."""

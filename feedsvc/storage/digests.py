@@ -284,3 +284,20 @@ def load_digest(conn: Connection, digest_id: int) -> StoredDigest:
     zone = key.rpartition("@")[2]
     period = Period(Frequency(row.frequency), key, row.period_start, row.period_end, zone)
     return StoredDigest(row.id, period, tuple(json.loads(row.post_ids)), row.created_at)
+
+
+def digest_counts(conn: Connection) -> dict[str, tuple[int, int]]:
+    """Per frequency: how many digests were created, and how many of them went out to at
+    least one subscriber (a delivery of it was sent). Every frequency present."""
+    counts = {frequency.value: (0, 0) for frequency in Frequency}
+    sent_ids = select(deliveries.c.digest_id).where(
+        deliveries.c.status == DeliveryStatus.SENT.value
+    )
+    query = select(
+        digests.c.frequency,
+        func.count(),
+        func.count().filter(digests.c.id.in_(sent_ids)),
+    ).group_by(digests.c.frequency)
+    for frequency, created, sent in conn.execute(query):
+        counts[str(frequency)] = (int(created), int(sent))
+    return counts

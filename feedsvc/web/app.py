@@ -10,7 +10,8 @@ This module only puts the app together; each concept has its module: the shared 
 (:mod:`~feedsvc.web.state`), error pages (:mod:`~feedsvc.web.error_pages`), the middlewares
 (:mod:`~feedsvc.web.middleware`), and the routes of :mod:`~feedsvc.web.subscription`,
 :mod:`~feedsvc.web.email_links`, :mod:`~feedsvc.web.health`, :mod:`~feedsvc.web.metrics`
-and :mod:`~feedsvc.web.served` (the feeds, last: they take every other path).
+and :mod:`~feedsvc.web.served` (the feeds, last: they take every other path), or, when the
+daemon is the site, :mod:`~feedsvc.web.post_page` (the feeds, then the posts' pages).
 ``create_app`` takes everything it needs — settings, store, clock, delivery backend — and
 keeps no global state.
 """
@@ -28,9 +29,9 @@ from feedsvc.delivery.outbox import Backend
 from feedsvc.newsletter.tokens import Tokens, load_secrets
 from feedsvc.storage import Store
 from feedsvc.templating import environment
-from feedsvc.web import email_links, health, metrics, pages, served, subscription
+from feedsvc.web import email_links, health, metrics, pages, post_page, served, subscription
 from feedsvc.web.error_pages import exception_handlers
-from feedsvc.web.middleware import MAX_BODY, BodyLimit, CatchErrors, SecurityHeaders
+from feedsvc.web.middleware import MAX_BODY, AccessLog, BodyLimit, CatchErrors, SecurityHeaders
 from feedsvc.web.ratelimit import RateLimiter
 from feedsvc.web.state import WebState
 from feedsvc.web.webhooks import Webhooks, webhook_limits
@@ -74,10 +75,12 @@ def create_app(
             *pages.routes(),
             *health.routes(),
             *metrics.routes(web.metrics, web.metrics_token),
-            *served.routes(web.feeds),
+            # They take every other path (GET, HEAD); the webhooks' POSTs still reach theirs.
+            *(post_page.routes(web.feeds) if settings.serves_site else served.routes(web.feeds)),
             *Webhooks.from_settings(settings, os.environ).routes(),
         ],
         middleware=[
+            *([Middleware(AccessLog)] if settings.server.access_log else []),
             Middleware(SecurityHeaders),
             Middleware(CatchErrors, web=lambda: web),
             Middleware(BodyLimit, limit=max_body, larger=webhook_limits()),

@@ -6,6 +6,7 @@ saying so. Opening a link (GET, HEAD) never changes anything: mail scanners open
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -18,6 +19,7 @@ from feedsvc.delivery.sender import ONE_CLICK
 from feedsvc.errors import BadInput, TokenError
 from feedsvc.models import Subscriber, SubscriberStatus
 from feedsvc.newsletter.confirmations import confirm_binding
+from feedsvc.newsletter.subscribers import mask_address
 from feedsvc.newsletter.tokens import Purpose
 from feedsvc.storage.subscriptions import (
     change_preferences,
@@ -39,6 +41,9 @@ from feedsvc.web.forms import (
 )
 from feedsvc.web.pages import current_categories, form_page, notice
 from feedsvc.web.state import WebState, client_ip, state_of
+
+# What subscribers do, for the site owner: addresses masked (k***@example.kr).
+log = logging.getLogger("feedsvc.subscribers")
 
 
 def _bad_link(web: WebState) -> Response:
@@ -112,6 +117,7 @@ def _confirm(web: WebState, token: str, ip: str | None) -> str:
         if outcome != "ask" or subscriber is None:
             return outcome
         confirm(conn, subscriber, now=web.clock.now(), ip=ip)
+    log.info("confirmed: %s", mask_address(subscriber.email))
     return "confirmed"
 
 
@@ -192,7 +198,10 @@ def _unsubscribe(web: WebState, token: str, ip: str | None) -> bool | None:
         current = subscriber_by_id(conn, subscriber.id)
         if current is None:
             return None
-        return unsubscribe(conn, current, now=web.clock.now(), ip=ip, via="one-click")
+        changed = unsubscribe(conn, current, now=web.clock.now(), ip=ip, via="one-click")
+    if changed:
+        log.info("unsubscribed: %s (one-click link)", mask_address(current.email))
+    return changed
 
 
 async def unsubscribe_post(request: Request) -> Response:
@@ -285,7 +294,7 @@ def _save_preferences(
 ) -> list[str]:
     with web.store.write() as conn:
         current = subscriber_by_id(conn, subscriber.id) or subscriber
-        return change_preferences(
+        changed = change_preferences(
             conn,
             current,
             frequency=wanted.frequency,
@@ -294,6 +303,9 @@ def _save_preferences(
             now=web.clock.now(),
             ip=ip,
         )
+    if changed:
+        log.info("preferences changed: %s (%s)", mask_address(current.email), ", ".join(changed))
+    return changed
 
 
 def routes() -> list[Route]:

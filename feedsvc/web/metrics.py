@@ -2,7 +2,8 @@
 
 Each app has its own registry (no process-wide state, so tests and several apps in one
 process do not mix). Counts come from the store at scrape time — posts, subscribers by
-status, deliveries and confirmations by status, the last build's duration — so every
+status, deliveries and confirmations by status, digests created and sent, the last
+build's duration — so they survive restarts, and every
 instance on one database reports the same numbers. Timings measured in this process
 (confirmation sends, HTTP requests by route) are histograms.
 
@@ -34,7 +35,7 @@ from feedsvc.errors import ConfigError
 from feedsvc.storage import Store
 from feedsvc.storage.confirmations import confirmation_counts
 from feedsvc.storage.deliveries import delivery_counts, recent_send_timings
-from feedsvc.storage.digests import live_metas
+from feedsvc.storage.digests import digest_counts, live_metas
 from feedsvc.storage.posts import last_build
 from feedsvc.storage.schema import posts
 from feedsvc.storage.subscribers import count_by_status
@@ -58,6 +59,7 @@ class StoreCollector(Collector):
             confirmations = confirmation_counts(conn)
             build = last_build(conn)
             timings = recent_send_timings(conn)
+            digest_totals = digest_counts(conn)
         yield GaugeMetricFamily("feedsvc_posts", "Published posts (live now).", value=live)
         yield GaugeMetricFamily("feedsvc_source_files", "Source files known.", value=sources)
         family = GaugeMetricFamily(
@@ -76,6 +78,19 @@ class StoreCollector(Collector):
         for name, count in confirmations.items():
             family.add_metric([name], count)
         yield family
+        created = GaugeMetricFamily(
+            "feedsvc_digests", "Digests created, by frequency.", labels=["frequency"]
+        )
+        sent = GaugeMetricFamily(
+            "feedsvc_digests_sent",
+            "Digests sent to at least one subscriber, by frequency.",
+            labels=["frequency"],
+        )
+        for frequency, (made, went) in digest_totals.items():
+            created.add_metric([frequency], made)
+            sent.add_metric([frequency], went)
+        yield created
+        yield sent
         yield from _send_timing_families(timings)
         if build is not None:
             seconds = (build.finished_at - build.started_at).total_seconds()

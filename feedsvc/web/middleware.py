@@ -1,8 +1,9 @@
 """The app's plain ASGI middlewares, outermost first:
 
-    SecurityHeaders ─▶ CatchErrors ─▶ BodyLimit ─▶ Starlette router
-      CSP, nosniff,     500 page,      413 past
-      frame-ancestors   no traces      max_body
+    AccessLog ─▶ SecurityHeaders ─▶ CatchErrors ─▶ BodyLimit ─▶ Starlette router
+    (when         CSP, nosniff,     500 page,      413 past
+    server.       frame-ancestors   no traces      max_body
+    access_log)
 
 Plain ASGI (no per-request task or body copying), so serving a feed from memory stays
 cheap.
@@ -11,6 +12,8 @@ cheap.
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +22,7 @@ from feedsvc.web.error_pages import error_page
 from feedsvc.web.state import WebState
 
 log = logging.getLogger("feedsvc.web")
+access_log = logging.getLogger("feedsvc.access")
 
 MAX_BODY = 16 * 1024
 # Scripts: only files from the app itself (the one is /_feedsvc/timezone.js), never inline;
@@ -127,3 +131,50 @@ class CatchErrors:
             log.exception("error answering %s %s", scope.get("method"), scope.get("path"))
             if not started:
                 await error_page(self.web(), 500)(scope, receive, send)
+
+
+# The token of an email link is a credential: a log line shows its route, not the token.
+_TOKEN_PATH = re.compile(r"^/(confirm|unsubscribe|preferences)/[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    """``path`` as an access log line shows it: the token of an email link is hidden."""
+    return _TOKEN_PATH.sub(r"/\1/…", path)
+
+
+class AccessLog:
+    """One line per request on the ``feedsvc.access`` logger: client, method, path (tokens
+    hidden, no query string), status, bytes and milliseconds. Only on when
+    ``server.access_log`` is true."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status, sent = 0, 0
+
+        async def counted(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counted)
+        finally:
+            client = scope.get("client")
+            access_log.info(
+                '%s "%s %s" %s %d %.1f ms',
+                client[0] if client else "-",
+                scope.get("method", "-"),
+                loggable_path(scope.get("path", "")),
+                status or "-",
+                sent,
+                (time.perf_counter() - started) * 1000,
+            )

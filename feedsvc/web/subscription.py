@@ -29,6 +29,7 @@ from feedsvc.newsletter.confirmations import (
     request_confirmation,
     send_pending_confirmations,
 )
+from feedsvc.newsletter.subscribers import mask_address
 from feedsvc.web.csrf import csrf_ok
 from feedsvc.web.error_pages import error_page
 from feedsvc.web.forms import (
@@ -46,6 +47,7 @@ from feedsvc.web.ratelimit import client_key
 from feedsvc.web.state import WebState, client_ip, state_of
 
 log = logging.getLogger("feedsvc.web")
+sign_ups = logging.getLogger("feedsvc.subscribers")  # addresses masked: k***@example.kr
 
 # The production limit of POST /subscribe, per client network: 10 at once, then one
 # every 30 seconds.
@@ -147,6 +149,14 @@ async def record_sign_up(web: WebState, sign_up: SignUp, now: datetime) -> None:
             exc,
         )
         return
+    sign_ups.info(
+        "sign-up: %s (%s)",
+        mask_address(sign_up.email),
+        "confirmation email queued"
+        if queued
+        else "no new confirmation email: one went out recently, or the address is subscribed "
+        "or refused",
+    )
     if queued and web.backend is not None:
         await send_confirmations(web)
 

@@ -5,7 +5,10 @@ digest skips the bounced and the complaining subscriber."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -57,8 +60,8 @@ def _site(folder: Path, store_url: str, smtp: SmtpServer) -> Path:
         with store.write() as conn:
             for post in sample_posts():
                 store_post(conn, post)
-            for email in PEOPLE:
-                add_subscriber(conn, email)
+            for address in PEOPLE:
+                add_subscriber(conn, address)
             note_published(
                 conn, [p.meta for p in sample_posts()], T0 + timedelta(hours=1), flood_limit=50
             )
@@ -108,7 +111,7 @@ def test_bounces_and_complaints_after_250_stop_the_next_digest(
         assert "3 messages read:" in out
         assert "1 bounced" in out and "1 complained" in out and "1 ignored" in out
         with store.read() as conn:
-            minji, jiwoo, seoyeon = (get_subscriber(conn, e) for e in PEOPLE)
+            minji, jiwoo, seoyeon = (get_subscriber(conn, a) for a in PEOPLE)
             assert minji is not None and jiwoo is not None and seoyeon is not None
             assert (minji.status.value, jiwoo.status.value, seoyeon.status.value) == (
                 "bounced",
@@ -130,3 +133,58 @@ def test_bounces_and_complaints_after_250_stop_the_next_digest(
     before = len(received)
     _run(config, monkeypatch, "2024-06-02T09:17:23+09:00", "digest", "send")
     assert [r.recipient for r in received[before:]] == [PEOPLE[2]]
+
+
+def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_that_subscriber(
+    tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each digest offers its own mailto (bounces.unsubscribe_address); a mail client's
+    unsubscribe message to it, read from the inbox, unsubscribes exactly that person."""
+    folder = tmp_path / "부산"
+    folder.mkdir()
+    config = folder / "config.yaml"
+    raw = site_mapping(
+        storage={"url": store_url},
+        bounces={
+            "inbox_dir": "반송함",
+            "unsubscribe_address": "unsubscribe+{token}@news.example.kr",
+        },
+    )
+    config.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    store = open_store(load_settings(config).storage_url)
+    try:
+        with store.write() as conn:
+            for post in sample_posts():
+                store_post(conn, post)
+            for address in PEOPLE:
+                add_subscriber(conn, address)
+            note_published(
+                conn, [p.meta for p in sample_posts()], T0 + timedelta(hours=1), flood_limit=50
+            )
+    finally:
+        store.close()
+    _run(config, monkeypatch, "2024-06-01T09:17:23+09:00", "digest", "send")
+    mailtos: dict[str, str] = {}
+    for path in (folder / "outbox").glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        found = re.search(
+            r"<mailto:([^?>]+)\?subject=unsubscribe>", str(message["List-Unsubscribe"])
+        )
+        assert found is not None, message["List-Unsubscribe"]
+        mailtos[str(message["To"]).split("<")[-1].rstrip(">")] = found.group(1)
+    assert len(set(mailtos.values())) == 3 and all(
+        m.startswith("unsubscribe+") for m in mailtos.values()
+    )
+    inbox = folder / "반송함"
+    inbox.mkdir()
+    request = f"From: {PEOPLE[2]}\r\nTo: {mailtos[PEOPLE[2]]}\r\nSubject: unsubscribe\r\n\r\n"
+    (inbox / "unsubscribe.eml").write_bytes(request.encode("utf-8"))
+    out = _run(config, monkeypatch, "2024-06-01T12:00:00+09:00", "bounces", "process")
+    assert "1 unsubscribed" in out
+    store = open_store(load_settings(config).storage_url)
+    try:
+        with store.read() as conn:
+            statuses = [getattr(get_subscriber(conn, e), "status", None) for e in PEOPLE]
+    finally:
+        store.close()
+    assert [s.value if s else None for s in statuses] == ["active", "active", "unsubscribed"]

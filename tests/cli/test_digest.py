@@ -88,16 +88,16 @@ def test_dry_run_prints_who_would_get_which_posts_and_sends_nothing(site: Site) 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     period = "[daily:2024-06-01@Asia/Seoul]"
-    assert f"minji@example.kr (김민지) ← 1 posts {period}: 해운대 바다축제, 6월 1일 개막" in lines
+    assert f"minji@example.kr (김민지) ← 1 post {period}: 해운대 바다축제, 6월 1일 개막" in lines
     assert (
         f"jisu@example.kr (박지수) ← 3 posts {period}: 해운대 바다축제, 6월 1일 개막 · "
         "부산 스마트시티 박람회 참가 신청 안내 · 시내버스 노선 개편 & 첫차 시간 변경 <안내>"
     ) in lines
     assert (
-        f"seojun@example.kr ← 1 posts {period}: 시내버스 노선 개편 & 첫차 시간 변경 <안내>" in lines
+        f"seojun@example.kr ← 1 post {period}: 시내버스 노선 개편 & 첫차 시간 변경 <안내>" in lines
     )
     assert lines[-1] == (
-        "dry run: 3 messages in 3 digests (1 periods) would be sent; nothing was sent"
+        "dry run: 3 messages in 3 digests (1 period) would be sent; nothing was sent"
     )
     assert site.outbox() == []
     assert site.run("send", "--dry-run").stdout == result.stdout  # nothing was recorded
@@ -170,7 +170,7 @@ def test_preview_for_one_subscriber_shows_their_next_digest(site: Site, tmp_path
     out = tmp_path / "minji.html"
     result = site.run("preview", "--to", "MinJi@Example.kr", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "(1 posts for minji@example.kr)" in result.stdout
+    assert "(1 post for minji@example.kr)" in result.stdout
     page = parse_html(out.read_text(encoding="utf-8"))
     assert [text_of(h) for h in by_class(page, "post-title")] == ["해운대 바다축제, 6월 1일 개막"]
     assert "minji@example.kr" in text_of(page)
@@ -201,8 +201,10 @@ def test_preview_without_posts_asks_for_a_build(site: Site, tmp_path: Path) -> N
 
 def test_release_lets_a_held_flood_go_out(site: Site) -> None:
     seed(site, flood_limit=2)
+    # Nothing due: the dry run says when the next digest is, in the site's zone.
     assert site.run("send", "--dry-run").stdout.endswith(
-        "dry run: no digest is due; nothing would be sent\n"
+        "dry run: no digest is due; nothing would be sent; the next is the daily digest "
+        "(Asia/Seoul) at 2024-06-02 08:00 KST (in 23 h)\n"
     )
     released = site.run("release")
     assert released.exit_code == 0, released.output

@@ -97,7 +97,7 @@ def test_status_shows_last_build_and_problems(runner: CliRunner, tmp_path: Path)
     result = runner.invoke(main, ["--config", str(config), "status"])
     assert result.exit_code == 0
     assert "last build:" in result.output
-    assert "1 errors" in result.output
+    assert "1 error," in result.output and "1 errors" not in result.output
     assert "bad.md" in result.output
     assert "subscribers: 1 active" in result.output
 
@@ -166,7 +166,7 @@ def test_a_build_that_skips_the_teardown_keeps_its_exit_status_and_output(tmp_pa
     (tmp_path / "content" / "깨진.md").write_text("---\ntitle: [broken\n---\n", encoding="utf-8")
     done = run_feedsvc("--config", str(config), "build")
     assert done.returncode == 1  # a file could not be published
-    assert "깨진.md" in done.stderr and "1 errors" in done.stdout
+    assert "깨진.md" in done.stderr and "1 error," in done.stdout
     assert not (tmp_path / "feedsvc.db-wal").exists()  # the store was closed: no log left
     db = sqlite3.connect(tmp_path / "feedsvc.db")
     try:

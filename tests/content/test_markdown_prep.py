@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from feedsvc.content.cjk_emphasis import cjk_flanking, cmark_flanking, is_cjk
@@ -319,10 +319,39 @@ def _posts(draw: st.DrawFn) -> str:
 @settings(max_examples=400, deadline=None)
 @given(_posts())
 def test_code_is_never_touched(source: str) -> None:
+    """Every code text cmark-gfm finds is in ours, where no line starts with a tag: a line
+    such as `<T>` starts a raw HTML block for cmark, which swallows the lines after it (a
+    fence's opening line among them), while ours is text and the block structure is the
+    author's (see the next test)."""
+    assume(_BLOCK_TAG_LINE.search(source) is None)
     before = _CODE_TEXT.findall(to_html(source))
     after = _CODE_TEXT.findall(render_markdown(source))
     for code in before:
         assert code in after, (source, code)
+
+
+_BLOCK_TAG_LINE = re.compile(r"(?m)^ {0,3}</?[A-Za-z]")
+
+
+@pytest.mark.parametrize(
+    ("source", "code"),
+    [
+        ("<T>\n```\n \n```\n", " \n"),
+        ("<T>\n```\n**제네릭(Generics)**을\n\n`x`\n```\n", "**제네릭(Generics)**을\n\n`x`\n"),
+        (
+            "Promise<T>\n```ts\nconst p: Promise<T> = f();\n```\n",
+            "const p: Promise&lt;T&gt; = f();\n",
+        ),
+    ],
+)
+def test_a_tag_like_line_is_text_and_the_fence_after_it_keeps_its_code(
+    source: str, code: str
+) -> None:
+    """cmark-gfm would take `<T>` alone on a line for a raw HTML block running to the next
+    blank line, eating the fence's first line; as text, the fence is the author's."""
+    rendered = render_markdown(source)
+    assert "&lt;T&gt;" in rendered.split("<pre>")[0]
+    assert _CODE_TEXT.findall(rendered) == [code]
 
 
 _PLAIN = st.text(alphabet=st.sampled_from([*"ab *_~`#>-|()[]!.\n\t1", "é", "—", "😀"]), max_size=60)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from lxml import html as lxml_html
 
 from feedsvc.config import IFRAME_HOSTS
+from feedsvc.content.posts import strip_xml_illegal
 from feedsvc.content.sanitise import sanitise_email_html, sanitise_feed_html
 
 YOUTUBE = "https://www.youtube.com/embed/dQw4w9WgXcQ"
@@ -169,3 +170,12 @@ def test_text_comes_out_as_the_same_text(text: str) -> None:
     clean = feed(f"<p>{html.escape(text)}</p>")
     root = lxml_html.fragment_fromstring(clean, create_parent="div")
     assert root.text_content() == text.replace("\r", "")
+
+
+@pytest.mark.parametrize("reference", ["&#1;", "&#x1F;", "&#0;", "&#xFFFE;", "&#27;"])
+def test_references_to_xml_illegal_characters_do_not_survive_sanitising(reference: str) -> None:
+    """nh3 writes &#1; as the character itself, which lxml (feeds, email) refuses."""
+    html = f"<p>부산 {reference}소식</p>"
+    for cleaned in (sanitise_feed_html(html, ()), sanitise_email_html(html, "https://x.kr/")):
+        assert "부산 " in cleaned and "소식" in cleaned
+        assert strip_xml_illegal(cleaned) == cleaned

@@ -288,9 +288,10 @@ def test_status_shows_the_next_digest_runs_per_zone(site: tuple[Settings, Store]
         ("daily digest (Asia/Seoul)", datetime(2024, 6, 1, 23, 0, tzinfo=UTC)),
         ("weekly digest (Asia/Seoul)", datetime(2024, 6, 2, 23, 0, tzinfo=UTC)),
     )
-    assert "next run: daily digest (Asia/Seoul) at 2024-06-01T23:00:00+00:00" in format_status(
-        status
-    )
+    shown = format_status(status)  # in the site's zone (Asia/Seoul), and how far off
+    assert "next run: daily digest (Asia/Seoul) at 2024-06-02 08:00 KST (in 20 h)" in shown
+    assert "next run: daily digest (America/New_York) at 2024-06-01 21:00 KST (in 9 h)" in shown
+    assert "next run: weekly digest (Asia/Seoul) at 2024-06-03 08:00 KST (in 1 d 20 h)" in shown
 
 
 def test_the_daemons_builder_keeps_the_stores_rows_in_memory_exactly(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -108,3 +109,54 @@ def test_a_broken_template_stops_the_start_naming_file_and_line(tmp_path: Path) 
     with pytest.raises(ConfigError, match=r"digest\.txt\.j2, line"):
         check_templates(settings)
     assert check_templates(make_settings(tmp_path)) >= 4
+
+
+def test_with_port_0_and_no_public_url_links_name_the_port_the_system_chose(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Links follow the address served, even a port only known once bound; start-up says
+    which public URL it uses and warns that a loopback one works on this machine only."""
+    from feedsvc.config import settings_from_mapping
+
+    write_post(tmp_path / "content", "haeundae.md", "해운대 바다축제 개막", "2024-05-31")
+    raw = {
+        "site": {"title": "부산 시정 소식", "timezone": "Asia/Seoul"},
+        "storage": {"url": f"sqlite:///{tmp_path / 'state.db'}"},
+        "digest": {"from": "부산 시정 소식 <news@example.kr>"},
+    }
+    settings = settings_from_mapping(raw, base_dir=tmp_path)
+    store = open_store(settings.storage_url)
+    caplog.set_level(logging.INFO)
+    service = Service(settings, store, FixedClock(BUILT), Listen("127.0.0.1", 0))
+    port = service.listen.port
+    assert port != 0 and service.settings.server.public_url == f"http://127.0.0.1:{port}/"
+    assert service.settings.site.url == f"http://127.0.0.1:{port}/"
+
+    async def scenario() -> str:
+        running = asyncio.create_task(service.run())
+        while not service.server.started:
+            assert not running.done(), running.result()
+            await asyncio.sleep(0.01)
+        assert service.server_port() == port
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            answer = await client.post("/subscribe", json={"email": "minji@example.kr"})
+            assert answer.status_code == 202
+            outbox = tmp_path / "outbox"
+            while not list(outbox.glob("*.eml")) if outbox.is_dir() else True:
+                await asyncio.sleep(0.02)
+            home = await client.get("/")
+            post = re.search(r'<a class="title" href="([^"]+)"', home.text)
+            assert post is not None and post.group(1).startswith(f"http://127.0.0.1:{port}/")
+            assert (await client.get(post.group(1))).status_code == 200
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(running, 10)
+        (message,) = outbox.glob("*.eml")
+        return message.read_text(encoding="utf-8", errors="replace")
+
+    try:
+        text = asyncio.run(scenario())
+    finally:
+        store.close()
+    assert f"http://127.0.0.1:{port}/confirm/" in text.replace("=\n", "")
+    assert f"public URL http://127.0.0.1:{port}/ (the served address)" in caplog.text
+    assert "is a loopback address: links in email" in caplog.text

@@ -47,6 +47,7 @@ from feedsvc.newsletter.views import period_view, post_view, preheader
 from feedsvc.templating import environment, render
 from tests.conftest import TESTS_DIR
 from tests.digest_helpers import (
+    SECRET,
     SITE_URL,
     by_class,
     digest_settings,
@@ -215,8 +216,35 @@ def test_rfc_8058_one_click_headers() -> None:
     message = parsed(message_for(person))
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     links = re.findall(r"<([^>]+)>", message["List-Unsubscribe"])
-    assert links == [person.unsubscribe_url, "mailto:news@example.kr?subject=unsubscribe"]
+    assert links == [person.unsubscribe_url]  # no mailto to the From address nobody reads
     assert links[0].startswith("https://")
+    with_mailto = replace(person, unsubscribe_mailto="unsubscribe+abc234@news.example.kr")
+    links = re.findall(r"<([^>]+)>", parsed(message_for(with_mailto))["List-Unsubscribe"])
+    assert links == [
+        person.unsubscribe_url,
+        "mailto:unsubscribe+abc234@news.example.kr?subject=unsubscribe",
+    ]
+
+
+def test_the_mailto_unsubscribe_names_the_delivery_when_an_address_is_configured() -> None:
+    """With bounces.unsubscribe_address, List-Unsubscribe offers a mailto: to that
+    delivery's own address, which the bounce processing reads back to the delivery."""
+    from feedsvc.delivery.return_path import UNSUBSCRIBE_CONTEXT, ReturnPaths
+    from feedsvc.newsletter.jobs import Renderer
+    from feedsvc.newsletter.tokens import Tokens
+
+    template = "unsubscribe+{token}@news.example.kr"
+    settings = digest_settings(bounces={"unsubscribe_address": template})
+    tokens = Tokens(SECRET)
+    renderer = Renderer(settings, tokens)
+    person = renderer.personal(42, "minji@example.kr", "김민지", delivery_id=1234)
+    assert renderer.personal(42, "minji@example.kr", None).unsubscribe_mailto is None  # preview
+    message = parsed(build().personalise(person).data)
+    links = re.findall(r"<([^>]+)>", message["List-Unsubscribe"])
+    assert links[0] == person.unsubscribe_url
+    mailto = links[1].removeprefix("mailto:").removesuffix("?subject=unsubscribe")
+    assert mailto != links[1] and mailto.endswith("@news.example.kr")
+    assert ReturnPaths(template, tokens.keys, UNSUBSCRIBE_CONTEXT).delivery(mailto) == 1234
 
 
 def test_unsubscribe_and_preferences_links_are_visible_in_both_parts() -> None:

@@ -91,7 +91,7 @@ def test_rotating_on_postgresql_keeps_old_links_and_signs_new_ones_with_the_new_
     old_link = before.make(Purpose.UNSUBSCRIBE, 7, "지수@example.kr")
 
     output = _rotate(config)
-    assert "1 older key(s) still verify" in output and "restart" in output
+    assert "1 older key still verifies" in output and "restart" in output
 
     after = tokens_for(second)  # the other instance, restarted
     assert after.read(Purpose.UNSUBSCRIBE, old_link).subscriber_id == 7
@@ -102,7 +102,7 @@ def test_rotating_on_postgresql_keeps_old_links_and_signs_new_ones_with_the_new_
     assert tokens_for(first).read(Purpose.UNSUBSCRIBE, new_link).subscriber_id == 7
 
     output = _rotate(config, "--keep", "1")
-    assert "retired 2 key(s)" in output
+    assert "retired 2 keys" in output
     newest = tokens_for(second)
     assert len(load_secrets(second, {})) == 1
     for gone in (old_link, new_link):
@@ -161,7 +161,7 @@ def test_secret_list_shows_fingerprints_never_keys(tmp_path: Path) -> None:
     _rotate(config)
     result = CliRunner().invoke(main, ["--config", str(config), "secret", "list"])
     assert result.exit_code == 0, result.output
-    assert "2 key(s)" in result.output and "signs and verifies" in result.output
+    assert "2 keys in" in result.output and "signs and verifies" in result.output
     assert OLD_FILE_KEY not in result.output
 
 

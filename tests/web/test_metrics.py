@@ -23,7 +23,11 @@ def test_metrics_show_send_timings_after_messages_go_out(
     settings: Settings = digest_settings(tmp_path, storage={"url": store_url})
     before = Metrics(store, FixedClock(MORNING)).render().decode()
     assert "feedsvc_delivery_send_seconds" not in before  # nothing sent yet: no timings
+    assert 'feedsvc_digests_sent{frequency="daily"} 0.0' in before
     prepare(store, settings)
+    queued = Metrics(store, FixedClock(MORNING)).render().decode()
+    assert sum(_counts(queued, "feedsvc_digests")) > 0
+    assert sum(_counts(queued, "feedsvc_digests_sent")) == 0
     for server in serving():
         asyncio.run(deliver_pending(store, options(server), FixedClock(MORNING), Pace()))
     text = Metrics(store, FixedClock(MORNING)).render().decode()
@@ -33,3 +37,12 @@ def test_metrics_show_send_timings_after_messages_go_out(
             assert match is not None, (name, quantile)
             assert float(match.group(1)) >= 0
     assert 'feedsvc_deliveries{status="sent"} 4.0' in text
+    # From the store: a new Metrics (a restarted daemon) counts the same digests as sent.
+    assert _counts(text, "feedsvc_digests_sent") == _counts(queued, "feedsvc_digests")
+
+
+def _counts(text: str, name: str) -> list[float]:
+    """The values of ``name`` by frequency, in the order of the exposition."""
+    found = re.findall(rf'^{name}{{frequency="\w+"}} (\S+)$', text, re.MULTILINE)
+    assert len(found) == 3, text
+    return [float(value) for value in found]
