@@ -370,7 +370,9 @@ WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun"
 
 class DigestSettings(_Section):
     from_: str = Field(default="feedsvc <feedsvc@localhost>", alias="from")
-    subject: str = "{{ site.title }}: {{ posts | length }} new posts"
+    # count_label is the catalogue's "3 new posts" / "새 글 3편": the default follows
+    # site.language.
+    subject: str = "{{ site.title }}: {{ count_label }}"
     send_time: str = "08:00"
     weekday: Weekday = "mon"
     max_posts: int = Field(default=20, gt=0)

@@ -116,19 +116,26 @@ def confirm_link(message: EmailMessage) -> str:
 
 
 def make_site(
-    root: Path, store_url: str, *, sections: dict[str, Any] | None = None, **kwargs: Any
+    root: Path,
+    store_url: str,
+    *,
+    language: str = "ko",
+    sections: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> WebSite:
-    """The site, built; ``sections`` change its settings (as :func:`web_settings`),
-    ``kwargs`` go to ``create_app``."""
+    """The site, built, its pages in ``language`` (site.language); ``sections`` change its
+    settings (as :func:`web_settings`), ``kwargs`` go to ``create_app``."""
     write_posts(root / "content")
-    settings = web_settings(root, store_url, **(sections or {}))
+    sections = dict(sections or {})
+    sections["site"] = {"language": language, **sections.get("site", {})}
+    settings = web_settings(root, store_url, **sections)
     from feedsvc.storage import open_store
 
     store = open_store(settings.storage_url)
     clock = FixedClock(NOW)
     # The build runs on a SQLite store of its own; its posts and build record are then
     # copied into the store under test (SQLite or PostgreSQL).
-    build_settings = web_settings(root, f"sqlite:///{root / 'build.db'}", **(sections or {}))
+    build_settings = web_settings(root, f"sqlite:///{root / 'build.db'}", **sections)
     build_store = open_store(build_settings.storage_url)
     try:
         Builder(build_settings, build_store, clock, workers=1).build()
@@ -154,3 +161,11 @@ def make_site(
         **kwargs,
     )
     return WebSite(root, settings, store, clock, tokens, app)
+
+
+def html_tree(html: str) -> Any:
+    """``html`` parsed by lxml (typed Any: lxml's stubs type xpath() results as a union
+    of every possible answer)."""
+    import lxml.html
+
+    return lxml.html.fromstring(html)

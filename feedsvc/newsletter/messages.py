@@ -37,10 +37,10 @@ from feedsvc.delivery.mime import (
 from feedsvc.delivery.sender import ONE_CLICK, Sender
 from feedsvc.errors import ConfigError
 from feedsvc.models import Period, Post
-from feedsvc.newsletter.labels import count_label, labels_for
+from feedsvc.newsletter.labels import count_label
 from feedsvc.newsletter.personalise import MessageTemplate, Personal, Placeholders
 from feedsvc.newsletter.views import period_view, post_view, preheader
-from feedsvc.templating import render, template_file, text_environment
+from feedsvc.templating import Texts, render, template_file, text_environment
 
 # Sender, Personal and MessageTemplate are imported from here by the sending side.
 __all__ = [
@@ -68,9 +68,11 @@ class DigestContent:
 
 
 def render_subject(sender: Sender, context: dict[str, Any], source: str) -> str:
-    """``digest.subject`` rendered (plain text, one line)."""
+    """``digest.subject`` rendered (plain text, one line, in the site's language: the
+    catalogue's ``_`` and ``ngettext`` work in it as in the templates)."""
     try:
-        template = text_environment().from_string(sender.subject_template)
+        environment = text_environment(sender.site.language)
+        template = environment.from_string(sender.subject_template)
         subject = clean_header_text(template.render(context))
     except Exception as exc:  # any Jinja2 error in one config value: say which key
         raise ConfigError(
@@ -109,7 +111,6 @@ def render_digest(sender: Sender, content: DigestContent, env: Environment) -> M
         "site": sender.site,
         "posts": posts,
         "period": period_view(content.period, tz, language),
-        "labels": labels_for(language),
         "preheader": preheader(posts),
         "count_label": count_label(len(posts), language),
     }
@@ -187,17 +188,16 @@ def render_confirmation(
     """The double opt-in message (``confirm.html.j2``, ``confirm.txt.j2``), to the bare
     address: the name came from whoever filled in the form, who may not own the address,
     so it appears nowhere in the message (no spam in a stranger's ``To:``)."""
-    labels = labels_for(sender.site.language)
+    texts = Texts(sender.site.language)
     days = max(1, round(valid_for / timedelta(days=1)))
     context: dict[str, Any] = {
         "site": sender.site,
-        "labels": labels,
         "email": email,
         "confirm_url": confirm_url,
         "valid_days": days,
-        "preheader": labels["confirm_body"].format(site=sender.site.title),
+        "preheader": texts("confirm_email.body", site=sender.site.title),
     }
-    subject = labels["confirm_subject"].format(site=sender.site.title)
+    subject = texts("confirm_email.subject", site=sender.site.title)
     context["subject"] = subject
     html_body = inline_css(render(env, "confirm.html.j2", context), "confirm.html.j2")
     text_body = render(env, "confirm.txt.j2", context)

@@ -265,6 +265,19 @@ def _timezone_problem(name: str) -> str | None:
     return f"unknown time zone {name!r} (did you mean {hint}?)"
 
 
+def zone_like(name: str) -> str | None:
+    """The time zone ``name`` most likely means: the same name in another case, or the
+    zone of that city (``Seoul`` → ``Asia/Seoul``, ``new york`` → ``America/New_York``)."""
+    wanted = name.strip().lower().replace(" ", "_")
+    if not wanted:
+        return None
+    zones = _zone_names()
+    exact = [zone for zone in zones if zone.lower() == wanted]
+    city = [zone for zone in zones if zone.lower().rpartition("/")[2] == wanted]
+    found = exact or city
+    return found[0] if found else None
+
+
 @functools.lru_cache(maxsize=1)
 def _zone_names() -> tuple[str, ...]:
     return tuple(sorted(available_timezones()))

@@ -16,7 +16,7 @@ from feedsvc.content.sanitise import sanitise_email_html
 from feedsvc.content.urls import quote_url
 from feedsvc.delivery.mime import clean_header_text
 from feedsvc.models import Frequency, Period, Post
-from feedsvc.newsletter.labels import date_label, labels_for
+from feedsvc.newsletter.labels import date_label, period_heading
 
 PREHEADER_LENGTH = 150
 
@@ -81,7 +81,6 @@ def post_view(post: Post, tz: ZoneInfo, language: str) -> PostView:
 
 
 def period_view(period: Period, tz: ZoneInfo, language: str) -> PeriodView:
-    labels = labels_for(language)
     end = period.end.astimezone(tz)
     label = date_label(end, language)
     if period.frequency is Frequency.WEEKLY and period.start is not None:
@@ -90,7 +89,7 @@ def period_view(period: Period, tz: ZoneInfo, language: str) -> PeriodView:
         label = f"{date_label(first, language)} – {date_label(last, language)}"
     return PeriodView(
         frequency=period.frequency.value,
-        heading=labels[period.frequency.value],
+        heading=period_heading(period.frequency.value, language),
         label=label,
         start=None if period.start is None else period.start.astimezone(tz),
         end=end,

@@ -3,6 +3,7 @@
     SecurityHeaders ─▶ CatchErrors ─▶ BodyLimit ─▶ Starlette router
       CSP, nosniff,     500 page,      413 past       /, /subscribe, /confirm/…,
       frame-ancestors   no traces      max_body       /unsubscribe/…, /preferences/…,
+                                                      /_feedsvc/timezone.js,
                                                       /healthz, /metrics, feeds
 
 This module only puts the app together; each concept has its module: the shared state
@@ -28,7 +29,7 @@ from feedsvc.delivery.outbox import Backend
 from feedsvc.newsletter.tokens import Tokens, load_secrets
 from feedsvc.storage import Store
 from feedsvc.templating import environment
-from feedsvc.web import email_links, health, metrics, post_page, served, subscription
+from feedsvc.web import email_links, health, metrics, pages, post_page, served, subscription
 from feedsvc.web.error_pages import exception_handlers
 from feedsvc.web.middleware import MAX_BODY, AccessLog, BodyLimit, CatchErrors, SecurityHeaders
 from feedsvc.web.ratelimit import RateLimiter
@@ -71,6 +72,7 @@ def create_app(
         routes=[
             *subscription.routes(),
             *email_links.routes(),
+            *pages.routes(),
             *health.routes(),
             *metrics.routes(web.metrics, web.metrics_token),
             # They take every other path (GET, HEAD); the webhooks' POSTs still reach theirs.

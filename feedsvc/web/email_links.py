@@ -31,9 +31,9 @@ from feedsvc.storage.subscriptions import (
 from feedsvc.web.csrf import csrf_ok
 from feedsvc.web.error_pages import error_page
 from feedsvc.web.forms import (
-    EXPIRED_FORM,
     FORM_TYPES,
     Preferences,
+    PreferencesForm,
     check_categories,
     media_type,
     preferences_from,
@@ -45,7 +45,9 @@ from feedsvc.web.state import WebState, client_ip, state_of
 # What subscribers do, for the site owner: addresses masked (k***@example.kr).
 log = logging.getLogger("feedsvc.subscribers")
 
-_BAD_LINK = "링크가 올바르지 않거나 만료되었습니다. 받은 메일의 링크를 그대로 열어 주세요."
+
+def _bad_link(web: WebState) -> Response:
+    return error_page(web, 400, web.texts("error.bad_link"))
 
 
 def _holder(web: WebState, purpose: Purpose, token: str) -> Subscriber | None:
@@ -64,12 +66,6 @@ def _holder(web: WebState, purpose: Purpose, token: str) -> Subscriber | None:
 
 # --- confirm ---------------------------------------------------------------------------------
 
-_CONFIRMED = "구독이 확인되었습니다"
-_ALREADY = "이미 구독 중입니다"
-_STALE_LINK = (
-    "구독을 해지하기 전에 보낸 링크라 더 이상 쓸 수 없습니다. 다시 구독하시려면 "
-    "가장 최근에 받은 확인 메일의 링크를 열어 주세요."
-)
 # What a confirm token can do now: "ask" (the button confirms), "already" (active),
 # "stale" (this address's link from before its last unsubscribe), "bad" (anything else).
 Standing = tuple[str, Subscriber | None]
@@ -126,15 +122,18 @@ def _confirm(web: WebState, token: str, ip: str | None) -> str:
 
 
 def _refused(web: WebState, outcome: str) -> Response:
-    return error_page(web, 400, _STALE_LINK if outcome == "stale" else _BAD_LINK)
+    if outcome == "stale":
+        return error_page(web, 400, web.texts("error.stale_link"))
+    return _bad_link(web)
 
 
 def _confirmed_notice(web: WebState, outcome: str) -> Response:
+    texts = web.texts
     return notice(
         web,
-        _CONFIRMED if outcome == "confirmed" else _ALREADY,
-        "이제 새 글을 이메일로 받아 보실 수 있습니다.",
-        "받는 주기와 분류는 메일 아래의 ‘구독 설정 변경’에서 바꿀 수 있습니다.",
+        texts("notice.confirmed") if outcome == "confirmed" else texts("notice.already"),
+        texts("notice.confirmed_message"),
+        texts("notice.confirmed_note"),
     )
 
 
@@ -179,7 +178,7 @@ async def unsubscribe_page(request: Request) -> Response:
     token = request.path_params["token"]
     subscriber = await run_in_threadpool(_holder, web, Purpose.UNSUBSCRIBE, token)
     if subscriber is None:
-        return error_page(web, 400, _BAD_LINK)
+        return _bad_link(web)
     return web.page(
         "unsubscribe.html.j2",
         {
@@ -209,50 +208,63 @@ async def unsubscribe_post(request: Request) -> Response:
     """RFC 8058 one-click: no cookie, no CSRF token, 200 and no redirect, idempotent."""
     web = state_of(request)
     token = request.path_params["token"]
+    texts = web.texts
     if media_type(request) not in FORM_TYPES:
-        return error_page(web, 400, "List-Unsubscribe=One-Click 양식으로 보내 주세요.")
-    form = await read_form(request)
+        return error_page(web, 400, texts("error.one_click_form"))
+    form = await read_form(request, texts)
     key, value = ONE_CLICK.split("=", 1)
     if form.get(key) != value:
-        return error_page(web, 400, "List-Unsubscribe=One-Click 값이 없습니다.")
+        return error_page(web, 400, texts("error.one_click_value"))
     changed = await run_in_threadpool(_unsubscribe, web, token, client_ip(request))
     if changed is None:
-        return error_page(web, 400, _BAD_LINK)
+        return _bad_link(web)
     if changed:
         web.metrics.page_changes.labels("unsubscribed").inc()
     return notice(
         web,
-        "구독이 해지되었습니다",
-        "더 이상 이메일을 보내 드리지 않습니다. 그동안 읽어 주셔서 감사합니다.",
-        "마음이 바뀌시면 언제든 사이트에서 다시 구독하실 수 있습니다.",
+        texts("notice.unsubscribed"),
+        texts("notice.unsubscribed_message"),
+        texts("notice.unsubscribed_note"),
     )
 
 
 # --- preferences -----------------------------------------------------------------------------
 
 
+def _shown(subscriber: Subscriber) -> PreferencesForm:
+    """The preferences form as the subscriber's stored values fill it."""
+    return PreferencesForm(
+        subscriber.frequency.value, subscriber.categories, subscriber.timezone or ""
+    )
+
+
 async def preferences_page(request: Request) -> Response:
+    """GET shows the subscriber's preferences; POST saves them, or shows the form again as
+    it was sent with an error naming the field."""
     web = state_of(request)
     token = request.path_params["token"]
     subscriber = await run_in_threadpool(_holder, web, Purpose.PREFERENCES, token)
     if subscriber is None:
-        return error_page(web, 400, _BAD_LINK)
+        return _bad_link(web)
+    texts = web.texts
     saved: list[str] | None = None
-    error: str | None = None
-    status = 200
+    error: BadInput | None = None
+    shown = _shown(subscriber)
     if request.method == "POST":
-        form = await read_form(request)
+        form = await read_form(request, texts)
         if not csrf_ok(web, request, form):
-            return error_page(web, 403, EXPIRED_FORM)
+            return error_page(web, 403, texts("error.form_expired"))
+        sent = PreferencesForm.of(form)
         try:
-            wanted = preferences_from(form)
+            wanted = preferences_from(sent, texts)
             check_categories(
                 wanted.categories,
                 await run_in_threadpool(current_categories, web),
+                texts,
                 kept=subscriber.categories,
             )
         except BadInput as exc:
-            error, status = exc.message, 400
+            error, shown = exc, sent
         else:
             saved = await run_in_threadpool(
                 _save_preferences, web, subscriber, wanted, client_ip(request)
@@ -261,12 +273,19 @@ async def preferences_page(request: Request) -> Response:
                 web.metrics.page_changes.labels("preferences").inc()
             refreshed = await run_in_threadpool(_holder, web, Purpose.PREFERENCES, token)
             subscriber = refreshed or subscriber
+            shown = _shown(subscriber)
     context = {
         "subscriber": subscriber,
+        "form": shown,
         "saved": saved,
-        "error": error,
+        "error": None if error is None else error.message,
+        "error_field": None if error is None else error.field,
         "action": f"/preferences/{token}",
+        "send_time": web.settings.digest.send_time,
+        "unsubscribe_url": "/unsubscribe/"
+        + web.tokens.make(Purpose.UNSUBSCRIBE, subscriber.id, subscriber.email),
     }
+    status = 200 if error is None else 400
     return await form_page(web, request, "preferences.html.j2", context, status)
 
 

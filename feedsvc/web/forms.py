@@ -1,6 +1,7 @@
 """What the subscriber sends: form and JSON bodies read, and their fields checked into a
-sign-up or a change of preferences. Any problem is a :class:`BadInput` whose message is
-shown to the subscriber as it is.
+sign-up or a change of preferences. Any problem is a :class:`BadInput` whose message (in
+the site's language, from the catalogue: ``texts``) names the field and is shown to the
+subscriber as it is.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from feedsvc.newsletter.subscribers import (
     parse_categories,
     parse_frequency,
     parse_timezone,
+    zone_like,
 )
+from feedsvc.templating import Texts
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 CATEGORIES = "categories"  # the field
@@ -32,7 +35,7 @@ MAX_CATEGORIES = 50
 # A sign-up is an object holding strings and one list: two levels. Deeper bodies are
 # refused before parsing (json's C parser recurses: ~1,000 levels is a RecursionError).
 MAX_JSON_DEPTH = 8
-EXPIRED_FORM = "양식이 만료되었습니다. 페이지를 새로 고친 뒤 다시 보내 주세요."
+EXAMPLE_ZONE = "Asia/Seoul"
 
 
 def media_type(request: Request) -> str:
@@ -41,11 +44,11 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-async def read_form(request: Request) -> FormData:
+async def read_form(request: Request, texts: Texts) -> FormData:
     try:
         return await request.form(max_files=0, max_fields=100)
     except HTTPException:
-        raise HTTPException(400, "양식을 읽을 수 없습니다.") from None
+        raise HTTPException(400, texts("error.form_unreadable")) from None
 
 
 def form_fields(form: FormData) -> dict[str, Any]:
@@ -79,12 +82,9 @@ def json_depth(text: str) -> int:
     return deepest
 
 
-def json_fields(body: bytes) -> dict[str, Any]:
+def json_fields(body: bytes, texts: Texts) -> dict[str, Any]:
     """A JSON sign-up's fields."""
-    too_deep = BadInput(
-        f"JSON이 너무 깊게 중첩되어 있습니다 (최대 {MAX_JSON_DEPTH}단계). "
-        "email, name, frequency, categories를 담은 객체 하나로 보내 주세요."
-    )
+    too_deep = BadInput(texts("form.json_too_deep", max=MAX_JSON_DEPTH))
     try:
         # Decoded as json.loads decodes bytes (UTF-8, -16 or -32, by the first bytes).
         text = body.decode(json.detect_encoding(body), "surrogatepass")
@@ -94,41 +94,82 @@ def json_fields(body: bytes) -> dict[str, Any]:
     except RecursionError:  # a safety net: the depth check comes first
         raise too_deep from None
     except (ValueError, UnicodeDecodeError):
-        raise BadInput("JSON을 읽을 수 없습니다.") from None
+        raise BadInput(texts("form.json_unreadable")) from None
     if not isinstance(parsed, dict):
-        raise BadInput("JSON 객체로 보내 주세요.")
+        raise BadInput(texts("form.json_not_object"))
     return parsed
 
 
-def sign_up_from(fields: dict[str, Any], ip: str | None) -> SignUp:
+def sign_up_from(fields: dict[str, Any], ip: str | None, texts: Texts) -> SignUp:
     email = fields.get("email")
     if not isinstance(email, str) or not email.strip():
-        raise BadInput("이메일 주소를 입력해 주세요.")
+        raise BadInput(texts("form.email_missing"), "email")
     try:
         address = normalise_address(email)
     except AddressError:
-        raise BadInput("이메일 주소의 형식이 올바르지 않습니다. 다시 확인해 주세요.") from None
+        raise BadInput(texts("form.email_invalid", value=email.strip()), "email") from None
     name = fields.get("name") or ""
     frequency = fields.get("frequency") or ""
     categories = fields.get("categories") or []
     if isinstance(categories, str):
         categories = [categories]
     if not isinstance(name, str) or not isinstance(frequency, str):
-        raise BadInput("이름과 받는 주기는 글자로 보내 주세요.")
+        raise BadInput(texts("form.not_text"))
     if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
-        raise BadInput("분류는 글자의 목록으로 보내 주세요.")
-    if len(categories) > MAX_CATEGORIES:
-        raise BadInput(f"분류는 {MAX_CATEGORIES}개까지 고를 수 있습니다.")
+        raise BadInput(texts("form.categories_not_list"), CATEGORIES)
     try:
-        return SignUp(
-            email=address,
-            name=clean_name(name),
-            frequency=parse_frequency(frequency),
-            categories=parse_categories(categories),
-            ip=ip,
-        )
+        cleaned = clean_name(name)
     except ValueError:
-        raise BadInput("받는 주기, 이름 또는 분류가 올바르지 않습니다.") from None
+        raise BadInput(texts("form.name_invalid"), "name") from None
+    return SignUp(
+        email=address,
+        name=cleaned,
+        frequency=_frequency(frequency, texts),
+        categories=_categories(categories, texts),
+        ip=ip,
+    )
+
+
+def _frequency(raw: str, texts: Texts) -> Frequency:
+    try:
+        return parse_frequency(raw)
+    except ValueError:
+        raise BadInput(texts("form.frequency_invalid", value=raw.strip()), "frequency") from None
+
+
+def _categories(raw: list[str], texts: Texts) -> tuple[str, ...]:
+    if len(raw) > MAX_CATEGORIES:
+        raise BadInput(texts("form.too_many_categories", max=MAX_CATEGORIES), CATEGORIES)
+    try:
+        return parse_categories(raw)
+    except ValueError:
+        raise BadInput(texts("form.categories_invalid"), CATEGORIES) from None
+
+
+def _timezone(raw: str, texts: Texts) -> str | None:
+    try:
+        return parse_timezone(raw)
+    except ValueError:
+        example = zone_like(raw) or EXAMPLE_ZONE
+        message = texts("form.timezone_unknown", value=raw.strip(), example=example)
+        raise BadInput(message, "timezone") from None
+
+
+@dataclass(frozen=True, slots=True)
+class PreferencesForm:
+    """What a preferences form holds, as sent (so that a refused form shows it again)."""
+
+    frequency: str
+    categories: tuple[str, ...]
+    timezone: str
+
+    @classmethod
+    def of(cls, form: FormData) -> PreferencesForm:
+        return cls(
+            str(form.get("frequency") or "").strip(),
+            tuple(str(v) for v in form.getlist("categories")),
+            str(form.get("timezone") or "").strip(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,20 +179,17 @@ class Preferences:
     timezone: str | None
 
 
-def preferences_from(form: FormData) -> Preferences:
-    try:
-        frequency = parse_frequency(str(form.get("frequency") or ""))
-        categories = parse_categories([str(v) for v in form.getlist("categories")])
-        timezone = parse_timezone(str(form.get("timezone") or ""))
-        if len(categories) > MAX_CATEGORIES:
-            raise ValueError("too many categories")
-    except ValueError:
-        raise BadInput("받는 주기, 분류 또는 시간대가 올바르지 않습니다.") from None
-    return Preferences(frequency, categories, timezone)
+def preferences_from(sent: PreferencesForm, texts: Texts) -> Preferences:
+    """The preferences ``sent``, checked: a BadInput names the first field at fault."""
+    return Preferences(
+        _frequency(sent.frequency, texts),
+        _categories(list(sent.categories), texts),
+        _timezone(sent.timezone, texts),
+    )
 
 
 def check_categories(
-    wanted: tuple[str, ...], site: SiteCategories, *, kept: tuple[str, ...] = ()
+    wanted: tuple[str, ...], site: SiteCategories, texts: Texts, *, kept: tuple[str, ...] = ()
 ) -> None:
     """BadInput naming the categories field when ``wanted`` holds a category no post has
     (in any spelling: ``Smart City`` = ``smart-city``). ``kept``: the subscriber's own
@@ -162,8 +200,4 @@ def check_categories(
     own = SiteCategories.of(kept)
     unknown = [name for name in site.unknown(wanted) if not own.has(name)]
     if unknown:
-        raise BadInput(
-            f"관심 분류({CATEGORIES})에 이 사이트에 없는 분류가 있습니다: {quoted(unknown)}. "
-            "목록에 있는 분류 중에서 골라 주세요.",
-            CATEGORIES,
-        )
+        raise BadInput(texts("form.categories_unknown", categories=quoted(unknown)), CATEGORIES)

@@ -17,7 +17,7 @@ from feedsvc.config import Settings
 from feedsvc.delivery.outbox import Backend
 from feedsvc.newsletter.tokens import Tokens
 from feedsvc.storage import Store
-from feedsvc.templating import render
+from feedsvc.templating import Texts, render
 from feedsvc.web.metrics import Metrics
 from feedsvc.web.ratelimit import RateLimiter
 from feedsvc.web.served import ServedFeeds
@@ -39,6 +39,11 @@ class WebState:
     subscribe_limit: RateLimiter
     secure_cookies: bool
     metrics_token: str | None = None  # see feedsvc.web.metrics.metrics_token_of
+
+    @property
+    def texts(self) -> Texts:
+        """The catalogue's messages in the site's language."""
+        return Texts(self.settings.site.language)
 
     def page(self, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
         """A page from ``templates/``, with what every page shows."""

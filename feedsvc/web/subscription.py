@@ -33,7 +33,6 @@ from feedsvc.newsletter.subscribers import mask_address
 from feedsvc.web.csrf import csrf_ok
 from feedsvc.web.error_pages import error_page
 from feedsvc.web.forms import (
-    EXPIRED_FORM,
     FORM_TYPES,
     HONEYPOT,
     check_categories,
@@ -71,6 +70,7 @@ async def subscribe(request: Request) -> Response:
     web = state_of(request)
     ip = client_ip(request)
     wants_json = media_type(request) == "application/json"
+    texts = web.texts
     bucket = client_key(ip)
     # time.monotonic, not the clock: a rate limit counts seconds between requests.
     if not web.subscribe_limit.allow(bucket, time.monotonic()):
@@ -78,7 +78,7 @@ async def subscribe(request: Request) -> Response:
         wait = str(max(1, web.subscribe_limit.retry_after(bucket, time.monotonic())))
         if wants_json:
             return JSONResponse(
-                {"error": "요청이 너무 많습니다. 잠시 뒤에 다시 시도해 주세요."},
+                {"error": texts("error.too_many")},
                 status_code=429,
                 headers={"Retry-After": wait},
             )
@@ -88,13 +88,13 @@ async def subscribe(request: Request) -> Response:
     fields: dict[str, Any]
     if wants_json:
         try:
-            fields = json_fields(await request.body())
+            fields = json_fields(await request.body(), texts)
         except BadInput as exc:
             return JSONResponse({"error": exc.message}, status_code=400)
     elif media_type(request) in FORM_TYPES:
-        form = await read_form(request)
+        form = await read_form(request, texts)
         if not csrf_ok(web, request, form):
-            return error_page(web, 403, EXPIRED_FORM)
+            return error_page(web, 403, texts("error.form_expired"))
         fields = form_fields(form)
     else:
         raise HTTPException(415)
@@ -103,9 +103,10 @@ async def subscribe(request: Request) -> Response:
         web.metrics.subscribe_requests.labels("honeypot").inc()
         return _accepted(web, wants_json, None)
     try:
-        sign_up = sign_up_from(fields, ip)
+        sign_up = sign_up_from(fields, ip, texts)
         if sign_up.categories:
-            check_categories(sign_up.categories, await run_in_threadpool(current_categories, web))
+            site = await run_in_threadpool(current_categories, web)
+            check_categories(sign_up.categories, site, texts)
     except BadInput as exc:
         web.metrics.subscribe_requests.labels("invalid").inc()
         if wants_json:
@@ -122,14 +123,13 @@ async def subscribe(request: Request) -> Response:
 
 
 def _accepted(web: WebState, wants_json: bool, task: BackgroundTask | None) -> Response:
-    message = "확인 메일을 보냈습니다. 메일함에서 링크를 눌러 구독을 마쳐 주세요."
+    texts = web.texts
+    message = texts("notice.check_inbox_message")
     if wants_json:
         return JSONResponse(
             {"status": "check-your-inbox", "message": message}, 202, background=task
         )
-    response = notice(
-        web, "메일함을 확인해 주세요", message, "메일이 보이지 않으면 스팸함도 확인해 주세요."
-    )
+    response = notice(web, texts("notice.check_inbox"), message, texts("notice.check_inbox_note"))
     response.background = task
     return response
 

@@ -127,7 +127,7 @@ def test_after_two_days_down_each_subscriber_gets_one_digest_at_start(
     assert report.sent == 1
     got = subjects(server)
     assert list(got) == ["minji@example.kr"]
-    assert got["minji@example.kr"] == ["테스트 사이트: 2 new posts"]
+    assert got["minji@example.kr"] == ["테스트 사이트: 새 글 2편"]
     again = asyncio.run(jobs.cycle())
     assert again.sent == 0 and len(server.recorder.received) == 1
 
@@ -166,7 +166,7 @@ def test_new_york_digest_follows_daylight_saving_time(tmp_path: Path, server: Sm
         assert asyncio.run(jobs.cycle()).sent == 0
         clock.moment = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)  # 08:00 EDT
         assert asyncio.run(jobs.cycle()).sent == 1
-        assert subjects(server)["jisoo@example.com"] == ["테스트 사이트: 1 new posts"]
+        assert subjects(server)["jisoo@example.com"] == ["테스트 사이트: 새 글 1편"]
     finally:
         store.close()
 
@@ -200,7 +200,7 @@ def test_immediate_subscribers_hear_of_a_new_post_right_after_the_build(
         await jobs.cycle()
 
     asyncio.run(scenario())
-    assert subjects(server).get("seoyeon@example.kr") == ["테스트 사이트: 1 new posts"]
+    assert subjects(server).get("seoyeon@example.kr") == ["테스트 사이트: 새 글 1편"]
 
 
 def test_a_future_post_goes_live_through_the_date_job(tmp_path: Path) -> None:

@@ -34,7 +34,6 @@ from feedsvc.delivery.mime import (
     qp_with_slots,
 )
 from feedsvc.errors import ConfigError
-from feedsvc.newsletter.labels import labels_for
 from feedsvc.newsletter.messages import (
     DigestContent,
     MessageTemplate,
@@ -305,7 +304,6 @@ def _direct_context(sender: Sender, content: DigestContent, person: Personal) ->
         "site": sender.site,
         "posts": views,
         "period": period_view(content.period, tz, "ko"),
-        "labels": labels_for("ko"),
         "preheader": preheader(views),
         "count_label": "새 글 3편",
         "subject": "부산 시정 소식: 새 글 3편",

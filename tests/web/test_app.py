@@ -239,7 +239,7 @@ def test_subscribing_by_json(web: WebSite) -> None:
         (b"{}", "이메일 주소를 입력해"),
         ('{"email": "없는주소"}'.encode(), "형식이 올바르지 않습니다"),
         (b'{"email": 42}', "이메일 주소를 입력해"),
-        (b'{"email": "a@example.kr", "frequency": "hourly"}', "올바르지 않습니다"),
+        (b'{"email": "a@example.kr", "frequency": "hourly"}', "받는 주기 'hourly'은(는)"),
         (b'{"email": "a@example.kr", "categories": [1, 2]}', "글자의 목록"),
         (b"\xff\xfe", "JSON을 읽을 수 없습니다"),
     ],
@@ -258,7 +258,7 @@ def test_bad_json_is_a_400_and_writes_nothing(web: WebSite, body: bytes, reason:
         ({"email": "  "}, "이메일 주소를 입력해"),
         ({"email": "민지@"}, "형식이 올바르지 않습니다"),
         ({"email": "a@localhost"}, "형식이 올바르지 않습니다"),
-        ({"email": "a@example.kr", "frequency": "매시간"}, "올바르지 않습니다"),
+        ({"email": "a@example.kr", "frequency": "매시간"}, "받는 주기 &#39;매시간&#39;은(는)"),
     ],
 )
 def test_bad_form_input_shows_the_form_again_with_the_reason(
@@ -518,8 +518,10 @@ def test_preferences_refuse_bad_input_csrf_and_tokens(web: WebSite) -> None:
     ident = active_subscriber(web)
     url = "/preferences/" + web.tokens.make(Purpose.PREFERENCES, ident, "minji@example.kr")
     assert web.post(url, data={"frequency": "weekly"}).status_code == 403
-    bad_zone = web.post(url, data={"csrf": web.csrf(url), "timezone": "Mars/Olympus"})
-    assert bad_zone.status_code == 400 and "올바르지 않습니다" in bad_zone.text
+    sent = {"csrf": web.csrf(url), "frequency": "daily", "timezone": "Mars/Olympus"}
+    bad_zone = web.post(url, data=sent)
+    assert bad_zone.status_code == 400
+    assert "시간대 &#39;Mars/Olympus&#39;을(를) 알 수 없습니다" in bad_zone.text
     wrong = web.tokens.make(Purpose.UNSUBSCRIBE, ident, "minji@example.kr")
     assert web.get(f"/preferences/{wrong}").status_code == 400
     with web.store.read() as conn:
@@ -562,7 +564,7 @@ def test_errors_show_a_plain_page_without_a_stack_trace(tmp_path: Path) -> None:
     site = make_site(tmp_path, f"sqlite:///{tmp_path / 'err.db'}")
     from feedsvc.templating import _environment
 
-    site.app.state.web.env = _environment(broken)
+    site.app.state.web.env = _environment(broken, "ko")
     try:
         response = site.get("/")
         assert response.status_code == 500
