@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -36,10 +35,13 @@ def error_page(web: WebState, status: int, detail: str | None = None) -> HTMLRes
 
 
 def _starlette_phrase(status: int, detail: str) -> bool:
+    """Whether ``detail`` is Starlette's own reason phrase for ``status`` (what an
+    HTTPException raised without a detail carries), not a message of ours."""
     try:
-        return detail == HTTPStatus(status).phrase
-    except ValueError:
+        default: str = HTTPException(status_code=status).detail
+    except ValueError:  # a status with no phrase
         return False
+    return detail == default
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
