@@ -1,9 +1,9 @@
 """A subscriber's whole journey in headless Chromium (issue 17's acceptance), at 390 px
 and 1280 px, light and dark, on a Korean and an English site:
 
-home → subscribe → the confirmation email (opened as a file) → confirm → preferences (a
-time zone from the list, a category) → a digest email (opened as a file) → unsubscribe
-from its link.
+home → subscribe → the confirmation email (opened as a file) → confirm → a digest email
+(opened as a file) → its preferences link (a time zone from the list, a category) → its
+unsubscribe link.
 
 Each step is checked as the layout test checks every page: nothing scrolls sideways,
 ``<html lang>`` is the site's, every input has a label, buttons and body text reach 4.5:1
@@ -113,20 +113,8 @@ def _journey(browser: Any, site: WebSite, base: str, width: int, scheme: str, sh
     _step(page, width, language, shots, f"{tag} 5 confirmed")
     row = _subscriber(site, address)
     assert row.status == "active"
-    # 4. Preferences: a zone from the list, a category.
+    # 4. A digest for them, as their mail client shows it, with its two links.
     prefs = site.tokens.make(Purpose.PREFERENCES, row.id, address)
-    page.goto(f"{base}/preferences/{prefs}")
-    _step(page, width, language, shots, f"{tag} 6 preferences")
-    page.select_option("#timezone", ZONES[language])
-    category = page.locator("input[name=categories]").first
-    chosen = category.get_attribute("value")
-    category.check()
-    page.locator("form button[type=submit]").click()
-    page.wait_for_load_state()
-    _step(page, width, language, shots, f"{tag} 7 preferences saved")
-    row = _subscriber(site, address)
-    assert row.timezone == ZONES[language] and chosen in row.categories
-    # 5. A digest for them, as their mail client shows it; unsubscribe from its link.
     unsubscribe = site.tokens.make(Purpose.UNSUBSCRIBE, row.id, address)
     person = Personal(
         subscriber_id=row.id,
@@ -139,10 +127,24 @@ def _journey(browser: Any, site: WebSite, base: str, width: int, scheme: str, sh
     digest = render_digest(Sender.from_settings(settings), sample_content(), environment(settings))
     html = html_part(digest.personalise(person).data)
     email = _open_email(browser, html, shots, f"{tag}-digest", width, scheme)
-    _step(email, width, language, shots, f"{tag} 8 digest email")
+    _step(email, width, language, shots, f"{tag} 6 digest email")
+    preferences = email.locator("a[href*='/preferences/']").first.get_attribute("href")
     link = email.locator("a[href*='/unsubscribe/']").first.get_attribute("href")
     email.context.close()
-    assert link == person.unsubscribe_url
+    assert (preferences, link) == (person.preferences_url, person.unsubscribe_url)
+    # 5. Its preferences link: a zone from the list, a category.
+    page.goto(preferences)
+    _step(page, width, language, shots, f"{tag} 7 preferences")
+    page.select_option("#timezone", ZONES[language])
+    category = page.locator("input[name=categories]").first
+    chosen = category.get_attribute("value")
+    category.check()
+    page.locator("form button[type=submit]").click()
+    page.wait_for_load_state()
+    _step(page, width, language, shots, f"{tag} 8 preferences saved")
+    row = _subscriber(site, address)
+    assert row.timezone == ZONES[language] and chosen in row.categories
+    # 6. Its unsubscribe link: a page with a button.
     page.goto(link)
     _step(page, width, language, shots, f"{tag} 9 unsubscribe")
     page.locator("button.danger").click()
