@@ -61,7 +61,7 @@ from feedsvc.build.report import BuildReport, build_record
 from feedsvc.build.settle import FirstSeen, Settled, Settling
 from feedsvc.clock import Clock
 from feedsvc.config import PostRenderOptions, Settings
-from feedsvc.content.liquid import link_table, unknown_links
+from feedsvc.content.links import link_table, unknown_links
 from feedsvc.content.sources import Scan, rescan, scan_content
 from feedsvc.errors import OutputError
 from feedsvc.feeds.output import remove_stale_feeds, write_feed_files

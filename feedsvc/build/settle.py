@@ -18,7 +18,7 @@ from enum import Enum
 
 from feedsvc.build.parse import Decoded
 from feedsvc.config import Settings
-from feedsvc.content.liquid import LinkRef
+from feedsvc.content.links import LinkRef
 from feedsvc.content.plaintext import shown
 from feedsvc.content.posts import to_meta
 from feedsvc.content.reading import AssetSizes, SourceReading, meta_json_of

@@ -25,18 +25,17 @@ from __future__ import annotations
 import html
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any
 
 from feedsvc.config import LiquidOptions
+from feedsvc.content.links import LinkRef, link_key, short
 from feedsvc.content.markdown_code import code_regions
 from feedsvc.content.posts import ParsedSource
 from feedsvc.content.urls import absolute_url
 from feedsvc.models import Problem, Severity
-
-LinkKind = Literal["link", "post_url"]
 
 # A tag's arguments or an output's expression: bounded, so that a '{%' never closed
 # costs a bounded look-ahead, not a scan of the rest of the body for each one.
@@ -53,15 +52,6 @@ _FILTER_NAME = re.compile(r"\s*([\w-]+)")
 _BLOCKS = frozenset(("for", "if", "unless", "case", "capture", "tablerow"))
 _VERBATIM = frozenset(("raw", "highlight", "comment"))
 _BRANCHES = frozenset(("else", "elsif", "when", "break", "continue"))
-
-
-@dataclass(frozen=True, slots=True)
-class LinkRef:
-    """A ``{% link %}`` or ``{% post_url %}`` in a post: what it names, and where."""
-
-    kind: LinkKind
-    target: str
-    line: int
 
 
 @dataclass(slots=True)
@@ -124,58 +114,6 @@ def page_variables(parsed: ParsedSource, url: str) -> dict[str, Any]:
     if parsed.date is not None:
         page["date"] = parsed.date
     return page
-
-
-def link_table(posts: Iterable[tuple[str, str]], prefix: str) -> dict[str, str]:
-    """Source paths and URLs → what ``{% link %}`` and ``{% post_url %}`` may name.
-
-    ``prefix``: the content folder below the Jekyll site's root ("_posts/" when content.dir
-    is the _posts folder itself). A link names the file from the site's root; post_url
-    names it below ``_posts/`` without its extension (``2013-05-06-name`` or, in a
-    subfolder, ``news/2013-05-06-name``), or by its bare name as Jekyll still allows."""
-    table: dict[str, str] = {}
-    bare: dict[str, str] = {}
-    for source, url in sorted(posts):
-        full = prefix + source
-        table["link:" + full] = url
-        table.setdefault("link:" + source, url)
-        below = full.rpartition("_posts/")[2]
-        stem = below.rpartition(".")[0] or below
-        table["post_url:" + stem] = url
-        bare.setdefault("post_url:" + stem.rpartition("/")[2], url)
-    for key, url in bare.items():
-        table.setdefault(key, url)
-    return table
-
-
-def link_key(ref: LinkRef) -> str:
-    """The key ``ref`` is looked up by in :func:`link_table`'s mapping."""
-    target = ref.target.strip().strip("'\"").lstrip("/")
-    while target.startswith("./"):
-        target = target[2:]
-    return f"{ref.kind}:{target}"
-
-
-def unknown_links(path: str, refs: Iterable[LinkRef], links: Mapping[str, str]) -> list[Problem]:
-    """A warning for each link of the post at ``path`` that names no post."""
-    return [
-        Problem(path, _unknown_link(ref), ref.line, Severity.WARNING)
-        for ref in refs
-        if link_key(ref) not in links
-    ]
-
-
-def _unknown_link(ref: LinkRef) -> str:
-    where = "a file below the site's root" if ref.kind == "link" else "a post under _posts/"
-    return (
-        f"'{{% {ref.kind} {_short(ref.target)} %}}' names no published post: the link around "
-        f"it is taken out, its text kept (elsewhere the tag gives nothing); name {where}, e.g. "
-        + (
-            "{% link _posts/2024-01-02-name.md %}"
-            if ref.kind == "link"
-            else "{% post_url 2024-01-02-name %}"
-        )
-    )
 
 
 class _Expander:
@@ -247,12 +185,12 @@ class _Expander:
         if name in ("link", "post_url"):
             return self._link(match, name, args.strip()), match.end()
         if name.startswith("end") or name in _BRANCHES:
-            shown = _short(match.group())
+            shown = short(match.group())
             self._warn(match.start(), f"Liquid '{shown}' belongs to no open block: removed")
             return "", match.end()
         end = self._block_end(name, match.end())
         if end is not None:
-            shown = _short(match.group())
+            shown = short(match.group())
             self._warn(
                 match.start(),
                 f"Liquid '{shown}' is not run here: removed with everything up to its "
@@ -263,13 +201,13 @@ class _Expander:
         if name in _BLOCKS:
             self._warn(
                 match.start(),
-                f"Liquid '{_short(match.group())}' has no '{{% end{name} %}}' and is not run "
+                f"Liquid '{short(match.group())}' has no '{{% end{name} %}}' and is not run "
                 "here: the tag is removed; close it, or write what it would produce",
             )
         else:
             self._warn(
                 match.start(),
-                f"Liquid '{_short(match.group())}' is not run here: removed; write what it "
+                f"Liquid '{short(match.group())}' is not run here: removed; write what it "
                 "would produce into the post",
             )
         return "", match.end()
@@ -281,7 +219,7 @@ class _Expander:
         if end is None:
             self._warn(
                 match.start(),
-                f"'{_short(match.group())}' has no matching '{{% end{name} %}}': the tag is "
+                f"'{short(match.group())}' has no matching '{{% end{name} %}}': the tag is "
                 "removed and the text after it kept; add the end tag",
             )
             return "", match.end()
@@ -352,7 +290,7 @@ class _Expander:
             if name not in ("relative_url", "absolute_url"):
                 self._warn(
                     match.start(),
-                    f"Liquid filter '{name}' in '{_short(match.group())}' is not run here: "
+                    f"Liquid filter '{name}' in '{short(match.group())}' is not run here: "
                     "the output is removed; write the value into the post",
                 )
                 return ""
@@ -368,7 +306,7 @@ class _Expander:
         variable = _VARIABLE.match(expr)
         if variable is None or expr[variable.end() :].strip()[:1] not in ("", "|"):
             return _MISSING, (
-                f"Liquid '{{{{ {_short(expr)} }}}}' is not run here: removed; only site.*, "
+                f"Liquid '{{{{ {short(expr)} }}}}' is not run here: removed; only site.*, "
                 "page.* and quoted strings are filled in"
             )
         scope, keys = variable.group(1), variable.group(2)[1:].split(".")
@@ -428,12 +366,6 @@ def _text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "".join(_text(item) for item in value)
     return str(value)
-
-
-def _short(text: str, limit: int = 60) -> str:
-    """A token as a one-line message quotes it: whitespace runs as one space, cut."""
-    one = " ".join(text.split())
-    return one if len(one) <= limit else one[: limit - 1] + "…"
 
 
 def _highlight(language: str, code: str, markdown: bool) -> str:

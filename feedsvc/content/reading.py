@@ -32,7 +32,7 @@ from feedsvc.models import (
 )
 
 if TYPE_CHECKING:
-    from feedsvc.content.liquid import LinkRef
+    from feedsvc.content.links import LinkRef
 
 
 @dataclass(slots=True)  # not frozen: 10,000 are made and unpickled per cold build

@@ -13,14 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from feedsvc.config import LiquidOptions, Settings, settings_from_mapping
-from feedsvc.content.liquid import (
-    LinkRef,
-    check_body,
-    expand,
-    has_liquid,
-    link_table,
-    unknown_links,
-)
+from feedsvc.content.links import LinkRef, link_table, unknown_links
+from feedsvc.content.liquid import check_body, expand, has_liquid
 from feedsvc.content.markdown_code import code_regions
 from feedsvc.content.markup import absolutize_urls, render_markdown, render_post
 from feedsvc.content.posts import parse_source, to_meta
