@@ -408,13 +408,14 @@ class DkimSettings(_Section):
 RETURN_PATH_TOKEN = "{token}"
 
 
-def return_path_problem(template: str) -> str | None:
-    """What is wrong with a VERP template (``delivery.return_path``), or None."""
+def return_path_problem(template: str, mailbox: str = "bounces") -> str | None:
+    """What is wrong with a VERP template (``delivery.return_path``,
+    ``bounces.unsubscribe_address``), or None; ``mailbox`` names the example's mailbox."""
     local, at, domain = template.rpartition("@")
     if template.count(RETURN_PATH_TOKEN) != 1 or RETURN_PATH_TOKEN not in local:
-        return "expected one {token} before the @, as in 'bounces+{token}@news.example.kr'"
+        return f"expected one {{token}} before the @, as in '{mailbox}+{{token}}@news.example.kr'"
     if not at or not domain or "." not in domain or any(c in template for c in ' <>,;"\\'):
-        return "expected an address such as 'bounces+{token}@news.example.kr'"
+        return f"expected an address such as '{mailbox}+{{token}}@news.example.kr'"
     if len(local.replace(RETURN_PATH_TOKEN, "x" * 16)) > 64:
         return "the part before the @ is too long for an address (64 characters at most)"
     return None
@@ -634,9 +635,9 @@ class BounceSettings(_Section):
     @field_validator("unsubscribe_address")
     @classmethod
     def _unsubscribe_template(cls, value: str | None) -> str | None:
-        problem = None if value is None else return_path_problem(value)
+        problem = None if value is None else return_path_problem(value, "unsubscribe")
         if problem is not None:
-            raise ValueError(problem.replace("bounces+", "unsubscribe+"))
+            raise ValueError(problem)
         return value
 
     @field_validator("interval", "soft_window")

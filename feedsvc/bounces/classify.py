@@ -78,7 +78,7 @@ class Classified:
 # policy block 5.7.x, a message too big 5.3.4 …) say nothing certain about the address:
 # they count as soft, so that one refusal for content never suppresses a subscriber.
 _HARD = re.compile(r"^5\.(1\.\d+|2\.1|4\.4)$")
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")  # an enhanced status code
 _REPLY_CODE = re.compile(r"\b([45]\d\d)[ -]")
 _DIAGNOSTIC_MAX = 500
 _COMPLAINT_TYPES = frozenset({"abuse", "fraud", "virus"})
@@ -163,7 +163,7 @@ def _dsn(message: Message, addressed_to: tuple[str, ...]) -> Classified:
         reason = f"a delivery report with no failure (action: {', '.join(actions) or 'none'})"
         return Classified(SignalKind.IGNORED, Source.DSN, reason, clues=clues)
     # One recipient per message is what we send; with several, the gravest decides.
-    failed.sort(key=lambda f: 0 if _is_hard(f[1]) else 1)
+    failed.sort(key=lambda f: 0 if is_hard(f[1]) else 1)
     _, status, diagnostic, _ = failed[0]
     return _bounce(Source.DSN, status, diagnostic, clues, "the delivery report")
 
@@ -203,23 +203,25 @@ def _text_of(message: Message) -> str:
 def _status_of(status: str | None, diagnostic: str | None) -> str | None:
     """The enhanced status code: the Status field, or the diagnostic's when the field is
     missing or only says x.0.0 and the remote server said more."""
-    found = _STATUS.search(status or "")
+    found = STATUS.search(status or "")
     code = ".".join(found.groups()) if found else None
     if code is None or code.endswith(".0.0"):
-        said = _STATUS.search(diagnostic or "")
+        said = STATUS.search(diagnostic or "")
         if said and (code is None or said.group(1) == code[0]):
             return ".".join(said.groups())
     return code
 
 
-def _is_hard(status: str | None) -> bool:
+def is_hard(status: str | None) -> bool:
+    """Whether a failure with this status says the address itself is bad (``_HARD``);
+    the one rule for bounce mail and providers' webhooks."""
     return status is not None and _HARD.match(status) is not None
 
 
 def _bounce(
     source: Source, status: str | None, diagnostic: str | None, clues: Clues, where: str
 ) -> Classified:
-    if _is_hard(status):
+    if is_hard(status):
         reason = f"{where} says the address does not take mail ({status})"
         return Classified(SignalKind.HARD_BOUNCE, source, reason, status, diagnostic, clues)
     if status is not None and status.startswith("5."):
@@ -303,7 +305,7 @@ def _body_bounce(message: Message, addressed_to: tuple[str, ...]) -> Classified:
         return Classified(
             SignalKind.IGNORED, Source.BODY, "a delay notice: still being tried", clues=clues
         )
-    status_match = _STATUS.search(text)
+    status_match = STATUS.search(text)
     status = ".".join(status_match.groups()) if status_match else None
     if status is None:
         reply = _REPLY_CODE.search(text)

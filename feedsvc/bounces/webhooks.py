@@ -28,17 +28,15 @@ import binascii
 import hashlib
 import hmac
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from feedsvc.bounces.classify import STATUS, is_hard
 from feedsvc.errors import WebhookError
 from feedsvc.models import SignalKind
 
 MAX_WEBHOOK_BODY = 1024 * 1024  # SendGrid batches events; 1 MB holds a thousand
-_HARD_STATUS = re.compile(r"^5\.(1\.\d+|2\.1|4\.4)$")
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 
 
 @dataclass(frozen=True)
@@ -71,14 +69,14 @@ def _text(value: object, limit: int = 500) -> str | None:
 def kind_of_status(status: str | None, *, permanent: bool) -> SignalKind:
     """Hard only for a permanent failure whose status is about the address (as the
     classifier of bounce mail decides); every other failure is soft."""
-    if permanent and status is not None and _HARD_STATUS.match(status):
+    if permanent and is_hard(status):
         return SignalKind.HARD_BOUNCE
     return SignalKind.SOFT_BOUNCE
 
 
 def _status_in(*texts: object) -> str | None:
     for text in texts:
-        found = _STATUS.search(str(text or ""))
+        found = STATUS.search(str(text or ""))
         if found is not None:
             return ".".join(found.groups())
     return None

@@ -77,12 +77,17 @@ def _drop(inbox: Path, name: str, raw: bytes) -> Path:
     return path
 
 
-def _with_verp(sample: str, delivery_id: int) -> bytes:
-    """A sample as if it answered ``delivery_id``: its made-up token swapped for a real one."""
+def answering(sample: str, token: str) -> bytes:
+    """A sample report as the relay sends it back to ``token``'s VERP address: the
+    sample's made-up token swapped for ``token``."""
     raw = (SAMPLES / sample).read_bytes()
     start = raw.index(b"bounces+") + len(b"bounces+")
-    end = raw.index(b"@", start)
-    return raw.replace(raw[start:end], BOUNCES.token(delivery_id).encode())
+    return raw.replace(raw[start : raw.index(b"@", start)], token.encode())
+
+
+def _with_verp(sample: str, delivery_id: int) -> bytes:
+    """A sample as if it answered ``delivery_id``."""
+    return answering(sample, BOUNCES.token(delivery_id))
 
 
 def _process(

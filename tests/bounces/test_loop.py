@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -23,6 +24,7 @@ from feedsvc.newsletter.tokens import load_secrets
 from feedsvc.storage import open_store
 from feedsvc.storage.announcements import note_published
 from feedsvc.storage.subscribers import events_of, get_subscriber
+from tests.bounces.test_inbox import answering
 from tests.digest_helpers import (
     T0,
     add_subscriber,
@@ -43,17 +45,11 @@ def smtp() -> Iterator[SmtpServer]:
     yield from serving()
 
 
-def _site(folder: Path, store_url: str, smtp: SmtpServer) -> Path:
-    folder.mkdir(parents=True)
+def _site(folder: Path, store_url: str, **sections: Any) -> Path:
+    """A Korean site with the sample posts announced and PEOPLE subscribed; its config."""
+    folder.mkdir(parents=True, exist_ok=True)
     config = folder / "config.yaml"
-    delivery = {
-        "backend": "smtp",
-        "smtp": {"host": smtp.host, "port": smtp.port, "tls": "none"},
-        "return_path": TEMPLATE,
-    }
-    raw = site_mapping(
-        storage={"url": store_url}, delivery=delivery, bounces={"inbox_dir": "반송함"}
-    )
+    raw = site_mapping(storage={"url": store_url}, **sections)
     config.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
     store = open_store(load_settings(config).storage_url)
     try:
@@ -77,17 +73,15 @@ def _run(config: Path, monkeypatch: pytest.MonkeyPatch, when: str, *args: str) -
     return result.output
 
 
-def _answer(sample: str, token: str) -> bytes:
-    """A sample report as the relay would send it back to ``token``'s address."""
-    raw = (SAMPLES / sample).read_bytes()
-    start = raw.index(b"bounces+") + len(b"bounces+")
-    return raw.replace(raw[start : raw.index(b"@", start)], token.encode())
-
-
 def test_bounces_and_complaints_after_250_stop_the_next_digest(
     tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch, smtp: SmtpServer
 ) -> None:
-    config = _site(tmp_path / "부산", store_url, smtp)
+    delivery = {
+        "backend": "smtp",
+        "smtp": {"host": smtp.host, "port": smtp.port, "tls": "none"},
+        "return_path": TEMPLATE,
+    }
+    config = _site(tmp_path / "부산", store_url, delivery=delivery, bounces={"inbox_dir": "반송함"})
     _run(config, monkeypatch, "2024-06-01T09:17:23+09:00", "digest", "send")
     received = smtp.recorder.received
     assert sorted(r.recipient for r in received) == sorted(PEOPLE)
@@ -104,8 +98,8 @@ def test_bounces_and_complaints_after_250_stop_the_next_digest(
         # Later: a DSN for Minji (user unknown) and an ARF complaint from Jiwoo's provider.
         inbox = tmp_path / "부산" / "반송함"
         inbox.mkdir()
-        (inbox / "1.eml").write_bytes(_answer("postfix-user-unknown.eml", tokens[PEOPLE[0]]))
-        (inbox / "2.eml").write_bytes(_answer("arf-abuse.eml", tokens[PEOPLE[1]]))
+        (inbox / "1.eml").write_bytes(answering("postfix-user-unknown.eml", tokens[PEOPLE[0]]))
+        (inbox / "2.eml").write_bytes(answering("arf-abuse.eml", tokens[PEOPLE[1]]))
         (inbox / "3.eml").write_bytes((SAMPLES / "out-of-office-ko.eml").read_bytes())
         out = _run(config, monkeypatch, "2024-06-01T12:00:00+09:00", "bounces", "process")
         assert "3 messages read:" in out
@@ -146,28 +140,8 @@ def test_mail_to_the_list_unsubscribe_mailto_unsubscribes_that_subscriber(
     """Each digest offers its own mailto (bounces.unsubscribe_address); a mail client's
     unsubscribe message to it, read from the inbox, unsubscribes exactly that person."""
     folder = tmp_path / "부산"
-    folder.mkdir()
-    config = folder / "config.yaml"
-    raw = site_mapping(
-        storage={"url": store_url},
-        bounces={
-            "inbox_dir": "반송함",
-            "unsubscribe_address": "unsubscribe+{token}@news.example.kr",
-        },
-    )
-    config.write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
-    store = open_store(load_settings(config).storage_url)
-    try:
-        with store.write() as conn:
-            for post in sample_posts():
-                store_post(conn, post)
-            for address in PEOPLE:
-                add_subscriber(conn, address)
-            note_published(
-                conn, [p.meta for p in sample_posts()], T0 + timedelta(hours=1), flood_limit=50
-            )
-    finally:
-        store.close()
+    bounces = {"inbox_dir": "반송함", "unsubscribe_address": "unsubscribe+{token}@news.example.kr"}
+    config = _site(folder, store_url, bounces=bounces)
     _run(config, monkeypatch, "2024-06-01T09:17:23+09:00", "digest", "send")
     mailtos: dict[str, str] = {}
     for path in (folder / "outbox").glob("*.eml"):

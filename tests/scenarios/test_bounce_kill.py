@@ -24,7 +24,7 @@ from feedsvc.storage.schema import (
     subscriber_events,
     subscribers,
 )
-from tests.bounces.test_inbox import NOW
+from tests.bounces.test_inbox import NOW, answering
 from tests.digest_helpers import site_mapping
 
 pytestmark = pytest.mark.slow
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.slow
 MESSAGES = 2000  # four batches of 500 … well past one: the kill lands inside the run
 SECRET = "시크릿-키-" + "k" * 40
 TEMPLATE = "bounces+{token}@news.example.kr"
-SAMPLE = Path(__file__).resolve().parents[1] / "data" / "bounces" / "postfix-user-unknown.eml"
 
 
 def _site(folder: Path, store_url: str) -> tuple[Path, list[int]]:
@@ -99,12 +98,10 @@ def _site(folder: Path, store_url: str) -> tuple[Path, list[int]]:
 
 def _fill_inbox(inbox: Path, delivery_ids: list[int]) -> None:
     paths = ReturnPaths(TEMPLATE, (SECRET.encode("utf-8"),))
-    raw = SAMPLE.read_bytes()
-    start = raw.index(b"bounces+") + len(b"bounces+")
-    old = raw[start : raw.index(b"@", start)]
     inbox.mkdir()
     for n, delivery_id in enumerate(delivery_ids):
-        (inbox / f"{n:05d}.eml").write_bytes(raw.replace(old, paths.token(delivery_id).encode()))
+        raw = answering("postfix-user-unknown.eml", paths.token(delivery_id))
+        (inbox / f"{n:05d}.eml").write_bytes(raw)
 
 
 def _process(config: Path) -> subprocess.Popen[str]:
