@@ -26,10 +26,13 @@ import re
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from feedsvc.content.cjk_emphasis import MARKER, RUN_NEAR_WIDE, marker_positions
 from feedsvc.content.html_tags import RAW_TEXT, escape_text_tags, has_text_tags, is_html_name
-from feedsvc.content.markdown_code import HTML_TAG, Region, regions
+
+if TYPE_CHECKING:
+    from feedsvc.content.markdown_code import Region
 
 _MATH = re.compile(
     r"(?<![\\$])\$\$(?P<display>(?:\\.|[^\\$])+?)\$\$"
@@ -100,6 +103,10 @@ def prepare(text: str, *, math: bool = True, cjk: bool = True) -> Prepared | Non
     cjk = cjk and "*" in text and not text.isascii() and _cjk_candidate(text)
     if not (tags or math or cjk):
         return None
+    # The code scanner (its patterns take ~5 ms to compile) is imported by the first
+    # source that needs it: most sites have none.
+    from feedsvc.content.markdown_code import regions
+
     found = regions(text)
     if tags and (openings := _text_block_openings(text, found)):
         # An HTML block opened by a tag that is text is no block: cmark then reads its
@@ -147,6 +154,8 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
 def _tag_edits(text: str, found: list[Region]) -> list[tuple[int, int, str]]:
     """Escape the '<' of inline raw tags that are text; raw HTML blocks by the HTML rule.
     Tags inside an inline <script>…</script> (or another raw-text element) are kept."""
+    from feedsvc.content.markdown_code import HTML_TAG
+
     edits: list[tuple[int, int, str]] = []
     raw_text_until = ""
     for region in found:
