@@ -85,7 +85,7 @@ def ensure_commands(packages_by_command: Mapping[str, str]) -> None:
         )
 
 
-def compile_feedsvc() -> str:
+def compile_feedsvc(checkout: Path | None = None) -> str:
     """Write the bytecode (``__pycache__``) of the feedsvc package the benchmark runs, and
     say where it is.
 
@@ -94,13 +94,20 @@ def compile_feedsvc() -> str:
     PYTHONPATH) has no bytecode until Python writes it, and with PYTHONDONTWRITEBYTECODE
     set (as on these machines) it never does: every run would compile ~100 modules
     again (~50 ms, more for a bigger tree) and the figures would measure that.
+    ``checkout``: another feedsvc checkout's folder, whose ``feedsvc/`` is compiled instead
+    of the importable one.
     """
     import importlib.util
 
-    spec = importlib.util.find_spec("feedsvc")
-    if spec is None or spec.origin is None:
-        raise BenchError("feedsvc is not importable: install it (pip install -e .)")
-    package = Path(spec.origin).parent
+    if checkout is not None:
+        package = checkout / "feedsvc"
+        if not (package / "__init__.py").is_file():
+            raise BenchError(f"{checkout} holds no feedsvc/__init__.py: not a feedsvc checkout")
+    else:
+        spec = importlib.util.find_spec("feedsvc")
+        if spec is None or spec.origin is None:
+            raise BenchError("feedsvc is not importable: install it (pip install -e .)")
+        package = Path(spec.origin).parent
     done = subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(package)],
         capture_output=True,

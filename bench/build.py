@@ -18,6 +18,13 @@ every 50 ms, next to the largest single process from wait4's ru_maxrss.
     python bench/build.py                 # 10,000 posts, 3 runs, files in bench/out/
     python bench/build.py --quick         # smoke check: 1,000 posts, 1 run
     python bench/build.py --posts 20000 --runs 5 --json bench/out/build.json
+    python bench/build.py --runs 9 --against /tmp/old   # side by side with another checkout
+
+``--against DIR`` measures a second feedsvc checkout (e.g. ``git worktree add /tmp/old
+c5cadab``) in the same rounds, run with PYTHONPATH=DIR: its rows are marked with the
+commit, and a last table gives each of this checkout's medians against that one's. On a
+noisy machine only builds measured in the same rounds compare; separate runs of this
+script differ by ±20 % here.
 
 feedsvc's bytecode is written first (compile_feedsvc), as ``pip install`` does: a checkout
 run in place with PYTHONDONTWRITEBYTECODE set would otherwise compile its source in every
@@ -150,9 +157,11 @@ class HugoSite:
 
 @dataclass(frozen=True)
 class FeedsvcSite:
-    """A feedsvc site folder: config.yaml, state/ (the store) and public/."""
+    """A feedsvc site folder: config.yaml, state/ (the store) and public/; ``checkout``:
+    the feedsvc checkout that builds it (None: the one this interpreter imports)."""
 
     root: Path
+    checkout: Path | None = None
 
     @property
     def config(self) -> Path:
@@ -168,9 +177,13 @@ class FeedsvcSite:
 
     @classmethod
     def make(
-        cls, root: Path, posts_dir: Path, feeds: dict[str, object] | None = None
+        cls,
+        root: Path,
+        posts_dir: Path,
+        feeds: dict[str, object] | None = None,
+        checkout: Path | None = None,
     ) -> FeedsvcSite:
-        site = cls(root)
+        site = cls(root, checkout)
         root.mkdir(parents=True, exist_ok=True)
         # Only keys of feedsvc/config.py: unknown keys are rejected.
         config = {
@@ -199,6 +212,8 @@ class FeedsvcSite:
             shutil.rmtree(self.public, ignore_errors=True)
         self.state.mkdir(parents=True, exist_ok=True)  # SQLite creates files, not folders
         env = {k: v for k, v in os.environ.items() if k not in FEEDSVC_ENV_OVERRIDES}
+        if self.checkout is not None:
+            env["PYTHONPATH"] = str(self.checkout)
         return run_measured(self.command(), cwd=self.root, env=env)
 
     def check(self, expected_items: int) -> None:
@@ -216,6 +231,61 @@ class FeedsvcSite:
             for p in self.public.rglob("*")
             if p.is_file()
         }
+
+
+@dataclass(frozen=True)
+class Against:
+    """Another feedsvc checkout measured in the same rounds, and its label (the commit)."""
+
+    checkout: Path
+    label: str
+
+    @classmethod
+    def of(cls, checkout: Path) -> Against:
+        compile_feedsvc(checkout)
+        commit = command_version(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"])
+        return cls(checkout, commit if commit and " " not in commit else checkout.name)
+
+
+def make_sites(
+    out: Path, posts_dir: Path, against: Against | None
+) -> list[tuple[str, FeedsvcSite]]:
+    """(row suffix, site) of each feedsvc site: RSS only (like Hugo) and all feeds, each
+    followed by its twin built by the other checkout, if any."""
+    sites = []
+    for suffix, name, feeds in (
+        ("", "feedsvc-rss", LIKE_HUGO_FEEDS),
+        (", all feeds", "feedsvc", None),
+    ):
+        sites.append((suffix, FeedsvcSite.make(out / name, posts_dir, feeds)))
+        if against is not None:
+            twin = FeedsvcSite.make(
+                out / f"{name}-against", posts_dir, feeds, checkout=against.checkout
+            )
+            sites.append((f"{suffix} [{against.label}]", twin))
+    return sites
+
+
+def against_rows(series: Sequence[Series]) -> list[list[str]]:
+    """Each row of this checkout beside its twin's: median wall and CPU, and the change."""
+    by_name = {s.name: s for s in series}
+    rows = []
+    for s in series:
+        twin = next((t for n, t in by_name.items() if n.startswith(s.name + " [")), None)
+        if twin is None:
+            continue
+        rows.append(
+            [
+                s.name,
+                f"{twin.median_s:.3f}",
+                f"{s.median_s:.3f}",
+                f"{(s.median_s / twin.median_s - 1) * 100:+.1f} %",
+                f"{twin.median_cpu_s:.3f}",
+                f"{s.median_cpu_s:.3f}",
+                f"{(s.median_cpu_s / twin.median_cpu_s - 1) * 100:+.1f} %",
+            ]
+        )
+    return rows
 
 
 def count_items(feed: Path) -> int:
@@ -263,7 +333,7 @@ def run_benchmark(
             seen.warm_rewrites += sum(1 for f, t in after.items() if before.get(f) != t)
             say(f"round {round_no}/{runs}: feedsvc warm{suffix} {m.wall_s:.2f} s")
     seen.hugo_files = sum(1 for p in hugo.public.rglob("*") if p.is_file())
-    seen.feedsvc_files = len(sites[-1][1].output_files())
+    seen.feedsvc_files = max(len(site.output_files()) for _, site in sites)
     series = [hugo_runs]
     for cold, warm in zip(cold_runs, warm_runs, strict=True):
         series += [cold, warm]
@@ -306,7 +376,7 @@ def print_report(
                 f"{row['ratio_vs_hugo']:.2f}×",
                 f"{s.peak_rss_mb:.0f}",
                 f"{s.max_process_rss_mb:.0f}",
-                str(row.get("target", "reference")),
+                str(row.get("target", "reference" if s is series[0] else "—")),
                 str(row.get("result", "—")),
             ]
         )
@@ -338,6 +408,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add_shared_option(parser)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="DIR",
+        help="another feedsvc checkout to measure in the same rounds (run with PYTHONPATH=DIR)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke check: 1000 posts, 1 run")
     args = parser.parse_args(argv)
     args.posts = args.posts if args.posts is not None else (1000 if args.quick else 10000)
@@ -353,13 +429,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         ensure_commands({"hugo": "hugo"})
         package = compile_feedsvc()
+        against = None if args.against is None else Against.of(args.against.resolve())
         posts_dir = ensure_corpus(out / "posts", args.posts, shared_dir=args.shared)
         corpus_bytes = read_all_files(posts_dir)  # warm the page cache for every run alike
         hugo = HugoSite.make(out / "hugo", posts_dir)
-        sites = [
-            ("", FeedsvcSite.make(out / "feedsvc-rss", posts_dir, LIKE_HUGO_FEEDS)),
-            (", all feeds", FeedsvcSite.make(out / "feedsvc", posts_dir)),
-        ]
+        sites = make_sites(out, posts_dir, against)
         version = run_measured([*FEEDSVC, "--version"])
         if not version.ok:
             raise BenchError(f"feedsvc cannot start: {version.failure()}")
@@ -392,6 +466,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = "\n      ".join(lines[:5])
         notes.append(f"feedsvc cold build wrote {len(lines)} line(s) to stderr:\n      {shown}")
     print_report(series, rows, machine, corpus, notes)
+    compared = against_rows(series)
+    if compared:
+        print()
+        print_table(
+            f"This checkout against {args.against}: medians over the same {args.runs} rounds",
+            ["run", "then s", "now s", "change", "then CPU s", "now CPU s", "change"],
+            compared,
+        )
     if args.json is not None:
         document = {
             "benchmark": "build",
@@ -399,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "corpus": corpus,
             "runs": args.runs,
             "rows": rows,
+            "against": compared,
             "notes": notes,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
