@@ -36,7 +36,6 @@ import json
 import logging
 import time
 from collections.abc import Collection, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -46,25 +45,11 @@ from sqlalchemy import Connection, select
 from feedsvc.build.kept import Feeds, KeptFeeds, KeptRenders
 from feedsvc.build.memo import Memo, nothing_changed, outputs_key, remember, settings_fingerprint
 from feedsvc.build.parallel import default_workers
-from feedsvc.build.parse import (
-    Decoded,
-    HeadStart,
-    Parsing,
-    decode,
-    files_to_read,
-    first_parse,
-    import_renderers,
-    reparse,
-)
-from feedsvc.build.render import Rendering, finish_render, render_split, start_render, tail_pool
 from feedsvc.build.report import BuildReport, build_record
-from feedsvc.build.settle import FirstSeen, Settled, Settling
 from feedsvc.clock import Clock
 from feedsvc.config import PostRenderOptions, Settings
-from feedsvc.content.links import link_table, unknown_links
 from feedsvc.content.sources import Scan, rescan, scan_content
 from feedsvc.errors import OutputError
-from feedsvc.feeds.output import remove_stale_feeds, write_feed_files
 from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict
 from feedsvc.storage import Store
 from feedsvc.storage.announcements import (
@@ -92,7 +77,15 @@ from feedsvc.storage.posts import (
 )
 from feedsvc.storage.schema import first_seen
 
-if TYPE_CHECKING:  # feeds (feedgen, lxml) is imported only when feeds are rendered
+# A build with nothing to do needs only the scan and the store: the parse, settle and
+# render machinery (content parsing, worker pools, Liquid's link table; ~20 ms to import)
+# is imported by the phase that uses it, and feeds (feedgen, lxml) when feeds are rendered.
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from feedsvc.build.parse import Decoded, HeadStart, Parsing
+    from feedsvc.build.render import Rendering
+    from feedsvc.build.settle import Settled, Settling
     from feedsvc.feeds.plan import FeedSpec
 
 log = logging.getLogger("feedsvc.build")
@@ -195,13 +188,22 @@ class Builder:
         self.workers = default_workers() if workers is None else workers
         self.fingerprint = settings_fingerprint(settings)
         self._memo: Memo | None = None
-        self._settling = Settling(settings, store, self.fingerprint)
+        self._settler: Settling | None = None
         # A builder that builds again (the daemon) re-renders only the feeds whose posts
         # changed, and keeps the rendered posts those feeds show.
         self._feeds = KeptFeeds()
         self._renders = KeptRenders()
         self._output_stats: dict[str, list[int]] = {}  # feed file → [size, mtime_ns]
         self._head = head
+
+    @property
+    def _settling(self) -> Settling:
+        """What settles parsed files (made by the first build that parses)."""
+        if self._settler is None:
+            from feedsvc.build.settle import Settling
+
+            self._settler = Settling(self.settings, self.store, self.fingerprint)
+        return self._settler
 
     def build(
         self,
@@ -267,6 +269,8 @@ class Builder:
         return run
 
     def _first_parse(self) -> tuple[Scan, Parsing | None]:
+        from feedsvc.build.parse import first_parse
+
         settings = self.settings
         return first_parse(
             settings.parse_options,
@@ -323,6 +327,8 @@ class Builder:
 
     def _parse_phase(self, run: _BuildUnderWay) -> _Parsed:
         """Parse what changed, and settle each file looked at: its metadata or problem."""
+        from feedsvc.build.parse import import_renderers
+
         if run.first is not None:
             import_renderers()  # while the workers parse
             parsed = self._settle_as_parsed(run, run.first)
@@ -340,6 +346,9 @@ class Builder:
         """Read the files whose size or mtime moved, parse those whose bytes did, and
         settle them with the rest. After a watcher's report, only the paths it named: the
         others are as the last build settled them."""
+        from feedsvc.build.parse import decode, files_to_read, import_renderers, reparse
+        from feedsvc.build.settle import FirstSeen, Settled
+
         memo, scan = run.memo, run.scan
         base: Settled | None = None
         if memo is not None and memo.settled is not None and scan.touched is not None:
@@ -369,6 +378,9 @@ class Builder:
         """A new store's files, settled and saved a chunk at a time as the workers finish
         them. Nothing is cached, so a chunk's rows are final: its slugs are first seen
         now and its live posts announced as they come (announcements.announce_first)."""
+        from feedsvc.build.parse import decode
+        from feedsvc.build.settle import FirstSeen, Settled
+
         settled, rows = Settled({}, {}, {}), []
         recorded: dict[str, str] = {}
         run.report.parsed = 0
@@ -433,6 +445,8 @@ class Builder:
         liquid = self.settings.liquid_options
         if not liquid.enabled:
             return {}
+        from feedsvc.content.links import link_table, unknown_links
+
         table = link_table(((m.source, m.url) for m in eligible), liquid.link_prefix)
         for meta in live:
             refs = settled.links.get(meta.source)
@@ -453,6 +467,7 @@ class Builder:
     ) -> tuple[_Rendered, _Saved | None]:
         """Render the posts some feed shows (every published one with ``render_all``),
         then the feeds; the store's source rows are written while the workers render."""
+        from feedsvc.build.render import start_render, tail_pool
         from feedsvc.feeds.plan import plan_feeds
 
         plan = plan_feeds(chosen.published, self.settings.feed_options)
@@ -496,6 +511,8 @@ class Builder:
     ) -> _Rendered:
         """The posts (the pool's workers sharing them, if any), then the feeds whose
         posts or settings changed since the kept ones."""
+        from feedsvc.build.render import finish_render
+
         renders = finish_render(rendering, lambda m: keys[m.source], run.report.problems)
         self._rendered_posts(run, renders, rendering.posts, keys)
         posts = rendering.posts
@@ -514,6 +531,8 @@ class Builder:
         """Posts and feeds in two halves at once, here and in ``pool``, the feed files
         written when both halves are staged (render.render_split). No feed is kept: the
         next build renders every feed."""
+        from feedsvc.build.render import render_split
+
         names, written, renders = render_split(
             self.settings,
             options,
@@ -607,6 +626,8 @@ class Builder:
     def _write_feeds(self, run: _BuildUnderWay, rendered: _Rendered) -> None:
         """The feed files (atomic, only changed bytes) and the hub told of them. After a
         watcher's report, the files this builder wrote last time are as it left them."""
+        from feedsvc.feeds.output import remove_stale_feeds, write_feed_files
+
         settings, report, feeds = self.settings, run.report, rendered.feeds
         files = feeds.files
         trusted = run.mode.changed is not None and run.memo is not None

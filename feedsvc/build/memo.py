@@ -12,15 +12,18 @@ import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection
 
 from feedsvc import __version__
-from feedsvc.build.settle import Settled
 from feedsvc.config import Settings
 from feedsvc.content.sources import Scan
 from feedsvc.models import PostMeta
 from feedsvc.storage.posts import BuildRecord, Render, SourceRow, load_stats
+
+if TYPE_CHECKING:  # the settle machinery is imported by builds that parse
+    from feedsvc.build.settle import Settled
 
 
 def settings_fingerprint(settings: Settings) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from multiprocessing import get_context
-from typing import Generic, TypeVar
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:  # the pool's machinery is imported when a pool is made (worker_pool)
+    from concurrent.futures import ProcessPoolExecutor
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -121,6 +123,11 @@ class Batches(Generic[C, T, R]):
 
 def worker_pool(processes: int) -> ProcessPoolExecutor:
     """Forked worker processes: they start in milliseconds with everything imported."""
+    # multiprocessing and the process pool (~5 ms to import) only for a build that parses
+    # or renders: a build with nothing to do needs neither.
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
     return ProcessPoolExecutor(max_workers=processes, mp_context=get_context("fork"))
 
 

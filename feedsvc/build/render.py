@@ -8,7 +8,6 @@ forked once the plan is known, with everything imported.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,8 @@ from feedsvc.storage import Store
 from feedsvc.storage.posts import Render, load_renders
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from feedsvc.feeds.plan import FeedSpec
 
 # Below this many posts, worker processes cost more than they save (a render is ~0.5 ms;

@@ -189,9 +189,12 @@ def _builder(settings: Settings, *, head_start: bool = False, to_read: bool = Fa
     """A Builder on the opened store (imports the build pipeline and SQLAlchemy).
     ``head_start``: a new SQLite store's first parse begins first (build.parse.head_start);
     ``to_read``: a store it must not write to (``check``)."""
-    from feedsvc.build.parse import head_start as start
+    head = None
+    path = settings.sqlite_path
+    if head_start and path is not None and not path.exists():  # a new store: parse now
+        from feedsvc.build.parse import head_start as start
 
-    head = start(settings) if head_start else None
+        head = start(settings)
     from feedsvc.build.builder import Builder
     from feedsvc.clock import SystemClock
 

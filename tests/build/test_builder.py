@@ -12,7 +12,6 @@ import feedparser
 import pytest
 from sqlalchemy import text as sql
 
-from feedsvc.build import builder as builder_module
 from feedsvc.build import parse as parse_phase
 from feedsvc.build import render as render_posts
 from feedsvc.build.builder import Builder
@@ -526,7 +525,7 @@ def _first_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(builder_module, "first_parse", counted)
+    monkeypatch.setattr(parse_phase, "first_parse", counted)  # builder imports it when used
     return calls
 
 
