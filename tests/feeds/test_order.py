@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 
 import feedparser
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from feedsvc.config import Settings, settings_from_mapping
 from feedsvc.content.posts import parse_source, to_meta
@@ -148,3 +150,63 @@ def test_newest_first_is_stable_whatever_the_input_order() -> None:
     assert newest_first(list(reversed(metas)), order_by="archiveOrder") == first
     assert [m.slug for m in first] == ["다", "바", "나", "마", "가", "라"]
     assert newest_first(metas)[0].published == datetime(2024, 5, 1, tzinfo=KST)
+
+
+_SAMPLE = settings("archiveOrder")
+_DAYS = ["2024-05-01", "2024-05-02", "2024-05-01 09:30", "2024-05-03"]
+
+
+@st.composite
+def _metas(draw: st.DrawFn) -> list[PostMeta]:
+    """Posts sharing days, times, order values, slugs and even ids, in any input order."""
+    count = draw(st.integers(0, 14))
+    metas = []
+    for i in range(count):
+        day = draw(st.sampled_from(_DAYS))
+        front = f'date: "{day}"'
+        order = draw(st.one_of(st.none(), st.integers(0, 2), st.sampled_from(["가", "나"])))
+        if order is not None:
+            front += f"\narchiveOrder: {json.dumps(order, ensure_ascii=False)}"
+        slug = draw(st.sampled_from(["가", "나", "다"]))
+        front += f"\nslug: {slug}\nid: {draw(st.sampled_from(['a', 'b', str(i)]))}"
+        metas.append(post(f"{slug}-{i}", front, _SAMPLE).meta)
+    return metas
+
+
+@given(_metas(), st.sampled_from([None, "archiveOrder", "-archiveOrder"]))
+def test_newest_first_is_the_one_order_the_keys_give(
+    metas: list[PostMeta], order_by: str | None
+) -> None:
+    """Whatever ties the posts share: newest first, then the order key (each kind, numbers
+    or text, in its own order; posts without one last), then slug, then id, the first of a
+    repeated id kept."""
+    greater_first = order_by is not None and not order_by.startswith("-")
+
+    def key(meta: PostMeta) -> tuple[Any, ...]:
+        order: tuple[Any, ...] = (9,)
+        if order_by is not None and meta.order is not None:
+            kind = 2 if isinstance(meta.order, str) else 1
+            order = (kind, meta.order)
+            if greater_first:  # reversed by hand: numbers and text each in their own kind
+                order = (-kind, _Reversed(meta.order))
+        return (-meta.published.timestamp(), order, meta.slug, meta.id)
+
+    expected: dict[str, PostMeta] = {}
+    for meta in sorted(metas, key=key):
+        expected.setdefault(meta.id, meta)
+    assert newest_first(metas, order_by=order_by) == list(expected.values())
+
+
+class _Reversed:
+    """A value that sorts the other way round."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return bool(other.value < self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and other.value == self.value
+
+    __hash__ = None  # type: ignore[assignment]
