@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from enum import StrEnum
@@ -68,6 +68,54 @@ class Post:
     meta: PostMeta
     html: str
     summary: str
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A text for people kept as its catalogue id and values until it is shown, for code
+    that must not read the catalogue (the pure core, the store): ``str()`` gives the
+    English (logs, JSON, the store), :meth:`feedsvc.messages.Texts.message` any language.
+    ``english`` is the template as ``en.po`` holds it (a test keeps the two the same); a
+    value may be a Message itself, shown in the same language.
+
+    ``Message.of("store.created", "created a new store at revision %(head)s", head="0010")``;
+    ``Message.counted("id", ("%(count)s day", "%(count)s days"), 3)`` counts, as
+    ``Texts.plural`` does (``id.plural`` is its plural id).
+    """
+
+    id: str
+    english: str | tuple[str, str]  # one form, or the singular and plural
+    values: tuple[tuple[str, object], ...] = ()
+    count: int | None = None
+
+    @classmethod
+    def of(cls, message_id: str, english: str, **values: object) -> Message:
+        return cls(message_id, english, tuple(values.items()))
+
+    @classmethod
+    def counted(
+        cls, message_id: str, english: tuple[str, str], count: int, **values: object
+    ) -> Message:
+        return cls(message_id, english, tuple(values.items()), count)
+
+    def template(self) -> str:
+        """The English template this message takes (its form for :attr:`count`)."""
+        if isinstance(self.english, str):
+            return self.english
+        return self.english[0] if self.count == 1 else self.english[1]
+
+    def fill(self, template: str, shown: Callable[[Message], str]) -> str:
+        """``template`` with this message's values, nested messages as ``shown`` gives them."""
+        values: dict[str, object] = {
+            name: shown(value) if isinstance(value, Message) else value
+            for name, value in self.values
+        }
+        if self.count is not None:
+            values = {"num": self.count, "count": f"{self.count:,}", **values}
+        return template % values
+
+    def __str__(self) -> str:
+        return self.fill(self.template(), str)
 
 
 class Severity(StrEnum):

@@ -7,23 +7,18 @@ the defaults shipped inside the package (``feedsvc/templates``; the repository's
 known text suffix) are autoescaped; ``*.txt.j2`` are plain text and are not. Undefined
 names are errors, so a typo in a template is reported, not rendered as nothing.
 
-Every text a subscriber reads (pages, form errors, emails, subjects) comes from one message
-catalogue keyed by message id: ``feedsvc/locales/<language>.po`` (gettext, read with Babel
-at start-up; no compiled files). ``site.language`` picks it by its primary subtag
-(``ko-KR`` → ``ko``); a language without a catalogue, and any id a catalogue lacks, reads
-English. Templates call ``_("id", name=value)`` and ``ngettext("id", "id.plural", n)``
-(``jinja2.ext.i18n``, new style: values are escaped, ``%(num)d`` is the count); Python
-code calls :class:`Texts`. ``lang`` is the ``<html lang>`` of what the catalogue gives.
+Every text a subscriber reads (pages, form errors, emails, subjects) comes from the one
+message catalogue (:mod:`feedsvc.messages`) in the site's language. Templates call
+``_("id", name=value)`` and ``ngettext("id", "id.plural", n)`` (``jinja2.ext.i18n``, new
+style: values are escaped, ``%(num)d`` is the count); Python code calls
+:class:`feedsvc.messages.Texts`. ``lang`` is the ``<html lang>`` of what the catalogue gives.
 """
 
 from __future__ import annotations
 
 import functools
-import gettext
-import io
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -38,81 +33,10 @@ from jinja2 import (
 
 from feedsvc.config import Settings
 from feedsvc.errors import ConfigError
+from feedsvc.messages import FALLBACK_LANGUAGE, page_language, translations
 
 DEFAULT_TEMPLATES = Path(__file__).with_name("templates")
 TEMPLATE_SUFFIX = ".j2"
-LOCALES = Path(__file__).with_name("locales")
-LANGUAGES = ("en", "ko")  # the complete catalogues; every other language reads English
-FALLBACK_LANGUAGE = "en"
-
-
-# --- the message catalogue -------------------------------------------------------------------
-
-
-def catalogue_language(tag: str) -> str:
-    """The catalogue ``tag`` reads: its primary subtag when there is one (``ko-KR`` →
-    ``ko``), else English."""
-    primary = tag.replace("_", "-").split("-", 1)[0].lower()
-    return primary if primary in LANGUAGES else FALLBACK_LANGUAGE
-
-
-def page_language(tag: str) -> str:
-    """The ``<html lang>`` of pages for a site in ``tag``: the tag itself when its catalogue
-    exists (``ko-KR``), else the fallback's (a ``fr`` site reads English: ``en``)."""
-    if catalogue_language(tag) == tag.replace("_", "-").split("-", 1)[0].lower():
-        return tag
-    return FALLBACK_LANGUAGE
-
-
-def translations(language: str) -> gettext.GNUTranslations:
-    """The catalogue for ``language`` (a tag, see :func:`catalogue_language`), falling back
-    to English for any id it lacks."""
-    return _translations(catalogue_language(language))
-
-
-@functools.lru_cache(maxsize=len(LANGUAGES))
-def _translations(code: str) -> gettext.GNUTranslations:
-    found = _read_catalogue(code)
-    if code != FALLBACK_LANGUAGE:
-        found.add_fallback(_read_catalogue(FALLBACK_LANGUAGE))
-    return found
-
-
-def _read_catalogue(code: str) -> gettext.GNUTranslations:
-    """``locales/<code>.po`` compiled in memory (Babel): no .mo files to keep in step."""
-    from babel.messages.mofile import write_mo
-    from babel.messages.pofile import PoFileError, read_po
-
-    path = LOCALES / f"{code}.po"
-    try:
-        with path.open("rb") as source:
-            catalogue = read_po(source, locale=code, abort_invalid=True)
-    except (OSError, PoFileError) as exc:
-        raise ConfigError(str(path), [f"cannot read the message catalogue: {exc}"]) from None
-    compiled = io.BytesIO()
-    write_mo(compiled, catalogue)
-    compiled.seek(0)
-    return gettext.GNUTranslations(compiled)
-
-
-@dataclass(frozen=True, slots=True)
-class Texts:
-    """The catalogue's messages in one language, for Python code (form errors, notices):
-    ``texts("form.email_invalid", value=typed)``; ``texts.plural("digest.new_posts", 3)``."""
-
-    language: str
-
-    def __call__(self, message_id: str, **values: object) -> str:
-        return translations(self.language).gettext(message_id) % values
-
-    def plural(self, message_id: str, count: int, **values: object) -> str:
-        text = translations(self.language).ngettext(message_id, message_id + ".plural", count)
-        return text % {"num": count, **values}
-
-    @property
-    def lang(self) -> str:
-        """The ``lang`` attribute of what these texts are in."""
-        return page_language(self.language)
 
 
 # --- the environments -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from feedsvc.config import Settings, settings_from_mapping
+from feedsvc.messages import LANGUAGE_ENV
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import normalise_url
 from tests.corpus import write_posts
@@ -38,6 +39,14 @@ ARGS = [
 ]
 TESTS_DIR = Path(__file__).resolve().parent  # tests/: golden files, data, shared helpers
 REPO = TESTS_DIR.parent
+
+
+@pytest.fixture(autouse=True)
+def command_line_in_english(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command line speaks the site's language, and most test sites are Korean: the
+    tests read its output in English ($FEEDSVC_LANGUAGE, which subprocesses inherit).
+    Tests of the languages themselves set or remove it (tests/cli/test_languages.py)."""
+    monkeypatch.setenv(LANGUAGE_ENV, "en")
 
 
 def run_feedsvc(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -27,16 +27,20 @@ MAX_FUNCTION_LINES = 80
 ERRORS_MODULE = "feedsvc.errors"
 
 # The top-level modules: the base layer every package may use.
-BASE_MODULES = frozenset({"__init__", "models", "errors", "clock", "config", "templating"})
+BASE_MODULES = frozenset(
+    {"__init__", "models", "errors", "clock", "config", "messages", "templating"}
+)
 # Which base modules each base module may import (models and errors stand alone, and so does
-# the clock; config reads into models and raises errors; templating renders with settings).
+# the clock; config reads into models and raises errors; the message catalogue shows models'
+# Messages and raises errors; templating renders with settings and the catalogue).
 BASE_ALLOWED: dict[str, frozenset[str]] = {
     "__init__": frozenset(),
     "models": frozenset(),
     "errors": frozenset(),
     "clock": frozenset(),
     "config": frozenset({"models", "errors"}),
-    "templating": frozenset({"config", "errors"}),
+    "messages": frozenset({"errors", "models"}),
+    "templating": frozenset({"config", "errors", "messages"}),
 }
 # Top-level modules that are entry points, and the layer they belong to: `python -m feedsvc`
 # is the command line.

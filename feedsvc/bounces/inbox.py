@@ -17,6 +17,7 @@ from pathlib import Path
 
 from feedsvc.bounces.process import Matcher, signal_of
 from feedsvc.bounces.report import InboxReport
+from feedsvc.models import Message
 from feedsvc.storage import Store
 from feedsvc.storage.inbound_signals import SignalPolicy, record_signal
 
@@ -83,15 +84,27 @@ def _readable(paths: Sequence[Path], report: InboxReport) -> list[tuple[Path, by
         try:
             if path.stat().st_size > MAX_MESSAGE_BYTES:
                 report.problems.append(
-                    f"{path}: larger than {MAX_MESSAGE_BYTES // 1024 // 1024} MB, not a bounce; "
-                    "left where it is (move or delete it)"
+                    Message.of(
+                        "bounces.file_too_big",
+                        "%(path)s: larger than %(mb)s MB, not a bounce; left where it is "
+                        "(move or delete it)",
+                        path=str(path),
+                        mb=MAX_MESSAGE_BYTES // 2**20,
+                    )
                 )
                 continue
             chunk.append((path, path.read_bytes()))
         except FileNotFoundError:
             continue  # taken by another reader since the listing
         except OSError as exc:
-            report.problems.append(f"{path}: cannot be read ({exc.strerror}); left for next time")
+            report.problems.append(
+                Message.of(
+                    "bounces.file_unreadable",
+                    "%(path)s: cannot be read (%(reason)s); left for next time",
+                    path=str(path),
+                    reason=exc.strerror,
+                )
+            )
     return chunk
 
 
@@ -100,8 +113,13 @@ def _move(paths: Sequence[Path], done: Path, report: InboxReport) -> None:
         done.mkdir(exist_ok=True)
     except OSError as exc:
         report.problems.append(
-            f"{done}: cannot be created ({exc.strerror}); the messages read stay in the inbox "
-            "and are skipped as read next time"
+            Message.of(
+                "bounces.folder_not_created",
+                "%(path)s: cannot be created (%(reason)s); the messages read stay in the inbox "
+                "and are skipped as read next time",
+                path=str(done),
+                reason=exc.strerror,
+            )
         )
         return
     for path in paths:
@@ -112,6 +130,12 @@ def _move(paths: Sequence[Path], done: Path, report: InboxReport) -> None:
             continue
         except OSError as exc:
             report.problems.append(
-                f"{path}: cannot be moved to {done} ({exc.strerror}); it is skipped as read "
-                "next time"
+                Message.of(
+                    "bounces.file_not_moved",
+                    "%(path)s: cannot be moved to %(folder)s (%(reason)s); it is skipped as read "
+                    "next time",
+                    path=str(path),
+                    folder=str(done),
+                    reason=exc.strerror,
+                )
             )

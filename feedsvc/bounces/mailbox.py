@@ -32,6 +32,7 @@ from feedsvc.bounces.process import Matcher, signal_of
 from feedsvc.bounces.report import InboxReport
 from feedsvc.config import Settings
 from feedsvc.errors import ConfigError, MailboxError
+from feedsvc.models import Message
 from feedsvc.storage import Store
 from feedsvc.storage.inbound_signals import SignalPolicy, record_signal
 
@@ -226,8 +227,12 @@ def _fetch(
             continue
         if int(size.group(1)) > MAX_MESSAGE_BYTES:
             report.problems.append(
-                f"message UID {uid.group(1).decode()}: larger than "
-                f"{MAX_MESSAGE_BYTES // 2**20} MB, not a bounce; moved aside unread"
+                Message.of(
+                    "bounces.imap_too_big",
+                    "message UID %(uid)s: larger than %(mb)s MB, not a bounce; moved aside unread",
+                    uid=uid.group(1).decode(),
+                    mb=MAX_MESSAGE_BYTES // 2**20,
+                )
             )
             skipped.append(uid.group(1))
         else:
@@ -279,8 +284,13 @@ def _read_pop3(options: MailboxOptions, apply: Apply, batch: int, report: InboxR
                 if size > MAX_MESSAGE_BYTES:
                     done.pop()  # POP3 has nowhere to put it aside: it stays
                     report.problems.append(
-                        f"message {number}: larger than {MAX_MESSAGE_BYTES // 2**20} MB, not a "
-                        "bounce; left in the mailbox unread (delete it there)"
+                        Message.of(
+                            "bounces.pop3_too_big",
+                            "message %(number)s: larger than %(mb)s MB, not a bounce; left in "
+                            "the mailbox unread (delete it there)",
+                            number=number,
+                            mb=MAX_MESSAGE_BYTES // 2**20,
+                        )
                     )
                     continue
                 _, lines, _ = client.retr(number)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from feedsvc.cli.invocation import EXIT_STORE, EXIT_USAGE, command_store, fail, now, warn
+from feedsvc.cli.invocation import EXIT_STORE, EXIT_USAGE, command_store, fail, now, texts, warn
+from feedsvc.cli.words import config_problem
 from feedsvc.errors import ConfigError, MailboxError, StoreError
 
 if TYPE_CHECKING:
@@ -45,12 +46,7 @@ def process(obj: Context, folder: Path | None) -> None:
     settings = obj.settings()
     bounces = settings.bounces
     if folder is None and bounces.inbox_dir is None and bounces.mailbox.protocol is None:
-        fail(
-            "nothing to read: set bounces.inbox_dir (a folder your mail server drops bounce "
-            "messages into, one .eml file each) or bounces.mailbox (an IMAP or POP3 mailbox) "
-            "in the config, or give --dir",
-            EXIT_USAGE,
-        )
+        fail(texts()("cli.bounces.nothing_to_read"), EXIT_USAGE)
     store = command_store(obj)
     try:
         if folder is not None:
@@ -60,11 +56,13 @@ def process(obj: Context, folder: Path | None) -> None:
             report = read_bounces(settings, store, now)
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
-    except (MailboxError, ConfigError) as exc:
-        fail(str(exc), EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_MAILBOX)
+    except ConfigError as exc:
+        fail(config_problem(texts(), exc), EXIT_USAGE)
+    except MailboxError as exc:
+        fail(str(exc), EXIT_MAILBOX)
     for problem in report.problems:
-        warn(problem)
-    click.echo(report.summary())
+        warn(texts().message(problem))
+    click.echo(report.summary(texts()))
 
 
 @bounces.command("list")
@@ -84,15 +82,16 @@ def list_(obj: Context, days: int, limit: int) -> None:
             rows = recent_signals(conn, limit=limit, since=since)
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
-    lines, warning = signal_lines(counts, days)
+    said = texts()
+    lines, warning = signal_lines(said, counts, days)
     for line in lines:
         click.echo(line)
     if warning is not None:
         warn(warning)
     for row in rows:
-        shown = row.email or "(no subscriber found)"
-        said = " ".join(x for x in (row.status, row.diagnostic) if x)
+        shown = row.email or said("cli.bounces.no_subscriber")
+        reply = " ".join(x for x in (row.status, row.diagnostic) if x)
         click.echo(
             f"{row.received_at.isoformat()}\t{row.kind.value}\t{row.source}\t"
-            f"{row.outcome.value}\t{shown}\t{said}"
+            f"{row.outcome.value}\t{shown}\t{reply}"
         )

@@ -23,8 +23,11 @@ import click
 import yaml
 from pydantic import BaseModel
 
+from feedsvc.cli.words import config_problem, error_line
 from feedsvc.config import STORAGE_URL_ENV, ConfigFile, Settings, read_config, settings_from_mapping
 from feedsvc.errors import ConfigError
+from feedsvc.messages import Texts
+from feedsvc.models import Message
 
 if TYPE_CHECKING:
     from feedsvc.cli.main import Context
@@ -35,7 +38,19 @@ EXIT_CONFIG = 2
 SECRET_KEYS = frozenset({"server.metrics_token"})
 # Keys that name an environment variable holding a secret: shown with whether it is set.
 SECRET_ENV_SUFFIXES = ("password_env", "token_env", "key_env")
-DERIVED_SOURCE = "the served address (server.host, server.port; feedsvc run --host/--port)"
+# Where a value came from, when not from the config file (whose path is the source then).
+DERIVED_SOURCE = Message.of(
+    "config.source.derived",
+    "the served address (server.host, server.port; feedsvc run --host/--port)",
+)
+SITE_URL_SOURCE = Message.of(
+    "config.source.site_url", "server.public_url (site.url unset: the daemon is the site)"
+)
+DEFAULT_SOURCE = Message.of("config.source.default", "default")
+
+
+def environment_source(name: str) -> Message:
+    return Message.of("config.source.environment", "environment variable %(name)s", name=name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +164,7 @@ def documented_default(key: Key) -> str:
 class Shown:
     key: str
     value: Any  # plain, secrets masked
-    source: str
+    source: Message | str  # the config file's path, or a Message (English: str())
 
 
 def _lookup(raw: dict[str, Any], dotted: str) -> tuple[bool, Any]:
@@ -191,24 +206,27 @@ def effective(settings: Settings, config: ConfigFile) -> list[Shown]:
     for key in config_keys():
         value = mask(key.name, plain(_value_of(settings, key.name)))
         given, _ = _lookup(config.raw, key.name)
+        source: Message | str
         if key.name == "storage.url" and os.environ.get(STORAGE_URL_ENV):
-            source = f"environment variable {STORAGE_URL_ENV}"
+            source = environment_source(STORAGE_URL_ENV)
         elif key.name == "site.url" and "site.url" in settings.derived:
-            source = "server.public_url (site.url unset: the daemon is the site)"
+            source = SITE_URL_SOURCE
         elif key.name in settings.derived:
             source = DERIVED_SOURCE
         elif given:
             source = config.source
         else:
-            source = "default"
-        if key.name == "server.metrics_token" and os.environ.get(settings.server.metrics_token_env):
-            value, source = "***", f"environment variable {settings.server.metrics_token_env}"
+            source = DEFAULT_SOURCE
+        token_env = settings.server.metrics_token_env
+        if key.name == "server.metrics_token" and os.environ.get(token_env):
+            value, source = "***", environment_source(token_env)
         shown.append(Shown(key.name, value, source))
     return shown
 
 
-def as_yaml(rows: list[Shown]) -> str:
-    """YAML a config file could hold, each value followed by its source as a comment."""
+def as_yaml(rows: list[Shown], texts: Texts) -> str:
+    """YAML a config file could hold, each value followed by its source as a comment (in
+    ``texts``' language)."""
     lines: list[str] = []
     opened: list[str] = []
     for row in rows:
@@ -221,13 +239,13 @@ def as_yaml(rows: list[Shown]) -> str:
             lines.append("  " * depth + sections[depth] + ":")
             opened.append(sections[depth])
         text = f"{'  ' * len(sections)}{leaf}: {yaml_scalar(row.value)}"
-        lines.append(f"{text}  # {row.source}")
+        lines.append(f"{text}  # {texts.message(row.source)}")
     return "\n".join(lines) + "\n"
 
 
 def as_json(rows: list[Shown]) -> str:
-    """``{"site.title": {"value": …, "source": …}, …}``."""
-    data = {row.key: {"value": row.value, "source": row.source} for row in rows}
+    """``{"site.title": {"value": …, "source": …}, …}``: for scripts, the sources in English."""
+    data = {row.key: {"value": row.value, "source": str(row.source)} for row in rows}
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
@@ -256,7 +274,9 @@ def show(obj: Context, output_format: str) -> None:
         file = read_config(obj.config_path)
         settings = settings_from_mapping(file.raw, base_dir=file.base_dir, source=file.source)
     except ConfigError as exc:
-        click.echo(f"feedsvc: {exc}", err=True)
+        texts = obj.texts()
+        click.echo(error_line(texts, config_problem(texts, exc)), err=True)
         raise SystemExit(EXIT_CONFIG) from None
     rows = effective(settings, file)
-    click.echo(as_json(rows) if output_format == "json" else as_yaml(rows), nl=False)
+    shown = as_json(rows) if output_format == "json" else as_yaml(rows, obj.texts())
+    click.echo(shown, nl=False)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from feedsvc.cli.invocation import EXIT_STORE, command_store, fail, now
+from feedsvc.cli.invocation import EXIT_STORE, command_store, fail, now, texts
 from feedsvc.errors import StoreError
 from feedsvc.models import DeliveryStatus
 
@@ -44,14 +44,18 @@ def list_(obj: Context, status: str | None, limit: int) -> None:
             )
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
+    said = texts()
     for row in found:
-        when = row.last_attempt_at.isoformat() if row.last_attempt_at else "never tried"
+        when = row.last_attempt_at.isoformat() if row.last_attempt_at else said("cli.never_tried")
         detail = row.error or ""
-        click.echo(
-            f"{row.id}\t{row.status.value}\t{row.attempts} attempts\t{row.email}\t{when}\t{detail}"
-        )
+        attempts = said.plural("cli.count.attempts", row.attempts)
+        click.echo(f"{row.id}\t{row.status.value}\t{attempts}\t{row.email}\t{when}\t{detail}")
     if not found:
-        click.echo(f"no {status} deliveries" if status else "no deliveries")
+        click.echo(
+            said("cli.deliveries.none_with", status=status)
+            if status
+            else said("cli.deliveries.none")
+        )
 
 
 @deliveries.command()
@@ -68,7 +72,4 @@ def retry(obj: Context, ids: tuple[int, ...]) -> None:
             count = requeue_failed(conn, now(), list(ids) if ids else None)
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
-    click.echo(
-        f"{count} failed deliveries re-queued; `feedsvc digest send` sends them "
-        "(rows of subscribers who bounced or left are cancelled then, not sent)"
-    )
+    click.echo(texts().plural("cli.deliveries.requeued", count))

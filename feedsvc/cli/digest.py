@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from feedsvc.cli.invocation import EXIT_PROBLEMS, EXIT_STORE, EXIT_USAGE, fail, store_for
+from feedsvc.cli.invocation import EXIT_PROBLEMS, EXIT_STORE, EXIT_USAGE, fail, store_for, texts
 from feedsvc.cli.invocation import now as clock_now
-from feedsvc.cli.words import counted, when_label
-from feedsvc.errors import ConfigError, StoreError
+from feedsvc.cli.words import address_problem, config_problem, error_line, number, when_label
+from feedsvc.errors import AddressError, ConfigError, StoreError
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -28,9 +28,11 @@ if TYPE_CHECKING:
     from feedsvc.cli.main import Context
     from feedsvc.config import Settings
     from feedsvc.delivery.workers import Helpers
+    from feedsvc.messages import Texts
     from feedsvc.models import Cursor, Post, Subscriber
-    from feedsvc.newsletter.jobs import DueDigests
+    from feedsvc.newsletter.jobs import DueDigests, Rendered
     from feedsvc.storage import Store
+    from feedsvc.storage.digests import Created
 
 PREVIEW_FILE = "digest-preview.html"
 
@@ -63,15 +65,16 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
     from feedsvc.newsletter.messages import DigestContent, render_digest
 
     settings = obj.settings()
+    said = texts()
     now = clock_now()
     target = out if out is not None else Path(PREVIEW_FILE)
     try:
         renderer = renderer_for(settings)
         store = store_for(settings)
         subscriber = None if to is None else _subscriber(store, to)
-        posts, note = _preview_posts(store, settings, subscriber, now)
+        posts, note = _preview_posts(said, store, settings, subscriber, now)
         if not posts:
-            fail("no published posts in the store; run `feedsvc build` first", EXIT_PROBLEMS)
+            fail(said("cli.preview.no_posts"), EXIT_PROBLEMS)
         period = upcoming_period(
             subscriber.frequency if subscriber else Frequency.DAILY,
             subscriber.timezone if subscriber else None,
@@ -87,42 +90,39 @@ def preview(obj: Context, to: str | None, out: Path | None) -> None:
             person = renderer.personal(subscriber.id, subscriber.email, subscriber.name)
         _, data = renderer.message(template, person)
     except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(config_problem(said, exc), EXIT_USAGE)
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(html_part(data), encoding="utf-8")
     except OSError as exc:
-        fail(f"cannot write {target}: {exc.strerror}", EXIT_USAGE)
-    who = subscriber.email if subscriber else "a sample subscriber"
-    click.echo(f"subject: {template.subject}")
+        fail(said("cli.cannot_write", path=str(target), reason=exc.strerror), EXIT_USAGE)
+    who = subscriber.email if subscriber else said("cli.preview.sample_subscriber")
+    click.echo(said("cli.preview.subject", subject=template.subject))
     if note:
         click.echo(note)
-    click.echo(f"wrote the preview ({counted(len(posts), 'post')} for {who}) to {target.resolve()}")
+    posts_shown = said.plural("cli.count.posts", len(posts))
+    click.echo(said("cli.preview.wrote", posts=posts_shown, who=who, path=str(target.resolve())))
 
 
 def _subscriber(store: Store, raw: str) -> Subscriber:
-    from feedsvc.newsletter.subscribers import AddressError, normalise_address
+    from feedsvc.newsletter.subscribers import normalise_address
     from feedsvc.storage.subscribers import get_subscriber
 
     try:
         address = normalise_address(raw, allow_test_domains=True)
     except AddressError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(address_problem(texts(), exc), EXIT_USAGE)
     with store.read() as conn:
         found = get_subscriber(conn, address)
     if found is None:
-        fail(
-            f"{address} is not a subscriber; add it with `feedsvc subscribers add` "
-            "or preview without --to",
-            EXIT_USAGE,
-        )
+        fail(texts()("cli.preview.not_a_subscriber", address=address), EXIT_USAGE)
     return found
 
 
 def _preview_posts(
-    store: Store, settings: Settings, subscriber: Subscriber | None, now: datetime
+    texts: Texts, store: Store, settings: Settings, subscriber: Subscriber | None, now: datetime
 ) -> tuple[list[Post], str]:
     """The posts to preview, and a note when they are a sample, not the next digest."""
     from feedsvc.models import Frequency, Recipient
@@ -150,9 +150,10 @@ def _preview_posts(
             if not ids:
                 wanted = category_keys(subscriber.categories)
                 ids = [m.id for m in metas if matches(m.categories, wanted)][:limit]
-                note = (
-                    f"no new posts are waiting for {subscriber.email} (joined "
-                    f"{joined_at(subscriber):%Y-%m-%d}); showing their newest posts instead"
+                note = texts(
+                    "cli.preview.nothing_waiting",
+                    address=subscriber.email,
+                    joined=f"{joined_at(subscriber):%Y-%m-%d}",
                 )
         found = load_posts(conn, ids, now)
     return [found[i] for i in ids if i in found], note
@@ -186,11 +187,13 @@ def send(obj: Context, dry_run: bool) -> None:
     )
 
     settings = obj.settings()
+    said = texts()
     now = clock_now()
     try:
         store = store_for(settings)
         if dry_run:
-            _print_plan(plan_due_digests(store, settings, now), _next_digest(store, settings, now))
+            plan = plan_due_digests(store, settings, now)
+            _print_plan(said, plan, _next_digest(said, store, settings, now))
             return
         renderer = renderer_for(settings)
         due = create_due_digests(store, settings, now)
@@ -204,38 +207,47 @@ def send(obj: Context, dry_run: bool) -> None:
         created = due.created
         assert created is not None
         if due.announced:
-            click.echo(f"{counted(len(due.announced), 'new post')} announced")
-        click.echo(
-            f"{counted(created.digests, 'digest')} created for "
-            f"{counted(created.deliveries, 'subscriber')}; "
-            f"{counted(rendered.rendered, 'message')} rendered"
-            + (
-                f", {rendered.cancelled} cancelled (subscriber left or posts removed)"
-                if rendered.cancelled
-                else ""
-            )
-        )
+            click.echo(said.plural("cli.send.announced", len(due.announced)))
+        _print_created(said, created, rendered)
         if backend is None:
-            _send_smtp(store, settings, helpers)
+            _send_smtp(said, store, settings, helpers)
             return
         sent = send_outbox(store, backend, SystemClock(), settings)
     except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(config_problem(said, exc), EXIT_USAGE)
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
     folder = settings.path(settings.delivery.outbox_dir)
-    click.echo(
-        f"{counted(sent.sent, 'message')} written to {folder}"
-        + (
-            f"; {sent.retried} to retry, {sent.failed} failed"
-            if sent.retried or sent.failed
-            else ""
-        )
+    written = said(
+        "cli.send.written",
+        messages=said.plural("cli.count.messages", sent.sent),
+        folder=str(folder),
     )
+    if sent.retried or sent.failed:
+        written = said(
+            "cli.send.written_failed",
+            written=written,
+            retried=number(sent.retried),
+            failed=number(sent.failed),
+        )
+    click.echo(written)
     for error in sorted(set(sent.errors)):
-        click.echo(f"feedsvc: {error}", err=True)
+        click.echo(error_line(said, error), err=True)
     if sent.failed or sent.retried:
         sys.exit(EXIT_PROBLEMS)
+
+
+def _print_created(texts: Texts, created: Created, rendered: Rendered) -> None:
+    """ "2 digests created for 3 subscribers; 3 messages rendered"."""
+    line = texts(
+        "cli.send.created",
+        digests=texts.plural("cli.count.digests", created.digests),
+        subscribers=texts.plural("cli.count.subscribers", created.deliveries),
+        messages=texts.plural("cli.count.messages", rendered.rendered),
+    )
+    if rendered.cancelled:
+        line = texts("cli.send.cancelled", line=line, count=number(rendered.cancelled))
+    click.echo(line)
 
 
 def _start_helpers(store: Store, settings: Settings, now: datetime) -> Helpers | None:
@@ -253,7 +265,7 @@ def _start_helpers(store: Store, settings: Settings, now: datetime) -> Helpers |
     return Helpers.start(store, settings, waiting)
 
 
-def _send_smtp(store: Store, settings: Settings, helpers: Helpers | None) -> None:
+def _send_smtp(texts: Texts, store: Store, settings: Settings, helpers: Helpers | None) -> None:
     """Send over SMTP (with the helper processes, if any) with a progress bar on a
     terminal; end with the counts."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -268,7 +280,11 @@ def _send_smtp(store: Store, settings: Settings, helpers: Helpers | None) -> Non
     with store.read() as conn:
         total = due_count(conn, clock.now()) + helped
     bar = Progress(
-        "sending", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+        texts("cli.send.progress"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        transient=True,
     )
     task = bar.add_task("send", total=total)
 
@@ -291,58 +307,63 @@ def _send_smtp(store: Store, settings: Settings, helpers: Helpers | None) -> Non
     finally:
         if show:
             bar.stop()
-    click.echo(
-        f"{report.sent} sent, {report.retried} retrying, {report.failed} failed "
-        f"(SMTP {smtp.host}:{smtp.port})"
-        + (f"; {counted(report.bounced, 'subscriber')} bounced" if report.bounced else "")
+    line = texts(
+        "cli.send.smtp",
+        sent=number(report.sent),
+        retried=number(report.retried),
+        failed=number(report.failed),
+        server=f"{smtp.host}:{smtp.port}",
     )
+    if report.bounced:
+        bounced = texts.plural("cli.count.subscribers", report.bounced)
+        line = texts("cli.send.bounced", line=line, subscribers=bounced)
+    click.echo(line)
     for error, count in report.errors.most_common(5):
-        click.echo(f"feedsvc: {count} × {error}", err=True)
+        click.echo(error_line(texts, f"{number(count)} × {error}"), err=True)
     for problem in report.problems:
-        click.echo(f"feedsvc: {problem}", err=True)
+        click.echo(error_line(texts, problem), err=True)
     if report.paused is not None:
-        fail(f"sending paused: {report.paused}", EXIT_PROBLEMS)
+        fail(texts("cli.send.paused", reason=report.paused), EXIT_PROBLEMS)
     if report.failed or report.retried or report.problems:
         sys.exit(EXIT_PROBLEMS)
 
 
-def _next_digest(store: Store, settings: Settings, now: datetime) -> str:
+def _next_digest(texts: Texts, store: Store, settings: Settings, now: datetime) -> str:
     """When the next daily or weekly digest goes out, for a dry run with nothing due."""
-    from feedsvc.cli.status import next_digest_runs
+    from feedsvc.cli.status import next_digest_runs, run_label
 
     with store.read() as conn:
         runs = next_digest_runs(conn, settings, now)
     if not runs:
-        return (
-            "no active subscriber gets daily or weekly digests (immediate ones go out "
-            "within a minute of each new post)"
-        )
-    what, when = runs[0]
-    return f"the next is the {what} at {when_label(when, settings.site.timezone, now)}"
+        return texts("cli.dry_run.no_scheduled")
+    when = when_label(texts, runs[0].at, settings.site.timezone, now)
+    return texts("cli.dry_run.next", what=run_label(texts, runs[0]), when=when)
 
 
-def _print_plan(due: DueDigests, next_digest: str) -> None:
+def _print_plan(texts: Texts, due: DueDigests, next_digest: str) -> None:
     plan = due.plan
     if due.announced:
-        click.echo(f"{counted(len(due.announced), 'published post')} would be announced as new")
+        click.echo(texts.plural("cli.dry_run.announced", len(due.announced)))
     for post in due.archive:
-        click.echo(f"{post.source_path}: {post.note}")
+        click.echo(f"{post.source_path}: {texts.message(post.note)}")
     if not plan.digests:
-        click.echo(f"dry run: no digest is due; nothing would be sent; {next_digest}")
+        click.echo(texts("cli.dry_run.nothing_due", next=next_digest))
         return
     for item in plan.digests:
         titles = " · ".join(due.titles.get(i, i) for i in item.post_ids)
         for subscriber_id in item.subscriber_ids:
             subscriber = due.recipients[subscriber_id].subscriber
             name = f" ({subscriber.name})" if subscriber.name else ""
-            click.echo(
-                f"{subscriber.email}{name} ← {counted(len(item.post_ids), 'post')} "
-                f"[{item.period.key}]: {titles}"
-            )
+            count = texts.plural("cli.count.posts", len(item.post_ids))
+            click.echo(f"{subscriber.email}{name} ← {count} [{item.period.key}]: {titles}")
     by_period = Counter(item.period.key for item in plan.digests)
     click.echo(
-        f"dry run: {counted(plan.messages, 'message')} in {counted(len(plan.digests), 'digest')} "
-        f"({counted(len(by_period), 'period')}) would be sent; nothing was sent"
+        texts(
+            "cli.dry_run.summary",
+            messages=texts.plural("cli.count.messages", plan.messages),
+            digests=texts.plural("cli.count.digests", len(plan.digests)),
+            periods=texts.plural("cli.count.periods", len(by_period)),
+        )
     )
 
 
@@ -361,9 +382,10 @@ def release(obj: Context, discard: bool, posts: tuple[str, ...]) -> None:
     from feedsvc.storage.announcements import release_archived, release_held
 
     settings = obj.settings()
+    said = texts()
     store = store_for(settings)
     if posts and discard:
-        fail("--discard goes with the held posts, not with POST arguments", EXIT_USAGE)
+        fail(said("cli.release.discard_with_posts"), EXIT_USAGE)
     try:
         with store.write() as conn:
             if posts:
@@ -371,24 +393,25 @@ def release(obj: Context, discard: bool, posts: tuple[str, ...]) -> None:
             else:
                 released = release_held(conn, clock_now(), discard=discard)
     except NotArchived as exc:
-        fail(
-            f"{exc.args[0]} is not an archive post waiting to be mailed; `feedsvc status` "
-            "lists them (by file)",
-            EXIT_USAGE,
-        )
+        fail(said("cli.release.not_archived", post=exc.args[0]), EXIT_USAGE)
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
     if posts:
         for post in archived:
-            click.echo(f"released: {post.source_path}")
-        click.echo(f"{len(archived)} archive posts released: the next digests include them")
+            click.echo(said("cli.release.released", path=post.source_path))
+        click.echo(said.plural("cli.release.archive_done", len(archived)))
         return
     if not released:
-        click.echo("no posts are held")
+        click.echo(said("cli.release.none_held"))
         return
     for held in released:
-        click.echo(f"{'discarded' if discard else 'released'}: {held.source_path}")
+        click.echo(
+            said(
+                "cli.release.discarded" if discard else "cli.release.released",
+                path=held.source_path,
+            )
+        )
     if discard:
-        click.echo(f"{len(released)} held posts discarded: they will never be emailed")
+        click.echo(said.plural("cli.release.discard_done", len(released)))
     else:
-        click.echo(f"{len(released)} held posts released: the next digests include them")
+        click.echo(said.plural("cli.release.held_done", len(released)))

@@ -1,4 +1,5 @@
-"""What a command needs from its invocation: exit status, store, time, actor.
+"""What a command needs from its invocation: exit status, store, time, actor, and the
+words it speaks (:func:`texts`).
 
 Exit statuses as for the rest of the CLI: 0 done; 1 something was refused or some rows
 were bad (the rest was done); 2 bad usage or an unreadable file; 3 the store cannot be
@@ -15,9 +16,12 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from feedsvc.cli.words import error_line, warning_line
+
 if TYPE_CHECKING:
     from feedsvc.cli.main import Context
     from feedsvc.config import Settings
+    from feedsvc.messages import Texts
     from feedsvc.storage import Store
 
 # As in feedsvc.cli.main (imported from there lazily: cli.py imports the commands).
@@ -28,15 +32,25 @@ EXIT_STORE = 3
 TEST_DOMAINS_HELP = "Accept addresses at the reserved .test domain (for trials and benchmarks)."
 
 
+def texts() -> Texts:
+    """The command line's words, in the language of the command that runs: the site's
+    (``site.language`` of its config), ``$FEEDSVC_LANGUAGE`` over it, and the terminal's
+    for a command without a config of its own (see :func:`feedsvc.messages.command_language`)."""
+    from feedsvc.cli.main import current_texts
+
+    return current_texts()
+
+
 def fail(message: str, code: int) -> NoReturn:
-    click.echo(f"feedsvc: {message}", err=True)
+    """``feedsvc: MESSAGE`` on stderr (``message`` from the catalogue), and exit."""
+    click.echo(error_line(texts(), message), err=True)
     sys.exit(code)
 
 
 def warn(message: str) -> None:
     """Something the command did but the user should look at (stderr; the exit status
     does not change)."""
-    click.echo(f"feedsvc: warning: {message}", err=True)
+    click.echo(warning_line(texts(), message), err=True)
 
 
 def command_store(obj: Context) -> Store:

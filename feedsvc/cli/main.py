@@ -1,7 +1,9 @@
 """The ``feedsvc`` command line: argument parsing only; the work is in the modules it calls.
 
-Exit status: 0 all good; 1 content problems (``build`` still publishes every good post);
-2 bad usage or configuration; 3 the store cannot be opened.
+What it prints for people comes from the message catalogue, in the language of the site
+it runs for (:meth:`Context.texts`). Exit status: 0 all good; 1 content problems
+(``build`` still publishes every good post); 2 bad usage or configuration; 3 the store
+cannot be opened.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from typing import Any, TypeVar
 import click
 
 from feedsvc import __version__
-from feedsvc.cli.words import counted
+from feedsvc.cli.words import config_problem, error_line, number, problem_text
 from feedsvc.config import Settings, load_settings
 from feedsvc.errors import ConfigError, OutputError, StoreError
+from feedsvc.messages import Texts, command_language
 from feedsvc.models import Problem
 
 # Commands that run without the cyclic garbage collector, which the console script turns
@@ -69,13 +72,19 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except Exception as exc:  # only the store's own failures are handled; see below
             if isinstance(exc, OutputError):  # the feeds' folder, not the store
-                click.echo(f"feedsvc: {exc}", err=True)
+                click.echo(error_line(_context_texts(ctx), str(exc)), err=True)
                 sys.exit(EXIT_PROBLEMS)
             failure = _store_failure(exc, ctx)
             if failure is None:
                 raise
-            click.echo(f"feedsvc: {failure}", err=True)
+            click.echo(error_line(_context_texts(ctx), failure), err=True)
             sys.exit(EXIT_STORE)
+
+
+def _context_texts(ctx: click.Context | None) -> Texts:
+    if ctx is not None and isinstance(ctx.obj, Context):
+        return ctx.obj.texts()
+    return Texts(command_language(None))
 
 
 def _store_failure(exc: BaseException, ctx: click.Context) -> str | None:
@@ -87,29 +96,54 @@ def _store_failure(exc: BaseException, ctx: click.Context) -> str | None:
         return None
     from feedsvc.storage.engine import _safe as safe_url
 
-    where = "the store"
-    if isinstance(ctx.obj, Context):
-        url = ctx.obj.settings().storage_url
-        sqlite_path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
-        where = f"the store {sqlite_path or safe_url(url)}"
+    texts = _context_texts(ctx)
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-    return (
-        f"{where} failed: {reason}; free disk space or make it writable (a read-only file "
-        "system, permissions, a database server that went away), then run the command "
-        "again: what was written before stays"
-    )
+    if not isinstance(ctx.obj, Context):
+        return texts("cli.store_failed", reason=reason)
+    url = ctx.obj.settings().storage_url
+    sqlite_path = url.split("///", 1)[1] if url.startswith("sqlite") and "///" in url else ""
+    return texts("cli.store_failed.named", store=sqlite_path or safe_url(url), reason=reason)
+
+
+# ConfigFile.source when no config file was found (feedsvc.config.read_config).
+NO_CONFIG_FILE = "embedded defaults"
 
 
 class Context:
+    """One invocation: the config it names, read once, and the language it speaks."""
+
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
+        self._settings: Settings | None = None
+        self._texts: Texts | None = None
 
     def settings(self) -> Settings:
-        try:
-            return load_settings(self.config_path)
-        except ConfigError as exc:
-            click.echo(f"feedsvc: {exc}", err=True)
-            sys.exit(EXIT_CONFIG)
+        """The settings (read once); an invalid config ends the command (exit 2)."""
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path)
+            except ConfigError as exc:
+                texts = self.texts()
+                click.echo(error_line(texts, config_problem(texts, exc)), err=True)
+                sys.exit(EXIT_CONFIG)
+        return self._settings
+
+    def texts(self) -> Texts:
+        """What the command says, in ``$FEEDSVC_LANGUAGE``, else the site's language
+        (``site.language``), else, without a config file or with one that cannot be
+        read, the terminal's (LC_ALL, LC_MESSAGES, LANG)."""
+        if self._texts is None:
+            self._texts = Texts(command_language(self._site_language()))
+        return self._texts
+
+    def _site_language(self) -> str | None:
+        settings = self._settings
+        if settings is None:
+            try:
+                settings = self._settings = load_settings(self.config_path)
+            except ConfigError:
+                return None  # the command says so itself, in the terminal's language
+        return None if settings.source == NO_CONFIG_FILE else settings.site.language
 
 
 def _open_store(settings: Settings, *, to_read: bool = False) -> Any:
@@ -124,22 +158,31 @@ def _open_store(settings: Settings, *, to_read: bool = False) -> Any:
             else open_store(settings.storage_url)
         )
     except StoreError as exc:
-        click.echo(f"feedsvc: {exc}", err=True)
+        click.echo(error_line(current_texts(), str(exc)), err=True)
         sys.exit(EXIT_STORE)
     if store.migration:
-        click.echo(f"feedsvc: {store.migration} ({_safe_url(store)})", err=True)
+        texts = current_texts()
+        note = texts.message(store.migration)
+        click.echo(error_line(texts, f"{note} ({_safe_url(store)})"), err=True)
     return store
+
+
+def current_texts() -> Texts:
+    """The words of the command that runs (:meth:`Context.texts`); the terminal's language
+    outside a command."""
+    context = click.get_current_context(silent=True)
+    return _context_texts(context.find_root()) if context is not None else _context_texts(None)
 
 
 def _safe_url(store: Any) -> str:
     return str(store.engine.url.render_as_string(hide_password=True))
 
 
-def _print_problems(problems: list[Problem], content_dir: Path) -> None:
+def _print_problems(texts: Texts, problems: list[Problem], content_dir: Path) -> None:
     """Each problem on a line, its file named from the current folder (``path:line:``,
     which terminals and editors open), not from the content folder."""
     for problem in problems:
-        click.echo(str(_from_here(problem, content_dir)), err=True)
+        click.echo(problem_text(texts, _from_here(problem, content_dir)), err=True)
 
 
 def _from_here(problem: Problem, content_dir: Path) -> Problem:
@@ -153,12 +196,23 @@ def _from_here(problem: Problem, content_dir: Path) -> Problem:
     return replace(problem, path=shown)
 
 
-def _held(report: Any) -> str:
+def _held(texts: Texts, report: Any) -> str:
     """ ", 1 draft, 2 scheduled": the good posts a build did not publish (yet)."""
-    parts = [counted(report.drafts, "draft")] if report.drafts else []
+    parts = [texts.plural("cli.count.drafts", report.drafts)] if report.drafts else []
     if report.scheduled:
-        parts.append(f"{report.scheduled} scheduled")
-    return "".join(", " + part for part in parts)
+        parts.append(texts("cli.build.scheduled", count=number(report.scheduled)))
+    return "".join(texts("cli.list_item", item=part) for part in parts)
+
+
+def _counts(texts: Texts, report: Any) -> dict[str, str]:
+    """The counts the summaries of ``build`` and ``check`` share."""
+    return {
+        "files": texts.plural("cli.count.files", report.files),
+        "published": number(report.published),
+        "held": _held(texts, report),
+        "errors": texts.plural("cli.count.errors", report.errors),
+        "warnings": texts.plural("cli.count.warnings", report.warnings),
+    }
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -211,31 +265,32 @@ def build(obj: Context) -> None:
     builder = _builder(settings, head_start=True)
     report = builder.build()
     builder.store.close()  # checkpoint SQLite's log now, not in the interpreter's exit
-    _print_problems(report.problems, settings.content_dir)
+    texts = obj.texts()
+    _print_problems(texts, report.problems, settings.content_dir)
     for phase, seconds in report.timings.items():
         logging.getLogger("feedsvc.build").debug("%s: %.3f s", phase, seconds)
     elapsed = time.perf_counter() - started
     click.echo(
-        f"{counted(report.files, 'file')}, {report.parsed} parsed, {report.published} "
-        f"published{_held(report)}, {report.rendered} rendered; "
-        f"{counted(len(report.feeds_written), 'feed file')} changed in "
-        f"{settings.output_dir}; {counted(report.errors, 'error')}, "
-        f"{counted(report.warnings, 'warning')} ({elapsed:.2f} s)"
+        texts(
+            "cli.build.summary",
+            **_counts(texts, report),
+            parsed=number(report.parsed),
+            rendered=number(report.rendered),
+            feeds=texts.plural("cli.count.feed_files", len(report.feeds_written)),
+            output=str(settings.output_dir),
+            seconds=f"{elapsed:.2f}",
+        )
     )
     if report.next_publish is not None:
         from feedsvc.cli.words import when_label
         from feedsvc.clock import SystemClock
 
-        click.echo(
-            "next scheduled post goes live at "
-            + when_label(report.next_publish, settings.site.timezone, SystemClock().now())
-        )
+        now = SystemClock().now()
+        when = when_label(texts, report.next_publish, settings.site.timezone, now)
+        click.echo(texts("cli.build.next_scheduled", when=when))
     if report.errors:
-        click.echo(
-            f"feedsvc: {counted(report.errors, 'file')} could not be published; see above "
-            "(every other post was published)",
-            err=True,
-        )
+        unpublished = texts.plural("cli.build.unpublished", report.errors)
+        click.echo(error_line(texts, unpublished), err=True)
         sys.exit(EXIT_PROBLEMS)
 
 
@@ -248,12 +303,9 @@ def check(obj: Context) -> None:
     builder = _builder(settings, to_read=True)
     report = builder.build(dry_run=True, render_all=True)
     builder.store.close()
-    _print_problems(report.problems, settings.content_dir)
-    click.echo(
-        f"{counted(report.files, 'file')} checked: {report.published} publishable"
-        f"{_held(report)}, {counted(report.errors, 'error')}, "
-        f"{counted(report.warnings, 'warning')}"
-    )
+    texts = obj.texts()
+    _print_problems(texts, report.problems, settings.content_dir)
+    click.echo(texts("cli.check.summary", **_counts(texts, report)))
     if report.errors:
         sys.exit(EXIT_PROBLEMS)
 
@@ -267,7 +319,7 @@ def status(obj: Context) -> None:
     settings = obj.settings()
     store = _open_store(settings)
     try:
-        click.echo(format_status(collect_status(settings, store)))
+        click.echo(format_status(obj.texts(), collect_status(settings, store)))
     finally:
         store.close()
 
@@ -278,16 +330,14 @@ def init(directory: Path) -> None:
     """Write a working site skeleton (config.yaml, content/ with sample posts) to DIRECTORY."""
     from feedsvc.cli.skeleton import write_skeleton
 
+    # No config of its own: the terminal's language (or $FEEDSVC_LANGUAGE).
+    texts = Texts(command_language(None))
     written, skipped = write_skeleton(directory)
     for path in written:
-        click.echo(f"wrote {path}")
+        click.echo(texts("cli.init.wrote", path=str(path)))
     for path in skipped:
-        click.echo(f"kept {path} (already exists)")
-    click.echo(
-        f"next: cd {directory} && feedsvc run  (serves the site, its feeds and the subscribe "
-        "form on http://127.0.0.1:8080/; for production, set site.url and server.public_url "
-        "in config.yaml)"
-    )
+        click.echo(texts("cli.init.kept", path=str(path)))
+    click.echo(texts("cli.init.next", directory=str(directory)))
 
 
 if __name__ == "__main__":  # pragma: no cover

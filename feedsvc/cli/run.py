@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from feedsvc.cli.invocation import fail, texts
+from feedsvc.cli.words import config_problem
 from feedsvc.errors import ConfigError, StoreError
 
 if TYPE_CHECKING:
@@ -54,15 +56,13 @@ def run(obj: Context, host: str | None, port: int | None, log_format: str) -> No
     try:
         if lock is not None:
             lock.acquire()
-    except DaemonLocked as exc:
-        click.echo(f"feedsvc: {exc}", err=True)
-        sys.exit(EXIT_LOCKED)
+    except DaemonLocked:
+        fail(texts()("cli.run.locked", lock=str(path)), EXIT_LOCKED)
     try:
         try:
             store = open_store(settings.storage_url)
         except StoreError as exc:
-            click.echo(f"feedsvc: {exc}", err=True)
-            sys.exit(EXIT_STORE)
+            fail(str(exc), EXIT_STORE)
         try:
             listen = Listen(
                 host or settings.server.host, settings.server.port if port is None else port
@@ -75,8 +75,7 @@ def run(obj: Context, host: str | None, port: int | None, log_format: str) -> No
 
                 code = asyncio.run(main())
             except ConfigError as exc:
-                click.echo(f"feedsvc: {exc}", err=True)
-                sys.exit(EXIT_USAGE)
+                fail(config_problem(texts(), exc), EXIT_USAGE)
         finally:
             store.close()
     finally:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from feedsvc.cli.invocation import EXIT_USAGE, fail, now, store_for
-from feedsvc.cli.words import counted
+from feedsvc.cli.invocation import EXIT_USAGE, fail, now, store_for, texts
+from feedsvc.cli.words import config_problem
 from feedsvc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -49,19 +49,16 @@ def rotate(obj: Context, keep: int | None) -> None:
 
     settings = obj.settings()
     store = _store_if_database(settings)
+    said = texts()
     try:
         done = rotate_secret(settings, now(), keep=keep, store=store)
     except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
-    click.echo(f"added key {done.added} in {done.where}; it signs new links from now on")
-    older = done.kept - 1
-    click.echo(
-        f"{counted(older, 'older key')} still "
-        f"{'verifies' if older == 1 else 'verify'} the links already mailed"
-    )
+        fail(config_problem(said, exc), EXIT_USAGE)
+    click.echo(said("cli.secret.added", key=done.added, where=done.where))
+    click.echo(said.plural("cli.secret.older", done.kept - 1))
     if done.retired:
-        click.echo(f"retired {counted(done.retired, 'key')}: links signed with them no longer work")
-    click.echo("restart every `feedsvc run` on this store so that it uses the new key")
+        click.echo(said.plural("cli.secret.retired", done.retired))
+    click.echo(said("cli.secret.restart"))
 
 
 @secret.command("list")
@@ -72,17 +69,18 @@ def list_(obj: Context) -> None:
 
     settings = obj.settings()
     store = _store_if_database(settings)
+    said = texts()
     try:
         keys = load_secrets(settings, store=store)
     except ConfigError as exc:
-        fail(str(exc), EXIT_USAGE)
+        fail(config_problem(said, exc), EXIT_USAGE)
     if os.environ.get(SECRET_ENV) is not None:
         where = SECRET_ENV
     elif store is not None:
         where = store.engine.url.render_as_string(hide_password=True)
     else:
         where = str(secret_path(settings))
-    click.echo(f"{counted(len(keys), 'key')} in {where}, oldest first:")
+    click.echo(said.plural("cli.secret.listed", len(keys), where=where))
     for number, key in enumerate(keys, 1):
-        role = "signs and verifies" if number == len(keys) else "verifies"
+        role = said("cli.secret.signs") if number == len(keys) else said("cli.secret.verifies")
         click.echo(f"{number}\t{fingerprint(key)}\t{role}")

@@ -29,7 +29,9 @@ from feedsvc.cli.invocation import (
     command_store,
     fail,
     now,
+    texts,
 )
+from feedsvc.cli.words import number, problem_text, unknown_categories
 from feedsvc.errors import CsvFormatError, StoreError
 from feedsvc.models import Problem, Severity, SubscriberEventKind
 
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from feedsvc.cli.main import Context
+    from feedsvc.messages import Texts
     from feedsvc.models import SubscriberInput
     from feedsvc.newsletter.categories import SiteCategories
     from feedsvc.newsletter.subscriber_csv import SubscriberCsv
@@ -99,14 +102,15 @@ def import_(
     from feedsvc.storage.subscriber_import import BatchWriter
 
     settings = obj.settings()
+    said = texts()
     source = str(file)
     try:
         check_encoding(encoding)
         raw: BinaryIO = file.open("rb")
     except ValueError as exc:
-        fail(f"--encoding: {exc}", EXIT_USAGE)
+        fail(said("cli.option_problem", option="--encoding", reason=str(exc)), EXIT_USAGE)
     except OSError as exc:
-        fail(f"cannot read {file}: {exc}", EXIT_USAGE)
+        fail(said("cli.cannot_read", path=str(file), reason=str(exc)), EXIT_USAGE)
     tally = _Tally()
 
     def rows_of(handle: BinaryIO) -> SubscriberCsv:
@@ -124,7 +128,7 @@ def import_(
         except CsvFormatError as exc:
             fail(str(exc), EXIT_USAGE)
         store = command_store(obj)
-        check = _CategoryCheck(source, _site_categories(store, reader))
+        check = _CategoryCheck(said, source, _site_categories(store, reader))
         if strict and check.site is not None and not check.site.empty:
             _refuse_unknown_categories(file, rows_of, check)
         writer = BatchWriter(
@@ -137,21 +141,22 @@ def import_(
             dry_run=dry_run,
         )
         try:
-            with _progress(file.stat().st_size) as progress, writer:
+            with _progress(said, file.stat().st_size) as progress, writer:
 
                 def advance() -> None:
                     if progress is not None:
                         progress.update(progress.task_ids[0], completed=raw.tell())
 
-                _import_rows(reader, writer, tally, _reporter(progress), advance, check)
+                _import_rows(reader, writer, tally, _reporter(said, progress), advance, check)
         except CsvFormatError as exc:
             written = tally.written if not dry_run else 0
-            done = f" ({written} rows before it were imported; import again is safe)"
-            fail(f"{exc}{done if written else ''}", EXIT_USAGE)
+            if not written:
+                fail(str(exc), EXIT_USAGE)
+            fail(said.plural("cli.import.partial", written, problem=str(exc)), EXIT_USAGE)
         except StoreError as exc:
             fail(str(exc), EXIT_STORE)
     tally.unknown_categories = check.unknown_rows
-    click.echo(_summary(source, tally, dry_run))
+    click.echo(_summary(said, source, tally, dry_run))
     if tally.bad:
         sys.exit(EXIT_PROBLEMS)
 
@@ -180,10 +185,7 @@ def _import_rows(
                 tally.count(outcome)
                 if outcome == UpsertResult.SUPPRESSED:
                     tally.bad += 1
-                    reason = (
-                        f"{row.email} was erased with `feedsvc subscribers forget`; "
-                        "it is never imported again"
-                    )
+                    reason = check.texts("cli.import.forgotten", address=row.email)
                     report(Problem(reader.source, reason, row.line))
         advance()
 
@@ -212,26 +214,28 @@ def _import_rows(
     settle(writer.finish())
 
 
-def _summary(source: str, tally: _Tally, dry_run: bool) -> str:
+def _summary(texts: Texts, source: str, tally: _Tally, dry_run: bool) -> str:
+    """ "people.csv: 7 rows: 2 added, 0 updated, 5 bad rows not imported"."""
     got = tally.outcomes.get
     kept = got("kept_stopped", 0)
-    parts = [
-        f"{got('added', 0)} added",
-        f"{got('updated', 0) + kept} updated",
-    ]
+    added = number(got("added", 0))
+    updated = texts("cli.import.updated", count=number(got("updated", 0) + kept))
     if kept:
-        parts[-1] += f" ({kept} stayed unsubscribed, bounced or complained)"
-    parts.append(f"{tally.bad} bad row{'s' if tally.bad != 1 else ''} not imported")
+        updated = texts("cli.import.kept", updated=updated, count=number(kept))
+    parts = [
+        texts("cli.import.to_add" if dry_run else "cli.import.added", count=added),
+        updated,
+        texts.plural("cli.import.bad", tally.bad),
+    ]
     if tally.unknown_categories:
-        unknown = tally.unknown_categories
-        parts.append(
-            f"{unknown} row{'s' if unknown != 1 else ''} with categories no post has "
-            "(see the warnings)"
-        )
-    head = f"{source}: {tally.rows} row{'s' if tally.rows != 1 else ''}: "
-    if dry_run:
-        return "dry run, nothing written: " + head + ", ".join(parts).replace("added", "to add")
-    return head + ", ".join(parts)
+        parts.append(texts.plural("cli.import.unknown_categories", tally.unknown_categories))
+    summary = texts(
+        "cli.import.summary",
+        source=source,
+        rows=texts.plural("cli.count.rows", tally.rows),
+        parts=", ".join(parts),
+    )
+    return texts("cli.import.dry_run", summary=summary) if dry_run else summary
 
 
 @dataclass
@@ -239,38 +243,31 @@ class _CategoryCheck:
     """The categories of each row against the site's (``site`` None: the file has no
     categories column). A site without posts yet gets one warning, not one per row."""
 
+    texts: Texts
     source: str
     site: SiteCategories | None
     said_empty: bool = False
     unknown_rows: int = 0
 
     def problem(self, row: SubscriberInput, severity: Severity) -> Problem | None:
-        from feedsvc.newsletter.categories import NO_CATEGORIES_YET, unknown_reason
-
         if self.site is None or not row.categories:
             return None
         if self.site.empty:
             if self.said_empty:
                 return None
             self.said_empty = True
-            reason = (
-                f"{NO_CATEGORIES_YET}, so the categories in this file cannot be checked; "
-                "its rows are imported with them. Run `feedsvc build` first to have "
-                "categories checked"
-            )
+            reason = self.texts("cli.import.categories_unchecked")
             return Problem(self.source, reason, row.line, Severity.WARNING)
         unknown = self.site.unknown(row.categories)
         if not unknown:
             return None
         self.unknown_rows += 1
-        reason = f"{row.email}: {unknown_reason(unknown, self.site)}"
-        if severity is Severity.ERROR:
-            reason += "; fix the spelling"
-        else:
-            reason += (
-                "; imported all the same (a category matches once a post has it). If it is "
-                "a typo, fix the file and import again; --strict refuses such files"
-            )
+        refused = severity is Severity.ERROR
+        reason = self.texts(
+            "cli.import.category_refused" if refused else "cli.import.category_kept",
+            address=row.email,
+            reason=unknown_categories(self.texts, unknown, self.site),
+        )
         return Problem(self.source, reason, row.line, severity)
 
 
@@ -304,23 +301,19 @@ def _refuse_unknown_categories(
                 problem = check.problem(item, Severity.ERROR)
                 if problem is not None:
                     refused += 1
-                    click.echo(str(problem), err=True)
+                    click.echo(problem_text(check.texts, problem), err=True)
     except CsvFormatError as exc:
-        fail(f"{exc}; nothing was imported", EXIT_USAGE)
+        fail(check.texts("cli.import.nothing_imported", problem=str(exc)), EXIT_USAGE)
     except OSError as exc:
-        fail(f"cannot read {file}: {exc}", EXIT_USAGE)
+        fail(check.texts("cli.cannot_read", path=str(file), reason=str(exc)), EXIT_USAGE)
     if refused:
-        rows_word = "row names" if refused == 1 else "rows name"
         fail(
-            f"{file}: --strict: {refused} {rows_word} categories no published post "
-            "has; nothing was imported. Fix them and import again, or import without "
-            "--strict to keep them (with a warning)",
-            EXIT_PROBLEMS,
+            check.texts.plural("cli.import.strict_refused", refused, path=str(file)), EXIT_PROBLEMS
         )
 
 
 @contextmanager
-def _progress(total: int) -> Iterator[Progress | None]:
+def _progress(texts: Texts, total: int) -> Iterator[Progress | None]:
     """A progress bar on stderr when the command runs on a terminal, else None."""
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         yield None
@@ -335,7 +328,7 @@ def _progress(total: int) -> Iterator[Progress | None]:
     )
 
     with Progress(
-        TextColumn("importing"),
+        TextColumn(texts("cli.import.progress")),
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
@@ -346,14 +339,15 @@ def _progress(total: int) -> Iterator[Progress | None]:
         yield progress
 
 
-def _reporter(progress: Progress | None) -> Callable[[Problem], None]:
+def _reporter(texts: Texts, progress: Progress | None) -> Callable[[Problem], None]:
     """How to print one bad row: above the bar on a terminal, else a line on stderr."""
 
     def report(problem: Problem) -> None:
+        line = problem_text(texts, problem)
         if progress is not None:
-            progress.console.print(str(problem), markup=False, highlight=False)
+            progress.console.print(line, markup=False, highlight=False)
         else:
-            click.echo(str(problem), err=True)
+            click.echo(line, err=True)
 
     return report
 
@@ -385,14 +379,14 @@ def export(obj: Context, file: Path, bom: bool) -> None:
             count = _write_atomically(file, csv_lines(rows), bom=bom)
     count -= 1  # the header
     if str(file) != "-":
-        click.echo(f"wrote {count} subscriber{'s' if count != 1 else ''} to {file}")
+        click.echo(texts().plural("cli.export.wrote", count, path=str(file)))
 
 
 def _write_atomically(path: Path, lines: Iterator[str], *, bom: bool) -> int:
     """Write ``lines`` to a temporary file beside ``path``, then rename it; lines written."""
     directory = path.resolve().parent
     if not directory.is_dir():
-        fail(f"cannot write {path}: the folder {directory} does not exist", EXIT_USAGE)
+        fail(texts()("cli.export.no_folder", path=str(path), folder=str(directory)), EXIT_USAGE)
     count = 0
     # mkstemp makes the file readable by its owner only: right for a list of people.
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")

@@ -27,9 +27,11 @@ from feedsvc.cli.invocation import (
     command_store,
     fail,
     now,
+    texts,
     warn,
 )
 from feedsvc.cli.subscriber_files import export, import_
+from feedsvc.cli.words import address_problem, unknown_categories
 from feedsvc.errors import AddressError, StoreError
 from feedsvc.models import (
     Frequency,
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from feedsvc.cli.main import Context
+    from feedsvc.messages import Texts
     from feedsvc.storage import Store
 
 
@@ -51,10 +54,11 @@ def _address(raw: str, *, allow_test_domains: bool = False) -> str:
     try:
         return normalise_address(raw, allow_test_domains=allow_test_domains)
     except AddressError as exc:
-        hint = ""
+        said = texts()
+        problem = address_problem(said, exc)
         if not allow_test_domains and raw.strip().lower().rstrip(".").endswith(".test"):
-            hint = "; pass --allow-test-domains to accept .test addresses (for trials)"
-        fail(f"{str(exc).rstrip('.') if hint else exc}{hint}", EXIT_USAGE)
+            problem = said("cli.subscribers.test_domain_hint", problem=problem.rstrip("."))
+        fail(problem, EXIT_USAGE)
 
 
 def _timezone_option(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -68,14 +72,22 @@ def _timezone_option(_ctx: click.Context, _param: click.Parameter, value: str | 
         raise click.BadParameter(str(exc)) from None
 
 
-def _describe(subscriber: Subscriber) -> str:
+def _describe(texts: Texts, subscriber: Subscriber) -> str:
+    """``민지@example.kr (김민지): active, daily, 부산, Asia/Seoul``."""
     name = f" ({subscriber.name})" if subscriber.name else ""
-    categories = ", ".join(subscriber.categories) or "every category"
-    zone = subscriber.timezone or "the site's time zone"
-    return (
-        f"{subscriber.email}{name}: {subscriber.status.value}, {subscriber.frequency.value}, "
-        f"{categories}, {zone}"
+    return texts(
+        "cli.subscribers.described",
+        address=subscriber.email + name,
+        status=status_label(texts, subscriber.status),
+        frequency=texts(f"cli.frequency.{subscriber.frequency.value}"),
+        categories=", ".join(subscriber.categories) or texts("cli.subscribers.every_category"),
+        zone=subscriber.timezone or texts("cli.subscribers.site_zone"),
     )
+
+
+def status_label(texts: Texts, status: SubscriberStatus) -> str:
+    """``active`` / ``구독 중``: a subscriber's status as a message names it."""
+    return texts(f"cli.subscriber_status.{status.value}")
 
 
 @click.group()
@@ -152,6 +164,7 @@ def add(
         )
     except ValueError as exc:
         fail(f"{address}: {exc}", EXIT_USAGE)
+    said = texts()
     updates = {"status"}
     updates |= {"name"} if name is not None else set()
     updates |= {"frequency"} if frequency is not None else set()
@@ -172,60 +185,52 @@ def add(
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
     if outcome == UpsertResult.SUPPRESSED:
-        fail(
-            f"{address} was erased with `feedsvc subscribers forget` and cannot be added "
-            "back from the command line; its owner can subscribe again through the web form",
-            EXIT_PROBLEMS,
-        )
+        fail(said("cli.subscribers.forgotten", address=address), EXIT_PROBLEMS)
     with store.read() as conn:
         saved = get_subscriber(conn, address)
     assert saved is not None  # just written, and only `forget` deletes
     if outcome == UpsertResult.KEPT_STOPPED:
-        since = f" since {format_time(saved.unsubscribed)}" if saved.unsubscribed else ""
-        details = " The other details given were saved." if len(updates) > 1 else ""
-        fail(
-            f"{address} is {saved.status.value}{since}; feedsvc never re-subscribes an address "
-            "that left or bounced (its owner can subscribe again through the web form)." + details,
-            EXIT_PROBLEMS,
-        )
-    verb = "added" if outcome == UpsertResult.ADDED else "updated"
-    click.echo(f"{verb} {_describe(saved)}")
+        status = status_label(said, saved.status)
+        if saved.unsubscribed:
+            since = format_time(saved.unsubscribed)
+            refusal = said(
+                "cli.subscribers.stopped_since", address=address, status=status, since=since
+            )
+        else:
+            refusal = said("cli.subscribers.stopped", address=address, status=status)
+        if len(updates) > 1:
+            refusal = said("cli.subscribers.details_saved", message=refusal)
+        fail(refusal, EXIT_PROBLEMS)
+    added = outcome == UpsertResult.ADDED
+    shown = _describe(said, saved)
+    click.echo(
+        said("cli.subscribers.added" if added else "cli.subscribers.updated", subscriber=shown)
+    )
 
 
 def _check_categories(store: Store, names: tuple[str, ...], *, strict: bool) -> None:
     """Warn about --category values no published post has; with ``strict``, refuse them
     (exit 2, nothing stored). A site without posts yet has nothing to check against."""
-    from feedsvc.newsletter.categories import (
-        NO_CATEGORIES_YET,
-        quoted,
-        site_categories,
-        unknown_reason,
-    )
+    from feedsvc.newsletter.categories import quoted, site_categories
 
     try:
         with store.read() as conn:
             site = site_categories(conn, now())
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
+    said = texts()
     if site.empty:
-        them = "it" if len(names) == 1 else "them"
-        warn(
-            f"--category {quoted(names)}: {NO_CATEGORIES_YET}, so {them} cannot be checked; "
-            f"the subscriber is stored with {them}. Run `feedsvc build` first to have "
-            "categories checked"
-        )
+        warn(said.plural("cli.subscribers.categories_unchecked", len(names), names=quoted(names)))
         return
     unknown = site.unknown(names)
     if not unknown:
         return
-    problem = f"--category: {unknown_reason(unknown, site)}"
-    if strict:
-        fail(f"{problem}; check the spelling. Nothing was stored (--strict)", EXIT_USAGE)
-    warn(
-        f"{problem}; the subscriber is stored all the same (a category matches once a post "
-        "has it). Check the spelling: add again with the right one, or with --strict to "
-        "refuse unknown categories"
+    problem = said(
+        "cli.subscribers.category_option", reason=unknown_categories(said, unknown, site)
     )
+    if strict:
+        fail(said("cli.subscribers.category_refused", problem=problem), EXIT_USAGE)
+    warn(said("cli.subscribers.category_kept", problem=problem))
 
 
 @subscribers.command()
@@ -239,12 +244,14 @@ def remove(obj: Context, email: str) -> None:
     store = command_store(obj)
     with store.write() as conn:
         before = unsubscribe(conn, address, now=now(), actor=actor())
+    said = texts()
     if before is None:
-        fail(f"no subscriber {address}; nothing changed", EXIT_PROBLEMS)
+        fail(said("cli.subscribers.unknown", address=address), EXIT_PROBLEMS)
     if before.status.stopped:
-        click.echo(f"{address} is already {before.status.value}; nothing changed")
+        status = status_label(said, before.status)
+        click.echo(said("cli.subscribers.already", address=address, status=status))
         return
-    click.echo(f"unsubscribed {address} (the record is kept, so no import can add it again)")
+    click.echo(said("cli.subscribers.unsubscribed", address=address))
 
 
 @subscribers.command(name="list")
@@ -281,7 +288,7 @@ def list_(obj: Context, statuses: tuple[str, ...], output_format: str | None) ->
         elif output_format == "json":
             _write_json(out, found)
         else:
-            _print_table(found)
+            _print_table(texts(), found)
 
 
 def _write_json(out: TextIO, found: Iterator[Subscriber]) -> None:
@@ -295,17 +302,22 @@ def _write_json(out: TextIO, found: Iterator[Subscriber]) -> None:
     out.write("\n]\n")
 
 
-def _print_table(found: Iterator[Subscriber], console: Console | None = None) -> None:
-    """A table on ``console`` (stdout by default)."""
+# The columns of `subscribers list` after the address (headers: the catalogue's cli.table.*).
+TABLE_COLUMNS = ("name", "status", "frequency", "categories", "timezone", "created")
+
+
+def _print_table(texts: Texts, found: Iterator[Subscriber], console: Console | None = None) -> None:
+    """A table on ``console`` (stdout by default); the status and frequency as the options
+    name them (``--status active``)."""
     from rich.console import Console
     from rich.table import Column, Table
     from rich.text import Text
 
     from feedsvc.newsletter.subscribers import format_time
 
-    table = Table("name", "status", "frequency", "categories", "timezone", "created")
+    table = Table(*(texts(f"cli.table.{header}") for header in TABLE_COLUMNS))
     # The address is never cut short: it folds onto more lines when the terminal is narrow.
-    table.columns.insert(0, Column("email", overflow="fold", min_width=12))
+    table.columns.insert(0, Column(texts("cli.table.email"), overflow="fold", min_width=12))
     count = 0
     for subscriber in found:
         count += 1
@@ -314,13 +326,13 @@ def _print_table(found: Iterator[Subscriber], console: Console | None = None) ->
             subscriber.name or "",
             subscriber.status.value,
             subscriber.frequency.value,
-            ", ".join(subscriber.categories) or "(all)",
-            subscriber.timezone or "(site)",
+            ", ".join(subscriber.categories) or texts("cli.table.all_categories"),
+            subscriber.timezone or texts("cli.table.site_zone"),
             format_time(subscriber.created),
         )
         # Text, not str: a name such as "[bold]" is the subscriber's, not Rich markup.
         table.add_row(*(Text(cell) for cell in cells))
-    table.caption = f"{count} subscriber{'s' if count != 1 else ''}"
+    table.caption = texts.plural("cli.count.subscribers", count)
     # Off a terminal (--format table into a pipe), give rows room instead of 80 columns.
     if console is None:
         console = Console() if sys.stdout.isatty() else Console(width=200)
@@ -338,15 +350,11 @@ def forget(obj: Context, email: str) -> None:
     store = command_store(obj)
     with store.write() as conn:
         found = forget_address(conn, address, now=now(), actor=actor())
-    if found:
-        click.echo(
-            f"erased every record of {address}; only a one-way hash is kept, "
-            "so that no import can add it again"
+    click.echo(
+        texts()(
+            "cli.subscribers.forgot" if found else "cli.subscribers.forgot_unknown", address=address
         )
-    else:
-        click.echo(
-            f"no records of {address}; its one-way hash is recorded, so that no import can add it"
-        )
+    )
 
 
 def _since(raw: str, zone: str, moment: datetime) -> datetime:
@@ -366,11 +374,7 @@ def _since(raw: str, zone: str, moment: datetime) -> datetime:
     except ValueError:
         found = None
     if found is None:
-        fail(
-            f"--since {raw!r}: expected an ISO 8601 date or date-time such as "
-            "2024-06-01T09:00:00+09:00, or a duration back from now such as 2h or 7d",
-            EXIT_USAGE,
-        )
+        fail(texts()("cli.unbounce.bad_since", value=repr(raw)), EXIT_USAGE)
     return found
 
 
@@ -393,8 +397,9 @@ def unbounce(obj: Context, emails: tuple[str, ...], since: str | None) -> None:
     from feedsvc.storage.bounces import bounced_since
     from feedsvc.storage.bounces import unbounce as restore
 
+    said = texts()
     if bool(emails) == (since is not None):
-        fail("name the addresses to restore, or give --since TIME (not both)", EXIT_USAGE)
+        fail(said("cli.unbounce.which"), EXIT_USAGE)
     addresses = [_address(email, allow_test_domains=True) for email in emails]
     settings = obj.settings()
     moment = now()
@@ -408,14 +413,14 @@ def unbounce(obj: Context, emails: tuple[str, ...], since: str | None) -> None:
     except StoreError as exc:
         fail(str(exc), EXIT_STORE)
     count = len(done.restored)
-    restored = f"restored {count} subscriber{'s' if count != 1 else ''} to active"
+    restored = said.plural("cli.unbounce.restored", count)
     if start is not None:
-        restored += f" (bounced since {start.isoformat()})"
-    click.echo(restored + (": " + ", ".join(done.restored) if 0 < count <= 20 else ""))
+        restored = said("cli.unbounce.since", restored=restored, since=start.isoformat())
+    click.echo(f"{restored}: {', '.join(done.restored)}" if 0 < count <= 20 else restored)
     for email, status in done.not_bounced:
-        warn(f"{email} is {status.value}, not bounced; nothing changed")
+        warn(said("cli.unbounce.not_bounced", address=email, status=status_label(said, status)))
     for email in done.unknown:
-        warn(f"no subscriber {email}; nothing changed")
+        warn(said("cli.subscribers.unknown", address=email))
     if done.unknown:
         sys.exit(EXIT_PROBLEMS)
 

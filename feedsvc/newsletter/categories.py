@@ -24,7 +24,6 @@ from feedsvc.models import PostMeta
 from feedsvc.newsletter.digests import category_keys
 from feedsvc.storage.digests import live_metas
 
-SHOWN = 12  # names listed in a message before "and N more"
 # A memo: an import checks the same few names on every row.
 _key = lru_cache(maxsize=4096)(slugify)
 
@@ -88,27 +87,10 @@ class SiteCategories:
         found += [CategoryChoice(name, True, known=False) for name in self.unknown(chosen)]
         return found
 
-    def listing(self, limit: int = SHOWN) -> str:
-        """``부산, 축제, 교통`` (and "and N more" past ``limit``), for a message."""
-        shown = ", ".join(self.names[:limit])
-        more = len(self.names) - limit
-        return f"{shown} and {more} more" if more > 0 else shown
-
 
 def quoted(names: Iterable[str]) -> str:
     """``'부산', '축제'``: names as a message shows them."""
     return ", ".join(repr(name) for name in names)
-
-
-# --- what the command line says -----------------------------------------------------------
-
-NO_CATEGORIES_YET = "the site has no categories yet (no post is published in the store)"
-
-
-def unknown_reason(unknown: Sequence[str], site: SiteCategories) -> str:
-    """Which names no post has, and the ones the site has."""
-    noun = "category" if len(unknown) == 1 else "categories"
-    return f"no published post has the {noun} {quoted(unknown)} (the site has: {site.listing()})"
 
 
 def site_categories(conn: Connection, now: datetime) -> SiteCategories:

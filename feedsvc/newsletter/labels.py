@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from feedsvc.templating import Texts, catalogue_language
+from feedsvc.messages import Texts, catalogue_language
 
 _KO_WEEKDAYS = "월화수목금토일"
 

@@ -36,11 +36,12 @@ from feedsvc.delivery.mime import (
 )
 from feedsvc.delivery.sender import ONE_CLICK, Sender
 from feedsvc.errors import ConfigError
+from feedsvc.messages import Texts
 from feedsvc.models import Period, Post
 from feedsvc.newsletter.labels import count_label
 from feedsvc.newsletter.personalise import MessageTemplate, Personal, Placeholders
 from feedsvc.newsletter.views import period_view, post_view, preheader
-from feedsvc.templating import Texts, render, template_file, text_environment
+from feedsvc.templating import render, template_file, text_environment
 
 # Sender, Personal and MessageTemplate are imported from here by the sending side.
 __all__ = [

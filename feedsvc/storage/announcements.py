@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, delete, select, update
 
 from feedsvc.errors import NotArchived
-from feedsvc.models import PostMeta
+from feedsvc.models import Message, PostMeta
 from feedsvc.storage.bulk import execute_tuples, rows_among, upsert
 from feedsvc.storage.schema import announcements, posts, subscribers
 
@@ -48,12 +48,17 @@ def is_backdated(published: datetime, live_at: datetime, backdate_limit: timedel
     return backdate_limit > timedelta(0) and published < live_at - backdate_limit
 
 
-def archive_note(published: datetime, live_at: datetime) -> str:
-    """Why an archive post is not mailed, as status and the dry run say it."""
-    days = (live_at - published).days
-    return (
-        f"not mailed: dated {days} days before it went live; see digest.backdate_limit "
-        "(`feedsvc digest release POST` mails it)"
+def archive_note(published: datetime, live_at: datetime) -> Message:
+    """Why an archive post is not mailed, as status, the dry run and the log say it."""
+    return Message.counted(
+        "archive.not_mailed",
+        (
+            "not mailed: dated %(count)s day before it went live; see digest.backdate_limit "
+            "(`feedsvc digest release POST` mails it)",
+            "not mailed: dated %(count)s days before it went live; see digest.backdate_limit "
+            "(`feedsvc digest release POST` mails it)",
+        ),
+        (live_at - published).days,
     )
 
 
@@ -212,7 +217,7 @@ class ArchivePost:
     went_live: datetime
 
     @property
-    def note(self) -> str:
+    def note(self) -> Message:
         return archive_note(self.published or self.went_live, self.went_live)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
 from feedsvc.errors import StoreError
+from feedsvc.models import Message
 from feedsvc.storage.schema import HEAD_REVISION, metadata
 
 log = logging.getLogger("feedsvc.storage")
@@ -90,7 +91,7 @@ class Store:
         self.engine = engine
         # What opening did to the schema ("created a new store at revision 0002",
         # "migrated the store from revision 0001 to 0002"), or None: for the CLI to say.
-        self.migration: str | None = None
+        self.migration: Message | None = None
 
     @property
     def dialect(self) -> str:
@@ -154,9 +155,12 @@ def open_store_to_read(url: str) -> Store:
         return store
     store.close()
     stand_in = open_store("sqlite://")
-    stand_in.migration = (
-        f"the store is at revision {revision or 'none'}, not {HEAD_REVISION}: checked as a "
-        "new store (`feedsvc build` migrates it)"
+    stand_in.migration = Message.of(
+        "store.checked_as_new",
+        "the store is at revision %(revision)s, not %(head)s: checked as a new store "
+        "(`feedsvc build` migrates it)",
+        revision=revision or "none",
+        head=HEAD_REVISION,
     )
     return stand_in
 
@@ -178,7 +182,7 @@ def current_revision(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def migrate_store(store: Store) -> str | None:
+def migrate_store(store: Store) -> Message | None:
     """Bring the schema to ``HEAD_REVISION``; what was done (for a message), or None."""
     with store.write() as conn:
         if store.dialect == "postgresql":
@@ -197,11 +201,20 @@ def migrate_store(store: Store) -> str | None:
             conn.execute(
                 text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION}
             )
-            note = f"created a new store at revision {HEAD_REVISION}"
+            note = Message.of(
+                "store.created",
+                "created a new store at revision %(head)s",
+                head=HEAD_REVISION,
+            )
             log.info("%s", note)
             return note
         run_alembic_upgrade(conn)
-        note = f"migrated the store from revision {revision or 'none'} to {HEAD_REVISION}"
+        note = Message.of(
+            "store.migrated",
+            "migrated the store from revision %(revision)s to %(head)s",
+            revision=revision or "none",
+            head=HEAD_REVISION,
+        )
         log.info("%s", note)
         return note
 

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 from feedsvc.errors import AddressError, BadInput
+from feedsvc.messages import Texts
 from feedsvc.models import Frequency
 from feedsvc.newsletter.categories import SiteCategories, quoted
 from feedsvc.newsletter.confirmations import SignUp
@@ -26,7 +27,6 @@ from feedsvc.newsletter.subscribers import (
     parse_timezone,
     zone_like,
 )
-from feedsvc.templating import Texts
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 CATEGORIES = "categories"  # the field

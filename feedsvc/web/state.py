@@ -15,9 +15,10 @@ from starlette.responses import HTMLResponse
 from feedsvc.clock import Clock
 from feedsvc.config import Settings
 from feedsvc.delivery.outbox import Backend
+from feedsvc.messages import Texts
 from feedsvc.newsletter.tokens import Tokens
 from feedsvc.storage import Store
-from feedsvc.templating import Texts, render
+from feedsvc.templating import render
 from feedsvc.web.metrics import Metrics
 from feedsvc.web.ratelimit import RateLimiter
 from feedsvc.web.served import ServedFeeds

@@ -330,7 +330,7 @@ def test_import_streams_a_file_larger_than_one_batch(any_site: Site) -> None:
     path = any_site.write("큰.csv", HEADER + rows)
     result = any_site.run("import", str(path))
     assert result.exit_code == 0, result.output
-    assert "2500 added" in result.stdout
+    assert "2,500 added" in result.stdout
     assert len(any_site.listed()) == 2500
 
 
@@ -427,7 +427,7 @@ def test_undecodable_line_late_in_a_file_is_named_and_rows_before_it_kept(site: 
     result = site.run("import", str(path))
     assert result.exit_code == 2
     assert f"{path}:1502: the file is not valid utf-8-sig" in result.stderr
-    assert "1000 rows before it were imported" in result.stderr
+    assert "1,000 rows before it were imported" in result.stderr
     assert len(site.listed()) >= 1000
 
 

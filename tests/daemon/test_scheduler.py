@@ -24,6 +24,7 @@ from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
 from feedsvc.daemon.scheduler import Jobs, JobSchedule, watch_content
 from feedsvc.delivery.smtp import SmtpBackend, SmtpOptions
+from feedsvc.models import Frequency
 from feedsvc.newsletter.jobs import backend_for, renderer_for
 from feedsvc.storage import Store, open_store
 from tests.conftest import make_settings
@@ -277,18 +278,19 @@ def test_a_saved_file_reaches_the_feed_through_the_watcher(tmp_path: Path) -> No
 
 
 def test_status_shows_the_next_digest_runs_per_zone(site: tuple[Settings, Store]) -> None:
-    from feedsvc.cli.status import collect_status, format_status
+    from feedsvc.cli.status import DigestRun, collect_status, format_status
+    from feedsvc.messages import Texts
 
     settings, store = site
     with store.write() as conn:
         add_subscriber(conn, "weekly@example.kr", frequency="weekly", joined=JOINED)
     status = collect_status(settings, store, FixedClock(BUILT))
     assert status.next_runs == (
-        ("daily digest (America/New_York)", datetime(2024, 6, 1, 12, 0, tzinfo=UTC)),
-        ("daily digest (Asia/Seoul)", datetime(2024, 6, 1, 23, 0, tzinfo=UTC)),
-        ("weekly digest (Asia/Seoul)", datetime(2024, 6, 2, 23, 0, tzinfo=UTC)),
+        DigestRun(Frequency.DAILY, "America/New_York", datetime(2024, 6, 1, 12, 0, tzinfo=UTC)),
+        DigestRun(Frequency.DAILY, "Asia/Seoul", datetime(2024, 6, 1, 23, 0, tzinfo=UTC)),
+        DigestRun(Frequency.WEEKLY, "Asia/Seoul", datetime(2024, 6, 2, 23, 0, tzinfo=UTC)),
     )
-    shown = format_status(status)  # in the site's zone (Asia/Seoul), and how far off
+    shown = format_status(Texts("en"), status)  # in the site's zone (Asia/Seoul), and how far off
     assert "next run: daily digest (Asia/Seoul) at 2024-06-02 08:00 KST (in 20 h)" in shown
     assert "next run: daily digest (America/New_York) at 2024-06-01 21:00 KST (in 9 h)" in shown
     assert "next run: weekly digest (Asia/Seoul) at 2024-06-03 08:00 KST (in 1 d 20 h)" in shown

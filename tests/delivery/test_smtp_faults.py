@@ -21,6 +21,7 @@ from feedsvc.config import Settings
 from feedsvc.delivery.dispatch import Pace, SendReport, deliver_pending
 from feedsvc.delivery.pacing import RetryPolicy
 from feedsvc.delivery.smtp import SmtpOptions
+from feedsvc.messages import Texts
 from feedsvc.models import DeliveryStatus
 from feedsvc.newsletter.jobs import Renderer, create_due_digests, render_pending
 from feedsvc.newsletter.tokens import Tokens
@@ -184,7 +185,7 @@ def _assert_paused_and_untouched(
     assert {r.status for r in stored.values()} == {"pending"}
     assert {r.attempts for r in stored.values()} == {0}
     assert {r.who for r in stored.values()} == {"active"}
-    shown = format_status(collect_status(settings, store))
+    shown = format_status(Texts("en"), collect_status(settings, store))
     assert re.search(r"sending paused since \S+: .*" + re.escape(reply), shown), shown
 
 
@@ -205,7 +206,7 @@ def test_a_5xx_at_mail_from_pauses_sending_and_bounces_nobody(
     server.recorder.mail_reply = None  # the relay is fixed
     assert send(store, server).sent == 4
     assert sorted(server.recorder.by_recipient()) == sorted(PEOPLE)
-    assert "sending paused" not in format_status(collect_status(settings, store))
+    assert "sending paused" not in format_status(Texts("en"), collect_status(settings, store))
 
 
 @pytest.mark.parametrize(

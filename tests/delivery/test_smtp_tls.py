@@ -17,6 +17,7 @@ from feedsvc.cli.status import collect_status, format_status
 from feedsvc.clock import FixedClock
 from feedsvc.config import Settings
 from feedsvc.delivery.dispatch import Pace, SendReport, deliver_pending
+from feedsvc.messages import Texts
 from feedsvc.storage import Store
 from feedsvc.storage.deliveries import delivery_summary
 from tests.delivery.test_smtp_faults import PEOPLE, options, prepare, rows
@@ -70,7 +71,7 @@ def assert_paused_and_untouched(store: Store, settings: Settings, report: SendRe
     with store.read() as conn:
         summary = delivery_summary(conn)
     assert summary.paused is not None and summary.paused.reason == report.paused
-    text = format_status(collect_status(settings, store))
+    text = format_status(Texts("en"), collect_status(settings, store))
     assert f"sending paused since {MORNING.isoformat()}: TLS with the SMTP server" in text
     return text
 
@@ -114,14 +115,14 @@ def test_starttls_with_a_trusted_certificate_sends_every_message_and_ends_the_pa
     prepare(store, settings)
     for server in starttls_server(ca, "mail.example.kr"):
         assert send(store, server, tls="starttls", cert_bundle=ca_file).paused is not None
-    assert "sending paused" in format_status(collect_status(settings, store))
+    assert "sending paused" in format_status(Texts("en"), collect_status(settings, store))
     for server in starttls_server(ca, "127.0.0.1", pipelining=pipelining):
         report = send(store, server, tls="starttls", cert_bundle=ca_file)
         got = server.recorder.by_recipient()
     assert (report.sent, report.paused) == (len(PEOPLE), None)
     assert sorted(got) == sorted(PEOPLE)
     assert {r.status for r in rows(store).values()} == {"sent"}
-    assert "sending paused" not in format_status(collect_status(settings, store))
+    assert "sending paused" not in format_status(Texts("en"), collect_status(settings, store))
 
 
 def test_implicit_tls_with_a_trusted_certificate_sends_every_message(

@@ -194,7 +194,7 @@ def test_three_thousand_imported_subscribers_get_a_post_dated_a_second_before(
     write_post(tmp_path, "news.md", "가져오기 1초 전으로 적은 글", dated.isoformat())
     feedsvc(tmp_path, "build")
     sent = feedsvc(tmp_path, "digest", "send")
-    assert "3000 sent" in sent, sent
+    assert "3,000 sent" in sent, sent
     with server.recorder.lock:
         recipients = [r.recipient for r in server.recorder.received]
     assert len(recipients) == len(set(recipients)) == 3000

@@ -26,6 +26,7 @@ from feedsvc.config import Settings
 from feedsvc.delivery import dispatch as delivery
 from feedsvc.delivery.dispatch import Pace, SendReport, deliver_pending
 from feedsvc.delivery.smtp import SmtpOptions
+from feedsvc.messages import Texts
 from feedsvc.models import DeliveryStatus
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.deliveries import delivery_summary, list_deliveries, requeue_failed
@@ -64,7 +65,7 @@ def test_failed_rows_are_listed_requeued_and_sent_with_the_same_message_id(
         assert (summary.sent, summary.failed, summary.pending) == (3, 1, 0)
         assert summary.last_error is not None and "jisu@example.kr: 550" in summary.last_error
         assert [row.email for row in failed] == ["jisu@example.kr"]
-        lines = format_status(collect_status(settings, store))
+        lines = format_status(Texts("en"), collect_status(settings, store))
         assert "deliveries: 0 pending, 0 retrying, 1 failed, 3 sent" in lines
         assert "last delivery error: jisu@example.kr: 550" in lines
 
@@ -79,7 +80,7 @@ def test_failed_rows_are_listed_requeued_and_sent_with_the_same_message_id(
         assert "jisu@example.kr" in listed.stdout and "minji" not in listed.stdout
         retried = CliRunner().invoke(main, ["--config", str(config), "deliveries", "retry"])
         assert retried.exit_code == 0, retried.output
-        assert "1 failed deliveries re-queued" in retried.stdout
+        assert "1 failed delivery re-queued" in retried.stdout
         clock.advance(timedelta(days=1))
         report = asyncio.run(deliver_pending(store, options(server), clock, Pace()))
         assert report.sent == 1

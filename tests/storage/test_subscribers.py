@@ -397,7 +397,7 @@ def test_store_at_0001_is_migrated_keeping_its_posts(store_url: str) -> None:
     engine.dispose()
     opened = open_store(store_url)
     try:
-        assert opened.migration == f"migrated the store from revision 0001 to {HEAD_REVISION}"
+        assert str(opened.migration) == f"migrated the store from revision 0001 to {HEAD_REVISION}"
         with opened.read() as conn:
             assert current_revision(conn) == HEAD_REVISION
             assert list(load_sources(conn)) == ["2024/부산-소식.md"]
@@ -409,7 +409,7 @@ def test_store_at_0001_is_migrated_keeping_its_posts(store_url: str) -> None:
 def test_opening_says_whether_it_created_the_store(store_url: str) -> None:
     first = open_store(store_url)
     second = open_store(store_url)
-    assert first.migration == f"created a new store at revision {HEAD_REVISION}"
+    assert str(first.migration) == f"created a new store at revision {HEAD_REVISION}"
     assert second.migration is None
     first.close()
     second.close()
