@@ -34,6 +34,11 @@ stay private to that module, named with a leading underscore.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from feedsvc.models import Message
+
 
 class FeedsvcError(Exception):
     """Base of every error feedsvc reports to a user."""
@@ -50,11 +55,14 @@ class ConfigError(FeedsvcError):
 
 
 class ContentError(FeedsvcError):
-    """A source file cannot be published; the other posts are unaffected."""
+    """A source file cannot be published; the other posts are unaffected. ``reason`` is
+    English; ``message`` the same as catalogue id and values (when given as a Message),
+    for the command line to show in the site's language."""
 
-    def __init__(self, path: str, reason: str, line: int | None = None) -> None:
+    def __init__(self, path: str, reason: str | Message, line: int | None = None) -> None:
         self.path = path
-        self.reason = reason
+        self.message = None if isinstance(reason, str) else reason
+        self.reason = str(reason)
         self.line = line
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {reason}")

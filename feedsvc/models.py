@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from enum import StrEnum
 from json.encoder import encode_basestring
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +117,31 @@ class Message:
     def __str__(self) -> str:
         return self.fill(self.template(), str)
 
+    def to_data(self) -> dict[str, object]:
+        """A JSON-ready form (the store keeps a problem's message this way)."""
+        data: dict[str, object] = {
+            "id": self.id,
+            "english": list(self.english) if isinstance(self.english, tuple) else self.english,
+            "values": [
+                [name, value.to_data() if isinstance(value, Message) else value]
+                for name, value in self.values
+            ],
+        }
+        if self.count is not None:
+            data["count"] = self.count
+        return data
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Message:
+        """The message :meth:`to_data` gave."""
+        english = data["english"]
+        values = tuple(
+            (str(name), cls.from_data(value) if isinstance(value, dict) else value)
+            for name, value in data["values"]
+        )
+        shape = (english[0], english[1]) if isinstance(english, list) else str(english)
+        return cls(str(data["id"]), shape, values, data.get("count"))
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -128,9 +153,23 @@ class Problem:
     """Something wrong with one source file (or the config), for `check`, logs and `status`."""
 
     path: str
-    reason: str
+    reason: str  # in English (logs, JSON, the store)
     line: int | None = None
     severity: Severity = Severity.ERROR
+    # The reason as catalogue id and values, for the command line to show in its language;
+    # None for a reason only in English (written by code that has no message for it).
+    message: Message | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(
+        cls,
+        path: str,
+        message: Message,
+        line: int | None = None,
+        severity: Severity = Severity.ERROR,
+    ) -> Problem:
+        """A problem whose reason is ``message`` (its English as :attr:`reason`)."""
+        return cls(path, str(message), line, severity, message)
 
     def __str__(self) -> str:
         """``path:line: severity: reason``; a reason of several lines keeps the

@@ -30,13 +30,14 @@ ERRORS_MODULE = "feedsvc.errors"
 BASE_MODULES = frozenset(
     {"__init__", "models", "errors", "clock", "config", "messages", "templating"}
 )
-# Which base modules each base module may import (models and errors stand alone, and so does
-# the clock; config reads into models and raises errors; the message catalogue shows models'
-# Messages and raises errors; templating renders with settings and the catalogue).
+# Which base modules each base module may import (models stands alone, and so does the clock;
+# errors name models' Message (for type checking only); config reads into models and raises
+# errors; the message catalogue shows models' Messages and raises errors; templating renders
+# with settings and the catalogue).
 BASE_ALLOWED: dict[str, frozenset[str]] = {
     "__init__": frozenset(),
     "models": frozenset(),
-    "errors": frozenset(),
+    "errors": frozenset({"models"}),
     "clock": frozenset(),
     "config": frozenset({"models", "errors"}),
     "messages": frozenset({"errors", "models"}),

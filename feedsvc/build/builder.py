@@ -50,7 +50,7 @@ from feedsvc.clock import Clock
 from feedsvc.config import PostRenderOptions, Settings
 from feedsvc.content.sources import Scan, rescan, scan_content
 from feedsvc.errors import OutputError
-from feedsvc.models import Post, PostMeta, Problem, Severity, meta_from_dict
+from feedsvc.models import Message, Post, PostMeta, Problem, Severity, meta_from_dict
 from feedsvc.storage import Store
 from feedsvc.storage.announcements import (
     announce_first,
@@ -698,17 +698,31 @@ def _gone(
 
 def _kept_ids_warning(settings: Settings, paths: list[str]) -> Problem:
     """What a build says when posts kept the ids they were published with."""
-    shown = ", ".join(sorted(paths)[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
-    return Problem(
-        settings.source,
-        f"{len(paths)} post(s) keep the id they were first published with, although "
-        f"feeds.id_style ({settings.feeds.id_style}) or their front matter now gives another "
-        f"({shown}): a changed id shows a post to every feed reader again as new. New posts "
-        "get ids of this style. If these feeds were never public (a trial run), start from a "
-        "new store (storage.url) to give every post an id of this style",
-        None,
-        Severity.WARNING,
+    first = ", ".join(sorted(paths)[:3])
+    shown: Message | str = first
+    if len(paths) > 3:
+        shown = Message.of(
+            "build.paths_and_more", "%(paths)s and %(more)s more", paths=first, more=len(paths) - 3
+        )
+    warning = Message.counted(
+        "build.kept_ids",
+        (
+            "%(count)s post keeps the id it was first published with, although feeds.id_style "
+            "(%(style)s) or its front matter now gives another (%(paths)s): a changed id shows "
+            "a post to every feed reader again as new. New posts get ids of this style. If "
+            "these feeds were never public (a trial run), start from a new store (storage.url) "
+            "to give every post an id of this style",
+            "%(count)s posts keep the id they were first published with, although "
+            "feeds.id_style (%(style)s) or their front matter now gives another (%(paths)s): a "
+            "changed id shows a post to every feed reader again as new. New posts get ids of "
+            "this style. If these feeds were never public (a trial run), start from a new "
+            "store (storage.url) to give every post an id of this style",
+        ),
+        len(paths),
+        style=settings.feeds.id_style,
+        paths=shown,
     )
+    return Problem.of(settings.source, warning, None, Severity.WARNING)
 
 
 def _digest(items: list[tuple[str, str]]) -> str:

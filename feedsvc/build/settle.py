@@ -23,9 +23,15 @@ from feedsvc.content.plaintext import shown
 from feedsvc.content.posts import to_meta
 from feedsvc.content.reading import AssetSizes, SourceReading, meta_json_of
 from feedsvc.errors import ContentError
-from feedsvc.models import PostMeta, Problem, meta_from_dict
+from feedsvc.models import Message, PostMeta, Problem, meta_from_dict
 from feedsvc.storage import Store
-from feedsvc.storage.posts import SourceRow, first_seen_dates, peek_first_seen
+from feedsvc.storage.posts import (
+    SourceRow,
+    first_seen_dates,
+    peek_first_seen,
+    problem_message_from_json,
+    problem_message_json,
+)
 
 
 @dataclass(frozen=True)
@@ -115,7 +121,7 @@ class Settling:
                         asset_size=AssetSizes(self.settings.parse_options),
                     )
                 except ContentError as exc:
-                    problem = Problem(reading.path, exc.reason, exc.line)
+                    problem = Problem(reading.path, exc.reason, exc.line, message=exc.message)
                     problems[reading.path] = [problem]
                     ready.rows.append(self.broken_row(reading, problem, row, now))
                     continue
@@ -227,6 +233,7 @@ class Settling:
             render_key=row.render_key if row else None,
             problem=problem.reason,
             problem_line=problem.line,
+            problem_message=problem_message_json(problem),
         )
 
     def without_duplicates(
@@ -268,21 +275,28 @@ class Settling:
         for path in was_there + newcomers:
             meta = metas[path]
             if meta.slug in taken_slug:
-                refused[path] = (
-                    f"duplicate slug {shown(meta.slug)}: {taken_slug[meta.slug]} already uses it; "
-                    "give this post its own `slug:` in the front matter"
+                why = Message.of(
+                    "build.duplicate_slug",
+                    "duplicate slug %(slug)s: %(other)s already uses it; give this post its "
+                    "own `slug:` in the front matter",
+                    slug=shown(meta.slug),
+                    other=taken_slug[meta.slug],
                 )
             elif meta.id in taken_id:
-                refused[path] = (
-                    f"duplicate id {shown(meta.id)}: {taken_id[meta.id]} already uses it; "
-                    "give this post its own `id:` (or permalink)"
+                why = Message.of(
+                    "build.duplicate_id",
+                    "duplicate id %(id)s: %(other)s already uses it; give this post its own "
+                    "`id:` (or permalink)",
+                    id=shown(meta.id),
+                    other=taken_id[meta.id],
                 )
             else:
                 taken_slug[meta.slug] = meta.source
                 taken_id[meta.id] = meta.source
                 live.append(meta)
                 continue
-            problems.append(Problem(meta.source, refused[path]))
+            refused[path] = str(why)
+            problems.append(Problem.of(meta.source, why))
         return live, refused
 
 
@@ -294,8 +308,9 @@ def _settle_unchanged(
     for row in unchanged:
         settled.hashes[row.source_path] = row.content_hash
         if row.problem is not None:
+            message = problem_message_from_json(row.problem_message)
             settled.problems[row.source_path] = [
-                Problem(row.source_path, row.problem, row.problem_line)
+                Problem(row.source_path, row.problem, row.problem_line, message=message)
             ]
         elif row.meta is not None:
             known = known_metas.get(row.source_path)

@@ -111,7 +111,8 @@ def problem_text(texts: Texts, problem: Problem) -> str:
     keeps the ``path:line:`` prefix on each (editors and grep read one problem per line)."""
     where = f"{problem.path}:{problem.line}" if problem.line is not None else problem.path
     severity = "error" if problem.severity is Severity.ERROR else "warning"
-    text = texts(f"cli.problem.{severity}", where=where, reason=problem.reason)
+    reason = problem.reason if problem.message is None else texts.message(problem.message)
+    text = texts(f"cli.problem.{severity}", where=where, reason=reason)
     if "\n" not in text and "\r" not in text:
         return text
     return f"\n{where}: ".join(text.splitlines())

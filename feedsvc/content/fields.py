@@ -13,7 +13,7 @@ from datetime import date, datetime, tzinfo
 from typing import Any
 
 from feedsvc.content.dates import read_date
-from feedsvc.content.front_matter import DATE_HELP
+from feedsvc.content.front_matter import DATE_HELP, field_problem
 from feedsvc.content.html_tags import is_clearly_html
 from feedsvc.content.plaintext import (
     NOT_ONE_LINE,
@@ -24,7 +24,7 @@ from feedsvc.content.plaintext import (
 )
 from feedsvc.content.urls import slugify
 from feedsvc.errors import ContentError
-from feedsvc.models import Author, Problem, Severity
+from feedsvc.models import Author, Message, Problem, Severity
 
 DATE_KEYS = ("date", "pubDate", "published", "created")
 UPDATED_KEYS = ("updated", "lastmod", "modified")
@@ -69,16 +69,23 @@ class Fields:
         )
         return self.fm_line + self.fm.count("\n", 0, found.start()) if found else None
 
-    def fail(self, key: str, reason: str) -> ContentError:
-        return ContentError(self.path, f"'{key}' {reason}", self.line_of(key))
+    def fail(self, key: str, reason: Message) -> ContentError:
+        return ContentError(self.path, field_problem(key, reason), self.line_of(key))
 
-    def warn(self, key: str, reason: str) -> None:
-        self.warnings.append(
-            Problem(self.path, f"'{key}' {reason}", self.line_of(key), Severity.WARNING)
+    def warn(self, key: str, reason: Message) -> None:
+        problem = field_problem(key, reason)
+        self.warnings.append(Problem.of(self.path, problem, self.line_of(key), Severity.WARNING))
+
+    def wrong_type(self, key: str, value: object, expected: Message) -> ContentError:
+        return self.fail(
+            key,
+            Message.of(
+                "content.wrong_type",
+                "must be %(expected)s, not %(actual)s; fix its value",
+                expected=expected,
+                actual=_describe(value),
+            ),
         )
-
-    def wrong_type(self, key: str, value: object, expected: str) -> ContentError:
-        return self.fail(key, f"must be {expected}, not {_describe(value)}; fix its value")
 
     def text(self, key: str, *, allow_bool: bool = True) -> str | None:
         value = self.values.get(key)
@@ -87,10 +94,17 @@ class Fields:
         if isinstance(value, str):
             return one_line(value) or None
         if isinstance(value, bool) and not allow_bool:
-            raise self.fail(key, f"is {value} (YAML reads yes/no/on/off as true/false); quote it")
+            raise self.fail(
+                key,
+                Message.of(
+                    "content.yes_no",
+                    "is %(value)s (YAML reads yes/no/on/off as true/false); quote it",
+                    value=str(value),
+                ),
+            )
         if isinstance(value, int | float | date):
             return one_line(str(value)) or None
-        raise self.wrong_type(key, value, "text")
+        raise self.wrong_type(key, value, _TEXT)
 
     def terms(self, keys: Sequence[str]) -> tuple[str, ...]:
         """Categories or tags: a list, or one string split on commas and spaces."""
@@ -112,11 +126,19 @@ class Fields:
         elif isinstance(value, int | float) and not isinstance(value, bool):
             items = [value]
         else:
-            raise self.wrong_type(key, value, "a list or a comma-separated string")
+            raise self.wrong_type(
+                key,
+                value,
+                Message.of("content.expected.terms", "a list or a comma-separated string"),
+            )
         cleaned: list[str] = []
         for item in items:
             if isinstance(item, bool) or not isinstance(item, _SCALAR):
-                raise self.wrong_type(key, item, "a list of names (each item text)")
+                raise self.wrong_type(
+                    key,
+                    item,
+                    Message.of("content.expected.names", "a list of names (each item text)"),
+                )
             term = one_line(item if isinstance(item, str) else str(item))
             if term:
                 cleaned.append(term)
@@ -131,15 +153,37 @@ class Fields:
                 continue
             moment, ignored = read_date(value, tz)
             if moment is None:
-                raise self.fail(key, f"value {_shown(value)} is not a date; {DATE_HELP}")
+                raise self.fail(
+                    key,
+                    Message.of(
+                        "content.not_a_date",
+                        "value %(value)s is not a date; %(help)s",
+                        value=_shown(value),
+                        help=DATE_HELP,
+                    ),
+                )
             if not 1 < moment.year < 9999:  # keeps time zone arithmetic from overflowing
-                raise self.fail(key, f"value {_shown(value)} is out of range; use a real date")
+                raise self.fail(
+                    key,
+                    Message.of(
+                        "content.date_out_of_range",
+                        "value %(value)s is out of range; use a real date",
+                        value=_shown(value),
+                    ),
+                )
             if ignored:
                 self.warn(
                     key,
-                    f"value {_shown(value)} is read as {moment.isoformat()}, as Jekyll reads "
-                    f"it: {_shown(ignored)} is left out (a time without a zone Jekyll "
-                    f"understands is in site.timezone); {DATE_HELP}",
+                    Message.of(
+                        "content.date_part_ignored",
+                        "value %(value)s is read as %(moment)s, as Jekyll reads it: %(ignored)s "
+                        "is left out (a time without a zone Jekyll understands is in "
+                        "site.timezone); %(help)s",
+                        value=_shown(value),
+                        moment=moment.isoformat(),
+                        ignored=_shown(ignored),
+                        help=DATE_HELP,
+                    ),
                 )
             return moment
         return None
@@ -161,8 +205,12 @@ class Fields:
             return value
         self.warn(
             key,
-            f"is {_describe(value)}, which cannot order posts (content.order_by); "
-            "write a number or text",
+            Message.of(
+                "content.order_unusable",
+                "is %(actual)s, which cannot order posts (content.order_by); write a number "
+                "or text",
+                actual=_describe(value),
+            ),
         )
         return None
 
@@ -176,29 +224,51 @@ class Fields:
         if isinstance(value, dict):
             raw_name, raw_email = value.get("name"), value.get("email")
             if not isinstance(raw_name, str | None) or not isinstance(raw_email, str | None):
-                raise self.wrong_type("author", value, "a name, or name: and email: text")
+                raise self.wrong_type(
+                    "author",
+                    value,
+                    Message.of(
+                        "content.expected.author_fields", "a name, or name: and email: text"
+                    ),
+                )
             email = one_line(raw_email or "") or None
             shown = one_line(raw_name or "") or email
             return Author(shown, email) if shown else None
-        raise self.wrong_type("author", value, "a name or a mapping with name: and email:")
+        raise self.wrong_type(
+            "author",
+            value,
+            Message.of("content.expected.author", "a name or a mapping with name: and email:"),
+        )
 
     def image(self) -> str | None:
         key, value = self.first(IMAGE_KEYS)
         if isinstance(value, dict):
             value = value.get("path") or value.get("url")
             if not isinstance(value, str):
-                raise self.wrong_type(key, value, "a mapping whose path: or url: is text")
+                raise self.wrong_type(
+                    key,
+                    value,
+                    Message.of(
+                        "content.expected.image_mapping", "a mapping whose path: or url: is text"
+                    ),
+                )
         if value is None:
             return None
         if not isinstance(value, str):
-            raise self.wrong_type(key, value, "a URL or path (text)")
+            raise self.wrong_type(
+                key, value, Message.of("content.expected.image", "a URL or path (text)")
+            )
         image = one_line(value) or None
         scheme = _URL_SCHEME.match(image or "")
         if scheme and scheme.group(1).lower() not in ("http", "https"):
             # Feed readers and mail clients fetch it: javascript:, data:, file: … never.
             raise self.fail(
                 key,
-                f"must be an http(s) URL or a path on the site, not {shown(image)}; fix its value",
+                Message.of(
+                    "content.image_scheme",
+                    "must be an http(s) URL or a path on the site, not %(value)s; fix its value",
+                    value=shown(image),
+                ),
             )
         return image
 
@@ -207,7 +277,7 @@ class Fields:
         if value is None:
             return None
         if not isinstance(value, str):
-            raise self.wrong_type(key, value, "text")
+            raise self.wrong_type(key, value, _TEXT)
         # Text unless clearly HTML: "Promise<T>의 의미" keeps its <T> (and "&amp;" its &).
         if is_clearly_html(value):
             return html_to_text(value) or None
@@ -218,8 +288,12 @@ class Fields:
         if value is not None and (not value.startswith("/") or _UNSAFE_PERMALINK.search(value)):
             raise self.fail(
                 "permalink",
-                f"value {shown(value)} must be a path on this site: start with '/', no '..', "
-                "no '\\', no scheme or host, no spaces (for example /2024/my-post/)",
+                Message.of(
+                    "content.permalink_unsafe",
+                    "value %(value)s must be a path on this site: start with '/', no '..', no "
+                    "'\\', no scheme or host, no spaces (for example /2024/my-post/)",
+                    value=shown(value),
+                ),
             )
         return value
 
@@ -229,16 +303,28 @@ class Fields:
         if raw is not None and (".." in raw or "/" in raw or "\\" in raw):
             raise self.fail(
                 "slug",
-                f"value {shown(raw)} is unsafe ('..', '/' or '\\'); use a plain slug like my-post",
+                Message.of(
+                    "content.slug_unsafe",
+                    "value %(value)s is unsafe ('..', '/' or '\\'); use a plain slug like my-post",
+                    value=shown(raw),
+                ),
             )
         slug = slugify(raw if raw is not None else bare_stem)
         if not slug:
-            source = "'slug'" if raw is not None else f"the file name {shown(bare_stem)}"
-            raise ContentError(
-                self.path,
-                f"{source} has no letters or digits to make a URL slug; "
-                "add a 'slug:' with letters or digits to the front matter",
-            )
+            if raw is not None:
+                empty = Message.of(
+                    "content.slug_empty",
+                    "'slug' has no letters or digits to make a URL slug; add a 'slug:' with "
+                    "letters or digits to the front matter",
+                )
+            else:
+                empty = Message.of(
+                    "content.file_name_slug_empty",
+                    "the file name %(name)s has no letters or digits to make a URL slug; add a "
+                    "'slug:' with letters or digits to the front matter",
+                    name=shown(bare_stem),
+                )
+            raise ContentError(self.path, empty)
         return slug
 
     def flag(self, key: str) -> bool:
@@ -247,12 +333,22 @@ class Fields:
             return bool(value)
         if isinstance(value, str) and value.strip().lower() in ("true", "yes", "false", "no"):
             return value.strip().lower() in ("true", "yes")
-        raise self.wrong_type(key, value, "true or false")
+        raise self.wrong_type(key, value, Message.of("content.expected.flag", "true or false"))
 
 
-def _describe(value: object) -> str:
-    kinds = {dict: "a mapping", list: "a list", bool: "true/false", type(None): "empty"}
-    return kinds.get(type(value), f"{type(value).__name__} {_shown(value)}")
+_TEXT = Message.of("content.expected.text", "text")
+_KINDS = {
+    dict: Message.of("content.kind.mapping", "a mapping"),
+    list: Message.of("content.kind.list", "a list"),
+    bool: Message.of("content.kind.bool", "true/false"),
+    type(None): Message.of("content.kind.empty", "empty"),
+}
+
+
+def _describe(value: object) -> Message:
+    return _KINDS.get(type(value)) or Message.of(
+        "content.kind.value", "%(kind)s %(value)s", kind=type(value).__name__, value=_shown(value)
+    )
 
 
 def _shown(value: object) -> str:

@@ -20,8 +20,11 @@ from frontmatter.default_handlers import BaseHandler, YAMLHandler
 from feedsvc.config import ParseOptions
 from feedsvc.content import _simple_yaml as simple_yaml
 from feedsvc.errors import ContentError
+from feedsvc.models import Message
 
-DATE_HELP = "write it as 2024-01-02, 2024-01-02 10:00 or 2024-01-02T10:00:00+09:00"
+DATE_HELP = Message.of(
+    "content.date_help", "write it as 2024-01-02, 2024-01-02 10:00 or 2024-01-02T10:00:00+09:00"
+)
 _TOML_LINE = re.compile(r"at line (\d+)")
 _BAD_TIMESTAMP = re.compile(r"^[^:#\n]+:\s*['\"]?(\d{4})-(\d\d?)-(\d\d?)", re.MULTILINE)
 
@@ -52,8 +55,8 @@ MAX_YAML_NODES = 10_000
 class _AliasBomb(Exception):
     """The YAML's aliases expand beyond MAX_YAML_NODES (or refer to themselves)."""
 
-    def __init__(self, key: str, line: int, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, key: str, line: int, reason: Message) -> None:
+        super().__init__(str(reason))
         self.key, self.line, self.reason = key, line, reason
 
 
@@ -96,13 +99,18 @@ def _check_expansion(root: yaml.Node) -> None:
         try:
             total += _expanded(key_node, sizes) + _expanded(value_node, sizes)
         except _Cycle:
-            raise _AliasBomb(key, line, "refers to itself through an alias") from None
+            cycle = Message.of("content.alias_cycle", "refers to itself through an alias")
+            raise _AliasBomb(key, line, cycle) from None
         if total > MAX_YAML_NODES:
             raise _AliasBomb(
                 key,
                 line,
-                f"expands through YAML aliases (*name) to more than {MAX_YAML_NODES:,} values; "
-                "write the value out, or drop the aliases",
+                Message.of(
+                    "content.alias_bomb",
+                    "expands through YAML aliases (*name) to more than %(limit)s values; "
+                    "write the value out, or drop the aliases",
+                    limit=f"{MAX_YAML_NODES:,}",
+                ),
             )
 
 
@@ -157,8 +165,13 @@ def decode_source(path: str, data: bytes, options: ParseOptions) -> str:
     if len(data) > limit:
         raise ContentError(
             path,
-            f"the file is {len(data):,} bytes, over content.max_bytes ({limit:,}); "
-            "split the post or raise content.max_bytes",
+            Message.of(
+                "content.too_big",
+                "the file is %(size)s bytes, over content.max_bytes (%(limit)s); split the post "
+                "or raise content.max_bytes",
+                size=f"{len(data):,}",
+                limit=f"{limit:,}",
+            ),
         )
     skipped = 0
     encoding = options.encoding
@@ -170,8 +183,12 @@ def decode_source(path: str, data: bytes, options: ParseOptions) -> str:
     if nul >= 0:
         raise ContentError(
             path,
-            f"binary content (a NUL byte at byte offset {nul + skipped}); only text posts "
-            "belong in the content folder: move the file out or change its extension",
+            Message.of(
+                "content.nul_byte",
+                "binary content (a NUL byte at byte offset %(offset)s); only text posts belong "
+                "in the content folder: move the file out or change its extension",
+                offset=nul + skipped,
+            ),
             data.count(b"\n", 0, nul) + 1,
         )
     try:
@@ -180,17 +197,30 @@ def decode_source(path: str, data: bytes, options: ParseOptions) -> str:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ContentError(
             path,
-            f"cannot decode byte 0x{data[exc.start]:02x} at byte offset {exc.start + skipped} "
-            f"(line {line}) as {encoding}; save the file as UTF-8, or set content.encoding "
-            "to the encoding it uses (for example euc-kr)",
+            Message.of(
+                "content.undecodable",
+                "cannot decode byte 0x%(byte)s at byte offset %(offset)s (line %(line)s) as "
+                "%(encoding)s; save the file as UTF-8, or set content.encoding to the encoding "
+                "it uses (for example euc-kr)",
+                byte=f"{data[exc.start]:02x}",
+                offset=exc.start + skipped,
+                line=line,
+                encoding=encoding,
+            ),
             line,
         ) from None
     if not utf8 and "\x00" in text:
-        raise ContentError(path, "binary content (a NUL character); move the file out")
+        raise ContentError(
+            path,
+            Message.of("content.nul_char", "binary content (a NUL character); move the file out"),
+        )
     if text.startswith("\ufeff"):
         text = text[1:]
     if not text or text.isspace():
-        raise ContentError(path, "the file is empty; write the post or delete the file")
+        raise ContentError(
+            path,
+            Message.of("content.empty", "the file is empty; write the post or delete the file"),
+        )
     if b"\r" in data:  # memchr on bytes: cheaper than scanning the decoded text
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return text
@@ -223,19 +253,29 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str, int, 
     if closing is None:
         raise ContentError(
             path,
-            f"the front matter opened by '{delimiter}' is never closed; "
-            f"add a line with '{delimiter}' after it",
+            Message.of(
+                "content.unclosed",
+                "the front matter opened by '%(delimiter)s' is never closed; add a line with "
+                "'%(delimiter)s' after it",
+                delimiter=delimiter,
+            ),
             1,
         )
     fm = text[opening.end() : closing.start()]
     fm_line = text.count("\n", 0, opening.end()) + 1
     body_start = closing.end() + (text.startswith("\n", closing.end()))
     body_line = text.count("\n", 0, body_start) + 1
-    kind = "TOML" if delimiter == "+++" else "YAML"
+    loaded = _loaded(path, handler, fm, fm_line)
+    return loaded, fm, fm_line, text[body_start:], body_line
+
+
+def _loaded(path: str, handler: BaseHandler, fm: str, fm_line: int) -> dict[str, Any]:
+    """The front matter ``fm`` read as a mapping; a ContentError naming the line when it
+    cannot be."""
     try:
         loaded: object = handler.load(fm)
     except _AliasBomb as exc:
-        raise ContentError(path, f"'{exc.key}' {exc.reason}", fm_line + exc.line) from None
+        raise ContentError(path, field_problem(exc.key, exc.reason), fm_line + exc.line) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = fm_line + mark.line if mark is not None else None
@@ -243,16 +283,29 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str, int, 
         raise ContentError(path, _yaml_help(problem), line) from None
     except yaml.reader.ReaderError as exc:
         line = fm_line + fm.count("\n", 0, exc.position)
-        reason = f"character #x{exc.character:04x} is not allowed in YAML; delete it"
+        reason = Message.of(
+            "content.yaml_character",
+            "character #x%(character)s is not allowed in YAML; delete it",
+            character=f"{exc.character:04x}",
+        )
         raise ContentError(path, reason, line) from None
     except _toml_error() as exc:
         found = _TOML_LINE.search(str(exc))
         line = fm_line + int(found.group(1)) - 1 if found else None
-        reason = f"front matter is not valid TOML: {exc}; fix this line"
+        reason = Message.of(
+            "content.toml_invalid",
+            "front matter is not valid TOML: %(error)s; fix this line",
+            error=str(exc),
+        )
         raise ContentError(path, reason, line) from None
     except ValueError as exc:  # PyYAML builds dates like 2024-13-45 and fails outside its errors
         line = _bad_date_line(fm, fm_line)
-        reason = f"front matter has an impossible date ({exc}); {DATE_HELP}"
+        reason = Message.of(
+            "content.impossible_date",
+            "front matter has an impossible date (%(error)s); %(help)s",
+            error=str(exc),
+            help=DATE_HELP,
+        )
         raise ContentError(path, reason, line) from None
     except (
         yaml.YAMLError,
@@ -264,25 +317,41 @@ def split_front_matter(path: str, text: str) -> tuple[dict[str, Any], str, int, 
     ) as exc:
         # PyYAML's constructors fail with plain Python errors on bad explicit tags
         # (e.g. "!!timestamp 'soon'" raises AttributeError): still the author's YAML.
-        reason = f"front matter cannot be read as {kind} ({exc}); fix it"
+        reason = Message.of(
+            "content.unreadable_front_matter",
+            "front matter cannot be read as %(kind)s (%(error)s); fix it",
+            kind="TOML" if isinstance(handler, TOMLHandler) else "YAML",
+            error=str(exc),
+        )
         raise ContentError(path, reason, 1) from None
     if loaded is None:
         loaded = {}
     if not isinstance(loaded, dict):
         raise ContentError(
             path,
-            f"the front matter is a {type(loaded).__name__}, not key/value pairs; "
-            "write one 'key: value' per line",
+            Message.of(
+                "content.not_a_mapping",
+                "the front matter is a %(kind)s, not key/value pairs; write one 'key: value' "
+                "per line",
+                kind=type(loaded).__name__,
+            ),
             fm_line,
         )
-    return loaded, fm, fm_line, text[body_start:], body_line
+    return loaded
 
 
-def _yaml_help(problem: str) -> str:
-    return (
-        f"front matter is not valid YAML ({problem}); fix this line: quote values that "
-        "contain ': ' or ' #' or start with [ { * & ! | > @ or a quote"
+def _yaml_help(problem: str) -> Message:
+    return Message.of(
+        "content.yaml_invalid",
+        "front matter is not valid YAML (%(error)s); fix this line: quote values that contain "
+        "': ' or ' #' or start with [ { * & ! | > @ or a quote",
+        error=problem,
     )
+
+
+def field_problem(key: str, reason: Message) -> Message:
+    """``'date' value 'soon' is not a date; …``: what is wrong with one front-matter key."""
+    return Message.of("content.field", "'%(key)s' %(reason)s", key=key, reason=reason)
 
 
 def _bad_date_line(fm: str, fm_line: int) -> int | None:

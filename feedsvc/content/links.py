@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from feedsvc.models import Problem, Severity
+from feedsvc.models import Message, Problem, Severity
 
 LinkKind = Literal["link", "post_url"]
 
@@ -55,22 +55,28 @@ def link_key(ref: LinkRef) -> str:
 def unknown_links(path: str, refs: Iterable[LinkRef], links: Mapping[str, str]) -> list[Problem]:
     """A warning for each link of the post at ``path`` that names no post."""
     return [
-        Problem(path, _unknown_link(ref), ref.line, Severity.WARNING)
+        Problem.of(path, _unknown_link(ref), ref.line, Severity.WARNING)
         for ref in refs
         if link_key(ref) not in links
     ]
 
 
-def _unknown_link(ref: LinkRef) -> str:
-    where = "a file below the site's root" if ref.kind == "link" else "a post under _posts/"
-    return (
-        f"'{{% {ref.kind} {short(ref.target)} %}}' names no published post: the link around "
-        f"it is taken out, its text kept (elsewhere the tag gives nothing); name {where}, e.g. "
-        + (
-            "{% link _posts/2024-01-02-name.md %}"
-            if ref.kind == "link"
-            else "{% post_url 2024-01-02-name %}"
+def _unknown_link(ref: LinkRef) -> Message:
+    tag = "{% " + ref.kind + " " + short(ref.target) + " %}"
+    if ref.kind == "link":
+        return Message.of(
+            "content.unknown_link",
+            "'%(tag)s' names no published post: the link around it is taken out, its text "
+            "kept (elsewhere the tag gives nothing); name a file below the site's root, e.g. "
+            "{%% link _posts/2024-01-02-name.md %%}",
+            tag=tag,
         )
+    return Message.of(
+        "content.unknown_post_url",
+        "'%(tag)s' names no published post: the link around it is taken out, its text kept "
+        "(elsewhere the tag gives nothing); name a post under _posts/, e.g. "
+        "{%% post_url 2024-01-02-name %%}",
+        tag=tag,
     )
 
 

@@ -33,7 +33,7 @@ from feedsvc.content.urls import (
     url_path,
 )
 from feedsvc.errors import ContentError
-from feedsvc.models import Author, DateSource, Image, PostMeta, Problem, Severity
+from feedsvc.models import Author, DateSource, Image, Message, PostMeta, Problem, Severity
 
 # Other modules take these from here, where posts are read.
 __all__ = ["ParsedSource", "html_to_text", "parse_source", "strip_xml_illegal", "to_meta"]
@@ -153,15 +153,14 @@ def _front_matter_date(
         name_date = prefix_date or date_in_name(name, tz)
         if name_date is None:
             raise
-        field.warnings.append(
-            Problem(
-                exc.path,
-                f"{exc.reason}; the post is published with the date in its file name "
-                f"({name_date.date().isoformat()}) until it is fixed",
-                exc.line,
-                Severity.WARNING,
-            )
+        warning = Message.of(
+            "content.date_from_name",
+            "%(problem)s; the post is published with the date in its file name (%(date)s) "
+            "until it is fixed",
+            problem=exc.message or exc.reason,
+            date=name_date.date().isoformat(),
         )
+        field.warnings.append(Problem.of(exc.path, warning, exc.line, Severity.WARNING))
         return None
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from feedsvc.config import ParseOptions, PostRenderOptions
 from feedsvc.content.posts import ParsedSource, parse_source, to_meta
-from feedsvc.content.sources import SourceFile, asset_size
+from feedsvc.content.sources import SourceFile, asset_size, cannot_read
 from feedsvc.errors import ContentError
 from feedsvc.models import (
     MetaFields,
@@ -129,7 +129,7 @@ def parse_one(
     try:
         data = read_source(file.abspath, file.size)
     except OSError as exc:
-        problem = Problem(file.path, f"cannot read: {exc.strerror}")
+        problem = Problem.of(file.path, cannot_read(exc))
         return SourceReading(file.path, file.size, file.mtime_ns, "", problem=problem)
     digest = content_hash(data)
     # The file may change between scan and read: record the size actually read.
@@ -161,7 +161,7 @@ def parse_one(
             )
         meta = to_meta(parsed, options, first_seen=None, asset_size=sizes)
     except ContentError as exc:
-        problem = Problem(file.path, exc.reason, exc.line)
+        problem = Problem(file.path, exc.reason, exc.line, message=exc.message)
         return SourceReading(file.path, size, file.mtime_ns, digest, problem=problem)
     fields = meta_fields(meta)
     json_text = meta_json_from_fields(fields)
@@ -209,15 +209,15 @@ def render_one(
             data = handle.read()
         parsed = parse_source(meta.source, data, options.parse)
     except OSError as exc:
-        return None, [Problem(meta.source, f"cannot read: {exc.strerror}")]
+        return None, [Problem.of(meta.source, cannot_read(exc))]
     except ContentError as exc:
-        return None, [Problem(meta.source, exc.reason, exc.line)]
+        return None, [Problem(meta.source, exc.reason, exc.line, message=exc.message)]
     from feedsvc.content.markup import render_post
 
     try:
         return render_post(parsed, meta, options.markup, options.links), []
     except ContentError as exc:  # markup too deep or too big to render safely
-        return None, [Problem(meta.source, exc.reason, exc.line)]
+        return None, [Problem(meta.source, exc.reason, exc.line, message=exc.message)]
 
 
 def render_batch(

@@ -17,7 +17,7 @@ from operator import attrgetter
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from feedsvc.models import Problem
+from feedsvc.models import Message, Problem
 
 POSTS_DIR = "_posts"  # Jekyll's posts: the one '_' folder that holds posts
 
@@ -67,9 +67,11 @@ def walk_content(
     """The source files below ``root`` as they are found (in no order); what is refused
     goes to ``problems``."""
     if not root.is_dir():
-        problems.append(
-            Problem(str(root), "the content folder does not exist (set content.dir in config.yaml)")
+        missing = Message.of(
+            "content.no_folder",
+            "the content folder does not exist (set content.dir in config.yaml)",
         )
+        problems.append(Problem.of(str(root), missing))
         return
     real_root = os.path.realpath(root)
     wanted = tuple(ext.lower() for ext in extensions)
@@ -80,7 +82,12 @@ def walk_content(
         try:
             entries = list(os.scandir(directory))
         except OSError as exc:
-            problems.append(Problem(prefix or ".", f"cannot read the folder: {exc.strerror}"))
+            unreadable = Message.of(
+                "content.folder_unreadable",
+                "cannot read the folder: %(reason)s",
+                reason=exc.strerror,
+            )
+            problems.append(Problem.of(prefix or ".", unreadable))
             continue
         for entry in entries:
             name = entry.name
@@ -92,18 +99,12 @@ def walk_content(
                 target = os.path.realpath(entry.path)
                 if target != real_root and not target.startswith(real_root + os.sep):
                     if entry.is_dir() or name.lower().endswith(wanted):
-                        problems.append(
-                            Problem(
-                                relative,
-                                "symlink points outside the content folder; refused "
-                                "(copy the file into the folder instead)",
-                            )
-                        )
+                        problems.append(Problem.of(relative, _OUTSIDE))
                     continue
             try:
                 info = entry.stat()
             except OSError as exc:
-                problems.append(Problem(relative, f"cannot read: {exc.strerror or exc}"))
+                problems.append(Problem.of(relative, cannot_read(exc)))
                 continue
             if stat.S_ISDIR(info.st_mode):
                 real = os.path.realpath(entry.path)
@@ -177,10 +178,28 @@ _PATH = attrgetter("path")
 
 
 def _too_big(path: str, size: int, max_bytes: int) -> Problem:
-    return Problem(
+    return Problem.of(
         path,
-        f"file is {size} bytes, over content.max_bytes ({max_bytes}); "
-        "split it or raise content.max_bytes",
+        Message.of(
+            "content.file_too_big",
+            "file is %(size)s bytes, over content.max_bytes (%(limit)s); split it or raise "
+            "content.max_bytes",
+            size=size,
+            limit=max_bytes,
+        ),
+    )
+
+
+_OUTSIDE = Message.of(
+    "content.symlink_outside",
+    "symlink points outside the content folder; refused (copy the file into the folder instead)",
+)
+
+
+def cannot_read(exc: OSError) -> Message:
+    """A file that cannot be read, and the system's reason."""
+    return Message.of(
+        "content.cannot_read", "cannot read: %(reason)s", reason=exc.strerror or str(exc)
     )
 
 

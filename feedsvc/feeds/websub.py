@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Sequence
 
 from feedsvc import __version__
-from feedsvc.models import Problem, Severity
+from feedsvc.models import Message, Problem, Severity
 
 TIMEOUT_S = 10.0
 
@@ -47,11 +47,21 @@ def announce(hub: str, urls: Sequence[str], timeout: float = TIMEOUT_S) -> list[
         status = exc.code
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return [_warning(hub, f"could not reach the WebSub hub ({reason}); check feeds.websub_hub")]
+        unreachable = Message.of(
+            "feeds.websub_unreachable",
+            "could not reach the WebSub hub (%(reason)s); check feeds.websub_hub",
+            reason=reason,
+        )
+        return [_warning(hub, unreachable)]
     if not 200 <= status < 300:
-        return [_warning(hub, f"the WebSub hub answered HTTP {status} to the publish ping")]
+        refused = Message.of(
+            "feeds.websub_status",
+            "the WebSub hub answered HTTP %(status)s to the publish ping",
+            status=status,
+        )
+        return [_warning(hub, refused)]
     return []
 
 
-def _warning(hub: str, reason: str) -> Problem:
-    return Problem(path=hub, reason=reason, severity=Severity.WARNING)
+def _warning(hub: str, reason: Message) -> Problem:
+    return Problem.of(hub, reason, None, Severity.WARNING)

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
-from feedsvc.models import Problem, Severity
+from feedsvc.models import Message, Problem, Severity
 from feedsvc.storage.bulk import execute_tuples, rows_among, upsert
 from feedsvc.storage.schema import builds, first_seen, posts
 
@@ -36,6 +36,7 @@ class SourceRow:
     render_key: str | None
     problem: str | None
     problem_line: int | None
+    problem_message: str | None = None  # JSON of the problem's Message (Message.to_data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +192,24 @@ def forget_outputs(conn: Connection) -> None:
     conn.execute(update(builds).where(builds.c.id == newest).values(outputs=None))
 
 
+def problem_message_json(problem: Problem) -> str | None:
+    """A problem's message as the store keeps it (JSON), or None."""
+    if problem.message is None:
+        return None
+    return json.dumps(problem.message.to_data(), ensure_ascii=False)
+
+
+def problem_message_from_json(text: str | None) -> Message | None:
+    """The message :func:`problem_message_json` kept."""
+    return None if text is None else Message.from_data(json.loads(text))
+
+
 def record_build(conn: Connection, record: BuildRecord) -> None:
-    problems = [[p.path, p.line, str(p.severity), p.reason] for p in record.problems]
+    problems = [
+        [p.path, p.line, str(p.severity), p.reason]
+        + ([p.message.to_data()] if p.message is not None else [])
+        for p in record.problems
+    ]
     conn.execute(
         insert(builds).values(
             started_at=record.started_at,
@@ -216,8 +233,14 @@ def last_build(conn: Connection) -> BuildRecord | None:
     if row is None:
         return None
     problems = tuple(
-        Problem(path=path, line=line, severity=Severity(severity), reason=reason)
-        for path, line, severity, reason in json.loads(row.problems)
+        Problem(
+            path=path,
+            line=line,
+            severity=Severity(severity),
+            reason=reason,
+            message=Message.from_data(message[0]) if message else None,
+        )
+        for path, line, severity, reason, *message in json.loads(row.problems)
     )
     return BuildRecord(
         started_at=row.started_at,

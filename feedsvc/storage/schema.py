@@ -29,7 +29,7 @@ from sqlalchemy import (
     false,
 )
 
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -90,6 +90,9 @@ posts = Table(
     Column("render_key", String(64), nullable=True),  # content_hash:fingerprint rendered
     Column("problem", Text, nullable=True),  # the current error, if the file is broken now
     Column("problem_line", Integer, nullable=True),
+    # Revision 0011: the problem as message id and values (JSON), for the command line to
+    # show in the site's language; NULL when the problem has no message.
+    Column("problem_message", Text, nullable=True),
     # Why the last build left this post out although it parses (revision 0008): another
     # file keeps its slug or id. Never announced, in a feed or mailed while set.
     Column("refused", Text, nullable=True),

@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 
 from feedsvc.cli.main import main
 from feedsvc.cli.words import in_time, when_label
+from feedsvc.config import ParseOptions
 from feedsvc.messages import LANGUAGE_ENV, Texts, command_language, terminal_language
 from tests.conftest import REPO, run_feedsvc
 
@@ -247,6 +248,84 @@ def test_a_moment_in_the_sites_zone_in_korean() -> None:
     now = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
     later = datetime(2024, 6, 1, 23, 0, tzinfo=UTC)
     assert when_label(KOREAN, later, "Asia/Seoul", now) == "2024-06-02 08:00 KST (20시간 후)"
+
+
+# --- the build's problems ------------------------------------------------------------------
+
+BROKEN = {
+    "날짜.md": "---\ntitle: 날짜\ndate: soon\n---\n본문\n",
+    "빈.md": "",
+    "닫힘.md": "---\ntitle: 안 닫힘\n본문\n",
+    "태그.md": "---\ntitle: 태그\ntags: {a: 1}\n---\n본문\n",
+}
+KOREAN_PROBLEMS = (
+    "날짜.md:3: 오류: 'date'의 값 'soon'은(는) 날짜가 아닙니다. 2024-01-02, 2024-01-02 10:00, "
+    "2024-01-02T10:00:00+09:00처럼 쓰세요",
+    "빈.md: 오류: 파일이 비어 있습니다. 글을 쓰거나 파일을 지우세요",
+    "닫힘.md:1: 오류: '---'(으)로 연 프런트 매터가 닫히지 않았습니다. 그 뒤에 '---' 줄을 넣으세요",
+    "태그.md:3: 오류: 'tags'의 값이 매핑입니다. 목록이나 쉼표로 나눈 문자열(으)로 고치세요",
+)
+
+
+def test_a_korean_sites_build_problems_are_korean_on_every_build(korean_site: Path) -> None:
+    """Read now, or kept in the store from an earlier build (the file unchanged), or shown
+    by `status`: the same Korean lines, each naming its file and line."""
+    content = korean_site.parent / "content"
+    for name, text in BROKEN.items():
+        (content / name).write_text(text, encoding="utf-8")
+    first = feedsvc(korean_site, "build")
+    again = feedsvc(korean_site, "build")
+    checked = feedsvc(korean_site, "check")
+    status = feedsvc(korean_site, "status")
+    for result in (first, again, checked):
+        assert result.exit_code == 1
+        for line in KOREAN_PROBLEMS:
+            assert any(shown.endswith(line) for shown in result.stderr.splitlines()), (
+                line,
+                result.stderr,
+            )
+    assert again.stdout.startswith("파일 6개: 새로 읽음 0, ")
+    for line in KOREAN_PROBLEMS:
+        assert any(shown.endswith(line) for shown in status.stdout.splitlines()), status.stdout
+
+
+def test_the_same_problems_in_english_are_the_logs_words(
+    korean_site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$FEEDSVC_LANGUAGE=en shows the English that logs, JSON and the store keep."""
+    monkeypatch.setenv(LANGUAGE_ENV, "en")
+    content = korean_site.parent / "content"
+    for name, text in BROKEN.items():
+        (content / name).write_text(text, encoding="utf-8")
+    shown = feedsvc(korean_site, "build").stderr
+    assert "날짜.md:3: error: 'date' value 'soon' is not a date; write it as 2024-01-02" in shown
+    assert "빈.md: error: the file is empty; write the post or delete the file" in shown
+    assert (
+        "태그.md:3: error: 'tags' must be a list or a comma-separated string, not a mapping"
+        in shown
+    )
+    for line in shown.splitlines():
+        assert not HANGUL.search(line.partition(": error: ")[2]), line
+
+
+def test_a_problem_reads_its_english_without_the_catalogue() -> None:
+    """The pure core reads no file: a problem's English is in its Message."""
+    from feedsvc.content.front_matter import decode_source
+    from feedsvc.errors import ContentError
+
+    with pytest.raises(ContentError) as caught:
+        decode_source("빈.md", b"  \n", make_options())
+    assert caught.value.reason == "the file is empty; write the post or delete the file"
+    assert caught.value.message is not None
+    assert (
+        KOREAN.message(caught.value.message) == "파일이 비어 있습니다. 글을 쓰거나 파일을 지우세요"
+    )
+
+
+def make_options() -> ParseOptions:
+    from tests.conftest import make_settings
+
+    return make_settings(Path(".")).parse_options
 
 
 # --- no prose in the code ---------------------------------------------------------------

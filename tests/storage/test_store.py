@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import multiprocessing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects import sqlite
 
 from feedsvc.errors import StoreError
-from feedsvc.models import Problem, Severity
+from feedsvc.models import Message, Problem, Severity
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import (
     alembic_config,
@@ -32,6 +33,8 @@ from feedsvc.storage.posts import (
     load_renders,
     load_sources,
     peek_first_seen,
+    problem_message_from_json,
+    problem_message_json,
     record_build,
     save_renders,
     save_sources,
@@ -291,3 +294,73 @@ def test_the_store_imports_only_base_modules_and_itself() -> None:
                 if ours and name not in BASE_MODULES and not name.startswith("feedsvc.storage"):
                     wrong.append(f"{path.relative_to(folder)}: {name}")
     assert wrong == []
+
+
+# --- problems as messages (issue 17): the command line shows them in the site's language --
+
+
+NOT_A_DATE = Message.of(
+    "content.field",
+    "'%(key)s' %(reason)s",
+    key="date",
+    reason=Message.of(
+        "content.not_a_date",
+        "value %(value)s is not a date; %(help)s",
+        value="'soon'",
+        help=Message.of("content.date_help", "write it as 2024-01-02"),
+    ),
+)
+
+
+def test_a_problems_message_is_kept_with_its_row_and_its_build(store: Store) -> None:
+    problem = Problem.of("글.md", NOT_A_DATE, 3)
+    row = _row("글.md", problem=problem.reason, problem_line=3)
+    row.problem_message = problem_message_json(problem)
+    with store.write() as conn:
+        save_sources(conn, [row])
+        record_build(
+            conn,
+            BuildRecord(T0, T0, 1, 1, 0, 0, 0, 1, 0, (problem, Problem("x.md", "plain")), None),
+        )
+    with store.read() as conn:
+        [loaded] = load_sources(conn).values()
+        latest = last_build(conn)
+    assert problem_message_from_json(loaded.problem_message) == NOT_A_DATE
+    assert latest is not None
+    assert [p.message for p in latest.problems] == [NOT_A_DATE, None]
+    assert latest.problems[0].reason == "'date' value 'soon' is not a date; write it as 2024-01-02"
+
+
+@given(
+    st.recursive(
+        st.builds(Message.of, st.just("a.b"), st.just("%(x)s"), x=st.text() | st.integers()),
+        lambda inner: st.builds(Message.of, st.just("c.d"), st.just("[%(x)s]"), x=inner),
+        max_leaves=4,
+    ),
+    st.none() | st.integers(min_value=0, max_value=10**6),
+)
+def test_a_message_survives_the_store_as_it_was(message: Message, count: int | None) -> None:
+    if count is not None:
+        message = Message.counted(
+            "e.f", ("%(count)s one %(x)s", "%(count)s many %(x)s"), count, x=message
+        )
+    assert Message.from_data(json.loads(json.dumps(message.to_data()))) == message
+
+
+def test_migrating_to_0011_reads_files_broken_before_again(store_url: str) -> None:
+    """Their problem has no message yet: the next build reads them again to make one."""
+    engine = make_engine(store_url)
+    columns = [name for name in SourceRow.__slots__ if name != "problem_message"]
+    with engine.connect() as conn, conn.begin():
+        run_alembic_upgrade(conn, "0010")
+        for row in (_row("good.md"), _row("bad.md", problem="broken", problem_line=1)):
+            conn.execute(posts.insert().values({k: getattr(row, k) for k in columns}))
+    engine.dispose()
+    opened = open_store(store_url)
+    try:
+        with opened.read() as conn:
+            rows = load_sources(conn)
+    finally:
+        opened.close()
+    assert rows["good.md"].fingerprint == "f1" and rows["bad.md"].fingerprint == ""
+    assert rows["bad.md"].problem == "broken" and rows["bad.md"].problem_message is None

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import Table, func, insert, select, text
 
 from feedsvc.models import (
     Frequency,
@@ -18,8 +18,14 @@ from feedsvc.models import (
 )
 from feedsvc.storage import Store, open_store
 from feedsvc.storage.engine import current_revision, make_engine, run_alembic_upgrade
-from feedsvc.storage.posts import SourceRow, load_sources, save_sources
-from feedsvc.storage.schema import HEAD_REVISION, subscriber_events, subscribers, suppressions
+from feedsvc.storage.posts import SourceRow, load_sources
+from feedsvc.storage.schema import (
+    HEAD_REVISION,
+    posts,
+    subscriber_events,
+    subscribers,
+    suppressions,
+)
 from feedsvc.storage.subscriber_import import BatchWriter, write_batch
 from feedsvc.storage.subscriber_merge import UPDATABLE
 from feedsvc.storage.subscriber_upserts import UpsertResult, save_subscribers
@@ -371,6 +377,9 @@ def test_batch_writer_raises_a_failed_batch(store: Store) -> None:
 # --- migrations ---------------------------------------------------------------------
 
 
+COLUMNS_0001 = [name for name in SourceRow.__slots__ if name != "problem_message"]
+
+
 def _source_row() -> SourceRow:
     return SourceRow(
         source_path="2024/부산-소식.md",
@@ -393,7 +402,8 @@ def test_store_at_0001_is_migrated_keeping_its_posts(store_url: str) -> None:
     engine = make_engine(store_url)
     with engine.connect() as conn, conn.begin():
         run_alembic_upgrade(conn, "0001")
-        save_sources(conn, [_source_row()])
+        row = _source_row()  # with the columns of 0001 (the newer ones are added later)
+        conn.execute(insert(posts).values({k: getattr(row, k) for k in COLUMNS_0001}))
     engine.dispose()
     opened = open_store(store_url)
     try:
