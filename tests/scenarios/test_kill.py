@@ -306,7 +306,9 @@ def test_two_senders_drain_one_digest_together_exactly_once(
     got = server.recorder.by_recipient()
     assert len(got) == SUBSCRIBERS
     assert Counter(len(ids) for ids in got.values()) == {1: SUBSCRIBERS}
-    sent_by = [int(out.decode().split(" sent,")[0].split()[-1]) for out, _ in outputs]
+    sent_by = [
+        int(out.decode().split(" sent,")[0].split()[-1].replace(",", "")) for out, _ in outputs
+    ]
     assert sum(sent_by) == SUBSCRIBERS
 
 
@@ -319,7 +321,7 @@ def test_two_worker_processes_of_one_command_send_every_recipient_once(
     process = sender(config, timedelta(0))
     out, err = process.communicate(timeout=180)
     assert process.returncode == 0, err.decode()
-    assert f"{SUBSCRIBERS} sent, 0 retrying, 0 failed" in out.decode()
+    assert f"{SUBSCRIBERS:,} sent, 0 retrying, 0 failed" in out.decode()
     got = server.recorder.by_recipient()
     assert len(got) == SUBSCRIBERS
     assert Counter(len(ids) for ids in got.values()) == {1: SUBSCRIBERS}
