@@ -35,7 +35,7 @@ from feedsvc.content.links import LinkRef, link_key, short
 from feedsvc.content.markdown_code import code_regions
 from feedsvc.content.posts import ParsedSource
 from feedsvc.content.urls import absolute_url
-from feedsvc.models import Problem, Severity
+from feedsvc.models import Message, Problem, Severity
 
 # A tag's arguments or an output's expression: bounded, so that a '{%' never closed
 # costs a bounded look-ahead, not a scan of the rest of the body for each one.
@@ -172,8 +172,9 @@ class _Expander:
             self.newlines = [m.start() for m in re.finditer("\n", self.body)]
         return self.first_line + bisect_left(self.newlines, position)
 
-    def _warn(self, position: int, reason: str) -> None:
-        self.out.problems.append(Problem(self.path, reason, self._line(position), Severity.WARNING))
+    def _warn(self, position: int, reason: Message) -> None:
+        line = self._line(position)
+        self.out.problems.append(Problem.of(self.path, reason, line, Severity.WARNING))
 
     def _token(self, match: re.Match[str]) -> tuple[str, int]:
         """What replaces the token at ``match``, and where the pass goes on."""
@@ -185,31 +186,42 @@ class _Expander:
         if name in ("link", "post_url"):
             return self._link(match, name, args.strip()), match.end()
         if name.startswith("end") or name in _BRANCHES:
-            shown = short(match.group())
-            self._warn(match.start(), f"Liquid '{shown}' belongs to no open block: removed")
+            orphan = Message.of(
+                "liquid.orphan",
+                "Liquid '%(tag)s' belongs to no open block: removed",
+                tag=short(match.group()),
+            )
+            self._warn(match.start(), orphan)
             return "", match.end()
         end = self._block_end(name, match.end())
         if end is not None:
-            shown = short(match.group())
-            self._warn(
-                match.start(),
-                f"Liquid '{shown}' is not run here: removed with everything up to its "
-                f"'{{% end{name} %}}' (line {self._line(end.start())}); write what it would "
-                "produce into the post",
+            removed = Message.of(
+                "liquid.block_removed",
+                "Liquid '%(tag)s' is not run here: removed with everything up to its "
+                "'{%% end%(name)s %%}' (line %(line)s); write what it would produce into "
+                "the post",
+                tag=short(match.group()),
+                name=name,
+                line=self._line(end.start()),
             )
+            self._warn(match.start(), removed)
             return "", end.end()
         if name in _BLOCKS:
-            self._warn(
-                match.start(),
-                f"Liquid '{short(match.group())}' has no '{{% end{name} %}}' and is not run "
-                "here: the tag is removed; close it, or write what it would produce",
+            reason = Message.of(
+                "liquid.unclosed_block",
+                "Liquid '%(tag)s' has no '{%% end%(name)s %%}' and is not run here: the tag "
+                "is removed; close it, or write what it would produce",
+                tag=short(match.group()),
+                name=name,
             )
         else:
-            self._warn(
-                match.start(),
-                f"Liquid '{short(match.group())}' is not run here: removed; write what it "
-                "would produce into the post",
+            reason = Message.of(
+                "liquid.tag_removed",
+                "Liquid '%(tag)s' is not run here: removed; write what it would produce "
+                "into the post",
+                tag=short(match.group()),
             )
+        self._warn(match.start(), reason)
         return "", match.end()
 
     def _verbatim(self, match: re.Match[str], name: str, args: str) -> tuple[str, int]:
@@ -217,11 +229,14 @@ class _Expander:
         it (the first one, code or not)."""
         end = self._verbatim_end(name, match.end())
         if end is None:
-            self._warn(
-                match.start(),
-                f"'{short(match.group())}' has no matching '{{% end{name} %}}': the tag is "
-                "removed and the text after it kept; add the end tag",
+            unclosed = Message.of(
+                "liquid.unclosed_verbatim",
+                "'%(tag)s' has no matching '{%% end%(name)s %%}': the tag is removed and "
+                "the text after it kept; add the end tag",
+                tag=short(match.group()),
+                name=name,
             )
+            self._warn(match.start(), unclosed)
             return "", match.end()
         inner = self.body[match.end() : end[0]]
         if name == "comment":
@@ -283,21 +298,24 @@ class _Expander:
         """``{{ value | filter … }}``: the value as text, or nothing with a warning."""
         expr = match["expr"].strip()
         value, rest = self._value(expr)
-        if value is _MISSING:
+        if isinstance(rest, Message):  # nothing to fill in: what to tell the author
             self._warn(match.start(), rest)
             return ""
         for name in _filters(rest):
             if name not in ("relative_url", "absolute_url"):
-                self._warn(
-                    match.start(),
-                    f"Liquid filter '{name}' in '{short(match.group())}' is not run here: "
-                    "the output is removed; write the value into the post",
+                not_run = Message.of(
+                    "liquid.filter",
+                    "Liquid filter '%(filter)s' in '%(tag)s' is not run here: the output is "
+                    "removed; write the value into the post",
+                    filter=name,
+                    tag=short(match.group()),
                 )
+                self._warn(match.start(), not_run)
                 return ""
             value = self._absolute(_text(value))
         return _text(value)
 
-    def _value(self, expr: str) -> tuple[Any, str]:
+    def _value(self, expr: str) -> tuple[Any, str | Message]:
         """The value ``expr`` starts with and the text after it (its filters); or
         _MISSING and what to tell the author."""
         quoted = _QUOTED.match(expr)
@@ -305,20 +323,29 @@ class _Expander:
             return quoted.group(1)[1:-1], expr[quoted.end() :]
         variable = _VARIABLE.match(expr)
         if variable is None or expr[variable.end() :].strip()[:1] not in ("", "|"):
-            return _MISSING, (
-                f"Liquid '{{{{ {short(expr)} }}}}' is not run here: removed; only site.*, "
-                "page.* and quoted strings are filled in"
+            return _MISSING, Message.of(
+                "liquid.expression",
+                "Liquid '{{ %(expr)s }}' is not run here: removed; only site.*, page.* and "
+                "quoted strings are filled in",
+                expr=short(expr),
             )
         scope, keys = variable.group(1), variable.group(2)[1:].split(".")
         value: Any = self.options.site_vars if scope == "site" else self.page
         for key in keys:
             if not isinstance(value, Mapping) or key not in value:
-                where = (
-                    "set it under site.vars in config.yaml (or in the site's _config.yml)"
-                    if scope == "site"
-                    else "set it in the post's front matter"
+                if scope == "site":
+                    return _MISSING, Message.of(
+                        "liquid.unknown_site_variable",
+                        "unknown Liquid variable '%(name)s': removed; set it under site.vars "
+                        "in config.yaml (or in the site's _config.yml)",
+                        name=variable.group(),
+                    )
+                return _MISSING, Message.of(
+                    "liquid.unknown_page_variable",
+                    "unknown Liquid variable '%(name)s': removed; set it in the post's front "
+                    "matter",
+                    name=variable.group(),
                 )
-                return _MISSING, f"unknown Liquid variable '{variable.group()}': removed; {where}"
             value = value[key]
         return value, expr[variable.end() :]
 

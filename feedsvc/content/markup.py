@@ -22,7 +22,7 @@ from feedsvc.content.markup_bounds import line_of_element, measure
 from feedsvc.content.posts import ParsedSource, html_to_text, strip_xml_illegal
 from feedsvc.content.urls import absolute_url
 from feedsvc.errors import ContentError
-from feedsvc.models import Post, PostMeta
+from feedsvc.models import Message, Post, PostMeta
 
 # Scanning for '=' first and checking the name behind it is ~20x faster than one
 # case-insensitive pattern on Korean text.
@@ -98,7 +98,10 @@ def _check_bounds(parsed: ParsedSource, rendered: str) -> None:
         found = line_of_element(parsed.body, in_source.element)
         if found is not None:
             line = parsed.body_line + found - 1
-    raise ContentError(parsed.path, f"{excess.reason}; the post is not published", line)
+    refused = Message.of(
+        "content.not_published", "%(reason)s; the post is not published", reason=excess.reason
+    )
+    raise ContentError(parsed.path, refused, line)
 
 
 def render_markdown(text: str) -> str:

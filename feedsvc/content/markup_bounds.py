@@ -18,6 +18,8 @@ from typing import Any
 
 from lxml import etree
 
+from feedsvc.models import Message
+
 MAX_DEPTH = 256
 MAX_ELEMENTS = 100_000
 
@@ -27,7 +29,7 @@ class Excess:
     """What is over the bounds: a sentence for the author, and the element it starts at
     (1-based, counting start tags as libxml2 sees them)."""
 
-    reason: str
+    reason: Message
     element: int
 
 
@@ -50,16 +52,19 @@ class _Counter:
         self.depth += 1
         self.elements += 1
         if self.depth > self.max_depth:
-            self.excess = Excess(
-                f"the HTML nests deeper than {self.max_depth} elements (unclosed tags?); "
-                "close your tags",
-                self.elements,
+            too_deep = Message.of(
+                "content.html_too_deep",
+                "the HTML nests deeper than %(depth)s elements (unclosed tags?); close your tags",
+                depth=self.max_depth,
             )
+            self.excess = Excess(too_deep, self.elements)
         elif self.elements > self.max_elements:
-            self.excess = Excess(
-                f"the HTML has more than {self.max_elements:,} elements; split the post",
-                self.elements,
+            too_big = Message.of(
+                "content.html_too_big",
+                "the HTML has more than %(count)s elements; split the post",
+                count=f"{self.max_elements:,}",
             )
+            self.excess = Excess(too_big, self.elements)
         if self.excess is not None:
             raise _TooMuch
 

@@ -289,6 +289,38 @@ def test_a_korean_sites_build_problems_are_korean_on_every_build(korean_site: Pa
         assert any(shown.endswith(line) for shown in status.stdout.splitlines()), status.stdout
 
 
+LIQUID_AND_DEEP = {
+    "2024-06-02-반복.md": "---\ntitle: 반복\ndate: 2024-06-02\n---\n\n앞\n\n"
+    "{% for post in site.posts %}{{ post.title }}{% endfor %}\n\n{{ site.없음 }}\n",
+    "2024-06-03-깊음.md": "---\ntitle: 깊음\ndate: 2024-06-03\n---\n\n" + "<div>\n" * 300,
+}
+LIQUID_AND_DEEP_KOREAN = (
+    "반복.md:8: 경고: Liquid '{% for post in site.posts %}'은(는) 여기서 실행하지 않습니다: "
+    "'{% endfor %}'(8행)까지 모두 지웠습니다. 그 결과를 글에 직접 쓰세요",
+    "반복.md:10: 경고: 알 수 없는 Liquid 변수 'site.없음': 지웠습니다. config.yaml의 "
+    "site.vars(또는 사이트의 _config.yml)에 설정하세요",
+    "깊음.md:",
+    "오류: HTML이 256단계보다 깊게 중첩됩니다 (닫지 않은 태그?). 태그를 닫으세요. "
+    "이 글은 발행하지 않습니다",
+)
+
+
+def test_liquid_warnings_and_refused_html_are_korean_too(korean_site: Path) -> None:
+    """The Liquid pass's warnings and the too-deep HTML refusal come from the catalogue
+    like every other problem about a post, in `build` and `check` alike."""
+    with korean_site.open("a", encoding="utf-8") as config:
+        config.write('content:\n  liquid: "on"\n')
+    content = korean_site.parent / "content"
+    for name, text in LIQUID_AND_DEEP.items():
+        (content / name).write_text(text, encoding="utf-8")
+    for command in ("build", "check"):
+        result = feedsvc(korean_site, command)
+        assert result.exit_code == 1, result.output
+        for expected in LIQUID_AND_DEEP_KOREAN:
+            assert expected in result.stderr, (command, expected, result.stderr)
+        assert "not run here" not in result.stderr and "nests deeper" not in result.stderr
+
+
 def test_the_same_problems_in_english_are_the_logs_words(
     korean_site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
