@@ -52,7 +52,8 @@ class OutboxBackend:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             target = self.folder / eml_name(message)
-            fd, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".eml", dir=self.folder)
+            # Not *.eml until whole: a reader watching for *.eml never opens half a message.
+            fd, temporary = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=self.folder)
             try:
                 with os.fdopen(fd, "wb") as handle:
                     if message.return_path:  # as the receiving server would record it

@@ -68,3 +68,23 @@ def test_a_folder_that_is_a_file_is_a_temporary_error(tmp_path: Path) -> None:
         OutboxBackend(tmp_path / "outbox").send(claimed())
     assert caught.value.temporary
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_no_eml_file_is_there_until_the_message_is_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader watching the folder for *.eml (a test, a mail viewer) never opens half a
+    message: while the bytes are being written, no file of the folder ends in .eml."""
+    folder = tmp_path / "보낼편지함"
+    seen_while_writing: list[list[str]] = []
+    real_fsync = os.fsync
+
+    def fsync_and_look(fd: int) -> None:
+        seen_while_writing.append(sorted(os.listdir(folder)))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync_and_look)
+    OutboxBackend(folder).send(claimed())
+    assert len(seen_while_writing) == 1
+    assert seen_while_writing[0] and not any(n.endswith(".eml") for n in seen_while_writing[0])
+    assert os.listdir(folder) == ["7.42.abc@example.kr.eml"]
