@@ -792,7 +792,12 @@ class Settings(_Section):
     @cached_property
     def markup_options(self) -> MarkupOptions:
         """What rendering a post's body needs of these settings."""
-        return MarkupOptions(self.site.url, self.content.excerpt_separator, self.liquid_options)
+        return MarkupOptions(
+            self.site.url,
+            self.content.excerpt_separator,
+            self.liquid_options,
+            self.feeds.iframe_hosts,
+        )
 
     @cached_property
     def render_options(self) -> PostRenderOptions:
@@ -975,6 +980,8 @@ class MarkupOptions:
     site_url: str  # ends in "/": what root-relative URLs resolve against
     excerpt_separator: str  # content.excerpt_separator ("" for none)
     liquid: LiquidOptions = LIQUID_OFF
+    # feeds.iframe_hosts: the post's HTML is sanitised for feeds when it is rendered
+    iframe_hosts: tuple[str, ...] = IFRAME_HOSTS
 
 
 @dataclass(frozen=True, slots=True)

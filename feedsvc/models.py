@@ -63,7 +63,8 @@ class PostMeta:
 
 @dataclass(frozen=True, slots=True)
 class Post:
-    """A post ready for feeds and email: metadata, sanitised-for-XML HTML, plain summary."""
+    """A post ready for feeds and email: metadata, its HTML as feeds carry it (sanitised,
+    absolute URLs, XML-clean; email narrows it further), plain summary."""
 
     meta: PostMeta
     html: str

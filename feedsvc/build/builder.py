@@ -43,7 +43,14 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, select
 
 from feedsvc.build.kept import Feeds, KeptFeeds, KeptRenders
-from feedsvc.build.memo import Memo, nothing_changed, outputs_key, remember, settings_fingerprint
+from feedsvc.build.memo import (
+    Memo,
+    nothing_changed,
+    outputs_key,
+    remember,
+    render_basis,
+    settings_fingerprint,
+)
 from feedsvc.build.parallel import default_workers
 from feedsvc.build.report import BuildReport, build_record
 from feedsvc.clock import Clock
@@ -187,6 +194,7 @@ class Builder:
         self.clock = clock
         self.workers = default_workers() if workers is None else workers
         self.fingerprint = settings_fingerprint(settings)
+        self._render_basis = render_basis(settings, self.fingerprint)
         self._memo: Memo | None = None
         self._settler: Settling | None = None
         # A builder that builds again (the daemon) re-renders only the feeds whose posts
@@ -561,7 +569,7 @@ class Builder:
     def _render_key(self, content_hash: str, links_key: str = "") -> str:
         """What a stored render was made from: the file's bytes and the settings (and,
         with Liquid on, the URLs links may name)."""
-        blob = f"{content_hash}:{self.fingerprint}{links_key}".encode()
+        blob = f"{content_hash}:{self._render_basis}{links_key}".encode()
         return hashlib.sha256(blob).hexdigest()[:32]  # fits posts.render_key (64)
 
     def _save_sources(self, run: _BuildUnderWay, parsed: _Parsed, chosen: _Chosen) -> _Saved:

@@ -44,6 +44,18 @@ def settings_fingerprint(settings: Settings) -> str:
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
+# Raised when what a stored render holds changes, so that the renders stored before are
+# made again: 2, its HTML sanitised for feeds with absolute URLs (1: absolute URLs only).
+RENDER_FORMAT = 2
+
+
+def render_basis(settings: Settings, fingerprint: str) -> str:
+    """What a post's render depends on besides its file's bytes (and, with Liquid on, the
+    URLs its links name): the settings' fingerprint, the render format, and the hosts
+    whose iframes feeds keep."""
+    return f"{fingerprint}:render{RENDER_FORMAT}:{','.join(settings.feeds.iframe_hosts)}"
+
+
 def outputs_key(settings: Settings, fingerprint: str) -> str:
     """What the feed files depend on besides the posts: content and feed settings."""
     feeds = settings.feeds.model_dump(mode="json")

@@ -16,6 +16,7 @@ from feedsvc.build.kept import KeptRenders
 from feedsvc.build.parallel import Batches, worker_pool
 from feedsvc.config import PostRenderOptions, Settings
 from feedsvc.content.reading import render_batch
+from feedsvc.content.sanitise import sanitise_feed_html
 from feedsvc.feeds.output import Staged, discard, publish, stage_feed_files
 from feedsvc.models import Post, PostMeta, Problem
 from feedsvc.storage import Store
@@ -87,10 +88,13 @@ def start_render(
     todo: list[tuple[PostMeta, str]] = []
     for meta in rest:
         render = found.get(meta.source)
-        if render is not None and (
-            meta.source in broken_paths or (reuse and render.render_key == keys[meta.source])
-        ):
+        fits = render is not None and render.render_key == keys[meta.source]
+        if render is not None and fits and reuse:
             posts[meta.id] = Post(meta, render.html, render.summary)
+        elif render is not None and meta.source in broken_paths:
+            # A file broken now keeps its last good render, which may be older than the
+            # feed sanitising at render time: sanitised here (again, if not).
+            posts[meta.id] = Post(meta, _feed_ready(render.html, meta, options), render.summary)
         elif meta.source not in broken_paths:
             todo.append((meta, str(settings.content_dir / meta.source)))
     if not begin:
@@ -105,6 +109,13 @@ def start_render(
         pool=pool,
     )
     return Rendering(posts, todo, batches)
+
+
+def _feed_ready(html: str, meta: PostMeta, options: PostRenderOptions) -> str:
+    markup = options.markup
+    return sanitise_feed_html(
+        html, markup.iframe_hosts, base_url=meta.url, site_url=markup.site_url
+    )
 
 
 def finish_render(

@@ -12,11 +12,16 @@ An ``<iframe>`` stays in a feed only when its ``src`` is an http(s) URL on one o
 hosts given (``feeds.iframe_hosts``: video players); any other becomes a paragraph with a
 link to its ``src``, and one without a ``src`` goes. Email clients show no iframe at all,
 so in email each becomes that link.
+
+A post's feed HTML is made once, when the post is rendered (``markup.render_post``), and
+kept with the render: one html5ever pass both sanitises it and makes its relative URLs
+absolute. Email sanitises that HTML again with its own, narrower list.
 """
 
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +30,7 @@ import nh3
 from lxml import etree
 
 from feedsvc.content.posts import strip_xml_illegal
+from feedsvc.content.urls import resolved_ref, resolved_srcset
 
 __all__ = ["sanitise_email_html", "sanitise_feed_html"]
 
@@ -80,25 +86,36 @@ def _cleaner(**options: Any) -> nh3.Cleaner:
     return nh3.Cleaner(clean_content_tags=set(_ACTIVE), strip_comments=True, **options)
 
 
-_FEED = _cleaner(
-    tags=_FEED_TAGS,
-    attributes=_FEED_ATTRIBUTES,
-    url_schemes=set(_URL_SCHEMES),
-    link_rel=None,
-    filter_style_properties=set(_FEED_STYLES),
-)
+# What the feed cleaner's filter resolves relative URLs against during the clean() under
+# way (the post's URL and the site's), or None to leave them: a context variable, so each
+# thread has its own.
+_BASE: ContextVar[tuple[str, str] | None] = ContextVar("feed_html_base", default=None)
+_URL_ATTRIBUTE_NAMES = frozenset({"href", "src", "poster"})
+_HAS_SCHEME = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*:")
+_SAFE_URL = re.compile(r"\s*(?:https?|mailto|tel):", re.IGNORECASE)
+_IFRAME = re.compile(r"<iframe", re.IGNORECASE)
 
 
 @lru_cache(maxsize=16)
-def _feed_filtered(hosts: frozenset[str]) -> nh3.Cleaner:
-    """For HTML holding "data:" or an iframe: nh3 then asks a filter about every
-    attribute (slower), which keeps only images of the data: URLs, and only the
-    allowed hosts' iframe srcs (those iframes were made links before; this is the
-    guarantee)."""
+def _feed_cleaner(hosts: frozenset[str]) -> nh3.Cleaner:
+    """The feed allow-list, with a filter nh3 asks about every attribute it keeps: it
+    resolves relative URLs (see :data:`_BASE`), keeps only images of the data: URLs and
+    only the allowed hosts' iframe srcs (those iframes were made links before; this is
+    the guarantee). nh3 checks URL schemes before it asks, not after: the filter lets
+    nothing through but http(s), mailto, tel and relative URLs."""
 
     def keep(element: str, attribute: str, value: str) -> str | None:
-        if _DATA_URL.match(value) and not _DATA_IMAGE.match(value):
-            return None  # a data:text/html link is a page of the sender's making
+        base = _BASE.get()
+        if attribute == "srcset":  # candidates are only ever fetched as images
+            return value if base is None else resolved_srcset(value, *base)
+        if attribute not in _URL_ATTRIBUTE_NAMES:
+            return value
+        if _DATA_URL.match(value):  # a data:text/html link is a page of the sender's making
+            return value if _DATA_IMAGE.match(value) else None
+        if base is not None:
+            value = resolved_ref(value, *base)
+        if _HAS_SCHEME.match(value) and not _SAFE_URL.match(value):
+            return None
         if element == "iframe" and attribute == "src" and not _allowed(value, hosts):
             return None
         return value
@@ -113,23 +130,30 @@ def _feed_filtered(hosts: frozenset[str]) -> nh3.Cleaner:
     )
 
 
-def sanitise_feed_html(fragment: str, iframe_hosts: frozenset[str] | tuple[str, ...]) -> str:
+def sanitise_feed_html(
+    fragment: str,
+    iframe_hosts: frozenset[str] | tuple[str, ...],
+    *,
+    base_url: str | None = None,
+    site_url: str | None = None,
+) -> str:
     """``fragment`` as feed content: the author's HTML without active content, iframes
-    kept only from ``iframe_hosts`` (lower-case host names)."""
-    cleaned = _sanitise_feed(fragment, iframe_hosts)
+    kept only from ``iframe_hosts`` (lower-case host names). With ``base_url``, every
+    relative href, src, srcset candidate and poster is made absolute in the same pass:
+    '/x' against ``site_url`` (default ``base_url``), anything else against ``base_url``
+    (a post's URL), '//h/x' with the site's scheme."""
+    hosts = frozenset(iframe_hosts)
+    base = None if base_url is None else (base_url, site_url or base_url)
+    if _IFRAME.search(fragment):
+        fragment = _iframes_as_links(fragment, hosts, base)
+    token = _BASE.set(base)
+    try:
+        cleaned = _feed_cleaner(hosts).clean(fragment)
+    finally:
+        _BASE.reset(token)
     # nh3 writes references such as &#1; as the characters they stand for: XML-illegal ones
     # would stop the feed (lxml refuses them), so they go.
     return strip_xml_illegal(cleaned) if "&#" in fragment else cleaned
-
-
-def _sanitise_feed(fragment: str, iframe_hosts: frozenset[str] | tuple[str, ...]) -> str:
-    lowered = fragment.lower()
-    if "<iframe" in lowered:
-        hosts = frozenset(iframe_hosts)
-        return _feed_filtered(hosts).clean(_iframes_as_links(fragment, hosts))
-    if "data:" in lowered:
-        return _feed_filtered(frozenset(iframe_hosts)).clean(fragment)
-    return _FEED.clean(fragment)
 
 
 @lru_cache(maxsize=64)
@@ -160,10 +184,13 @@ def _allowed(src: str, hosts: frozenset[str]) -> bool:
     return parts.scheme.lower() in ("http", "https") and (parts.hostname or "") in hosts
 
 
-def _iframes_as_links(fragment: str, hosts: frozenset[str]) -> str:
+def _iframes_as_links(
+    fragment: str, hosts: frozenset[str], base: tuple[str, str] | None = None
+) -> str:
     """Each iframe whose src is not on ``hosts`` replaced by a link to its http(s) src (in
     a paragraph of its own unless it is in one), or dropped without one; the allowed ones
-    lose their fallback content. nh3 cleans the result."""
+    lose their fallback content. ``base``: the post's and the site's URL, which a
+    relative src is resolved against first. nh3 cleans the result."""
     parser = etree.HTMLParser(remove_comments=False, remove_pis=False, no_network=True)
     root = etree.fromstring(f"<html><body>{fragment}</body></html>", parser)
     body = root.find("body") if root is not None else None
@@ -174,6 +201,9 @@ def _iframes_as_links(fragment: str, hosts: frozenset[str]) -> str:
             iframe.remove(child)
         iframe.text = None
         src = (iframe.get("src") or "").strip()
+        if src and base is not None:
+            src = resolved_ref(src, *base)
+            iframe.set("src", src)
         if _allowed(src, hosts):
             continue
         replacement: Any = None

@@ -249,6 +249,40 @@ def absolute_url(ref: str, base_url: str, site_url: str) -> str:
     return urljoin(base_url, ref)
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+_SRCSET_URL = re.compile(r"[\s,]*(\S+)")
+_SRCSET_DESCRIPTORS = re.compile(r"([^,]*),?")
+
+
+def resolved_ref(ref: str, base_url: str, site_url: str) -> str:
+    """An attribute's URL made absolute (:func:`absolute_url`), with control characters
+    (legal in neither a URL nor XML; ``&#1;`` in an attribute puts one there)
+    percent-encoded."""
+    return _CONTROLS.sub(_percent, absolute_url(ref, base_url, site_url))
+
+
+def _percent(match: re.Match[str]) -> str:
+    return f"%{ord(match.group()):02X}"
+
+
+def resolved_srcset(srcset: str, base_url: str, site_url: str) -> str:
+    """Each candidate's URL resolved; URLs may hold commas (data:), so parse as HTML does."""
+    candidates: list[str] = []
+    position = 0
+    while (url := _SRCSET_URL.match(srcset, position)) is not None:
+        ref, position = url.group(1), url.end()
+        descriptors = ""
+        if ref.endswith(","):
+            ref = ref.rstrip(",")
+        else:
+            rest = _SRCSET_DESCRIPTORS.match(srcset, position)
+            assert rest is not None  # ([^,]*),? matches anywhere, possibly empty
+            descriptors, position = rest.group(1).strip(), rest.end()
+        resolved = resolved_ref(ref, base_url, site_url)
+        candidates.append(f"{resolved} {descriptors}" if descriptors else resolved)
+    return ", ".join(candidates)
+
+
 @functools.lru_cache(maxsize=8)
 def _origin_and_path(site_url: str) -> tuple[str, str]:
     """'https://x.kr/blog/' → ('https://x.kr', '/blog/'); cached: one site, many links."""

@@ -9,10 +9,11 @@ can plan without importing them.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import groupby
-from operator import attrgetter
+from datetime import datetime
+from itertools import compress, count, islice
+from operator import attrgetter, eq
 from typing import Literal
 
 from feedsvc.config import FeedOptions
@@ -67,16 +68,26 @@ def newest_first(metas: Iterable[PostMeta], *, order_by: str | None = None) -> l
     ordered = sorted(metas, key=_PUBLISHED, reverse=True)
     # Only posts of one moment need the other keys: sorting each such run alone is ~5×
     # cheaper on 10,000 posts than stable sorts of the whole list by slug and by id.
-    placed = 0
-    for _, run in groupby(ordered, key=_PUBLISHED):
-        tied = list(run)
-        if len(tied) > 1:
-            ordered[placed : placed + len(tied)] = _tie_order(tied, order_by)
-        placed += len(tied)
+    for start, end in _tied_runs(list(map(_PUBLISHED, ordered))):
+        ordered[start:end] = _tie_order(ordered[start:end], order_by)
     unique: dict[str, PostMeta] = {}  # a repeated id would be one item twice to a reader
     for meta in ordered:
         unique.setdefault(meta.id, meta)
     return list(unique.values()) if len(unique) < len(ordered) else ordered
+
+
+def _tied_runs(moments: list[datetime]) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of equal neighbours in ``moments`` (end exclusive); the
+    comparisons run in C (compress, map), as most sites have few such runs."""
+    start, last = -1, -1  # the run under way: its first index and its last
+    for i in compress(count(), map(eq, moments, islice(moments, 1, None))):
+        if i != last:  # moments[i] == moments[i + 1] begins a new run
+            if start >= 0:
+                yield start, last + 1
+            start = i
+        last = i + 1
+    if start >= 0:
+        yield start, last + 1
 
 
 def _tie_order(tied: list[PostMeta], order_by: str | None) -> list[PostMeta]:

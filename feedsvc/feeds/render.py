@@ -19,8 +19,9 @@ written to the second in ``site.timezone``'s offset at that moment (the instant 
 post gave it). A post in several feeds (site, categories, tags) has its parts built once
 per call and shared (``_Shared``).
 
-Content is the post's HTML sanitised for feeds (``content.sanitise``: no scripts, event
-handlers or ``javascript:`` URLs; iframes only from ``feeds.iframe_hosts``). Summaries
+Content is the post's HTML as its render left it, sanitised for feeds then
+(``content.sanitise``: no scripts, event handlers or ``javascript:`` URLs; iframes only
+from ``feeds.iframe_hosts``; relative URLs made absolute). Summaries
 and titles are plain text: Atom writes them as ``type="text"``, JSON as strings, and
 RSS's ``<description>``, which readers take for HTML, as escaped HTML of the text
 (``Promise<T>`` is ``Promise&lt;T&gt;`` there). An entry's author is its post's, else
@@ -52,7 +53,6 @@ from lxml import etree
 from feedsvc import __version__
 from feedsvc.config import FeedOptions
 from feedsvc.content.posts import strip_xml_illegal
-from feedsvc.content.sanitise import sanitise_feed_html
 from feedsvc.feeds.plan import FeedSpec, feed_base_url
 from feedsvc.models import Author, Post
 
@@ -222,7 +222,7 @@ def _item(post: Post, options: FeedOptions) -> _Item:
         title=title,
         # RSS needs a description before content:encoded; an empty one would swap them.
         summary=strip_xml_illegal(post.summary) or title,
-        html=sanitise_feed_html(strip_xml_illegal(post.html), options.iframe_hosts),
+        html=strip_xml_illegal(post.html),  # sanitised for feeds when it was rendered
         published=published,
         updated=updated,
         categories=tuple(c for c in categories + tags if c[0]),

@@ -12,12 +12,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feedsvc.config import LiquidOptions, Settings, settings_from_mapping
+from feedsvc.config import IFRAME_HOSTS, LiquidOptions, Settings, settings_from_mapping
 from feedsvc.content.links import LinkRef, link_table, unknown_links
 from feedsvc.content.liquid import check_body, expand, has_liquid
 from feedsvc.content.markdown_code import code_regions
-from feedsvc.content.markup import absolutize_urls, render_markdown, render_post
+from feedsvc.content.markup import render_markdown, render_post
 from feedsvc.content.posts import parse_source, to_meta
+from feedsvc.content.sanitise import sanitise_feed_html
 from feedsvc.models import Problem, Severity
 
 SITE = "https://x.kr/blog/"
@@ -73,7 +74,7 @@ CASES = [
     ('<a href="{% link _posts/없음.md %}">없는 글</a>', "<p>없는 글</p>\n"),
     (
         '![그림]({{ "/img/a.png" | relative_url }})',
-        f'<p><img src="{SITE}img/a.png" alt="그림" /></p>\n',
+        f'<p><img src="{SITE}img/a.png" alt="그림"></p>\n',
     ),
     ('<a href="{{ "놀이/" | absolute_url }}">놀이</a>', f'<p><a href="{SITE}놀이/">놀이</a></p>\n'),
     (
@@ -231,7 +232,10 @@ def test_with_liquid_off_any_body_renders_as_markdown_alone(body: str) -> None:
     parsed = parse_source("2024-01-02-a.md", text.encode(), OFF.parse_options)
     meta = to_meta(parsed, OFF.parse_options, first_seen=FIRST_SEEN)
     html = render_post(parsed, meta, OFF.markup_options, LINKS).html
-    assert html == absolutize_urls(render_markdown(parsed.body), meta.url, SITE)
+    expected = sanitise_feed_html(
+        render_markdown(parsed.body), IFRAME_HOSTS, base_url=meta.url, site_url=SITE
+    )
+    assert html == expected
     assert check_body(parsed, OFF.liquid_options).problems == []
 
 

@@ -148,9 +148,38 @@ DANGEROUS = st.sampled_from(
 )
 
 
-@given(st.lists(st.one_of(TEXT.map(html.escape), DANGEROUS), max_size=12))
-def test_no_active_content_survives(parts: list[str]) -> None:
-    clean = feed("".join(parts))
+POST_URL, SITE = "https://x.kr/blog/2024/01/02/a/", "https://x.kr/blog/"
+
+# URLs a render resolves, and ones dressed up to look relative or to hide a scheme.
+RELATIVE = st.sampled_from(
+    [
+        '<a href="../x/">r</a>',
+        '<a href="/about/">s</a>',
+        '<img src="사진.png" srcset="a.png 1x, /b.png 2x">',
+        '<video poster="p.jpg" src="v.mp4"></video>',
+        '<video poster="javascript:alert(1)" src="v.mp4"></video>',
+        '<video poster=" JavaScript:alert(1)"></video>',
+        '<a href=" javascript:alert(1)">j</a>',
+        '<a href="java&#9;script:alert(1)">j</a>',
+        '<a href="java\nscript:alert(1)">j</a>',
+        '<a href="&#1;javascript:alert(1)">j</a>',
+        '<a href="//evil.example/x">p</a>',
+        '<a href="#top">t</a>',
+        '<a href="?q=1">q</a>',
+        '<a href="">e</a>',
+    ]
+)
+
+
+@given(st.lists(st.one_of(TEXT.map(html.escape), DANGEROUS, RELATIVE), max_size=12), st.booleans())
+def test_no_active_content_survives(parts: list[str], resolving: bool) -> None:
+    """Also when relative URLs are resolved in the same pass (a post's render): nh3 does
+    not check the schemes of what its attribute filter gives back."""
+    fragment = "".join(parts)
+    if resolving:
+        clean = sanitise_feed_html(fragment, IFRAME_HOSTS, base_url=POST_URL, site_url=SITE)
+    else:
+        clean = feed(fragment)
     root = lxml_html.fragment_fromstring(clean or "<p></p>", create_parent="div")
     for element in root.iter():
         assert element.tag not in ("script", "style", "svg", "object", "embed")
@@ -161,6 +190,12 @@ def test_no_active_content_survives(parts: list[str]) -> None:
             assert not lowered.startswith("data:") or lowered.startswith("data:image/"), clean
         if element.tag == "iframe":
             assert element.get("src", "").startswith("https://www.youtube.com/"), clean
+        if resolving:
+            for name in ("href", "src", "poster"):
+                value = element.get(name)
+                assert value is None or value.startswith(
+                    ("https://", "http://", "mailto:", "tel:", "data:image/")
+                ), clean
 
 
 @given(TEXT)
@@ -179,3 +214,37 @@ def test_references_to_xml_illegal_characters_do_not_survive_sanitising(referenc
     for cleaned in (sanitise_feed_html(html, ()), sanitise_email_html(html, "https://x.kr/")):
         assert "부산 " in cleaned and "소식" in cleaned
         assert strip_xml_illegal(cleaned) == cleaned
+
+
+def test_relative_urls_are_made_absolute_in_the_same_pass() -> None:
+    fragment = (
+        '<p><a href="../b/" onclick="x()">전</a> <a href="/about/">소개</a></p>'
+        '<img src="사진.png" srcset="작은.png 1x, /큰.png 2x">'
+        '<video poster="p.jpg" src="//cdn.example/v.mp4"></video>'
+    )
+    out = sanitise_feed_html(fragment, IFRAME_HOSTS, base_url=POST_URL, site_url=SITE)
+    assert out == (
+        '<p><a href="https://x.kr/blog/2024/01/02/b/">전</a> '
+        '<a href="https://x.kr/blog/about/">소개</a></p>'
+        f'<img src="{POST_URL}사진.png" srcset="{POST_URL}작은.png 1x, {SITE}큰.png 2x">'
+        f'<video poster="{POST_URL}p.jpg" src="https://cdn.example/v.mp4"></video>'
+    )
+
+
+@pytest.mark.parametrize("base_url", [None, POST_URL])
+def test_a_poster_with_a_script_url_goes(base_url: str | None) -> None:
+    """nh3 does not check poster's scheme; the filter does, before and after resolving."""
+    fragment = '<video poster="javascript:alert(1)" src="https://x.kr/v.mp4"></video>'
+    out = sanitise_feed_html(fragment, IFRAME_HOSTS, base_url=base_url, site_url=SITE)
+    assert out == '<video src="https://x.kr/v.mp4"></video>'
+
+
+def test_a_relative_iframe_src_is_resolved_then_checked_against_the_hosts() -> None:
+    out = sanitise_feed_html(
+        '<iframe src="/embed/1"></iframe>', ("x.kr",), base_url=POST_URL, site_url=SITE
+    )
+    assert out == '<iframe src="https://x.kr/blog/embed/1"></iframe>'
+    elsewhere = sanitise_feed_html(
+        '<iframe src="/embed/1"></iframe>', IFRAME_HOSTS, base_url=POST_URL, site_url=SITE
+    )
+    assert "<iframe" not in elsewhere

@@ -32,7 +32,8 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from feedsvc import __version__
-from feedsvc.config import FeedOptions, settings_from_mapping
+from feedsvc.config import IFRAME_HOSTS, FeedOptions, settings_from_mapping
+from feedsvc.content.sanitise import sanitise_feed_html
 from feedsvc.errors import OutputError
 from feedsvc.feeds.output import write_feed_files
 from feedsvc.feeds.plan import FeedSpec, feed_base_url, plan_feeds
@@ -94,7 +95,8 @@ def make_post(
             date_source="front_matter",
             **meta,
         ),
-        html=html,
+        # As a render leaves it (content.markup.render_post): sanitised for feeds.
+        html=sanitise_feed_html(html, IFRAME_HOSTS, base_url=url, site_url=SITE),
         summary=summary,
     )
 

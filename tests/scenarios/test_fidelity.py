@@ -256,7 +256,8 @@ def _active(b: Built) -> None:
         for gone in ("<script", "<style", "alert(", "onerror", "onclick", "javascript:"):
             assert gone not in lowered, gone
         maps = "https://maps.example.kr/embed?q=%EB%B6%80%EC%82%B0"
-        assert f'<p><a href="{maps}">{maps}</a></p>' in content
+        # the link's text is the src as the author wrote it (readable), its href encoded
+        assert f'<p><a href="{maps}">https://maps.example.kr/embed?q=부산</a></p>' in content
         assert '<a href="https://paldyn.example.kr/">홈</a>' in content
         assert 'alt="로고"' in content
     # feedparser drops iframes from what it hands on; the feeds themselves hold it.
