@@ -88,8 +88,7 @@ def start_render(
     todo: list[tuple[PostMeta, str]] = []
     for meta in rest:
         render = found.get(meta.source)
-        fits = render is not None and render.render_key == keys[meta.source]
-        if render is not None and fits and reuse:
+        if render is not None and reuse and render.render_key == keys[meta.source]:
             posts[meta.id] = Post(meta, render.html, render.summary)
         elif render is not None and meta.source in broken_paths:
             # A file broken now keeps its last good render, which may be older than the

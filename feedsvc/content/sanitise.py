@@ -92,7 +92,8 @@ def _cleaner(**options: Any) -> nh3.Cleaner:
 _BASE: ContextVar[tuple[str, str] | None] = ContextVar("feed_html_base", default=None)
 _URL_ATTRIBUTE_NAMES = frozenset({"href", "src", "poster"})
 _HAS_SCHEME = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*:")
-_SAFE_URL = re.compile(r"\s*(?:https?|mailto|tel):", re.IGNORECASE)
+# What the filter lets through once resolved: the schemes nh3 is told to keep.
+_SAFE_URL = re.compile(rf"\s*(?:{'|'.join(sorted(_URL_SCHEMES))}):", re.IGNORECASE)
 _IFRAME = re.compile(r"<iframe", re.IGNORECASE)
 
 
